@@ -1,0 +1,49 @@
+# Two commands set everything up on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+DATASETS ?= ../shared/datasets
+
+.PHONY: install run test lint typecheck unit bench bench-ingest bench-stream bench-nab bench-detect clean
+
+$(STAMP): pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/aiops up
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy libs services benchmarks
+
+test: lint typecheck
+	$(BIN)/pytest
+
+unit: $(STAMP)
+	$(BIN)/pytest -m unit
+
+bench: bench-ingest bench-stream bench-nab bench-detect
+
+bench-ingest: $(STAMP)
+	$(BIN)/python -m benchmarks.ingest
+
+bench-stream: $(STAMP)
+	$(BIN)/python -m benchmarks.stream
+
+bench-nab: $(STAMP)
+	$(BIN)/python -m benchmarks.nab --datasets $(DATASETS)/nab
+
+bench-detect: $(STAMP)
+	$(BIN)/python -m benchmarks.detect
+
+clean:
+	rm -rf $(VENV) .aiops .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Benchmarks: each prints a table and writes benchmarks/results/NAME.json plus a PNG."""

@@ -1,0 +1,34 @@
+"""Broker URLs (``kafka://host:port;host2:port``) and loopback ports."""
+
+from __future__ import annotations
+
+import socket
+from urllib.parse import urlsplit
+
+__all__ = ["bootstrap_servers", "free_port", "port_is_free"]
+
+
+def bootstrap_servers(url: str) -> list[str]:
+    """``kafka://a:9092;b:9092`` -> ``["a:9092", "b:9092"]``."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("kafka", "aiokafka"):
+        raise ValueError(f"broker URL must start with kafka://, got {url!r}")
+    hosts = [h.strip() for h in parts.netloc.replace(",", ";").split(";") if h.strip()]
+    if not hosts:
+        raise ValueError(f"broker URL {url!r} names no host")
+    return [h if ":" in h else f"{h}:9092" for h in hosts]
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True

@@ -1,0 +1,43 @@
+"""The Faust app factory: every service's agents run on an app built here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import faust
+
+from aiops_common.broker.addresses import bootstrap_servers
+from aiops_common.settings import CommonSettings
+
+__all__ = ["create_app"]
+
+
+def create_app(service: str, settings: CommonSettings, broker_url: str | None = None) -> faust.App:
+    """A Faust app for ``service`` on the configured (or given) broker.
+
+    Table state lives in memory and is rebuilt from its changelog topic on start,
+    which is what lets a worker killed with SIGKILL come back with its windows.
+    The app id carries the topic prefix, so consumer groups and changelog topics
+    of separate installations (or tests) sharing a broker never collide.
+    """
+    url = broker_url or settings.require_broker_url()
+    servers = ";".join(bootstrap_servers(url))
+    app_id = f"{settings.topic_prefix}aiops-{service}".replace("/", "-")
+    datadir = Path(settings.data_dir) / "faust" / app_id
+    return faust.App(
+        app_id,
+        broker=f"kafka://{servers}",
+        store="memory://",
+        datadir=str(datadir),
+        web_enabled=False,
+        topic_replication_factor=1,
+        topic_allow_declare=True,
+        topic_disable_leader=True,
+        producer_acks=-1 if settings.producer_acks == "all" else 1,
+        producer_max_request_size=32 * 1024 * 1024,
+        consumer_max_fetch_size=32 * 1024 * 1024,
+        broker_commit_every=100,
+        broker_commit_interval=1.0,
+        stream_wait_empty=False,
+        autodiscover=False,
+    )

@@ -1,0 +1,37 @@
+"""Settings shared by every service; each service extends ``CommonSettings`` once.
+
+All settings come from ``AIOPS_``-prefixed environment variables (or a ``.env``
+file). Nothing else in the code base reads the environment.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["CommonSettings"]
+
+
+class CommonSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="AIOPS_", env_file=".env", frozen=True, extra="ignore")
+
+    broker_url: str | None = None
+    """``kafka://host:port[;host2:port]``; unset means the embedded broker started by ``aiops up``."""
+    broker_port: int | None = None
+    """Port of the embedded broker; unset picks a free loopback port."""
+    topic_prefix: str = ""
+    """Prepended to every topic name, so several installations can share one broker."""
+    data_dir: Path = Path(".aiops")
+    """Folder holding all local state (worker tables, SQLite stores, models)."""
+    log_level: str = "INFO"
+    log_format: Literal["json", "console"] = "json"
+    producer_acks: Literal["all", "1"] = "all"
+    publish_timeout_s: float = 10.0
+    """How long a publish may wait for the broker's acknowledgement before the request fails."""
+
+    def require_broker_url(self) -> str:
+        if not self.broker_url:
+            raise RuntimeError("AIOPS_BROKER_URL is not set and no embedded broker is running")
+        return self.broker_url
