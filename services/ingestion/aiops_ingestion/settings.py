@@ -1,0 +1,34 @@
+"""Settings of the ingestion service (``AIOPS_INGEST_*``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aiops_common.settings import CommonSettings
+
+__all__ = ["IngestionSettings"]
+
+
+class IngestionSettings(CommonSettings):
+    ingest_http_host: str = "127.0.0.1"
+    ingest_http_port: int = 4318
+    ingest_grpc_host: str = "127.0.0.1"
+    ingest_grpc_port: int = 4317
+
+    ingest_max_body_bytes: int = 16 * 1024 * 1024
+    """Largest request body accepted on the wire (compressed); larger gets 413."""
+    ingest_max_decompressed_bytes: int = 64 * 1024 * 1024
+    """Largest body after gzip/snappy decompression; protects against compression bombs."""
+    ingest_max_labels_per_series: int = 64
+    ingest_max_label_name_length: int = 256
+    ingest_max_label_value_length: int = 4096
+    ingest_max_series_per_request: int = 200_000
+    ingest_max_future_skew_s: float = 600.0
+    """Samples stamped further ahead of the server clock than this are rejected."""
+    ingest_max_sample_age_s: float = 7 * 24 * 3600.0
+    """Samples older than this are rejected (0 disables the check)."""
+
+    ingest_metadata_file: Path | None = None
+    """YAML mapping ``service -> {team, tier, zone, ...}`` added to every record of that service."""
+    ingest_retry_after_s: int = 5
+    """Retry-After sent with 503/429 when the broker is unavailable."""
