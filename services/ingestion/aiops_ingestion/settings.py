@@ -30,5 +30,15 @@ class IngestionSettings(CommonSettings):
 
     ingest_metadata_file: Path | None = None
     """YAML mapping ``service -> {team, tier, zone, ...}`` added to every record of that service."""
+    ingest_alert_dedup_ttl_s: float = 7 * 24 * 3600.0
+    """How long an alert delivery is remembered for deduplication."""
     ingest_retry_after_s: int = 5
     """Retry-After sent with 503/429 when the broker is unavailable."""
+
+    @property
+    def http_url(self) -> str:
+        return f"http://{self.ingest_http_host}:{self.ingest_http_port}"
+
+    @property
+    def grpc_address(self) -> str:
+        return f"{self.ingest_grpc_host}:{self.ingest_grpc_port}"

@@ -1,0 +1,116 @@
+"""Entry point of the ``aiops`` command."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+import typer
+
+from aiops_cli.catalog import SERVICES
+from aiops_cli.settings import PlatformSettings
+from aiops_cli.state import RunState
+from aiops_common.broker import BrokerStartError
+from aiops_common.topics import ALL_TOPICS
+
+__all__ = ["app"]
+
+app = typer.Typer(help="AIOps platform: ingest telemetry, detect anomalies, find root causes.", no_args_is_help=True)
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    return typer.Exit(code=1)
+
+
+def _broker_url(settings: PlatformSettings) -> tuple[str, str]:
+    """The broker to talk to: AIOPS_BROKER_URL, else the one ``aiops up`` started; plus the topic prefix."""
+    if settings.broker_url:
+        return settings.broker_url, settings.topic_prefix
+    state = RunState.read(settings.data_dir)
+    if state is None:
+        raise _fail(f"no platform is running from {settings.data_dir} and AIOPS_BROKER_URL is not set (run `aiops up`)")
+    return state.broker_url, state.topic_prefix
+
+
+@app.command()
+def up(
+    host_metrics: Annotated[bool, typer.Option(help="Report this host's own metrics through OTLP.")] = True,
+) -> None:
+    """Run the whole platform in one process: broker (unless AIOPS_BROKER_URL is set), every agent, every server."""
+    settings = PlatformSettings()
+    if not host_metrics:
+        settings = settings.model_copy(update={"host_metrics": False})
+    _run(list(SERVICES), settings, embedded=not settings.broker_url, app_name="platform")
+
+
+@app.command()
+def worker(
+    service: Annotated[str, typer.Argument(help=f"One of: {', '.join(SERVICES)}")],
+) -> None:
+    """Run one service's agents (and servers) against the external broker at AIOPS_BROKER_URL."""
+    if service not in SERVICES:
+        raise _fail(f"unknown service {service!r}; choose one of {', '.join(SERVICES)}")
+    settings = PlatformSettings()
+    if not settings.broker_url:
+        raise _fail("AIOPS_BROKER_URL must name the broker (e.g. kafka://kafka:9092); `aiops up` embeds one")
+    _run([service], settings.model_copy(update={"host_metrics": False}), embedded=False, app_name=service)
+
+
+def _run(names: list[str], settings: PlatformSettings, embedded: bool, app_name: str) -> None:
+    from aiops_cli.runner import run_services
+    from aiops_ingestion.servers import PortInUseError
+
+    try:
+        run_services(names, settings, embedded, app_name)
+    except (BrokerStartError, PortInUseError) as exc:
+        raise _fail(str(exc)) from None
+
+
+@app.command()
+def tail(
+    topic: Annotated[str, typer.Argument(help="Topic name from the topic table, e.g. metrics.raw")],
+    max_records: Annotated[int | None, typer.Option("--max", "-n", help="Stop after N records.")] = None,
+    from_beginning: Annotated[bool, typer.Option("--from-beginning", help="Start at the oldest record.")] = False,
+    idle_timeout: Annotated[
+        float | None, typer.Option(help="Stop when nothing new arrives for this many seconds.")
+    ] = None,
+) -> None:
+    """Print a topic's records as JSON lines (one per sample, row or record), like kcat."""
+    from aiops_cli.tail import tail_topic
+
+    specs = {s.name: s for s in ALL_TOPICS}
+    if topic not in specs:
+        raise _fail(f"unknown topic {topic!r}; known: {', '.join(specs)}")
+    settings = PlatformSettings()
+    url, prefix = _broker_url(settings)
+    try:
+        asyncio.run(tail_topic(url, specs[topic], prefix, max_records, from_beginning, idle_timeout))
+    except LookupError as exc:
+        raise _fail(str(exc)) from None
+    except KeyboardInterrupt:
+        pass
+
+
+@app.command()
+def status() -> None:
+    """Show the broker, each topic's size and the receivers' health."""
+    from aiops_cli.status import http_status, topic_status
+
+    settings = PlatformSettings()
+    url, prefix = _broker_url(settings)
+    state = RunState.read(settings.data_dir)
+    typer.echo(f"broker   {url}{' (embedded)' if state and state.embedded_broker else ''}")
+    if state is not None:
+        typer.echo(f"services {', '.join(state.services)} (pid {state.pid})")
+    try:
+        topics = asyncio.run(topic_status(url, prefix))
+    except ConnectionError as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(f"\n{'topic':<28}{'partitions':>11}{'messages':>12}")
+    for t in topics:
+        typer.echo(f"{t.name:<28}{t.partitions:>11}{t.messages:>12}")
+    if state is not None and state.http_url:
+        typer.echo("")
+        for path, result in http_status(state.http_url).items():
+            typer.echo(f"ingestion {path:<8} {result}")

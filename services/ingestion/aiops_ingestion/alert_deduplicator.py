@@ -1,0 +1,56 @@
+"""Agent: pass each alert delivery on once per (fingerprint, status, episode).
+
+Alertmanager re-sends firing alerts every ``repeat_interval`` and several
+Alertmanager replicas send the same alert; downstream wants each firing and each
+resolve exactly once. The set of deliveries already seen is a Faust table, so it
+survives a worker restart (rebuilt from its changelog).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+
+import faust
+import structlog
+
+from aiops_common.schemas import AlertRecord, SchemaError
+from aiops_common.topics import Topics, declare
+
+__all__ = ["install_alert_deduplicator"]
+
+log = structlog.get_logger(__name__)
+
+
+def install_alert_deduplicator(app: faust.App, prefix: str, ttl_s: float) -> None:
+    received = declare(app, Topics.ALERTS_RECEIVED, prefix)
+    deduplicated = declare(app, Topics.ALERTS_RAW, prefix)
+    seen = app.Table(
+        "alert-deliveries-seen",
+        key_type=str,
+        value_type=float,
+        partitions=Topics.ALERTS_RECEIVED.partitions,
+        help="dedup key -> first time it was seen (epoch seconds)",
+    )
+
+    @app.agent(received, name="alert_deduplicator")
+    async def deduplicate(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
+        async for value in stream:
+            try:
+                alert = AlertRecord.decode(value)
+            except SchemaError as exc:
+                log.error("skipping undecodable alert", error=str(exc))
+                continue
+            key = alert.dedup_key
+            if key in seen:
+                continue
+            # Send before recording: a crash in between re-sends (at-least-once), never loses.
+            await deduplicated.send(key=alert.fingerprint.encode(), value=alert.encode())
+            seen[key] = time.time()
+            yield None
+
+    @app.timer(interval=max(ttl_s / 10, 1.0), name="alert_deduplicator_expiry")
+    async def expire() -> None:
+        cutoff = time.time() - ttl_s
+        for key in [k for k, first_seen in seen.items() if first_seen < cutoff]:
+            del seen[key]
