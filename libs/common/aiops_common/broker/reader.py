@@ -1,0 +1,51 @@
+"""Read a topic from its beginning until a condition holds: for tests, benchmarks and tools."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from aiops_common.broker.addresses import bootstrap_servers
+from aiops_common.topics import TopicSpec
+
+__all__ = ["read_values"]
+
+
+async def read_values(
+    broker_url: str,
+    spec: TopicSpec,
+    prefix: str = "",
+    *,
+    until: Callable[[list[bytes]], bool],
+    timeout_s: float = 30.0,
+) -> list[bytes]:
+    """Every message value of the topic, read from offset 0 of each partition, once ``until`` is true.
+
+    Returns what was read when ``timeout_s`` passes, so a caller can assert on it.
+    """
+    name = spec.full_name(prefix)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers(broker_url), group_id=None)
+    await consumer.start()
+    values: list[bytes] = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        parts: set[int] = set()
+        while not parts and time.monotonic() < deadline:
+            await consumer._client.force_metadata_update()  # noqa: SLF001  # metadata is lazy in aiokafka
+            parts = consumer.partitions_for_topic(name) or set()
+            if not parts:
+                await asyncio.sleep(0.1)
+        tps = [TopicPartition(name, p) for p in sorted(parts)]
+        if not tps:
+            return values
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        while not until(values) and time.monotonic() < deadline:
+            batch = await consumer.getmany(*tps, timeout_ms=200)
+            values.extend(m.value for msgs in batch.values() for m in msgs if m.value is not None)
+        return values
+    finally:
+        await consumer.stop()
