@@ -5,11 +5,16 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 
 from aiops_common.broker import EmbeddedBroker
+from aiops_common.testing import ExternalServer
+
+S = TypeVar("S", bound=ExternalServer)
 
 
 def require_binary(name: str, *candidates: str) -> str:
@@ -40,3 +45,25 @@ def broker_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def topic_prefix() -> str:
     """A prefix no other test uses, so topics and consumer groups are never shared."""
     return f"t{uuid.uuid4().hex[:10]}."
+
+
+@pytest.fixture
+def external_server(tmp_path: Path) -> Iterator[Callable[..., Any]]:
+    """Start a real server (PrometheusServer, AlertmanagerServer, NodeExporter...) for this test.
+
+    ``external_server(PrometheusServer, config=...)``; stopped after the test. A missing
+    binary skips locally and fails under ``AIOPS_REQUIRE_INTEGRATION=1``.
+    """
+    started: list[ExternalServer] = []
+
+    def start(cls: type[S], **kwargs: Any) -> S:
+        if cls.binary() is None:
+            require_binary(*cls.binary_names)
+        server = cls(tmp_path / f"{cls.__name__.lower()}-{len(started)}", **kwargs)
+        server.start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in reversed(started):
+        server.stop()

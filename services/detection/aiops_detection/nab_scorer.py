@@ -71,6 +71,9 @@ def scaled_sigmoid(position: npt.ArrayLike) -> FloatArray:
     return np.where(x > 3.0, -1.0, value)
 
 
+_MAX_TP = float(scaled_sigmoid(-1.0))
+
+
 @dataclass(frozen=True, slots=True)
 class LabelledSeries:
     """One NAB data file: its rows and its anomaly windows as inclusive row ranges."""
@@ -211,7 +214,8 @@ class NabScorer:
         table = self._tables.get(profile.name)
         if table is None:
             reward = scaled_sigmoid(self._position)
-            weight = np.where(self._tp_row, reward * profile.tp_weight, reward * profile.fp_weight)
+            # NAB rescales true positives so that a detection on a window's first row earns exactly tp_weight.
+            weight = np.where(self._tp_row, reward * profile.tp_weight / _MAX_TP, reward * profile.fp_weight)
             table = _SweepTable(weight, self._window)
             self._tables[profile.name] = table
         return table

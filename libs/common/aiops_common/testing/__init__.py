@@ -1,0 +1,7 @@
+"""Real external servers (Prometheus, Alertmanager, node exporter) started on free loopback ports for tests and benchmarks."""
+
+from __future__ import annotations
+
+from aiops_common.testing.servers import AlertmanagerServer, ExternalServer, NodeExporter, PrometheusServer
+
+__all__ = ["AlertmanagerServer", "ExternalServer", "NodeExporter", "PrometheusServer"]

@@ -1,0 +1,98 @@
+"""Fixtures for the ingestion service's tests: the service itself, run as a real subprocess."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from aiops_common.broker import free_port
+
+
+@dataclass
+class IngestionProcess:
+    """``aiops worker ingestion`` running against the test broker, on free loopback ports."""
+
+    broker_url: str
+    prefix: str
+    http_port: int
+    grpc_port: int
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def grpc_address(self) -> str:
+        return f"127.0.0.1:{self.grpc_port}"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-4000:]
+
+    def wait_ready(self, timeout_s: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"ingestion exited with {self.proc.returncode}:\n{self.log()}")
+            try:
+                if httpx.get(self.http_url + "/ready", timeout=1.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise TimeoutError(f"ingestion not ready within {timeout_s}s:\n{self.log()}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def start_ingestion(broker_url: str, prefix: str, tmp: Path, **env: str) -> IngestionProcess:
+    http_port, grpc_port = free_port(), free_port()
+    log_path = tmp / f"ingestion-{http_port}.log"
+    environment = {
+        **os.environ,
+        "AIOPS_BROKER_URL": broker_url,
+        "AIOPS_TOPIC_PREFIX": prefix,
+        "AIOPS_DATA_DIR": str(tmp / "data"),
+        "AIOPS_INGEST_HTTP_PORT": str(http_port),
+        "AIOPS_INGEST_GRPC_PORT": str(grpc_port),
+        "AIOPS_LOG_LEVEL": "WARNING",
+        **env,
+    }
+    with log_path.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "aiops_cli", "worker", "ingestion"], env=environment, stdout=out, stderr=out
+        )
+    service = IngestionProcess(broker_url, prefix, http_port, grpc_port, proc, log_path)
+    try:
+        service.wait_ready()
+    except BaseException:
+        service.stop()
+        raise
+    return service
+
+
+@pytest.fixture(scope="module")
+def ingestion(broker_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[IngestionProcess]:
+    """One ingestion service per test module, on its own topic prefix."""
+    tmp = tmp_path_factory.mktemp("ingestion")
+    prefix = f"m{os.urandom(5).hex()}."
+    service = start_ingestion(broker_url, prefix, tmp)
+    yield service
+    service.stop()
