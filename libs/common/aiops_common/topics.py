@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from aiops_common.schemas import AlertRecord, ChangeEvent, LogBatch, MetricBatch, SpanBatch
+from aiops_common.schemas import AlertRecord, ChangeEvent, FeatureBatch, LogBatch, MetricBatch, SpanBatch, TopologyEdge
 
 if TYPE_CHECKING:
     import faust
@@ -63,10 +63,10 @@ class Topics:
     )
     # Layer 2: stream (value types defined with the stream layer)
     FEATURES = TopicSpec(
-        "features", "shard of the series key", None, 8, 1 * _DAY, True, "Windowed feature vectors, batched"
+        "features", "shard of the series key", FeatureBatch, 8, 1 * _DAY, True, "Windowed feature vectors, batched"
     )
     TOPOLOGY_EDGES = TopicSpec(
-        "topology.edges", "caller service", None, 1, 7 * _DAY, False, "Service call edges observed in traces"
+        "topology.edges", "caller service", TopologyEdge, 1, 7 * _DAY, False, "Service call edges observed in traces"
     )
     # Layer 3
     ANOMALIES = TopicSpec("anomalies", "series key", None, 4, 7 * _DAY, False, "Detected anomalies")

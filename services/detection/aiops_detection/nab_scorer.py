@@ -13,16 +13,17 @@ total is normalised so that the null detector scores 0 and a perfect one 100.
 >>> detection = np.zeros(20)
 >>> detection[14] = 1.0
 >>> round(scorer.score({"toy.csv": detection}, "standard").normalised, 2)
-99.33
+100.0
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -166,18 +167,11 @@ class NabScore:
     """Counts at the chosen threshold: detected windows, false-positive rows, missed windows."""
 
 
-@dataclass(frozen=True, slots=True)
-class _SweepTable:
-    weight: FloatArray  # profile-weighted sweep score of every scorable row
-    window: npt.NDArray[np.int64]  # global window id, or _OUTSIDE
-
-
 class NabScorer:
     """Scores per-row anomaly scores of every file of a corpus, NAB-style, for any profile."""
 
     def __init__(self, corpus: Sequence[LabelledSeries]) -> None:
         self.corpus = list(corpus)
-        self._names = [series.name for series in self.corpus]
         self.n_windows = sum(len(series.windows) for series in self.corpus)
         position, window, tp_row = self._positions()
         keep = window != _PROBATION
@@ -185,8 +179,9 @@ class NabScorer:
         self._position = position[keep]
         self._window = window[keep]
         self._tp_row = tp_row[keep]
-        self._scorable_windows = np.unique(self._window[self._window >= 0]).size
-        self._tables: dict[str, _SweepTable] = {}
+        self.scorable_windows = int(np.unique(self._window[self._window >= 0]).size)
+        """Windows with at least one row after the probationary period; the others are never scored."""
+        self._weights: dict[CostProfile, FloatArray] = {}
 
     def _positions(self) -> tuple[FloatArray, npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
         """Relative position of every corpus row (negative inside windows), its window id, and in-window flag."""
@@ -210,15 +205,15 @@ class NabScorer:
             inside.append(window >= 0)
         return np.concatenate(positions), np.concatenate(windows), np.concatenate(inside)
 
-    def _table(self, profile: CostProfile) -> _SweepTable:
-        table = self._tables.get(profile.name)
-        if table is None:
+    def _sweep_weights(self, profile: CostProfile) -> FloatArray:
+        """Profile-weighted sweep score of every scorable row."""
+        weight = self._weights.get(profile)
+        if weight is None:
             reward = scaled_sigmoid(self._position)
             # NAB rescales true positives so that a detection on a window's first row earns exactly tp_weight.
             weight = np.where(self._tp_row, reward * profile.tp_weight / _MAX_TP, reward * profile.fp_weight)
-            table = _SweepTable(weight, self._window)
-            self._tables[profile.name] = table
-        return table
+            self._weights[profile] = weight
+        return weight
 
     def _concatenate(self, anomaly_scores: Mapping[str, npt.ArrayLike]) -> FloatArray:
         parts = []
@@ -229,26 +224,35 @@ class NabScorer:
             parts.append(scores)
         return np.concatenate(parts)[self._keep]
 
-    def score(self, anomaly_scores: Mapping[str, npt.ArrayLike], profile: str | CostProfile) -> NabScore:
-        """Sweep every distinct score as threshold (detection: ``score >= threshold``) and keep the best."""
-        return self._sweep(anomaly_scores, profile, None)
+    def score(
+        self,
+        anomaly_scores: Mapping[str, npt.ArrayLike],
+        profile: str | CostProfile,
+        search: Literal["sweep", "twiddle"] = "sweep",
+    ) -> NabScore:
+        """The best score over thresholds (detection: ``score >= threshold``) for the whole corpus.
+
+        ``sweep`` tries every distinct score, as NAB has done since its sweeper (v1.1);
+        ``twiddle`` is the hill climb of NAB v1.0, which produced the published
+        numenta, windowedGaussian and null results and can stop on a local optimum.
+        """
+        curve = self._curve(anomaly_scores, profile)
+        if search == "twiddle":
+            return curve.at(_twiddle(lambda threshold: curve.at(threshold).raw))
+        return curve.best()
 
     def score_at(
         self, anomaly_scores: Mapping[str, npt.ArrayLike], profile: str | CostProfile, threshold: float
     ) -> NabScore:
-        """The score at one given threshold, without optimising it."""
-        return self._sweep(anomaly_scores, profile, threshold)
+        """The score at one given threshold."""
+        return self._curve(anomaly_scores, profile).at(threshold)
 
-    def _sweep(
-        self, anomaly_scores: Mapping[str, npt.ArrayLike], profile: str | CostProfile, threshold: float | None
-    ) -> NabScore:
+    def _curve(self, anomaly_scores: Mapping[str, npt.ArrayLike], profile: str | CostProfile) -> _ThresholdCurve:
         cost = PROFILES[profile] if isinstance(profile, str) else profile
-        table = self._table(cost)
         scores = self._concatenate(anomaly_scores)
         order = np.argsort(-scores, kind="stable")
-        sorted_scores = scores[order]
-        weight = table.weight[order]
-        window = table.window[order]
+        weight = self._sweep_weights(cost)[order]
+        window = self._window[order]
 
         # A threshold's value is the FP weights of detected rows outside windows plus, per window, the best
         # (earliest) detected reward instead of the FN cost. As the threshold falls, each window's best
@@ -257,43 +261,82 @@ class NabScorer:
         inside = np.flatnonzero(window >= 0)
         by_window = inside[np.argsort(window[inside], kind="stable")]  # keeps descending score order per window
         ids = window[by_window]
-        # Offsetting each window by its id makes one running maximum restart at every window.
-        running = np.maximum.accumulate(weight[by_window] + 4.0 * ids) - 4.0 * ids
+        # Offsetting each window by a multiple of its id makes one running maximum restart at every window.
+        offset = 2.0 * (float(np.abs(weight).max(initial=0.0)) + 1.0) * ids
+        running = np.maximum.accumulate(weight[by_window] + offset) - offset
         starts = np.r_[True, ids[1:] != ids[:-1]]
         previous = np.where(starts, -cost.fn_weight, np.r_[0.0, running[:-1]])
         gain[by_window] = running - previous
-
-        base = -cost.fn_weight * self._scorable_windows
-        total = base + np.cumsum(gain)
-        if threshold is None:
-            # Only the last row of a run of equal scores is a threshold NAB evaluates.
-            ends = np.flatnonzero(np.r_[sorted_scores[1:] != sorted_scores[:-1], True])
-            best = int(np.argmax(total[ends])) if ends.size else 0
-            # NAB's sweep starts above every score (nothing detected), which wins ties and empty corpora.
-            cut = int(ends[best]) if ends.size and total[ends[best]] > base else -1
-            chosen = float(sorted_scores[cut]) if cut >= 0 else 1.1
-        else:
-            cut = int(np.searchsorted(-sorted_scores, -threshold, side="right")) - 1
-            chosen = threshold
-        raw = float(total[cut]) if cut >= 0 else base
-        detected = window[: cut + 1]
-        tp = np.unique(detected[detected >= 0]).size
-        return NabScore(
-            profile=cost.name,
-            threshold=chosen,
-            raw=raw,
-            normalised=self.normalise(raw, cost),
-            tp=int(tp),
-            fp=int(np.count_nonzero(detected == _OUTSIDE)),
-            fn=int(self._scorable_windows - tp),
-        )
+        base = self.null_score(cost)
+        return _ThresholdCurve(self, cost, scores[order], window, base + np.cumsum(gain), base)
 
     def null_score(self, profile: CostProfile) -> float:
         """Raw score of the null detector: every scorable window missed, nothing else detected."""
-        return -profile.fn_weight * self._scorable_windows
+        return -profile.fn_weight * self.scorable_windows
 
     def normalise(self, raw: float, profile: CostProfile) -> float:
         perfect = profile.tp_weight * self.n_windows
         null = self.null_score(profile)
         # A corpus without windows has no range to normalise over.
         return 100.0 * (raw - null) / (perfect - null) if perfect > null else math.nan
+
+
+@dataclass(frozen=True, slots=True)
+class _ThresholdCurve:
+    """Raw score after each row of the corpus sorted by descending anomaly score."""
+
+    scorer: NabScorer
+    cost: CostProfile
+    sorted_scores: FloatArray
+    window: npt.NDArray[np.int64]
+    total: FloatArray
+    base: float
+
+    def best(self) -> NabScore:
+        # Only the last row of a run of equal scores is a threshold.
+        ends = np.flatnonzero(np.r_[self.sorted_scores[1:] != self.sorted_scores[:-1], True])
+        if ends.size == 0 or self.total[ends].max() <= self.base:
+            # NAB's sweep starts above every score (nothing detected), which wins ties.
+            return self._result(1.1, -1)
+        cut = int(ends[int(np.argmax(self.total[ends]))])
+        return self._result(float(self.sorted_scores[cut]), cut)
+
+    def at(self, threshold: float) -> NabScore:
+        cut = int(np.searchsorted(-self.sorted_scores, -threshold, side="right")) - 1
+        return self._result(threshold, cut)
+
+    def _result(self, threshold: float, cut: int) -> NabScore:
+        raw = float(self.total[cut]) if cut >= 0 else self.base
+        detected = self.window[: cut + 1]
+        tp = int(np.unique(detected[detected >= 0]).size)
+        return NabScore(
+            profile=self.cost.name,
+            threshold=threshold,
+            raw=raw,
+            normalised=self.scorer.normalise(raw, self.cost),
+            tp=tp,
+            fp=int(np.count_nonzero(detected == _OUTSIDE)),
+            fn=self.scorer.scorable_windows - tp,
+        )
+
+
+def _twiddle(objective: Callable[[float], float], guess: float = 0.5, tolerance: float = 1e-7) -> float:
+    """NAB v1.0's one-parameter hill climb: step up or down, double the step on success, else halve it."""
+    seen = {guess: objective(guess)}
+    x, delta, best = guess, 0.1, seen[guess]
+    while delta > tolerance:
+        x += delta
+        if x not in seen:
+            seen[x] = objective(x)
+        if seen[x] > best:
+            best, delta = seen[x], delta * 2
+            continue
+        x -= 2 * delta
+        if x not in seen:
+            seen[x] = objective(x)
+        if seen[x] > best:
+            best, delta = seen[x], delta * 2
+        else:
+            x += delta
+            delta *= 0.5
+    return x

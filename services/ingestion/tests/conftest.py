@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,6 +86,21 @@ def start_ingestion(broker_url: str, prefix: str, tmp: Path, **env: str) -> Inge
         service.stop()
         raise
     return service
+
+
+@pytest.fixture
+def ingestion_factory(tmp_path: Path) -> Iterator[Callable[..., IngestionProcess]]:
+    """Start extra ingestion services (own broker, own settings); stopped after the test."""
+    started: list[IngestionProcess] = []
+
+    def start(broker_url: str, prefix: str, **env: str) -> IngestionProcess:
+        service = start_ingestion(broker_url, prefix, tmp_path, **env)
+        started.append(service)
+        return service
+
+    yield start
+    for service in started:
+        service.stop()
 
 
 @pytest.fixture(scope="module")

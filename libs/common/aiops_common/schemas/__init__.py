@@ -5,14 +5,19 @@ from __future__ import annotations
 from aiops_common.schemas._codec import SchemaError, decode_envelope, encode_envelope
 from aiops_common.schemas.alerts import AlertRecord, AlertStatus
 from aiops_common.schemas.changes import ChangeEvent
+from aiops_common.schemas.features import FEATURE_COLUMNS, FeatureBatch, FeatureRow
 from aiops_common.schemas.logs import LogBatch, LogRecord
 from aiops_common.schemas.metrics import MetricBatch, MetricBatchBuilder, MetricKind, SeriesMeta, series_key
+from aiops_common.schemas.topology import TopologyEdge
 from aiops_common.schemas.traces import Span, SpanBatch
 
 __all__ = [
+    "FEATURE_COLUMNS",
     "AlertRecord",
     "AlertStatus",
     "ChangeEvent",
+    "FeatureBatch",
+    "FeatureRow",
     "LogBatch",
     "LogRecord",
     "MetricBatch",
@@ -22,6 +27,7 @@ __all__ = [
     "SeriesMeta",
     "Span",
     "SpanBatch",
+    "TopologyEdge",
     "decode_envelope",
     "encode_envelope",
     "series_key",

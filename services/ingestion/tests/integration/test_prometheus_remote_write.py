@@ -1,0 +1,124 @@
+"""Debian's Prometheus scrapes a real node exporter and remote-writes to the ingestion service."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import cramjam
+import httpx
+import pytest
+
+from aiops_common.broker import EmbeddedBroker
+from aiops_common.broker.reader import read_values
+from aiops_common.schemas import MetricBatch, MetricKind
+from aiops_common.testing import NodeExporter, PrometheusServer
+from aiops_common.topics import Topics
+
+pytestmark = pytest.mark.integration
+
+
+def _prometheus_config(targets: list[str], write_url: str) -> dict[str, Any]:
+    return {
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "scrape_configs": [{"job_name": "node", "static_configs": [{"targets": targets}]}],
+        "remote_write": [
+            {
+                "url": write_url,
+                "queue_config": {"batch_send_deadline": "500ms", "min_backoff": "100ms", "max_backoff": "1s"},
+            }
+        ],
+    }
+
+
+def _samples(values: list[bytes], name: str) -> list[tuple[dict[str, str], str, int, float]]:
+    return [
+        (dict(meta.labels), meta.kind.value, ts, value)
+        for raw in values
+        for meta, ts, value in MetricBatch.decode(raw).samples()
+        if meta.name == name
+    ]
+
+
+def test_scraped_samples_arrive_with_prometheus_labels(ingestion: Any, external_server: Callable[..., Any]) -> None:
+    node = external_server(NodeExporter)
+    target = node.url.removeprefix("http://")
+    prom = external_server(PrometheusServer, config=_prometheus_config([target], ingestion.http_url + "/api/v1/write"))
+
+    def arrived(values: list[bytes]) -> bool:
+        return bool(_samples(values, "up")) and bool(_samples(values, "node_cpu_seconds_total"))
+
+    values = asyncio.run(read_values(ingestion.broker_url, Topics.METRICS_RAW, ingestion.prefix, until=arrived))
+    up = _samples(values, "up")
+    assert up, "no `up` sample arrived"
+    labels, kind, ts, value = up[0]
+    assert value == 1.0
+    assert labels["job"] == "node" and labels["instance"] == target
+    assert abs(ts / 1000 - time.time()) < 120
+    cpu = _samples(values, "node_cpu_seconds_total")
+    assert {k for _lab, k, _t, _v in cpu} == {MetricKind.COUNTER.value}
+    # The label sets are exactly the ones Prometheus stored itself (plus our `service` label).
+    stored = httpx.get(prom.url + "/api/v1/series", params={"match[]": "node_cpu_seconds_total"}).json()["data"]
+    ours = {tuple(sorted((k, v) for k, v in lab.items() if k != "service")) for lab, *_ in cpu}
+    theirs = {tuple(sorted((k, v) for k, v in s.items() if k != "__name__")) for s in stored}
+    assert ours and ours <= theirs
+
+
+def test_broker_outage_gets_503_and_prometheus_retries_land(
+    tmp_path: Path, external_server: Callable[..., Any], ingestion_factory: Callable[..., Any]
+) -> None:
+    # Its own broker: the outage must not touch other tests' topics.
+    with EmbeddedBroker(log_path=tmp_path / "broker.log") as broker:
+        service = ingestion_factory(broker.url, "outage.", AIOPS_PUBLISH_TIMEOUT_S="2")
+        node = external_server(NodeExporter)
+        write_url = service.http_url + "/api/v1/write"
+        external_server(PrometheusServer, config=_prometheus_config([node.url.removeprefix("http://")], write_url))
+
+        def up_times(values: list[bytes]) -> list[int]:
+            return sorted({ts for _l, _k, ts, _v in _samples(values, "up")})
+
+        def read(until: Callable[[list[bytes]], bool]) -> list[bytes]:
+            return asyncio.run(read_values(broker.url, Topics.METRICS_RAW, "outage.", until=until, timeout_s=60))
+
+        assert len(up_times(read(lambda v: len(up_times(v)) >= 2))) >= 2
+
+        assert broker._proc is not None
+        pid = broker._proc.pid
+        os.kill(pid, signal.SIGSTOP)  # the broker hangs: nothing sent to it is acknowledged
+        outage_start = time.time()
+        try:
+            refused = httpx.post(
+                write_url,
+                content=_one_sample_write_request(),
+                headers={"Content-Type": "application/x-protobuf", "Content-Encoding": "snappy"},
+                timeout=30,
+            )
+            assert refused.status_code == 503, refused.text
+            assert int(refused.headers["Retry-After"]) > 0
+            assert httpx.get(service.http_url + "/ready", timeout=10).status_code == 503
+            while time.time() - outage_start < 6:  # let Prometheus scrape and retry through the outage
+                time.sleep(0.2)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        outage_end = time.time()
+
+        after = up_times(read(lambda v: bool(up_times(v)) and up_times(v)[-1] / 1000 > outage_end + 3))
+        during = [t for t in after if outage_start * 1000 <= t <= outage_end * 1000]
+        assert len(during) >= 4, f"samples scraped during the outage did not land: {during}"
+        gaps = [b - a for a, b in zip(after, after[1:], strict=False)]
+        assert max(gaps) < 2500, f"a gap of {max(gaps)} ms: acknowledged or retried data was lost"
+
+
+def _one_sample_write_request() -> bytes:
+    from opentelemetry.exporter.prometheus_remote_write.gen import remote_pb2, types_pb2
+
+    req = remote_pb2.WriteRequest()
+    ts = req.timeseries.add()
+    ts.labels.extend([types_pb2.Label(name="__name__", value="outage_probe"), types_pb2.Label(name="job", value="t")])
+    ts.samples.append(types_pb2.Sample(value=1.0, timestamp=int(time.time() * 1000)))
+    return bytes(cramjam.snappy.compress_raw(req.SerializeToString()))

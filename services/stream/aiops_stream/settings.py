@@ -1,0 +1,56 @@
+"""Settings of the stream service (``AIOPS_STREAM_*``)."""
+
+from __future__ import annotations
+
+from typing import Self
+
+from pydantic import Field, model_validator
+
+from aiops_common.settings import CommonSettings
+
+__all__ = ["StreamSettings"]
+
+
+class StreamSettings(CommonSettings):
+    stream_window_s: int = Field(10, gt=0)
+    """Length of the base tumbling window; every feature series gets one row per window."""
+    stream_rollups: tuple[int, ...] = (60, 300)
+    """Longer tumbling windows (seconds, multiples of the base window) computed from the same samples."""
+    stream_allowed_lateness_s: float = Field(5.0, ge=0)
+    """A window closes once the partition's event-time watermark (latest timestamp seen minus this) passes
+    its end; samples for a window already closed are dropped and counted."""
+    stream_absent_after_windows: int = Field(3, gt=0)
+    """A known series with no sample for this many base windows gets an explicit ``absent`` row."""
+    stream_forget_after_s: float = Field(600.0, gt=0)
+    """A series silent this long is forgotten (no more ``absent`` rows); also how far back a restarted worker
+    re-reads its input to rebuild counter baselines and the span index."""
+    stream_span_index_ttl_s: float = Field(60.0, gt=0)
+    """Parent and child spans further apart in time than this are not joined into a call edge."""
+    stream_log_max_templates: int = Field(2000, gt=0)
+    """Most log templates the drain3 miner of one partition keeps."""
+    stream_log_similarity: float = Field(0.4, gt=0, le=1)
+    """drain3 similarity threshold: how alike a line must be to join an existing template."""
+    stream_tsdb_url: str = ""
+    """Where raw and aggregated series are written; empty means ``sqlite:///<data_dir>/tsdb.sqlite``."""
+    stream_tsdb_write_raw: bool = True
+    """Write every raw sample of ``metrics.raw`` to the TSDB, not only the aggregates."""
+    stream_tsdb_stats: tuple[str, ...] = ("value", "p95")
+    """Feature columns written to the TSDB as series named ``<name>:<stat>_<window>s``."""
+    stream_tsdb_enabled: bool = True
+    """Run the TSDB writer agents in this worker."""
+
+    @model_validator(mode="after")
+    def _check_windows(self) -> Self:
+        for rollup in self.stream_rollups:
+            if rollup <= self.stream_window_s or rollup % self.stream_window_s:
+                raise ValueError(f"rollup {rollup}s must be a multiple of the {self.stream_window_s}s base window")
+        return self
+
+    @property
+    def window_lengths_ms(self) -> tuple[int, ...]:
+        """The base window and every roll-up, in milliseconds, shortest first."""
+        return tuple(sorted({self.stream_window_s * 1000, *(r * 1000 for r in self.stream_rollups)}))
+
+    @property
+    def tsdb_url(self) -> str:
+        return self.stream_tsdb_url or f"sqlite:///{(self.data_dir / 'tsdb.sqlite').resolve()}"
