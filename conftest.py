@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-
 from aiops_common.broker import EmbeddedBroker
 from aiops_common.testing import ExternalServer
 

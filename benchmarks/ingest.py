@@ -26,11 +26,10 @@ from typing import Any
 import cramjam
 import httpx
 import psutil
-from opentelemetry.exporter.prometheus_remote_write.gen import remote_pb2, types_pb2
-from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
-
 from aiops_common.broker import EmbeddedBroker, Publisher, ensure_topics, free_port
 from aiops_common.testing import PrometheusServer
+from opentelemetry.exporter.prometheus_remote_write.gen import remote_pb2, types_pb2
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -162,7 +161,12 @@ def stage_breakdown(payloads: Sequence[bytes], broker_url: str) -> dict[str, flo
     settings = IngestionSettings(ingest_max_sample_age_s=0)
     limits, enricher = nz.Limits.from_settings(settings), nz.Enricher.from_settings(settings)
     parts = Topics.METRICS_RAW.partitions
-    stages = {"snappy_and_protobuf_decode": 0.0, "normalize": 0.0, "partition_and_encode": 0.0, "acknowledged_publish": 0.0}
+    stages = {
+        "snappy_and_protobuf_decode": 0.0,
+        "normalize": 0.0,
+        "partition_and_encode": 0.0,
+        "acknowledged_publish": 0.0,
+    }
     samples = 0
 
     async def run() -> None:
@@ -270,7 +274,9 @@ def main(argv: list[str] | None = None) -> int:
         broker_cpu = (_cpu_seconds(broker._proc.pid) if broker._proc else 0.0) - broker_cpu0
         with PrometheusServer(work / "prometheus", {"global": {"scrape_interval": "1h"}}) as prom:
             assert prom.proc is not None
-            prom_run = measure("remote write (Prometheus)", prom.proc.pid, prom.url + "/api/v1/write", rw, rw_headers, workload.samples)
+            prom_run = measure(
+                "remote write (Prometheus)", prom.proc.pid, prom.url + "/api/v1/write", rw, rw_headers, workload.samples
+            )
         stages = stage_breakdown(rw[:40], broker.url)
 
     result = {
@@ -304,5 +310,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
-
-

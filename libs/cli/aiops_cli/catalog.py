@@ -9,7 +9,6 @@ from typing import Any
 
 import faust
 import mode
-
 from aiops_common.settings import CommonSettings
 
 __all__ = ["SERVICES", "ServiceEntry"]

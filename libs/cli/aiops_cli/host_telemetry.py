@@ -69,7 +69,9 @@ class HostTelemetry(mode.Service):
         self._instrumentor.instrument(meter_provider=self._provider)
         meter = self._provider.get_meter("aiops.host")
         meter.create_observable_gauge(
-            "system.filesystem.utilization", callbacks=[_filesystem_utilization], unit="1",
+            "system.filesystem.utilization",
+            callbacks=[_filesystem_utilization],
+            unit="1",
             description="Fraction of each mounted filesystem in use",
         )
 

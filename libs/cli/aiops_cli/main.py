@@ -6,12 +6,12 @@ import asyncio
 from typing import Annotated
 
 import typer
+from aiops_common.broker import BrokerStartError
+from aiops_common.topics import ALL_TOPICS
 
 from aiops_cli.catalog import SERVICES
 from aiops_cli.settings import PlatformSettings
 from aiops_cli.state import RunState
-from aiops_common.broker import BrokerStartError
-from aiops_common.topics import ALL_TOPICS
 
 __all__ = ["app"]
 
@@ -58,8 +58,9 @@ def worker(
 
 
 def _run(names: list[str], settings: PlatformSettings, embedded: bool, app_name: str) -> None:
-    from aiops_cli.runner import run_services
     from aiops_ingestion.servers import PortInUseError
+
+    from aiops_cli.runner import run_services
 
     try:
         run_services(names, settings, embedded, app_name)
@@ -114,3 +115,20 @@ def status() -> None:
         typer.echo("")
         for path, result in http_status(state.http_url).items():
             typer.echo(f"ingestion {path:<8} {result}")
+
+
+@app.command()
+def config() -> None:
+    """List every setting of every service: environment variable, current value, meaning."""
+    seen: set[str] = set()
+    for entry in [None, *SERVICES.values()]:
+        settings = PlatformSettings() if entry is None else entry.load_settings()
+        typer.secho(f"\n[{'platform' if entry is None else entry.name}]", bold=True)
+        for name, field in type(settings).model_fields.items():
+            if name in seen:
+                continue
+            seen.add(name)
+            value = getattr(settings, name)
+            secret = "secret" in name or "password" in name or "token" in name
+            shown = "***" if secret and value else repr(value)
+            typer.echo(f"  AIOPS_{name.upper():<36} {shown:<28} {field.description or ''}")

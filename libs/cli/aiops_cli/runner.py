@@ -9,15 +9,15 @@ from pathlib import Path
 
 import faust
 import mode
+from aiops_common.broker import EmbeddedBroker, ensure_topics
+from aiops_common.faust_app import create_app
+from aiops_common.observability import configure_logging
+from aiops_ingestion.settings import IngestionSettings
 
 from aiops_cli.catalog import SERVICES
 from aiops_cli.host_telemetry import HostTelemetry
 from aiops_cli.settings import PlatformSettings
 from aiops_cli.state import RunState
-from aiops_common.broker import EmbeddedBroker, ensure_topics
-from aiops_common.faust_app import create_app
-from aiops_common.observability import configure_logging
-from aiops_ingestion.settings import IngestionSettings
 
 __all__ = ["run_services"]
 
@@ -49,9 +49,9 @@ def run_services(names: Sequence[str], settings: PlatformSettings, embedded: boo
             services.append(
                 HostTelemetry(f"{http_url}/v1/metrics", settings.host_metrics_service, settings.host_metrics_interval_s)
             )
-        RunState(
-            broker_url, embedded, settings.topic_prefix, list(names), http_url, grpc_address, os.getpid()
-        ).write(settings.data_dir)
+        RunState(broker_url, embedded, settings.topic_prefix, list(names), http_url, grpc_address, os.getpid()).write(
+            settings.data_dir
+        )
         worker = faust.Worker(app, *services, loglevel=settings.log_level, redirect_stdouts=False)
         try:
             worker.execute_from_commandline()

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
-
 from aiops_common.broker import bootstrap_servers
 from aiops_common.topics import ALL_TOPICS
 
@@ -25,7 +24,7 @@ async def topic_status(broker_url: str, prefix: str) -> list[TopicStatus]:
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers(broker_url), group_id=None)
     await consumer.start()
     try:
-        await consumer._client.force_metadata_update()  # noqa: SLF001  # metadata is lazy in aiokafka
+        await consumer._client.force_metadata_update()  # metadata is lazy in aiokafka
         out = []
         for spec in ALL_TOPICS:
             name = spec.full_name(prefix)

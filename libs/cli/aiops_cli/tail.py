@@ -10,7 +10,6 @@ from dataclasses import asdict
 from typing import IO, Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-
 from aiops_common.broker import bootstrap_servers
 from aiops_common.schemas import LogBatch, MetricBatch, SpanBatch
 from aiops_common.schemas._model import VersionedRecord
@@ -59,8 +58,13 @@ async def _records(
 
 
 async def tail_topic(
-    broker_url: str, spec: TopicSpec, prefix: str, max_records: int | None, from_beginning: bool,
-    idle_timeout_s: float | None = None, out: IO[str] = sys.stdout,
+    broker_url: str,
+    spec: TopicSpec,
+    prefix: str,
+    max_records: int | None,
+    from_beginning: bool,
+    idle_timeout_s: float | None = None,
+    out: IO[str] = sys.stdout,
 ) -> int:
     """Print records until ``max_records`` were printed (or, with ``idle_timeout_s``, nothing new came)."""
     topic = spec.full_name(prefix)
@@ -72,7 +76,7 @@ async def tail_topic(
     try:
         partitions = consumer.partitions_for_topic(topic)
         if partitions is None:
-            await consumer._client.force_metadata_update()  # noqa: SLF001  # metadata is lazy in aiokafka
+            await consumer._client.force_metadata_update()  # metadata is lazy in aiokafka
             partitions = consumer.partitions_for_topic(topic) or set()
         if not partitions:
             raise LookupError(f"topic {topic!r} does not exist on {broker_url}")

@@ -45,8 +45,7 @@ class BackendRegistry(Generic[T]):
             factory = self._factories[scheme]
         except KeyError:
             raise UnknownBackendError(
-                f"no {self.kind} backend for URL scheme {scheme!r} in {url!r}; "
-                f"known schemes: {', '.join(self.schemes)}"
+                f"no {self.kind} backend for URL scheme {scheme!r} in {url!r}; known schemes: {', '.join(self.schemes)}"
             ) from None
         if isinstance(factory, str):
             module_name, _, attr = factory.partition(":")

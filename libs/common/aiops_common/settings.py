@@ -15,7 +15,9 @@ __all__ = ["CommonSettings"]
 
 
 class CommonSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="AIOPS_", env_file=".env", frozen=True, extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="AIOPS_", env_file=".env", frozen=True, extra="ignore", use_attribute_docstrings=True
+    )
 
     broker_url: str | None = None
     """``kafka://host:port[;host2:port]``; unset means the embedded broker started by ``aiops up``."""

@@ -41,7 +41,12 @@ class Topics:
 
     # Layer 1: ingestion
     METRICS_RAW = TopicSpec(
-        "metrics.raw", "shard of the series key", MetricBatch, 8, 6 * _HOUR, True,
+        "metrics.raw",
+        "shard of the series key",
+        MetricBatch,
+        8,
+        6 * _HOUR,
+        True,
         "Normalized metric samples, columnar batches, one series always on one partition",
     )
     LOGS_RAW = TopicSpec(
@@ -51,16 +56,24 @@ class Topics:
         "traces.raw", "shard of the service name", SpanBatch, 4, 1 * _DAY, True, "Normalized spans, batched"
     )
     ALERTS_RECEIVED = TopicSpec(
-        "alerts.received", "alert fingerprint", AlertRecord, 1, 1 * _DAY, False,
+        "alerts.received",
+        "alert fingerprint",
+        AlertRecord,
+        1,
+        1 * _DAY,
+        False,
         "Every alert delivery as received, duplicates included (input of the deduplicator)",
     )
     ALERTS_RAW = TopicSpec(
-        "alerts.raw", "alert fingerprint", AlertRecord, 1, 7 * _DAY, False,
+        "alerts.raw",
+        "alert fingerprint",
+        AlertRecord,
+        1,
+        7 * _DAY,
+        False,
         "Alerts after fingerprint dedup: each firing and each resolve once",
     )
-    CHANGES = TopicSpec(
-        "changes", "service", ChangeEvent, 1, 30 * _DAY, False, "Deployments and configuration changes"
-    )
+    CHANGES = TopicSpec("changes", "service", ChangeEvent, 1, 30 * _DAY, False, "Deployments and configuration changes")
     # Layer 2: stream (value types defined with the stream layer)
     FEATURES = TopicSpec(
         "features", "shard of the series key", FeatureBatch, 8, 1 * _DAY, True, "Windowed feature vectors, batched"

@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator
 
 import faust
 import structlog
-
 from aiops_common.schemas import AlertRecord, SchemaError
 from aiops_common.topics import Topics, declare
 

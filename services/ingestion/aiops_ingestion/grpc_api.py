@@ -7,12 +7,12 @@ from typing import TypeVar
 
 import grpc
 import structlog
+from aiops_common.broker import BrokerUnavailableError, Publisher
+from aiops_common.topics import Topics
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
-from aiops_common.broker import BrokerUnavailableError, Publisher
-from aiops_common.topics import Topics
 from aiops_ingestion import normalize as nz
 from aiops_ingestion import telemetry
 from aiops_ingestion.publishing import RecordPublisher
@@ -46,7 +46,7 @@ class _Metrics(metrics_service_pb2_grpc.MetricsServiceServicer):
     def __init__(self, records: RecordPublisher, limits: nz.Limits, enricher: nz.Enricher) -> None:
         self.records, self.limits, self.enricher = records, limits, enricher
 
-    async def Export(  # noqa: N802  # name fixed by the OTLP service definition
+    async def Export(  # name fixed by the OTLP service definition
         self, request: metrics_service_pb2.ExportMetricsServiceRequest, context: grpc.aio.ServicerContext
     ) -> metrics_service_pb2.ExportMetricsServiceResponse:
         async def work() -> metrics_service_pb2.ExportMetricsServiceResponse:
@@ -61,7 +61,7 @@ class _Logs(logs_service_pb2_grpc.LogsServiceServicer):
     def __init__(self, records: RecordPublisher, limits: nz.Limits, enricher: nz.Enricher) -> None:
         self.records, self.limits, self.enricher = records, limits, enricher
 
-    async def Export(  # noqa: N802  # name fixed by the OTLP service definition
+    async def Export(  # name fixed by the OTLP service definition
         self, request: logs_service_pb2.ExportLogsServiceRequest, context: grpc.aio.ServicerContext
     ) -> logs_service_pb2.ExportLogsServiceResponse:
         async def work() -> logs_service_pb2.ExportLogsServiceResponse:
@@ -75,7 +75,7 @@ class _Traces(trace_service_pb2_grpc.TraceServiceServicer):
     def __init__(self, records: RecordPublisher, limits: nz.Limits, enricher: nz.Enricher) -> None:
         self.records, self.limits, self.enricher = records, limits, enricher
 
-    async def Export(  # noqa: N802  # name fixed by the OTLP service definition
+    async def Export(  # name fixed by the OTLP service definition
         self, request: trace_service_pb2.ExportTraceServiceRequest, context: grpc.aio.ServicerContext
     ) -> trace_service_pb2.ExportTraceServiceResponse:
         async def work() -> trace_service_pb2.ExportTraceServiceResponse:

@@ -12,6 +12,9 @@ import time
 from collections.abc import Awaitable, Callable
 
 import structlog
+from aiops_common.broker import BrokerUnavailableError, Publisher
+from aiops_common.schemas import MetricBatchBuilder
+from aiops_common.topics import Topics
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
@@ -19,9 +22,6 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportM
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from aiops_common.broker import BrokerUnavailableError, Publisher
-from aiops_common.schemas import MetricBatchBuilder
-from aiops_common.topics import Topics
 from aiops_ingestion import normalize as nz
 from aiops_ingestion import telemetry
 from aiops_ingestion.http_body import decode_content_encoding, read_body
@@ -41,7 +41,9 @@ def _media_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
 
 
-def _otlp_ok(request: Request, response: ExportMetricsServiceResponse | ExportLogsServiceResponse | ExportTraceServiceResponse) -> Response:
+def _otlp_ok(
+    request: Request, response: ExportMetricsServiceResponse | ExportLogsServiceResponse | ExportTraceServiceResponse
+) -> Response:
     if _media_type(request) == "application/json":
         return Response(b"{}", media_type="application/json")
     return Response(response.SerializeToString(), media_type=_PROTOBUF)
@@ -121,7 +123,9 @@ def create_http_app(settings: IngestionSettings, publisher: Publisher) -> FastAP
         return JSONResponse({"accepted": len(alerts)})
 
     async def metrics_write(request: Request) -> Response:
-        builder: MetricBatchBuilder = nz.parse_metrics_write(await body_of(request), limits, enricher, metric_partitions)
+        builder: MetricBatchBuilder = nz.parse_metrics_write(
+            await body_of(request), limits, enricher, metric_partitions
+        )
         count = await records.metrics(builder, "json")
         return JSONResponse({"accepted": count})
 

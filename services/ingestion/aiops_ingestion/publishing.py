@@ -55,7 +55,9 @@ class RecordPublisher:
         return len(alerts)
 
     async def change(self, event: ChangeEvent, source: str) -> None:
-        await self._publish([Message(Topics.CHANGES, event.encode(), key=event.service.encode())], Topics.CHANGES, source)
+        await self._publish(
+            [Message(Topics.CHANGES, event.encode(), key=event.service.encode())], Topics.CHANGES, source
+        )
         telemetry.RECORDS.labels("changes", source).inc()
 
     @staticmethod

@@ -9,9 +9,9 @@ import grpc
 import mode
 import structlog
 import uvicorn
-
 from aiops_common.broker import Publisher
 from aiops_common.broker.addresses import port_is_free
+
 from aiops_ingestion.grpc_api import create_grpc_server
 from aiops_ingestion.http_api import create_http_app
 from aiops_ingestion.settings import IngestionSettings
@@ -67,7 +67,9 @@ class IngestionServers(mode.Service):
         self._http_task = asyncio.create_task(self._http.serve())
         while not self._http.started:
             if self._http_task.done():
-                raise PortInUseError(f"the ingestion HTTP server did not start on port {self.settings.ingest_http_port}")
+                raise PortInUseError(
+                    f"the ingestion HTTP server did not start on port {self.settings.ingest_http_port}"
+                )
             await asyncio.sleep(0.02)
         self._grpc = create_grpc_server(self.settings, self.publisher)
         await self._grpc.start()

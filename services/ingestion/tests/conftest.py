@@ -13,7 +13,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from aiops_common.broker import free_port
 
 

@@ -57,10 +57,14 @@ class EmbeddedBroker:
             raise BrokerStartError(f"broker port {self.host}:{self.port} is already in use (set AIOPS_BROKER_PORT)")
         listener = f"tcp://{self.host}:{self.port}"
         args = [
-            binary, "broker",
-            "--listener-url", listener,
-            "--advertised-listener-url", listener,
-            "--storage-engine", "memory://tansu/",
+            binary,
+            "broker",
+            "--listener-url",
+            listener,
+            "--advertised-listener-url",
+            listener,
+            "--storage-engine",
+            "memory://tansu/",
         ]
         if self.log_path is not None:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -111,7 +115,7 @@ class EmbeddedBroker:
 
 
 # ApiVersions v0 request: size, api_key=18, api_version=0, correlation_id=1, client_id="aiops".
-_API_VERSIONS_REQUEST = bytes.fromhex("0000000f" "0012" "0000" "00000001" "0005") + b"aiops"
+_API_VERSIONS_REQUEST = bytes.fromhex("0000000f00120000000000010005") + b"aiops"
 
 
 def _answers_api_versions(host: str, port: int) -> bool:

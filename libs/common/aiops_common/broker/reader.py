@@ -34,7 +34,7 @@ async def read_values(
     try:
         parts: set[int] = set()
         while not parts and time.monotonic() < deadline:
-            await consumer._client.force_metadata_update()  # noqa: SLF001  # metadata is lazy in aiokafka
+            await consumer._client.force_metadata_update()  # metadata is lazy in aiokafka
             parts = consumer.partitions_for_topic(name) or set()
             if not parts:
                 await asyncio.sleep(0.1)

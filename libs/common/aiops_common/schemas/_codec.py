@@ -14,7 +14,8 @@ class SchemaError(ValueError):
 
 
 def encode_envelope(schema: str, version: int, body: dict[str, Any]) -> bytes:
-    return msgpack.packb({"schema": schema, "v": version, "body": body}, use_bin_type=True)
+    packed: bytes = msgpack.packb({"schema": schema, "v": version, "body": body}, use_bin_type=True)
+    return packed
 
 
 def decode_envelope(data: bytes, schema: str, supported: tuple[int, ...]) -> tuple[int, dict[str, Any]]:

@@ -27,7 +27,7 @@ class RowBatch(Generic[R]):
         return len(self.rows)
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and self.rows == other.rows  # type: ignore[attr-defined]
+        return type(other) is type(self) and self.rows == other.rows
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({len(self.rows)} rows)"

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from aiops_common.schemas._records import RowBatch
 
-__all__ = ["LogBatch", "LogRecord", "SEVERITY_NAMES"]
+__all__ = ["SEVERITY_NAMES", "LogBatch", "LogRecord"]
 
 # OTLP severity numbers 1-24 fall into six named bands of four.
 SEVERITY_NAMES = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL")

@@ -1,4 +1,4 @@
-"""Real external servers (Prometheus, Alertmanager, node exporter) started on free loopback ports for tests and benchmarks."""
+"""Real external servers (Prometheus, Alertmanager, node exporter) on free loopback ports."""
 
 from __future__ import annotations
 

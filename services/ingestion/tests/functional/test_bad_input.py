@@ -39,14 +39,27 @@ def _valid_otlp() -> bytes:
 
 def _json_bodies(rng: random.Random) -> list[Any]:
     nasty: list[Any] = [
-        None, 1, "x", [], {}, [1, 2], {"samples": None}, {"samples": [{}]}, {"samples": [{"name": ""}]},
-        {"samples": [{"name": "a", "value": "NaN"}]}, {"samples": [{"name": "a", "value": 1e400}]},
+        None,
+        1,
+        "x",
+        [],
+        {},
+        [1, 2],
+        {"samples": None},
+        {"samples": [{}]},
+        {"samples": [{"name": ""}]},
+        {"samples": [{"name": "a", "value": "NaN"}]},
+        {"samples": [{"name": "a", "value": 1e400}]},
         {"samples": [{"name": "a", "value": 1, "timestamp": -5}]},
         {"samples": [{"name": "a", "value": 1, "timestamp": "yesterday"}]},
         {"samples": [{"name": "a", "value": 1, "labels": {f"l{i}": "v" for i in range(500)}}]},
         {"samples": [{"name": "a", "value": 1, "labels": {"a": "x" * 100_000}}]},
-        {"logs": [{"message": 5}]}, {"logs": "no"}, {"alerts": [{"status": "firing"}]},
-        {"alerts": [{"labels": {}, "startsAt": "never"}]}, {"service": None}, {"service": "s", "timestamp": 1e30},
+        {"logs": [{"message": 5}]},
+        {"logs": "no"},
+        {"alerts": [{"status": "firing"}]},
+        {"alerts": [{"labels": {}, "startsAt": "never"}]},
+        {"service": None},
+        {"service": "s", "timestamp": 1e30},
         {"resourceMetrics": [{"scopeMetrics": [{"metrics": [{"name": "m", "gauge": {"dataPoints": [{}]}}]}]}]},
         {"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "zz", "spanId": "1"}]}]}]},
         {"resourceLogs": [{"scopeLogs": [{"logRecords": [{"timeUnixNano": "abc"}]}]}]},
@@ -108,6 +121,8 @@ def test_malformed_bodies_never_get_a_5xx(ingestion: Any) -> None:
 
 def test_oversized_body_is_refused_before_it_is_read(ingestion: Any) -> None:
     big = b"\0" * (16 * 1024 * 1024 + 1)
-    response = httpx.post(ingestion.http_url + "/v1/metrics", content=big, headers={"Content-Type": "application/x-protobuf"})
+    response = httpx.post(
+        ingestion.http_url + "/v1/metrics", content=big, headers={"Content-Type": "application/x-protobuf"}
+    )
     assert response.status_code == 413
     assert "limit" in response.json()["error"]

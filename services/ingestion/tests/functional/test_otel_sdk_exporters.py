@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from aiops_common.broker.reader import read_values
+from aiops_common.schemas import LogBatch, MetricBatch, MetricKind, SpanBatch
+from aiops_common.topics import Topics
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricExporter, PeriodicExportingMetricReader
 from opentelemetry.sdk.metrics.view import ExponentialBucketHistogramAggregation, View
@@ -15,10 +19,6 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter
 from opentelemetry.trace import SpanKind, Status, StatusCode
-
-from aiops_common.broker.reader import read_values
-from aiops_common.schemas import LogBatch, MetricBatch, MetricKind, SpanBatch
-from aiops_common.topics import Topics
 
 pytestmark = pytest.mark.functional
 
@@ -86,7 +86,7 @@ def test_metrics_of_every_type_arrive_with_values_labels_and_kinds(transport: st
     got = samples(_read(ingestion, Topics.METRICS_RAW, lambda v: wanted <= set(samples(v))))
     assert wanted <= set(got), f"missing {wanted - set(got)}"
 
-    (labels, kind, value), = got["orders"]
+    ((labels, kind, value),) = got["orders"]
     assert (kind, value) == (MetricKind.COUNTER.value, 5.0)
     assert labels["region"] == "eu" and labels["env"] == "prod"
     assert got["queue_depth"][0][1:] == (MetricKind.GAUGE.value, 3.0)
@@ -102,7 +102,7 @@ def test_metrics_of_every_type_arrive_with_values_labels_and_kinds(transport: st
     assert got["payload_size_sum"][0][2] == pytest.approx(2110.0)
     exp_buckets = sorted((float(lab["le"]), v) for lab, _k, v in got["payload_size_bucket"])
     assert exp_buckets[-1] == (float("inf"), 4.0)
-    assert all(a[1] <= b[1] for a, b in zip(exp_buckets, exp_buckets[1:], strict=False)), "buckets are cumulative"
+    assert all(a[1] <= b[1] for a, b in itertools.pairwise(exp_buckets)), "buckets are cumulative"
 
 
 def _observation(value: float) -> Any:

@@ -10,7 +10,6 @@ from typing import Any
 
 import httpx
 import pytest
-
 from aiops_common.broker.reader import read_values
 from aiops_common.schemas import AlertRecord, AlertStatus
 from aiops_common.testing import AlertmanagerServer

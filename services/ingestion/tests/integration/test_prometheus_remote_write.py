@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import signal
 import time
@@ -13,7 +14,6 @@ from typing import Any
 import cramjam
 import httpx
 import pytest
-
 from aiops_common.broker import EmbeddedBroker
 from aiops_common.broker.reader import read_values
 from aiops_common.schemas import MetricBatch, MetricKind
@@ -56,7 +56,7 @@ def test_scraped_samples_arrive_with_prometheus_labels(ingestion: Any, external_
     values = asyncio.run(read_values(ingestion.broker_url, Topics.METRICS_RAW, ingestion.prefix, until=arrived))
     up = _samples(values, "up")
     assert up, "no `up` sample arrived"
-    labels, kind, ts, value = up[0]
+    labels, _kind, ts, value = up[0]
     assert value == 1.0
     assert labels["job"] == "node" and labels["instance"] == target
     assert abs(ts / 1000 - time.time()) < 120
@@ -110,7 +110,7 @@ def test_broker_outage_gets_503_and_prometheus_retries_land(
         after = up_times(read(lambda v: bool(up_times(v)) and up_times(v)[-1] / 1000 > outage_end + 3))
         during = [t for t in after if outage_start * 1000 <= t <= outage_end * 1000]
         assert len(during) >= 4, f"samples scraped during the outage did not land: {during}"
-        gaps = [b - a for a, b in zip(after, after[1:], strict=False)]
+        gaps = [b - a for a, b in itertools.pairwise(after)]
         assert max(gaps) < 2500, f"a gap of {max(gaps)} ms: acknowledged or retried data was lost"
 
 
