@@ -12,7 +12,7 @@ import yaml
 from aiops_ingestion.normalize._labels import label_name_problem
 from aiops_ingestion.settings import IngestionSettings
 
-__all__ = ["EnrichmentConfigError", "Enricher"]
+__all__ = ["Enricher", "EnrichmentConfigError"]
 
 _NO_LABELS: Mapping[str, str] = MappingProxyType({})
 

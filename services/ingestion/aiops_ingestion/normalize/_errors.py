@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import ValidationError
 
-__all__ = ["InvalidPayloadError", "Rejections", "from_validation_error"]
+__all__ = ["InvalidPayloadError", "Refused", "Rejections", "from_validation_error"]
 
 # How much of one offending item (a series key, a log record) a message quotes.
 _ITEM_CHARS = 160
@@ -22,6 +22,10 @@ class InvalidPayloadError(ValueError):
         super().__init__(message)
         self.message = message
         self.status_code = status_code
+
+
+class Refused(Exception):
+    """One item of a request (a data point, a series, a record) cannot be stored; collected into Rejections."""
 
 
 class Rejections:

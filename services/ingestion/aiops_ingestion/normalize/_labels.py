@@ -52,10 +52,7 @@ class LabelChecker:
                     return problem
                 good.add(name)
             if len(value) > self._max_value:
-                return (
-                    f"label {name} has a value of {len(value)} characters, "
-                    f"more than the limit of {self._max_value}"
-                )
+                return f"label {name} has a value of {len(value)} characters, more than the limit of {self._max_value}"
         return None
 
     def problem_truncating(self, labels: dict[str, str]) -> str | None:

@@ -10,7 +10,16 @@ from collections.abc import Iterable
 
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
-__all__ = ["RESOURCE_LABELS", "AttributeConflict", "attribute_labels", "label_name", "render_value", "resource_labels"]
+__all__ = [
+    "RESOURCE_LABELS",
+    "UNKNOWN_SERVICE",
+    "AttributeConflict",
+    "attribute_labels",
+    "label_name",
+    "render_value",
+    "resource_labels",
+    "service_and_labels",
+]
 
 RESOURCE_LABELS = {
     "service.name": "service",
@@ -21,6 +30,9 @@ RESOURCE_LABELS = {
     "host.name": "host",
 }
 """Well-known resource attributes and the short label each becomes; other keys go through :func:`label_name`."""
+
+UNKNOWN_SERVICE = "unknown_service"
+"""Service of logs and spans whose resource has no ``service.name`` (the OpenTelemetry default)."""
 
 _NOT_LABEL_CHAR = re.compile(r"[^a-zA-Z0-9_]")
 
@@ -96,3 +108,9 @@ def attribute_labels(attributes: Iterable[KeyValue], resource: bool = False) -> 
 def resource_labels(attributes: Iterable[KeyValue]) -> dict[str, str]:
     """Resource attributes as labels: ``service.name`` -> ``service``, ``host.name`` -> ``host``, ..."""
     return attribute_labels(attributes, resource=True)
+
+
+def service_and_labels(attributes: Iterable[KeyValue]) -> tuple[str, dict[str, str]]:
+    """For logs and spans, which carry the service in a field of its own: ``(service, other labels)``."""
+    labels = resource_labels(attributes)
+    return labels.pop("service", "") or UNKNOWN_SERVICE, labels

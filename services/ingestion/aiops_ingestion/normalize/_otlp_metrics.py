@@ -1,0 +1,352 @@
+"""OTLP metrics of every type into flat Prometheus-style series in a metric batch."""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import math
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from operator import itemgetter
+from typing import TypeVar
+
+from aiops_common.schemas import MetricBatchBuilder, MetricKind, series_key
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import KeyValue
+from opentelemetry.proto.metrics.v1 import metrics_pb2 as pb
+
+from aiops_ingestion.normalize._enricher import Enricher
+from aiops_ingestion.normalize._errors import InvalidPayloadError, Refused, Rejections
+from aiops_ingestion.normalize._labels import LabelChecker
+from aiops_ingestion.normalize._limits import Limits
+from aiops_ingestion.normalize._otlp_attributes import AttributeConflict, attribute_labels, resource_labels
+from aiops_ingestion.normalize._sample_values import STALE_NAN, value_problem
+
+__all__ = ["normalize_otlp_metrics", "prometheus_name"]
+
+_CUMULATIVE = pb.AGGREGATION_TEMPORALITY_CUMULATIVE
+_DELTA = pb.AGGREGATION_TEMPORALITY_DELTA
+_NO_RECORDED_VALUE = pb.DATA_POINT_FLAGS_NO_RECORDED_VALUE_MASK
+_NOT_NAME_CHAR = re.compile(r"[^a-zA-Z0-9_:]")
+_INF = math.inf
+
+P = TypeVar("P", pb.NumberDataPoint, pb.HistogramDataPoint, pb.ExponentialHistogramDataPoint, pb.SummaryDataPoint)
+
+
+@functools.lru_cache(maxsize=8192)
+def prometheus_name(name: str) -> str:
+    """The series name of an OTLP metric, made safe for Prometheus.
+
+    Every character outside ``[a-zA-Z0-9_:]`` (dots, dashes, slashes) becomes ``_``
+    and a leading digit gets a ``_`` prefix. Nothing else changes: no unit or
+    ``_total`` suffix is added, so ``http.server.duration`` is ``http_server_duration``.
+    """
+    safe = _NOT_NAME_CHAR.sub("_", name)
+    return f"_{safe}" if safe[:1].isdigit() else safe
+
+
+def _bound_label(bound: float) -> str:
+    """``le``/``quantile`` label values as Prometheus 3 writes them: ``0.5``, ``1.0``, ``+Inf``."""
+    return "+Inf" if bound == _INF else repr(bound)
+
+
+def normalize_otlp_metrics(
+    request: ExportMetricsServiceRequest,
+    limits: Limits,
+    enricher: Enricher,
+    partitions: int,
+    *,
+    now_ms: int | None = None,
+) -> MetricBatchBuilder:
+    """Every data point of an OTLP export request as samples of flat series.
+
+    - gauge -> GAUGE; monotonic cumulative sum -> COUNTER; non-monotonic cumulative
+      sum -> GAUGE; delta sum -> DELTA.
+    - histogram -> ``<name>_bucket{le=...}`` (cumulative counts, ``le="+Inf"`` last),
+      ``<name>_sum``, ``<name>_count``; kind HISTOGRAM, or DELTA for delta temporality.
+    - exponential histogram -> the same three series, its buckets turned into ``le``
+      bounds: positive bucket ``i`` ends at ``base**(i+1)``, negative bucket ``i`` at
+      ``-base**i``, the zero bucket at ``zero_threshold``, ``base = 2**(2**-scale)``.
+    - summary -> ``<name>{quantile=...}``, ``<name>_sum``, ``<name>_count``, SUMMARY;
+      a quantile reported as NaN (a summary with no observations yet) is skipped.
+    - a point flagged "no recorded value" becomes the Prometheus stale marker.
+
+    Labels: resource attributes (``service.name`` -> ``service`` etc., see
+    ``RESOURCE_LABELS``), then scope attributes, then point attributes, later ones
+    winning; then the enricher's labels for the service where not already set.
+    """
+    writer = _Writer(limits, partitions, now_ms)
+    for resource_metrics in request.resource_metrics:
+        try:
+            resource = resource_labels(resource_metrics.resource.attributes)
+        except AttributeConflict as exc:
+            writer.reject_points("resource", str(exc), _count_points(resource_metrics.scope_metrics))
+            continue
+        for scope_metrics in resource_metrics.scope_metrics:
+            try:
+                sender = {**resource, **attribute_labels(scope_metrics.scope.attributes)}
+            except AttributeConflict as exc:
+                writer.reject_points("scope", str(exc), _count_points([scope_metrics]))
+                continue
+            problem = writer.checker.problem(sender)
+            if problem:
+                writer.reject_points(series_key("resource", sender), problem, _count_points([scope_metrics]))
+                continue
+            extra = {k: v for k, v in enricher.labels_for(sender.get("service", "")).items() if k not in sender}
+            scope = _Scope(sender, {**sender, **extra}, extra)
+            for metric in scope_metrics.metrics:
+                writer.metric(metric, scope)
+    return writer.finish()
+
+
+@dataclass(frozen=True, slots=True)
+class _Scope:
+    sender: Mapping[str, str]  # resource + scope labels as sent
+    labels: Mapping[str, str]  # ... plus the enricher's labels: for points without attributes
+    extra: Mapping[str, str]  # the enricher's labels the sender did not set
+
+
+def _count_points(scopes: Iterable[pb.ScopeMetrics]) -> int:
+    total = 0
+    for scope_metrics in scopes:
+        for metric in scope_metrics.metrics:
+            data = metric.WhichOneof("data")
+            total += len(getattr(metric, data).data_points) if data else 1
+    return total
+
+
+class _Writer:
+    """Checks each data point of one request and adds its samples to the builder."""
+
+    def __init__(self, limits: Limits, partitions: int, now_ms: int | None) -> None:
+        self.builder = MetricBatchBuilder(partitions)
+        self.window = limits.window(now_ms)
+        self.min_ns, self.max_ns = self.window.min_ns, self.window.max_ns
+        self.checker = LabelChecker(limits)
+        self.rejections = Rejections("data points")
+        self.max_series = limits.max_series_per_request
+        self.points = 0
+
+    def reject_points(self, item: str, reason: str, count: int) -> None:
+        self.points += count
+        self.rejections.add(item, reason)
+
+    def finish(self) -> MetricBatchBuilder:
+        self.rejections.raise_if_any(self.points)
+        return self.builder
+
+    def metric(self, metric: pb.Metric, scope: _Scope) -> None:
+        name = prometheus_name(metric.name)
+        data = metric.WhichOneof("data")
+        if data is None:
+            self.reject_points(name or "(unnamed metric)", "metric has no data (gauge, sum, histogram...)", 1)
+            return
+        points = getattr(metric, data).data_points
+        if not name:
+            self.reject_points("(unnamed metric)", "metric name is empty", len(points))
+            return
+        unit = metric.unit
+        if data == "gauge":
+            self._points(name, points, scope, self._number, MetricKind.GAUGE, unit)
+        elif data == "sum":
+            temporality = metric.sum.aggregation_temporality
+            if temporality == _CUMULATIVE:
+                kind = MetricKind.COUNTER if metric.sum.is_monotonic else MetricKind.GAUGE
+            elif temporality == _DELTA:
+                kind = MetricKind.DELTA
+            else:
+                self.reject_points(name, "sum has no aggregation temporality (cumulative or delta)", len(points))
+                return
+            self._points(name, points, scope, self._number, kind, unit)
+        elif data == "summary":
+            self._points(name, points, scope, self._summary, MetricKind.SUMMARY, unit)
+        else:
+            temporality = getattr(metric, data).aggregation_temporality
+            if temporality not in (_CUMULATIVE, _DELTA):
+                self.reject_points(name, f"{data} has no aggregation temporality (cumulative or delta)", len(points))
+                return
+            kind = MetricKind.HISTOGRAM if temporality == _CUMULATIVE else MetricKind.DELTA
+            emit = self._histogram if data == "histogram" else self._exponential
+            self._points(name, points, scope, emit, kind, unit)
+
+    def _points(
+        self,
+        name: str,
+        points: Iterable[P],
+        scope: _Scope,
+        emit: Callable[[str, Mapping[str, str], int, P, MetricKind, str], None],
+        kind: MetricKind,
+        unit: str,
+    ) -> None:
+        builder = self.builder
+        for point in points:
+            self.points += 1
+            labels: Mapping[str, str] | None = None
+            try:
+                labels = self._labels(scope, point.attributes)
+                ts_ns = point.time_unix_nano
+                if not self.min_ns <= ts_ns <= self.max_ns:
+                    raise Refused(self.window.problem_ns(ts_ns) or "timestamp out of range")
+                emit(name, labels, ts_ns // 1_000_000, point, kind, unit)
+            except Refused as exc:
+                self.rejections.add(series_key(name, labels) if labels is not None else name, str(exc))
+            if builder.series_count > self.max_series:
+                raise InvalidPayloadError(
+                    f"request has more than {self.max_series} series (the limit per request); send smaller batches",
+                    413,
+                )
+
+    def _labels(self, scope: _Scope, attributes: Iterable[KeyValue]) -> Mapping[str, str]:
+        if not attributes:
+            return scope.labels
+        try:
+            labels = {**scope.sender, **attribute_labels(attributes)}
+        except AttributeConflict as exc:
+            raise Refused(str(exc)) from None
+        problem = self.checker.problem(labels)
+        if problem:
+            raise Refused(problem)
+        for key, value in scope.extra.items():
+            labels.setdefault(key, value)
+        return labels
+
+    def _number(
+        self, name: str, labels: Mapping[str, str], ts: int, point: pb.NumberDataPoint, kind: MetricKind, unit: str
+    ) -> None:
+        if point.flags & _NO_RECORDED_VALUE:
+            value = STALE_NAN
+        else:
+            which = point.WhichOneof("value")
+            if which == "as_double":
+                value = point.as_double
+                problem = value_problem(value)
+                if problem:
+                    raise Refused(problem)
+            elif which == "as_int":
+                value = float(point.as_int)
+            else:
+                raise Refused("data point has no value")
+        self.builder.add(name, labels, ts, value, kind, unit)
+
+    def _histogram(
+        self, name: str, labels: Mapping[str, str], ts: int, point: pb.HistogramDataPoint, kind: MetricKind, unit: str
+    ) -> None:
+        bounds = list(point.explicit_bounds)
+        counts = list(point.bucket_counts)
+        if counts and len(counts) != len(bounds) + 1:
+            raise Refused(f"{len(counts)} bucket counts for {len(bounds)} bounds (needs {len(bounds) + 1})")
+        for lower, upper in itertools.pairwise(bounds):
+            if not lower < upper:
+                raise Refused(f"explicit bounds are not strictly increasing ({lower!r} then {upper!r})")
+        if bounds and not (math.isfinite(bounds[0]) and math.isfinite(bounds[-1])):
+            raise Refused("explicit bounds must be finite")
+        if sum(counts) > point.count:
+            raise Refused(f"bucket counts add up to more than the point's count {point.count}")
+        buckets = list(zip(bounds, counts, strict=False))
+        self._buckets(name, labels, ts, point, buckets, kind, unit)
+
+    def _exponential(
+        self,
+        name: str,
+        labels: Mapping[str, str],
+        ts: int,
+        point: pb.ExponentialHistogramDataPoint,
+        kind: MetricKind,
+        unit: str,
+    ) -> None:
+        self._buckets(name, labels, ts, point, _exponential_buckets(point), kind, unit)
+
+    def _buckets(
+        self,
+        name: str,
+        labels: Mapping[str, str],
+        ts: int,
+        point: pb.HistogramDataPoint | pb.ExponentialHistogramDataPoint,
+        buckets: list[tuple[float, int]],
+        kind: MetricKind,
+        unit: str,
+    ) -> None:
+        """Cumulative ``_bucket`` series from (upper bound, count) pairs, then ``+Inf``, ``_sum``, ``_count``."""
+        if "le" in labels:
+            raise Refused("attribute 'le' clashes with the histogram's bucket label")
+        if len(buckets) > self.max_series:
+            raise InvalidPayloadError(f"a histogram point has {len(buckets)} buckets, more than the series limit", 413)
+        count = point.count
+        if sum(c for _, c in buckets) > count:
+            raise Refused(f"bucket counts add up to more than the point's count {count}")
+        stale = bool(point.flags & _NO_RECORDED_VALUE)
+        total_sum = point.sum if point.HasField("sum") else None
+        if total_sum is not None and not stale:
+            problem = value_problem(total_sum)
+            if problem:
+                raise Refused(f"sum: {problem}")
+        add = self.builder.add
+        bucket_name = f"{name}_bucket"
+        cumulative = 0
+        for bound, bucket_count in buckets:
+            cumulative += bucket_count
+            add(bucket_name, {**labels, "le": _bound_label(bound)}, ts, STALE_NAN if stale else cumulative, kind, unit)
+        add(bucket_name, {**labels, "le": "+Inf"}, ts, STALE_NAN if stale else count, kind, unit)
+        if total_sum is not None:
+            add(f"{name}_sum", labels, ts, STALE_NAN if stale else total_sum, kind, unit)
+        add(f"{name}_count", labels, ts, STALE_NAN if stale else count, kind, unit)
+
+    def _summary(
+        self, name: str, labels: Mapping[str, str], ts: int, point: pb.SummaryDataPoint, kind: MetricKind, unit: str
+    ) -> None:
+        if "quantile" in labels:
+            raise Refused("attribute 'quantile' clashes with the summary's quantile label")
+        stale = bool(point.flags & _NO_RECORDED_VALUE)
+        samples: list[tuple[dict[str, str], float]] = []
+        for quantile in point.quantile_values:
+            q, value = quantile.quantile, quantile.value
+            if not 0.0 <= q <= 1.0:
+                raise Refused(f"quantile {q!r} is outside 0..1")
+            if stale:
+                value = STALE_NAN
+            elif math.isnan(value):
+                continue  # no observations yet: the summary has no quantile to report
+            else:
+                problem = value_problem(value)
+                if problem:
+                    raise Refused(f"quantile {q!r}: {problem}")
+            samples.append(({**labels, "quantile": _bound_label(q)}, value))
+        problem = None if stale else value_problem(point.sum)
+        if problem:
+            raise Refused(f"sum: {problem}")
+        add = self.builder.add
+        for quantile_labels, value in samples:
+            add(name, quantile_labels, ts, value, kind, unit)
+        add(f"{name}_sum", labels, ts, STALE_NAN if stale else point.sum, kind, unit)
+        add(f"{name}_count", labels, ts, STALE_NAN if stale else point.count, kind, unit)
+
+
+def _exponential_buckets(point: pb.ExponentialHistogramDataPoint) -> list[tuple[float, int]]:
+    """(upper bound, count) pairs in ascending bound order: negative buckets, zero bucket, positive buckets."""
+    scale = point.scale
+    if not -10 <= scale <= 20:
+        raise Refused(f"exponential histogram scale {scale} is outside -10..20")
+    threshold = point.zero_threshold
+    if not (math.isfinite(threshold) and threshold >= 0):
+        raise Refused(f"zero_threshold {threshold!r} is not a finite number >= 0")
+    log2_base = 2.0**-scale
+
+    def power(index: int) -> float:
+        exponent = index * log2_base
+        if exponent >= 1024:
+            raise Refused(f"bucket index {index} at scale {scale} is beyond the range of a double")
+        return float(2.0**exponent)
+
+    negative, positive = point.negative, point.positive
+    entries = [(-power(negative.offset + k), c) for k, c in enumerate(negative.bucket_counts)]
+    entries.append((threshold, point.zero_count))
+    entries.extend((power(positive.offset + k + 1), c) for k, c in enumerate(positive.bucket_counts))
+    entries.sort(key=itemgetter(0))
+    merged: list[tuple[float, int]] = []
+    for bound, count in entries:
+        if merged and merged[-1][0] == bound:  # bounds that round to the same double are one bucket
+            merged[-1] = (merged[-1][0], merged[-1][1] + count)
+        else:
+            merged.append((bound + 0.0, count))  # + 0.0 turns -0.0 into 0.0
+    return merged
