@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Self
 
-from pydantic import Field, model_validator
-
 from aiops_common.settings import CommonSettings
+from pydantic import Field, model_validator
 
 __all__ = ["StreamSettings"]
 

@@ -1,0 +1,676 @@
+"""Event-time tumbling windows over the columnar samples of one input partition, vectorised with numpy.
+
+Every input message adds samples ``(series, ts, value)``; the partition's watermark is
+the latest timestamp seen minus the allowed lateness, and every window (of each
+configured length) whose end the watermark has passed is closed at once, producing
+one feature row per series per window. The batch is the unit of work: a close sorts
+the window's samples once and computes every statistic of every series with
+``reduceat``.
+
+The state is rebuilt exactly by replaying the input: what a close emits depends only
+on the closed-through marks, the watermark and the messages since
+:attr:`TumblingWindows.replay_from`, so a restarted worker that restores the small
+:meth:`~TumblingWindows.checkpoint` and re-reads its input from there emits the same
+rows again (see :mod:`aiops_stream.checkpoint`).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from aiops_common.schemas import FEATURE_COLUMNS, FeatureBatch, MetricKind, SeriesMeta, series_key
+
+__all__ = ["STALE_NAN_BITS", "TumblingWindows", "WindowConfig", "is_stale_marker"]
+
+STALE_NAN_BITS = 0x7FF0000000000002
+"""Prometheus' staleness marker: a NaN with this exact bit pattern ends a series."""
+
+_NO_TS = np.iinfo(np.int64).min
+_COL = {name: i for i, name in enumerate(FEATURE_COLUMNS)}
+_QUANTILES = (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))
+
+
+def is_stale_marker(values: npt.NDArray[np.float64]) -> npt.NDArray[np.bool_]:
+    return np.ascontiguousarray(values, dtype=np.float64).view(np.uint64) == np.uint64(STALE_NAN_BITS)
+
+
+@dataclass(frozen=True, slots=True)
+class WindowConfig:
+    lengths_ms: tuple[int, ...]
+    """Window lengths, shortest (the base window) first."""
+    allowed_lateness_ms: int = 5_000
+    absent_after_ms: int = 30_000
+    """A quiet series becomes ``absent`` once its latest sample is this much older than a window's end."""
+    lookback_ms: int = 600_000
+    """Counter baselines and silent series older than this are forgotten; bounds the replay after a restart."""
+    emit_empty: bool = False
+    """Quiet known series get a zero-count row (request and error counts) instead of an ``absent`` one."""
+
+    def __post_init__(self) -> None:
+        if not self.lengths_ms or sorted(self.lengths_ms) != list(self.lengths_ms) or min(self.lengths_ms) <= 0:
+            raise ValueError(f"window lengths must be positive and ascending, got {self.lengths_ms}")
+
+
+def _counter_like(meta: SeriesMeta) -> bool:
+    if meta.kind in (MetricKind.COUNTER, MetricKind.HISTOGRAM):
+        return True
+    return meta.kind is MetricKind.SUMMARY and meta.name.endswith(("_sum", "_count"))
+
+
+class _SeriesTable:
+    """Local ids of the series of one partition and the per-series state that outlives a window."""
+
+    def __init__(self, lengths: int) -> None:
+        self.metas: list[SeriesMeta] = []
+        self.by_key: dict[str, int] = {}
+        self.by_ident: dict[tuple[str, tuple[tuple[str, str], ...]], int] = {}
+        self.capacity = 0
+        self.lengths = lengths
+        self.counter = np.zeros(0, dtype=bool)
+        self.delta = np.zeros(0, dtype=bool)
+        self.alive = np.zeros(0, dtype=bool)
+        self.last_any_ts = np.zeros(0, dtype=np.int64)
+        # Per window length: the latest real sample, and the latest sample of any sort, before the closed mark.
+        self.base_ts = np.zeros((lengths, 0), dtype=np.int64)
+        self.base_val = np.zeros((lengths, 0), dtype=np.float64)
+        self.prev_ts = np.zeros((lengths, 0), dtype=np.int64)
+        self.prev_stale = np.zeros((lengths, 0), dtype=bool)
+
+    def __len__(self) -> int:
+        return len(self.metas)
+
+    @property
+    def alive_count(self) -> int:
+        return int(self.alive[: len(self.metas)].sum())
+
+    def _grow(self, need: int) -> None:
+        if need <= self.capacity:
+            return
+        cap = max(need, 2 * self.capacity, 1024)
+        extra = cap - self.capacity
+
+        def pad(a: npt.NDArray[Any], fill: Any) -> npt.NDArray[Any]:
+            shape = (*a.shape[:-1], extra)
+            return np.concatenate([a, np.full(shape, fill, dtype=a.dtype)], axis=-1)
+
+        self.counter = pad(self.counter, False)
+        self.delta = pad(self.delta, False)
+        self.alive = pad(self.alive, False)
+        self.last_any_ts = pad(self.last_any_ts, _NO_TS)
+        self.base_ts = pad(self.base_ts, _NO_TS)
+        self.base_val = pad(self.base_val, np.nan)
+        self.prev_ts = pad(self.prev_ts, _NO_TS)
+        self.prev_stale = pad(self.prev_stale, False)
+        self.capacity = cap
+
+    def ids(self, metas: Sequence[SeriesMeta]) -> npt.NDArray[np.uint32]:
+        """Local ids of a message's series table, registering the ones not seen before."""
+        out = np.empty(len(metas), dtype=np.uint32)
+        by_ident = self.by_ident
+        for i, m in enumerate(metas):
+            # The label order a producer used is a cheap first key; the sorted key settles the rest.
+            ident = (m.name, tuple(m.labels.items()))
+            sid = by_ident.get(ident)
+            if sid is None:
+                sid = self._register(m, ident)
+            out[i] = sid
+        return out
+
+    def _register(self, meta: SeriesMeta, ident: tuple[str, tuple[tuple[str, str], ...]]) -> int:
+        key = series_key(meta.name, meta.labels)
+        sid = self.by_key.get(key)
+        if sid is None:
+            sid = len(self.metas)
+            self._grow(sid + 1)
+            self.metas.append(meta)
+            self.by_key[key] = sid
+            self.counter[sid] = _counter_like(meta)
+            self.delta[sid] = meta.kind is MetricKind.DELTA
+        if not self.alive[sid]:
+            self.alive[sid] = True
+            self.last_any_ts[sid] = _NO_TS
+            self.base_ts[:, sid] = _NO_TS
+            self.base_val[:, sid] = np.nan
+            self.prev_ts[:, sid] = _NO_TS
+            self.prev_stale[:, sid] = False
+        self.by_ident[ident] = sid
+        return sid
+
+    def evict(self, mask: npt.NDArray[np.bool_]) -> None:
+        """Forget series (their ids stay reserved until :meth:`compact`)."""
+        gone = np.flatnonzero(mask)
+        if gone.size == 0:
+            return
+        self.alive[gone] = False
+        dead = set(gone.tolist())
+        self.by_ident = {k: v for k, v in self.by_ident.items() if v not in dead}
+
+    def compact(self) -> npt.NDArray[np.int64] | None:
+        """Drop forgotten series once they outnumber the live ones; returns old id -> new id (-1: gone)."""
+        n = len(self.metas)
+        alive = self.alive[:n]
+        live = int(alive.sum())
+        if n - live < max(1024, live):
+            return None
+        remap = np.full(n, -1, dtype=np.int64)
+        keep = np.flatnonzero(alive)
+        remap[keep] = np.arange(keep.size)
+        self.metas = [self.metas[i] for i in keep.tolist()]
+        self.by_key = {series_key(m.name, m.labels): i for i, m in enumerate(self.metas)}
+        self.by_ident = {k: int(remap[v]) for k, v in self.by_ident.items() if remap[v] >= 0}
+        self.counter = self.counter[keep]
+        self.delta = self.delta[keep]
+        self.alive = self.alive[keep]
+        self.last_any_ts = self.last_any_ts[keep]
+        self.base_ts = self.base_ts[:, keep]
+        self.base_val = self.base_val[:, keep]
+        self.prev_ts = self.prev_ts[:, keep]
+        self.prev_stale = self.prev_stale[:, keep]
+        self.capacity = keep.size
+        return remap
+
+
+class TumblingWindows:
+    """The open windows of one input partition, for every configured window length.
+
+    >>> w = TumblingWindows(WindowConfig((10_000,), allowed_lateness_ms=0))
+    >>> ids = w.series_ids([SeriesMeta("cpu", {"host": "a"})])
+    >>> w.add(0, ids[[0, 0]], np.array([1_000, 2_000]), np.array([1.0, 3.0]))
+    >>> w.add(1, ids[[0]], np.array([10_000]), np.array([5.0]))
+    >>> batch = w.advance()
+    >>> batch.column("mean").tolist(), batch.start_ms.tolist()
+    ([2.0], [0])
+    """
+
+    def __init__(self, config: WindowConfig, source: str = "", partition: int = 0) -> None:
+        self.config = config
+        self.source = source
+        self.partition = partition
+        self.series = _SeriesTable(len(config.lengths_ms))
+        self.closed: list[int | None] = [None] * len(config.lengths_ms)
+        """Per window length: every window ending at or before this mark is closed."""
+        self.max_ts: int | None = None
+        self.applied_offset = -1
+        self.dropped_late = 0
+        self._chunks: list[tuple[npt.NDArray[np.uint32], npt.NDArray[np.int64], npt.NDArray[np.float64]]] = []
+        self._buffered = 0
+        self._messages: deque[tuple[int, int]] = deque()  # (offset, latest ts) of messages that may matter still
+
+    # -- input ------------------------------------------------------------------------------------------
+
+    def series_ids(self, metas: Sequence[SeriesMeta]) -> npt.NDArray[np.uint32]:
+        return self.series.ids(metas)
+
+    @property
+    def watermark(self) -> int | None:
+        return None if self.max_ts is None else self.max_ts - self.config.allowed_lateness_ms
+
+    def add(
+        self,
+        offset: int,
+        sid: npt.NDArray[np.uint32],
+        ts: npt.NDArray[np.int64],
+        value: npt.NDArray[np.float64],
+    ) -> None:
+        """Take one message's samples (local series ids from :meth:`series_ids`)."""
+        self.applied_offset = max(self.applied_offset, offset)
+        if sid.size == 0:
+            return
+        ts = np.asarray(ts, dtype=np.int64)
+        value = np.asarray(value, dtype=np.float64)
+        msg_max = int(ts.max())
+        self._messages.append((offset, msg_max))
+        self.max_ts = msg_max if self.max_ts is None else max(self.max_ts, msg_max)
+        np.maximum.at(self.series.last_any_ts, sid, ts)
+        self._track_late(sid, ts, value)
+        floor = self._open_floor()
+        if floor is not None and int(ts.min()) < floor:
+            keep = ts >= floor
+            self.dropped_late += int(sid.size - keep.sum())
+            sid, ts, value = sid[keep], ts[keep], value[keep]
+        if sid.size:
+            self._chunks.append((sid, ts, value))
+            self._buffered += int(sid.size)
+
+    def _track_late(
+        self, sid: npt.NDArray[np.uint32], ts: npt.NDArray[np.int64], value: npt.NDArray[np.float64]
+    ) -> None:
+        # Samples behind a length's closed mark miss their window but still move the
+        # series' "latest sample before the mark" (counter baseline, staleness), so that
+        # state is the same whichever order the samples came in.
+        tmin = int(ts.min())
+        for li, mark in enumerate(self.closed):
+            if mark is None or tmin >= mark:
+                continue
+            late = ts < mark
+            self._merge_previous(li, sid[late], ts[late], value[late])
+
+    def _merge_previous(
+        self, li: int, sid: npt.NDArray[Any], ts: npt.NDArray[np.int64], value: npt.NDArray[np.float64]
+    ) -> None:
+        """Fold samples older than length ``li``'s closed mark into its per-series 'latest before' state."""
+        if sid.size == 0:
+            return
+        tab = self.series
+        stale = is_stale_marker(value)
+        real = ~np.isnan(value)
+        # Latest sample of any sort (ties: the later one in the input wins, as in a replay).
+        order = np.lexsort((ts, sid))
+        s, t, st = sid[order], ts[order], stale[order]
+        last = np.ones(s.size, dtype=bool)
+        last[:-1] = s[1:] != s[:-1]
+        s, t, st = s[last], t[last], st[last]
+        newer = t >= tab.prev_ts[li, s]
+        tab.prev_ts[li, s[newer]] = t[newer]
+        tab.prev_stale[li, s[newer]] = st[newer]
+        if real.any():
+            rs, rt, rv = sid[real], ts[real], value[real]
+            order = np.lexsort((rt, rs))
+            rs, rt, rv = rs[order], rt[order], rv[order]
+            last = np.ones(rs.size, dtype=bool)
+            last[:-1] = rs[1:] != rs[:-1]
+            rs, rt, rv = rs[last], rt[last], rv[last]
+            newer = rt >= tab.base_ts[li, rs]
+            tab.base_ts[li, rs[newer]] = rt[newer]
+            tab.base_val[li, rs[newer]] = rv[newer]
+
+    def _open_floor(self) -> int | None:
+        """Samples older than this fall in no open window of any length."""
+        marks = [m for m in self.closed if m is not None]
+        return min(marks) if len(marks) == len(self.closed) else None
+
+    # -- closing ----------------------------------------------------------------------------------------
+
+    def advance(self) -> FeatureBatch | None:
+        """Close every window the watermark has passed; ``None`` when none closed."""
+        wm = self.watermark
+        if wm is None:
+            return None
+        targets: list[tuple[int, int | None, int]] = []
+        for li, length in enumerate(self.config.lengths_ms):
+            new_mark = (wm // length) * length
+            old = self.closed[li]
+            if old is None or new_mark > old:
+                targets.append((li, old, new_mark))
+        if not targets:
+            return None
+        sid, ts, val = self._consolidate()
+        parts: list[_Rows] = []
+        for li, old, new_mark in targets:
+            length = self.config.lengths_ms[li]
+            rows = self._close_length(li, length, old, new_mark, sid, ts, val)
+            if rows is not None:
+                parts.append(rows)
+            self.closed[li] = new_mark
+        floor = self._open_floor()
+        if floor is not None and ts.size:
+            keep = ts >= floor
+            self._chunks = [(sid[keep], ts[keep], val[keep])]
+            self._buffered = int(keep.sum())
+        self._forget()
+        return self._to_batch(parts, targets)
+
+    def _consolidate(self) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+        if not self._chunks:
+            return np.zeros(0, np.uint32), np.zeros(0, np.int64), np.zeros(0, np.float64)
+        if len(self._chunks) > 1:
+            sid = np.concatenate([c[0] for c in self._chunks])
+            ts = np.concatenate([c[1] for c in self._chunks])
+            val = np.concatenate([c[2] for c in self._chunks])
+            self._chunks = [(sid, ts, val)]
+        return self._chunks[0]
+
+    def _close_length(
+        self,
+        li: int,
+        length: int,
+        old: int | None,
+        new_mark: int,
+        sid_all: npt.NDArray[np.uint32],
+        ts_all: npt.NDArray[np.int64],
+        val_all: npt.NDArray[np.float64],
+    ) -> _Rows | None:
+        cfg = self.config
+        tab = self.series
+        n_series = len(tab)
+        sel = ts_all < new_mark
+        if old is not None:
+            sel &= ts_all >= old
+        sid, ts, val = sid_all[sel].astype(np.int64), ts_all[sel], val_all[sel]
+        stale = is_stale_marker(val)
+        real = ~np.isnan(val)
+
+        # Real samples in (series, time) order, one per (series, ts): a sample delivered twice counts once.
+        rs, rt, rv = sid[real], ts[real], val[real]
+        order = np.lexsort((rt, rs))
+        rs, rt, rv = rs[order], rt[order], rv[order]
+        if rs.size:
+            uniq = np.ones(rs.size, dtype=bool)
+            uniq[:-1] = (rs[1:] != rs[:-1]) | (rt[1:] != rt[:-1])
+            rs, rt, rv = rs[uniq], rt[uniq], rv[uniq]
+        win = rt // length
+        stats = _group_stats(rs, rt, rv, win, n_series) if rs.size else None
+
+        # Windows to account for: those with samples, and the recent empty ones (absent or zero rows).
+        first = old if old is not None else (int(ts.min()) // length * length if ts.size else new_mark)
+        recent_from = max(first, new_mark - cfg.lookback_ms)
+        starts = set(range(recent_from - recent_from % length, new_mark, length)) if recent_from < new_mark else set()
+        if stats is not None:
+            starts.update((np.unique(stats.win) * length).tolist())
+        stale_groups = _stale_by_window(sid[stale], ts[stale], length)
+
+        increase = self._increase(li, length, rs, rt, rv, win, stats) if stats is not None else None
+        extra_sid: list[npt.NDArray[np.int64]] = []
+        extra_start: list[int] = []
+        for start in sorted(starts):
+            end = start + length
+            present = np.zeros(0, dtype=np.int64)
+            if stats is not None:
+                lo, hi = np.searchsorted(stats.win, [start // length, start // length + 1])
+                present = stats.sid[lo:hi]
+                self._fold_window(li, present, stats.max_ts[lo:hi], stats.last[lo:hi])
+            if start // length in stale_groups:
+                st_sid, st_ts = stale_groups[start // length]
+                newer = st_ts > tab.prev_ts[li, st_sid]
+                tab.prev_ts[li, st_sid[newer]] = st_ts[newer]
+                tab.prev_stale[li, st_sid[newer]] = True
+            quiet = tab.alive[:n_series].copy()
+            quiet[present] = False
+            quiet &= tab.base_ts[li, :n_series] >= end - cfg.lookback_ms
+            if not cfg.emit_empty:
+                ended = tab.prev_stale[li, :n_series] & (tab.prev_ts[li, :n_series] > tab.base_ts[li, :n_series])
+                quiet &= ended | (tab.base_ts[li, :n_series] < end - cfg.absent_after_ms)
+            q = np.flatnonzero(quiet)
+            if q.size:
+                extra_sid.append(q)
+                extra_start.extend([start] * q.size)
+        return _assemble(
+            length,
+            stats,
+            increase,
+            tab,
+            np.concatenate(extra_sid) if extra_sid else np.zeros(0, np.int64),
+            np.asarray(extra_start, dtype=np.int64),
+            cfg.emit_empty,
+        )
+
+    def _fold_window(
+        self, li: int, sid: npt.NDArray[np.int64], max_ts: npt.NDArray[np.int64], last: npt.NDArray[np.float64]
+    ) -> None:
+        tab = self.series
+        newer = max_ts >= tab.base_ts[li, sid]
+        tab.base_ts[li, sid[newer]] = max_ts[newer]
+        tab.base_val[li, sid[newer]] = last[newer]
+        newer = max_ts >= tab.prev_ts[li, sid]
+        tab.prev_ts[li, sid[newer]] = max_ts[newer]
+        tab.prev_stale[li, sid[newer]] = False
+
+    def _increase(
+        self,
+        li: int,
+        length: int,
+        rs: npt.NDArray[np.int64],
+        rt: npt.NDArray[np.int64],
+        rv: npt.NDArray[np.float64],
+        win: npt.NDArray[np.int64],
+        stats: _Stats,
+    ) -> npt.NDArray[np.float64]:
+        """Reset-aware increase of counter series per group; sum of values for delta series; NaN otherwise."""
+        tab = self.series
+        out = np.full(stats.sid.size, np.nan)
+        delta_groups = tab.delta[stats.sid]
+        out[delta_groups] = stats.total[delta_groups]
+        is_counter = tab.counter[rs]
+        if not is_counter.any():
+            return out
+        cs, cv, cw = rs[is_counter], rv[is_counter], win[is_counter]
+        # Samples are in (series, ts) order, so each one's predecessor is the previous element of the same
+        # series; a series' first sample in this close continues from the baseline before the window.
+        prev = np.empty_like(cv)
+        prev[1:] = cv[:-1]
+        same = np.zeros(cs.size, dtype=bool)
+        same[1:] = cs[1:] == cs[:-1]
+        first = ~same
+        base_ok = tab.base_ts[li, cs] >= cw * length - self.config.lookback_ms
+        prev[first] = tab.base_val[li, cs[first]]
+        valid = same | (first & base_ok)
+        step = np.where(cv >= prev, cv - prev, cv)
+        group = stats.group_of(cs, cw)
+        inc = np.bincount(group[valid], weights=step[valid], minlength=stats.sid.size)
+        pairs = np.bincount(group[valid], minlength=stats.sid.size)
+        counter_groups = tab.counter[stats.sid]
+        out[counter_groups] = np.where(pairs[counter_groups] > 0, inc[counter_groups], np.nan)
+        return out
+
+    def _forget(self) -> None:
+        marks = [m for m in self.closed if m is not None]
+        horizon = min(marks) - self.config.lookback_ms
+        tab = self.series
+        n = len(tab)
+        tab.evict(tab.alive[:n] & (tab.last_any_ts[:n] < horizon))
+        while self._messages and self._messages[0][1] < horizon:
+            self._messages.popleft()
+        remap = tab.compact()
+        if remap is not None and self._chunks:
+            sid, ts, val = self._consolidate()
+            new = remap[sid]
+            keep = new >= 0
+            self._chunks = [(new[keep].astype(np.uint32), ts[keep], val[keep])]
+            self._buffered = int(keep.sum())
+
+    def _to_batch(self, parts: list[_Rows], targets: list[tuple[int, int | None, int]]) -> FeatureBatch:
+        marks = ",".join(f"{self.config.lengths_ms[li]}:{mark}" for li, _, mark in targets)
+        batch_id = f"{self.source}/{self.partition}/{marks}"
+        if not parts:
+            return FeatureBatch.from_rows([], [], [], [], {}, id=batch_id, source=self.source)
+        sid = np.concatenate([p.sid for p in parts])
+        used, local = np.unique(sid, return_inverse=True)
+        metas = self.series.metas
+        return FeatureBatch(
+            [metas[i] for i in used.tolist()],
+            local.astype(np.uint32),
+            np.concatenate([p.start for p in parts]),
+            np.concatenate([p.length for p in parts]),
+            np.concatenate([p.values for p in parts], axis=1),
+            FEATURE_COLUMNS,
+            id=batch_id,
+            source=self.source,
+            watermark_ms=self.watermark or 0,
+        )
+
+    # -- restart ----------------------------------------------------------------------------------------
+
+    @property
+    def replay_from(self) -> int:
+        """The first input offset a restarted worker must read again to rebuild this state."""
+        return self._messages[0][0] if self._messages else self.applied_offset + 1
+
+    @property
+    def buffered_samples(self) -> int:
+        return self._buffered
+
+    def checkpoint(self) -> dict[str, Any]:
+        return {
+            "closed": list(self.closed),
+            "max_ts": self.max_ts,
+            "applied": self.applied_offset,
+            "replay_from": self.replay_from,
+            "dropped_late": self.dropped_late,
+        }
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        closed = list(state["closed"])
+        if len(closed) != len(self.closed):
+            raise ValueError("checkpoint was taken with other window lengths")
+        self.closed = closed
+        self.max_ts = state["max_ts"]
+        self.applied_offset = int(state["applied"])
+        self.dropped_late = int(state.get("dropped_late", 0))
+
+
+# -- vectorised statistics --------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Stats:
+    """Per (window, series) group statistics; groups sorted by window then series."""
+
+    win: npt.NDArray[np.int64]
+    sid: npt.NDArray[np.int64]
+    count: npt.NDArray[np.int64]
+    total: npt.NDArray[np.float64]
+    mean: npt.NDArray[np.float64]
+    min: npt.NDArray[np.float64]
+    max: npt.NDArray[np.float64]
+    std: npt.NDArray[np.float64]
+    quantiles: dict[str, npt.NDArray[np.float64]]
+    last: npt.NDArray[np.float64]
+    max_ts: npt.NDArray[np.int64]
+    n_series: int
+    win0: int
+
+    def group_of(self, sid: npt.NDArray[np.int64], win: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        keys = (self.win - self.win0) * self.n_series + self.sid
+        return np.searchsorted(keys, (win - self.win0) * self.n_series + sid).astype(np.int64)
+
+
+def _group_stats(
+    sid: npt.NDArray[np.int64],
+    ts: npt.NDArray[np.int64],
+    val: npt.NDArray[np.float64],
+    win: npt.NDArray[np.int64],
+    n_series: int,
+) -> _Stats:
+    win0 = int(win.min())
+    g = (win - win0) * n_series + sid
+    order = np.lexsort((val, g))
+    g, v, t = g[order], val[order], ts[order]
+    n = g.size
+    head = np.ones(n, dtype=bool)
+    head[1:] = g[1:] != g[:-1]
+    starts = np.flatnonzero(head)
+    count = np.diff(np.append(starts, n))
+    ends = starts + count - 1
+    total = np.add.reduceat(v, starts)
+    mean = total / count
+    dev = v - np.repeat(mean, count)
+    std = np.sqrt(np.add.reduceat(dev * dev, starts) / count)
+    quantiles = {name: _quantile(v, starts, count, q) for name, q in _QUANTILES}
+    max_ts = np.maximum.reduceat(t, starts)
+    # The last value is the one with the latest timestamp (equal timestamps: the larger value).
+    at_last = np.where(t == np.repeat(max_ts, count), np.arange(n), -1)
+    last = v[np.maximum.reduceat(at_last, starts)]
+    ug = g[starts]
+    return _Stats(
+        win=ug // n_series + win0,
+        sid=ug % n_series,
+        count=count,
+        total=total,
+        mean=mean,
+        min=v[starts],
+        max=v[ends],
+        std=std,
+        quantiles=quantiles,
+        last=last,
+        max_ts=max_ts,
+        n_series=n_series,
+        win0=win0,
+    )
+
+
+def _quantile(
+    v: npt.NDArray[np.float64], starts: npt.NDArray[np.intp], count: npt.NDArray[np.int64], q: float
+) -> npt.NDArray[np.float64]:
+    """``np.quantile(group, q)`` (the default linear method) for every sorted group at once."""
+    pos = q * (count - 1)
+    lo = np.floor(pos).astype(np.int64)
+    frac = pos - lo
+    a = v[starts + lo]
+    b = v[starts + np.minimum(lo + 1, count - 1)]
+    diff = b - a
+    # numpy interpolates from the nearer end, which keeps results exact at the endpoints.
+    return np.where(frac >= 0.5, b - diff * (1 - frac), a + diff * frac)
+
+
+def _stale_by_window(
+    sid: npt.NDArray[np.int64], ts: npt.NDArray[np.int64], length: int
+) -> dict[int, tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]]:
+    """Latest stale marker per series, by window index."""
+    if sid.size == 0:
+        return {}
+    win = ts // length
+    order = np.lexsort((ts, sid, win))
+    sid, ts, win = sid[order], ts[order], win[order]
+    last = np.ones(sid.size, dtype=bool)
+    last[:-1] = (sid[1:] != sid[:-1]) | (win[1:] != win[:-1])
+    sid, ts, win = sid[last], ts[last], win[last]
+    out: dict[int, tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]] = {}
+    for w in np.unique(win).tolist():
+        m = win == w
+        out[int(w)] = (sid[m], ts[m])
+    return out
+
+
+@dataclass(slots=True)
+class _Rows:
+    sid: npt.NDArray[np.int64]
+    start: npt.NDArray[np.int64]
+    length: npt.NDArray[np.int64]
+    values: npt.NDArray[np.float64]
+
+
+def _assemble(
+    length: int,
+    stats: _Stats | None,
+    increase: npt.NDArray[np.float64] | None,
+    tab: _SeriesTable,
+    quiet_sid: npt.NDArray[np.int64],
+    quiet_start: npt.NDArray[np.int64],
+    zero_rows: bool,
+) -> _Rows | None:
+    seconds = length / 1000.0
+    n_stats = 0 if stats is None else stats.sid.size
+    n = n_stats + quiet_sid.size
+    if n == 0:
+        return None
+    values = np.full((len(FEATURE_COLUMNS), n), np.nan)
+    sid = np.empty(n, dtype=np.int64)
+    start = np.empty(n, dtype=np.int64)
+    if stats is not None and increase is not None:
+        s = slice(0, n_stats)
+        sid[s] = stats.sid
+        start[s] = stats.win * length
+        values[_COL["count"], s] = stats.count
+        values[_COL["sum"], s] = stats.total
+        values[_COL["mean"], s] = stats.mean
+        values[_COL["min"], s] = stats.min
+        values[_COL["max"], s] = stats.max
+        values[_COL["stddev"], s] = stats.std
+        for name, q in stats.quantiles.items():
+            values[_COL[name], s] = q
+        values[_COL["last"], s] = stats.last
+        values[_COL["increase"], s] = increase
+        values[_COL["rate"], s] = increase / seconds
+        values[_COL["absent"], s] = 0.0
+        rate_kind = tab.counter[stats.sid] | tab.delta[stats.sid]
+        values[_COL["value"], s] = np.where(rate_kind, increase / seconds, stats.mean)
+    if quiet_sid.size:
+        q = slice(n_stats, n)
+        sid[q] = quiet_sid
+        start[q] = quiet_start
+        values[_COL["count"], q] = 0.0
+        if zero_rows:
+            # Sources that count events (requests, errors, log lines): a quiet window is zero of them.
+            values[_COL["sum"], q] = 0.0
+            values[_COL["absent"], q] = 0.0
+            zeros = np.where(tab.delta[quiet_sid], 0.0, np.nan)
+            for col in ("increase", "rate", "value"):
+                values[_COL[col], q] = zeros
+        else:
+            values[_COL["absent"], q] = 1.0
+    return _Rows(sid, start, np.full(n, length, dtype=np.int64), values)
