@@ -271,7 +271,11 @@ class _Writer:
         if "le" in labels:
             raise Refused("attribute 'le' clashes with the histogram's bucket label")
         if len(buckets) > self.max_series:
-            raise InvalidPayloadError(f"a histogram point has {len(buckets)} buckets, more than the series limit", 413)
+            raise InvalidPayloadError(
+                f"a histogram point has {len(buckets)} buckets, more than the limit of {self.max_series} series "
+                "per request",
+                413,
+            )
         count = point.count
         if sum(c for _, c in buckets) > count:
             raise Refused(f"bucket counts add up to more than the point's count {count}")
