@@ -37,6 +37,9 @@ class StreamSettings(CommonSettings):
     """Feature columns written to the TSDB as series named ``<name>:<stat>_<window>s``."""
     stream_tsdb_enabled: bool = True
     """Run the TSDB writer agents in this worker."""
+    stream_group_session_timeout_s: float = Field(10.0, gt=0)
+    """Consumer-group session timeout of ``python -m aiops_stream``: a killed worker's partitions are
+    reassigned after this, and the broker holds a group join for half of it."""
 
     @model_validator(mode="after")
     def _check_windows(self) -> Self:

@@ -36,7 +36,9 @@ _QUANTILES = (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))
 
 
 def is_stale_marker(values: npt.NDArray[np.float64]) -> npt.NDArray[np.bool_]:
-    return np.ascontiguousarray(values, dtype=np.float64).view(np.uint64) == np.uint64(STALE_NAN_BITS)
+    bits = np.ascontiguousarray(values, dtype=np.float64).view(np.uint64)
+    stale: npt.NDArray[np.bool_] = bits == np.uint64(STALE_NAN_BITS)
+    return stale
 
 
 @dataclass(frozen=True, slots=True)
@@ -594,7 +596,8 @@ def _quantile(
     b = v[starts + np.minimum(lo + 1, count - 1)]
     diff = b - a
     # numpy interpolates from the nearer end, which keeps results exact at the endpoints.
-    return np.where(frac >= 0.5, b - diff * (1 - frac), a + diff * frac)
+    result: npt.NDArray[np.float64] = np.where(frac >= 0.5, b - diff * (1 - frac), a + diff * frac)
+    return result
 
 
 def _stale_by_window(
@@ -651,8 +654,8 @@ def _assemble(
         values[_COL["min"], s] = stats.min
         values[_COL["max"], s] = stats.max
         values[_COL["stddev"], s] = stats.std
-        for name, q in stats.quantiles.items():
-            values[_COL[name], s] = q
+        for name, quantile in stats.quantiles.items():
+            values[_COL[name], s] = quantile
         values[_COL["last"], s] = stats.last
         values[_COL["increase"], s] = increase
         values[_COL["rate"], s] = increase / seconds

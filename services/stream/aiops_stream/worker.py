@@ -1,0 +1,14 @@
+"""The stream service's agents, installed on a Faust app by ``aiops up`` / ``aiops worker stream``."""
+
+from __future__ import annotations
+
+import faust
+
+from aiops_stream import window_aggregator
+from aiops_stream.settings import StreamSettings
+
+__all__ = ["install"]
+
+
+def install(app: faust.App, settings: StreamSettings) -> None:
+    window_aggregator.install(app, settings)

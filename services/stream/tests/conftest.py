@@ -1,0 +1,169 @@
+"""Fixtures for the stream service's tests: the worker as a real subprocess, producing and reading topics."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiops_common.broker import Publisher, bootstrap_servers, ensure_topics
+from aiops_common.broker.publisher import Message
+from aiops_common.schemas import FeatureBatch, TopologyEdge
+from aiops_common.topics import Topics, TopicSpec
+
+
+@dataclass
+class StreamWorker:
+    """``python -m aiops_stream`` against the test broker."""
+
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-6000:]
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, no final commit, no flush."""
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+@pytest.fixture
+def stream_worker(broker_url: str, topic_prefix: str, tmp_path: Path) -> Iterator[Callable[..., StreamWorker]]:
+    """Start the stream worker with ``AIOPS_*`` settings; every one started is stopped after the test."""
+    started: list[StreamWorker] = []
+
+    def start(**settings: Any) -> StreamWorker:
+        env = dict(os.environ)
+        env.update(
+            AIOPS_BROKER_URL=broker_url,
+            AIOPS_TOPIC_PREFIX=topic_prefix,
+            AIOPS_DATA_DIR=str(tmp_path / "data"),
+            AIOPS_LOG_FORMAT="console",
+            AIOPS_LOG_LEVEL="INFO",
+        )
+        env.update({f"AIOPS_{k.upper()}": str(v) for k, v in settings.items()})
+        log_path = tmp_path / f"stream-{len(started)}.log"
+        with log_path.open("ab") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "aiops_stream"], env=env, stdout=log, stderr=subprocess.STDOUT
+            )
+        worker = StreamWorker(proc, log_path)
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()
+
+
+@pytest.fixture
+async def publisher(broker_url: str, topic_prefix: str) -> AsyncIterator[Publisher]:
+    await ensure_topics(broker_url, topic_prefix)
+    pub = Publisher(broker_url, topic_prefix)
+    await pub.start()
+    yield pub
+    await pub.stop()
+
+
+async def send(publisher: Publisher, spec: TopicSpec, value: bytes, partition: int = 0) -> None:
+    await publisher.publish([Message(spec, value, key=str(partition).encode(), partition=partition)])
+
+
+@dataclass
+class TopicReader:
+    """Reads every partition of a topic from the beginning, collecting decoded values."""
+
+    broker_url: str
+    name: str
+    decode: Callable[[bytes], Any]
+    values: list[Any] = field(default_factory=list)
+    _consumer: AIOKafkaConsumer | None = None
+
+    async def start(self) -> None:
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap_servers(self.broker_url), enable_auto_commit=False
+        )
+        await self._consumer.start()
+        partitions = self._consumer.partitions_for_topic(self.name) or set()
+        deadline = time.monotonic() + 10
+        while not partitions and time.monotonic() < deadline:
+            await self._consumer._client.force_metadata_update()
+            partitions = self._consumer.partitions_for_topic(self.name) or set()
+        tps = [TopicPartition(self.name, p) for p in sorted(partitions)]
+        self._consumer.assign(tps)
+        await self._consumer.seek_to_beginning(*tps)
+
+    async def stop(self) -> None:
+        if self._consumer is not None:
+            await self._consumer.stop()
+
+    async def poll(self) -> None:
+        assert self._consumer is not None
+        batches = await self._consumer.getmany(timeout_ms=200)
+        for records in batches.values():
+            self.values.extend(self.decode(r.value) for r in records)
+
+    async def until(
+        self, done: Callable[[list[Any]], bool], timeout_s: float, worker: StreamWorker | None = None
+    ) -> None:
+        """Poll until ``done(values)``; fail with the worker's log after ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        while not done(self.values):
+            if time.monotonic() > deadline:
+                detail = worker.log() if worker is not None else ""
+                pytest.fail(f"{self.name}: condition not met in {timeout_s}s ({len(self.values)} values)\n{detail}")
+            if worker is not None and worker.proc.poll() is not None:
+                pytest.fail(f"stream worker exited with {worker.proc.returncode}\n{worker.log()}")
+            await self.poll()
+            await asyncio.sleep(0)
+
+
+@pytest.fixture
+async def features(broker_url: str, topic_prefix: str, publisher: Publisher) -> AsyncIterator[TopicReader]:
+    reader = TopicReader(broker_url, Topics.FEATURES.full_name(topic_prefix), FeatureBatch.decode)
+    await reader.start()
+    yield reader
+    await reader.stop()
+
+
+@pytest.fixture
+async def edges(broker_url: str, topic_prefix: str, publisher: Publisher) -> AsyncIterator[TopicReader]:
+    reader = TopicReader(broker_url, Topics.TOPOLOGY_EDGES.full_name(topic_prefix), TopologyEdge.decode)
+    await reader.start()
+    yield reader
+    await reader.stop()
+
+
+def feature_rows(batches: list[FeatureBatch]) -> dict[tuple[str, int, int], dict[str, float]]:
+    """Rows by (series key, start, length); a row delivered again must be identical to the first delivery."""
+    rows: dict[tuple[str, int, int], dict[str, float]] = {}
+    for batch in batches:
+        for row in batch.rows():
+            values = dict(row.values)
+            if row.key in rows:
+                assert _same(rows[row.key], values), (row.key, rows[row.key], values)
+            rows[row.key] = values
+    return rows
+
+
+def _same(a: dict[str, float], b: dict[str, float]) -> bool:
+    return all(a[k] == b[k] or (a[k] != a[k] and b[k] != b[k]) for k in a)
