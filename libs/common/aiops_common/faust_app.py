@@ -24,6 +24,7 @@ def create_app(service: str, settings: CommonSettings, broker_url: str | None = 
     servers = ";".join(bootstrap_servers(url))
     app_id = f"{settings.topic_prefix}aiops-{service}".replace("/", "-")
     datadir = Path(settings.data_dir) / "faust" / app_id
+    datadir.parent.mkdir(parents=True, exist_ok=True)
     return faust.App(
         app_id,
         broker=f"kafka://{servers}",

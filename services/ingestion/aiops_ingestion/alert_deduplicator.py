@@ -48,7 +48,7 @@ def install_alert_deduplicator(app: faust.App, prefix: str, ttl_s: float) -> Non
             seen[key] = time.time()
             yield None
 
-    @app.timer(interval=max(ttl_s / 10, 1.0), name="alert_deduplicator_expiry")
+    @app.timer(interval=max(ttl_s / 10, 1.0), name="alert_deduplicator_expiry")  # type: ignore[untyped-decorator]  # faust leaves it unannotated
     async def expire() -> None:
         cutoff = time.time() - ttl_s
         for key in [k for k, first_seen in seen.items() if first_seen < cutoff]:

@@ -118,7 +118,9 @@ def create_http_app(settings: IngestionSettings, publisher: Publisher) -> FastAP
 
     # Alertmanager, JSON APIs ------------------------------------------------------
     async def alertmanager(request: Request) -> Response:
-        alerts = nz.parse_alertmanager_webhook(await body_of(request), limits)
+        alerts = nz.parse_alertmanager_webhook(
+            await body_of(request), limits, content_type=request.headers.get("content-type")
+        )
         await records.alerts(alerts, "alertmanager")
         return JSONResponse({"accepted": len(alerts)})
 
@@ -130,11 +132,15 @@ def create_http_app(settings: IngestionSettings, publisher: Publisher) -> FastAP
         return JSONResponse({"accepted": count})
 
     async def logs_write(request: Request) -> Response:
-        logs = nz.parse_logs_write(await body_of(request), limits, enricher)
+        logs = nz.parse_logs_write(
+            await body_of(request), limits, enricher, content_type=request.headers.get("content-type")
+        )
         return JSONResponse({"accepted": await records.logs(logs, "json")})
 
     async def deployment_event(request: Request) -> Response:
-        event = nz.parse_deployment_event(await body_of(request), limits)
+        event = nz.parse_deployment_event(
+            await body_of(request), limits, content_type=request.headers.get("content-type")
+        )
         await records.change(event, "json")
         return JSONResponse({"accepted": 1, "id": event.id}, status_code=202)
 

@@ -202,6 +202,7 @@ class TumblingWindows:
         self._chunks: list[tuple[npt.NDArray[np.uint32], npt.NDArray[np.int64], npt.NDArray[np.float64]]] = []
         self._buffered = 0
         self._messages: deque[tuple[int, int]] = deque()  # (offset, latest ts) of messages that may matter still
+        self._restored_replay_from: int | None = None
 
     # -- input ------------------------------------------------------------------------------------------
 
@@ -221,6 +222,7 @@ class TumblingWindows:
     ) -> None:
         """Take one message's samples (local series ids from :meth:`series_ids`)."""
         self.applied_offset = max(self.applied_offset, offset)
+        self._restored_replay_from = None
         if sid.size == 0:
             return
         ts = np.asarray(ts, dtype=np.int64)
@@ -490,7 +492,11 @@ class TumblingWindows:
     @property
     def replay_from(self) -> int:
         """The first input offset a restarted worker must read again to rebuild this state."""
-        return self._messages[0][0] if self._messages else self.applied_offset + 1
+        if self._messages:
+            return self._messages[0][0]
+        if self._restored_replay_from is not None:
+            return self._restored_replay_from
+        return self.applied_offset + 1
 
     @property
     def buffered_samples(self) -> int:
@@ -513,6 +519,7 @@ class TumblingWindows:
         self.max_ts = state["max_ts"]
         self.applied_offset = int(state["applied"])
         self.dropped_late = int(state.get("dropped_late", 0))
+        self._restored_replay_from = int(state["replay_from"])
 
 
 # -- vectorised statistics --------------------------------------------------------------------------------

@@ -106,7 +106,8 @@ class FeatureBatch:
         i = self._index.get(name)
         if i is None:
             return np.full(len(self), np.nan)
-        return self.values[i]
+        column: npt.NDArray[np.float64] = self.values[i]
+        return column
 
     def keys(self) -> list[tuple[str, int, int]]:
         """``(series key, start_ms, length_ms)`` of every row: the identity to deduplicate on."""

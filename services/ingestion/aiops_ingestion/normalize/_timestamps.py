@@ -105,8 +105,11 @@ def _unix_ns(number: int | float) -> int:
         raise ValueError(f"timestamp {number!r} is not a positive Unix time")
     if number >= _MS_BELOW:
         raise ValueError(f"timestamp {number!r} is too large: send Unix seconds or milliseconds")
-    scale = 1_000_000_000 if number < _SECONDS_BELOW else _NS_PER_MS
-    return number * scale if isinstance(number, int) else round(number * scale)
+    if isinstance(number, int):
+        return number * (1_000_000_000 if number < _SECONDS_BELOW else _NS_PER_MS)
+    # A double holds about 16 digits: scale to microseconds (exact enough), not straight to nanoseconds.
+    micros = round(number * (1_000_000 if number < _SECONDS_BELOW else 1000))
+    return micros * 1000
 
 
 def _rfc3339_ns(text: str) -> int:

@@ -64,7 +64,7 @@ def _json_bodies(rng: random.Random) -> list[Any]:
         {"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "zz", "spanId": "1"}]}]}]},
         {"resourceLogs": [{"scopeLogs": [{"logRecords": [{"timeUnixNano": "abc"}]}]}]},
     ]
-    for _ in range(40):
+    for _ in range(60):
         depth = rng.randint(0, 4)
         value: Any = rng.choice([rng.random(), rng.randint(-(2**70), 2**70), "s" * rng.randint(0, 50), None, True])
         for _ in range(depth):
@@ -76,7 +76,7 @@ def _json_bodies(rng: random.Random) -> list[Any]:
 def _bodies(rng: random.Random) -> list[tuple[bytes, dict[str, str]]]:
     valid = _valid_otlp()
     cases: list[tuple[bytes, dict[str, str]]] = []
-    for _ in range(120):
+    for _ in range(200):
         cases.append((rng.randbytes(rng.randint(0, 2000)), {}))
     for cut in range(1, len(valid)):
         cases.append((valid[:cut], {}))

@@ -218,6 +218,7 @@ def test_restore_and_replay_reproduces_every_later_row(seed: int) -> None:
 
     restarted = TumblingWindows(CONFIG)
     restarted.restore(state)
+    assert restarted.replay_from == state["replay_from"]
     # The crash came some messages after the checkpoint: the restarted engine reads again from replay_from.
     again = run(restarted, metas, messages[state["replay_from"] :], first_offset=state["replay_from"])
     later = {k: v for rows in emitted[offset + 1 :] for k, v in rows.items()}

@@ -1,0 +1,123 @@
+"""SIGKILL the stream worker mid-stream and start it again: every (series, window) row arrives, with the same numbers."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import struct
+
+import numpy as np
+import pytest
+from aiops_common.broker import Publisher
+from aiops_common.schemas import FeatureBatch, MetricBatchBuilder, MetricKind
+from aiops_common.topics import Topics
+from aiops_stream.settings import StreamSettings
+from aiops_stream.tumbling import STALE_NAN_BITS, TumblingWindows
+from aiops_stream.window_aggregator import metric_window_config
+
+from ..conftest import StreamWorker, TopicReader, feature_rows, send
+
+pytestmark = pytest.mark.functional
+
+STALE = struct.unpack("<d", struct.pack("<Q", STALE_NAN_BITS))[0]
+T0 = 1_700_000_040_000
+PARTITIONS = 4
+SETTINGS = {
+    "stream_window_s": 10,
+    "stream_rollups": "[60]",
+    "stream_allowed_lateness_s": 2,
+    "stream_forget_after_s": 120,
+    "stream_tsdb_enabled": False,
+}
+
+
+def make_stream(seed: int = 7, messages_per_partition: int = 80) -> list[tuple[int, bytes]]:
+    """(partition, MetricBatch) in the order they are produced: 2 s of event time per message, jittered."""
+    rng = np.random.default_rng(seed)
+    out: list[tuple[int, bytes]] = []
+    counters = np.zeros((PARTITIONS, 6))
+    for i in range(messages_per_partition):
+        for part in range(PARTITIONS):
+            builder = MetricBatchBuilder()
+            now = T0 + 2_000 * i
+            for s in range(12):
+                if s == 11 and i > 30:
+                    continue  # goes silent
+                ts = now + int(rng.integers(-2_500, 1_000))
+                if s < 6:
+                    counters[part, s] = 0 if rng.random() < 0.03 else counters[part, s] + int(rng.integers(0, 9))
+                    builder.add(
+                        "requests_total",
+                        {"p": str(part), "s": str(s)},
+                        ts,
+                        float(counters[part, s]),
+                        MetricKind.COUNTER,
+                    )
+                else:
+                    value = STALE if (s == 10 and i == 40) else float(np.round(rng.normal(50, 10), 3))
+                    builder.add("latency", {"p": str(part), "s": str(s)}, ts, value)
+            out.append((part, builder.build().encode()))
+    return out
+
+
+def expected_rows(stream: list[tuple[int, bytes]]) -> dict[tuple[str, int, int], dict[str, float]]:
+    from aiops_common.schemas import MetricBatch
+
+    config = metric_window_config(
+        StreamSettings(**{k: v if k != "stream_rollups" else (60,) for k, v in SETTINGS.items()})
+    )
+    engines = {p: TumblingWindows(config, "metrics", p) for p in range(PARTITIONS)}
+    offsets = dict.fromkeys(range(PARTITIONS), 0)
+    batches: list[FeatureBatch] = []
+    for part, value in stream:
+        batch = MetricBatch.decode(value)
+        engine = engines[part]
+        engine.add(offsets[part], engine.series_ids(batch.series)[batch.sid], batch.ts_ms, batch.value)
+        offsets[part] += 1
+        closed = engine.advance()
+        if closed is not None:
+            batches.append(closed)
+    return feature_rows(batches)
+
+
+async def test_sigkill_mid_stream_loses_and_double_counts_nothing(
+    stream_worker: type[StreamWorker], publisher: Publisher, features: TopicReader
+) -> None:
+    stream = make_stream()
+    want = expected_rows(stream)
+    assert len(want) > 500 and any(r["absent"] == 1.0 for r in want.values())
+    first, second, third = (
+        stream[: len(stream) * 2 // 5],
+        stream[len(stream) * 2 // 5 : len(stream) * 7 // 10],
+        stream[len(stream) * 7 // 10 :],
+    )
+
+    worker = stream_worker(**SETTINGS)
+    for part, value in first:
+        await send(publisher, Topics.METRICS_RAW, value, part)
+    # Mid-stream: the worker has emitted some windows, and is still producing more when it dies.
+    await features.until(lambda v: len(feature_rows(v)) > len(want) // 5, 60, worker)
+    sending = asyncio.ensure_future(_send_all(publisher, second))
+    await asyncio.sleep(0)
+    worker.kill()
+    await sending
+    rows_before_restart = len(feature_rows(features.values))
+    assert rows_before_restart < len(want)
+
+    restarted = stream_worker(**SETTINGS)
+    for part, value in third:
+        await send(publisher, Topics.METRICS_RAW, value, part)
+    await features.until(lambda v: set(feature_rows(v)) >= set(want), 90, restarted)
+
+    got = feature_rows(features.values)  # asserts a row delivered twice is the same row
+    assert set(got) == set(want)
+    for key, expected in want.items():
+        for column, value in expected.items():
+            actual = got[key][column]
+            assert actual == value or (math.isnan(actual) and math.isnan(value)), (key, column, actual, value)
+    assert "restored checkpoint" in restarted.log()
+
+
+async def _send_all(publisher: Publisher, items: list[tuple[int, bytes]]) -> None:
+    for part, value in items:
+        await send(publisher, Topics.METRICS_RAW, value, part)
