@@ -46,6 +46,8 @@ class StreamSettings(CommonSettings):
         for rollup in self.stream_rollups:
             if rollup <= self.stream_window_s or rollup % self.stream_window_s:
                 raise ValueError(f"rollup {rollup}s must be a multiple of the {self.stream_window_s}s base window")
+        if self.stream_forget_after_s <= self.stream_absent_after_windows * self.stream_window_s:
+            raise ValueError("stream_forget_after_s must be longer than stream_absent_after_windows base windows")
         return self
 
     @property

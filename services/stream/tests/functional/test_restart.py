@@ -1,15 +1,17 @@
-"""SIGKILL the stream worker mid-stream and start it again: every (series, window) row arrives, with the same numbers."""
+"""SIGKILL the stream worker mid-stream, start it again: every (series, window) row arrives once, same numbers."""
 
 from __future__ import annotations
 
 import asyncio
 import math
 import struct
+import time
 
 import numpy as np
 import pytest
-from aiops_common.broker import Publisher
-from aiops_common.schemas import FeatureBatch, MetricBatchBuilder, MetricKind
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiops_common.broker import Publisher, bootstrap_servers
+from aiops_common.schemas import FeatureBatch, MetricBatch, MetricBatchBuilder, MetricKind
 from aiops_common.topics import Topics
 from aiops_stream.settings import StreamSettings
 from aiops_stream.tumbling import STALE_NAN_BITS, TumblingWindows
@@ -26,7 +28,7 @@ SETTINGS = {
     "stream_window_s": 10,
     "stream_rollups": "[60]",
     "stream_allowed_lateness_s": 2,
-    "stream_forget_after_s": 120,
+    "stream_forget_after_s": 60,  # short, so the replay point moves on and the replay is a real catch-up
     "stream_tsdb_enabled": False,
 }
 
@@ -61,8 +63,7 @@ def make_stream(seed: int = 7, messages_per_partition: int = 80) -> list[tuple[i
 
 
 def expected_rows(stream: list[tuple[int, bytes]]) -> dict[tuple[str, int, int], dict[str, float]]:
-    from aiops_common.schemas import MetricBatch
-
+    """What an uninterrupted run emits: the engine (checked against a reference in the unit tests) per partition."""
     config = metric_window_config(
         StreamSettings(**{k: v if k != "stream_rollups" else (60,) for k, v in SETTINGS.items()})
     )
@@ -81,7 +82,11 @@ def expected_rows(stream: list[tuple[int, bytes]]) -> dict[tuple[str, int, int],
 
 
 async def test_sigkill_mid_stream_loses_and_double_counts_nothing(
-    stream_worker: type[StreamWorker], publisher: Publisher, features: TopicReader
+    stream_worker: type[StreamWorker],
+    publisher: Publisher,
+    features: TopicReader,
+    broker_url: str,
+    topic_prefix: str,
 ) -> None:
     stream = make_stream()
     want = expected_rows(stream)
@@ -97,6 +102,7 @@ async def test_sigkill_mid_stream_loses_and_double_counts_nothing(
         await send(publisher, Topics.METRICS_RAW, value, part)
     # Mid-stream: the worker has emitted some windows, and is still producing more when it dies.
     await features.until(lambda v: len(feature_rows(v)) > len(want) // 5, 60, worker)
+    await _until_committed(broker_url, topic_prefix, minimum=20, worker=worker)
     sending = asyncio.ensure_future(_send_all(publisher, second))
     await asyncio.sleep(0)
     worker.kill()
@@ -116,6 +122,24 @@ async def test_sigkill_mid_stream_loses_and_double_counts_nothing(
             actual = got[key][column]
             assert actual == value or (math.isnan(actual) and math.isnan(value)), (key, column, actual, value)
     assert "restored checkpoint" in restarted.log()
+    # The group had committed past the replay point: the windows were rebuilt by reading the input again.
+    assert "replayed input" in restarted.log()
+
+
+async def _until_committed(broker_url: str, prefix: str, minimum: int, worker: StreamWorker) -> None:
+    """Wait until the worker's consumer group has committed ``minimum`` on partition 0 of metrics.raw."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers(broker_url), group_id=f"{prefix}aiops-stream", enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        tp = TopicPartition(Topics.METRICS_RAW.full_name(prefix), 0)
+        deadline = time.monotonic() + 30
+        while (await consumer.committed(tp) or 0) < minimum:
+            assert time.monotonic() < deadline, worker.log()
+            await asyncio.sleep(0.2)
+    finally:
+        await consumer.stop()
 
 
 async def _send_all(publisher: Publisher, items: list[tuple[int, bytes]]) -> None:
