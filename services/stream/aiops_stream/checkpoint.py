@@ -25,12 +25,13 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import faust
 import msgpack
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from faust.tables.base import Collection
 from faust.types import TP, EventT
 
 __all__ = ["CheckpointedStage", "Outbound", "PartitionProcessor", "ProcessorFactory", "pack", "unpack"]
@@ -117,8 +118,9 @@ class CheckpointedStage:
             help=f"{name}: per input partition, the checkpoint its windows are rebuilt from",
         )
         # Checkpoints are msgpack already; before the changelog topic is made, so it carries them as they are.
-        self.table.key_serializer = "raw"
-        self.table.value_serializer = "raw"
+        collection = cast(Collection, self.table)
+        collection.key_serializer = "raw"
+        collection.value_serializer = "raw"
         self._processors: dict[int, PartitionProcessor] = {}
         self._next: dict[int, int] = {}
         self._restored_through: dict[int, int] = {}

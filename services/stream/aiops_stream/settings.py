@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Self
+from typing import Annotated, Self
 
 from aiops_common.settings import CommonSettings
 from pydantic import Field, model_validator
@@ -11,23 +11,23 @@ __all__ = ["StreamSettings"]
 
 
 class StreamSettings(CommonSettings):
-    stream_window_s: int = Field(10, gt=0)
+    stream_window_s: Annotated[int, Field(gt=0)] = 10
     """Length of the base tumbling window; every feature series gets one row per window."""
     stream_rollups: tuple[int, ...] = (60, 300)
     """Longer tumbling windows (seconds, multiples of the base window) computed from the same samples."""
-    stream_allowed_lateness_s: float = Field(5.0, ge=0)
+    stream_allowed_lateness_s: Annotated[float, Field(ge=0)] = 5.0
     """A window closes once the partition's event-time watermark (latest timestamp seen minus this) passes
     its end; samples for a window already closed are dropped and counted."""
-    stream_absent_after_windows: int = Field(3, gt=0)
+    stream_absent_after_windows: Annotated[int, Field(gt=0)] = 3
     """A known series with no sample for this many base windows gets an explicit ``absent`` row."""
-    stream_forget_after_s: float = Field(600.0, gt=0)
+    stream_forget_after_s: Annotated[float, Field(gt=0)] = 600.0
     """A series silent this long is forgotten (no more ``absent`` rows); also how far back a restarted worker
     re-reads its input to rebuild counter baselines and the span index."""
-    stream_span_index_ttl_s: float = Field(60.0, gt=0)
+    stream_span_index_ttl_s: Annotated[float, Field(gt=0)] = 60.0
     """Parent and child spans further apart in time than this are not joined into a call edge."""
-    stream_log_max_templates: int = Field(2000, gt=0)
+    stream_log_max_templates: Annotated[int, Field(gt=0)] = 2000
     """Most log templates the drain3 miner of one partition keeps."""
-    stream_log_similarity: float = Field(0.4, gt=0, le=1)
+    stream_log_similarity: Annotated[float, Field(gt=0, le=1)] = 0.4
     """drain3 similarity threshold: how alike a line must be to join an existing template."""
     stream_tsdb_url: str = ""
     """Where raw and aggregated series are written; empty means ``sqlite:///<data_dir>/tsdb.sqlite``."""
@@ -37,7 +37,7 @@ class StreamSettings(CommonSettings):
     """Feature columns written to the TSDB as series named ``<name>:<stat>_<window>s``."""
     stream_tsdb_enabled: bool = True
     """Run the TSDB writer agents in this worker."""
-    stream_group_session_timeout_s: float = Field(10.0, gt=0)
+    stream_group_session_timeout_s: Annotated[float, Field(gt=0)] = 10.0
     """Consumer-group session timeout of ``python -m aiops_stream``: a killed worker's partitions are
     reassigned after this, and the broker holds a group join for half of it."""
 

@@ -24,21 +24,14 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from aiops_common.schemas import FEATURE_COLUMNS, FeatureBatch, MetricKind, SeriesMeta, series_key
+from aiops_common.tsdb.samples import STALE_NAN_BITS, stale_mask
 
-__all__ = ["STALE_NAN_BITS", "TumblingWindows", "WindowConfig", "is_stale_marker"]
+__all__ = ["STALE_NAN_BITS", "TumblingWindows", "WindowConfig", "stale_mask"]
 
-STALE_NAN_BITS = 0x7FF0000000000002
-"""Prometheus' staleness marker: a NaN with this exact bit pattern ends a series."""
 
 _NO_TS = np.iinfo(np.int64).min
 _COL = {name: i for i, name in enumerate(FEATURE_COLUMNS)}
 _QUANTILES = (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))
-
-
-def is_stale_marker(values: npt.NDArray[np.float64]) -> npt.NDArray[np.bool_]:
-    bits = np.ascontiguousarray(values, dtype=np.float64).view(np.uint64)
-    stale: npt.NDArray[np.bool_] = bits == np.uint64(STALE_NAN_BITS)
-    return stale
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,7 +254,7 @@ class TumblingWindows:
         if sid.size == 0:
             return
         tab = self.series
-        stale = is_stale_marker(value)
+        stale = stale_mask(value)
         real = ~np.isnan(value)
         # Latest sample of any sort (ties: the later one in the input wins, as in a replay).
         order = np.lexsort((ts, sid))
@@ -346,7 +339,7 @@ class TumblingWindows:
         if old is not None:
             sel &= ts_all >= old
         sid, ts, val = sid_all[sel].astype(np.int64), ts_all[sel], val_all[sel]
-        stale = is_stale_marker(val)
+        stale = stale_mask(val)
         real = ~np.isnan(val)
 
         # Real samples in (series, time) order, one per (series, ts): a sample delivered twice counts once.

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 from aiops_common.schemas import FeatureBatch, MetricKind, SeriesMeta
-from aiops_stream.tumbling import STALE_NAN_BITS, TumblingWindows, WindowConfig, is_stale_marker
+from aiops_stream.tumbling import STALE_NAN_BITS, TumblingWindows, WindowConfig, stale_mask
 
 pytestmark = pytest.mark.unit
 
@@ -100,7 +100,7 @@ class Reference:
                         continue
                     prev = self.latest_before(series, end, real=False)
                     assert prev is not None
-                    ended = is_stale_marker(np.array([prev[1]]))[0] and prev[0] > base[0]
+                    ended = stale_mask(np.array([prev[1]]))[0] and prev[0] > base[0]
                     if ended or base[0] < end - self.config.absent_after_ms:
                         out[key] = {"absent": 1.0, "count": 0.0}
             self.marks[length] = new
