@@ -61,10 +61,13 @@ class HostTelemetry(mode.Service):
 
     async def on_started(self) -> None:
         reader = PeriodicExportingMetricReader(
-            OTLPMetricExporter(endpoint=self.endpoint, timeout=10),
+            OTLPMetricExporter(endpoint=self.endpoint, timeout=5),
             export_interval_millis=int(self.interval_s * 1000),
         )
-        resource = Resource.create({"service.name": self.service_name, "host.name": socket.gethostname()})
+        host = socket.gethostname()
+        # A stable instance id: the SDK's default is a fresh UUID per process, which would start
+        # new series at every restart.
+        resource = Resource.create({"service.name": self.service_name, "host.name": host, "service.instance.id": host})
         self._provider = MeterProvider(resource=resource, metric_readers=[reader])
         self._instrumentor.instrument(meter_provider=self._provider)
         meter = self._provider.get_meter("aiops.host")
@@ -81,4 +84,4 @@ class HostTelemetry(mode.Service):
         self._instrumentor.uninstrument()
         provider, self._provider = self._provider, None
         # shutdown() flushes with a blocking HTTP call to our own server: keep the loop free.
-        await asyncio.get_running_loop().run_in_executor(None, provider.shutdown)
+        await asyncio.get_running_loop().run_in_executor(None, lambda: provider.shutdown(timeout_millis=3000))

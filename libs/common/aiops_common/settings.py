@@ -30,6 +30,12 @@ class CommonSettings(BaseSettings):
     log_level: str = "INFO"
     log_format: Literal["json", "console"] = "json"
     producer_acks: Literal["all", "1"] = "all"
+    consumer_session_timeout_s: float = 6.0
+    """Consumer-group session timeout: a worker that stops heartbeating this long loses its partitions.
+
+    It also sets how long joining a group takes on the embedded broker (about half of it),
+    so it is kept short; raise it when agents run long blocking batches.
+    """
     publish_timeout_s: float = 10.0
     """How long a publish may wait for the broker's acknowledgement before the request fails."""
 

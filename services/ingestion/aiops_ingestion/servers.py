@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Iterator
 
 import grpc
 import mode
@@ -21,6 +22,14 @@ __all__ = ["IngestionServers", "PortInUseError"]
 log = structlog.get_logger(__name__)
 
 
+class _EmbeddedUvicorn(uvicorn.Server):
+    """uvicorn without its own signal handling: the worker owns SIGINT/SIGTERM and stops us in order."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
 class PortInUseError(OSError):
     """A listening port the service needs is taken; the message is one line for the user."""
 
@@ -30,6 +39,7 @@ class IngestionServers(mode.Service):
 
     def __init__(self, settings: IngestionSettings, broker_url: str, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]  # mode.Service takes loosely typed options
+        self.check_ports(settings)  # fail before the worker starts, as a one-line error
         self.settings = settings
         self.publisher = Publisher(
             broker_url, settings.topic_prefix, acks=settings.producer_acks, timeout_s=settings.publish_timeout_s
@@ -49,7 +59,6 @@ class IngestionServers(mode.Service):
                 raise PortInUseError(f"ingestion {name} port {host}:{port} is already in use (set {env})")
 
     async def on_start(self) -> None:
-        self.check_ports(self.settings)
         with contextlib.suppress(Exception):
             # The broker may be down at start; requests then get 503 and the publisher reconnects.
             await self.publisher.start()
@@ -63,7 +72,7 @@ class IngestionServers(mode.Service):
             lifespan="off",
             timeout_keep_alive=30,
         )
-        self._http = uvicorn.Server(config)
+        self._http = _EmbeddedUvicorn(config)
         self._http_task = asyncio.create_task(self._http.serve())
         while not self._http.started:
             if self._http_task.done():

@@ -45,6 +45,9 @@ class WindowConfig:
     """Counter baselines and silent series older than this are forgotten; bounds the replay after a restart."""
     emit_empty: bool = False
     """Quiet known series get a zero-count row (request and error counts) instead of an ``absent`` one."""
+    dedup_samples: bool = True
+    """Keep one sample per (series, timestamp), the last delivered: right for metric samples delivered twice,
+    wrong for events (two requests may end in the same millisecond)."""
 
     def __post_init__(self) -> None:
         if not self.lengths_ms or sorted(self.lengths_ms) != list(self.lengths_ms) or min(self.lengths_ms) <= 0:
@@ -342,11 +345,11 @@ class TumblingWindows:
         stale = stale_mask(val)
         real = ~np.isnan(val)
 
-        # Real samples in (series, time) order, one per (series, ts): a sample delivered twice counts once.
+        # Real samples in (series, time) order; for metrics one per (series, ts): delivered twice counts once.
         rs, rt, rv = sid[real], ts[real], val[real]
         order = np.lexsort((rt, rs))
         rs, rt, rv = rs[order], rt[order], rv[order]
-        if rs.size:
+        if rs.size and cfg.dedup_samples:
             uniq = np.ones(rs.size, dtype=bool)
             uniq[:-1] = (rs[1:] != rs[:-1]) | (rt[1:] != rt[:-1])
             rs, rt, rv = rs[uniq], rt[uniq], rv[uniq]

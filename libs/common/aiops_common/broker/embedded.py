@@ -73,7 +73,11 @@ class EmbeddedBroker:
         else:
             out = subprocess.DEVNULL  # type: ignore[assignment]  # DEVNULL is an int sentinel
         try:
-            self._proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            # Its own session: a Ctrl-C in the terminal reaches the worker, which drains
+            # and then stops the broker, instead of killing the broker first.
+            self._proc = subprocess.Popen(
+                args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+            )
         except OSError as exc:
             raise BrokerStartError(f"cannot run the Tansu broker {binary}: {exc}") from exc
         self._wait_until_answering(timeout_s)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Mapping
+from operator import attrgetter
 
 import cramjam
 from aiops_common.schemas import MetricBatchBuilder, MetricKind, series_key
@@ -43,6 +44,7 @@ _SUFFIX_KINDS = (
     ("_count", MetricKind.HISTOGRAM),
 )
 _DEFAULT_LIMITS = Limits()
+_TIME_AND_VALUE = attrgetter("timestamp", "value")
 
 
 def parse_remote_write(body: bytes, limits: Limits = _DEFAULT_LIMITS) -> WriteRequest:
@@ -172,9 +174,7 @@ def normalize_remote_write(
             kind = kinds[name] = metric_kind(name, families)
         if kind is gauge and "quantile" in labels and name not in families:
             kind = summary
-        for sample in series.samples:
-            ts = sample.timestamp
-            value = sample.value
+        for ts, value in map(_TIME_AND_VALUE, series.samples):
             if ts < oldest or ts > newest:
                 problem = window.problem_ms(ts)
                 break
