@@ -6,7 +6,7 @@ import base64
 import functools
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
@@ -85,32 +85,37 @@ def _to_python(value: AnyValue) -> object:
     return getattr(value, kind)
 
 
-def attribute_labels(attributes: Iterable[KeyValue], resource: bool = False) -> dict[str, str]:
+def attribute_labels(attributes: Sequence[KeyValue], resource: bool = False) -> dict[str, str]:
     """Labels from an attribute list; ``resource=True`` applies :data:`RESOURCE_LABELS` first.
 
     Two keys that map to one label name (``a.b`` and ``a_b``, or a key sent twice)
     are fine when their values agree and an :class:`AttributeConflict` otherwise.
     """
     rename = _resource_label_name if resource else label_name
-    labels: dict[str, str] = {}
-    for kv in attributes:
-        name = rename(kv.key)
-        value = kv.value
-        text = value.string_value if value.WhichOneof("value") == "string_value" else render_value(value)
-        previous = labels.setdefault(name, text)
-        if previous is not text and previous != text:
-            raise AttributeConflict(
-                f"attributes map to label {name!r} twice with different values ({previous[:40]!r}, {text[:40]!r})"
-            )
+    # A non-empty string_value means the value is a string: the common case skips WhichOneof.
+    labels = {rename(kv.key): kv.value.string_value or render_value(kv.value) for kv in attributes}
+    if len(labels) != len(attributes):
+        _check_agreement(attributes, rename)
     return labels
 
 
-def resource_labels(attributes: Iterable[KeyValue]) -> dict[str, str]:
+def _check_agreement(attributes: Iterable[KeyValue], rename: Callable[[str], str]) -> None:
+    seen: dict[str, str] = {}
+    for kv in attributes:
+        name, text = rename(kv.key), render_value(kv.value)
+        previous = seen.setdefault(name, text)
+        if previous != text:
+            raise AttributeConflict(
+                f"attributes map to label {name!r} twice with different values ({previous[:40]!r}, {text[:40]!r})"
+            )
+
+
+def resource_labels(attributes: Sequence[KeyValue]) -> dict[str, str]:
     """Resource attributes as labels: ``service.name`` -> ``service``, ``host.name`` -> ``host``, ..."""
     return attribute_labels(attributes, resource=True)
 
 
-def service_and_labels(attributes: Iterable[KeyValue]) -> tuple[str, dict[str, str]]:
+def service_and_labels(attributes: Sequence[KeyValue]) -> tuple[str, dict[str, str]]:
     """For logs and spans, which carry the service in a field of its own: ``(service, other labels)``."""
     labels = resource_labels(attributes)
     return labels.pop("service", "") or UNKNOWN_SERVICE, labels

@@ -6,7 +6,7 @@ import functools
 import itertools
 import math
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import TypeVar
@@ -102,7 +102,7 @@ def normalize_otlp_metrics(
 
 @dataclass(frozen=True, slots=True)
 class _Scope:
-    sender: Mapping[str, str]  # resource + scope labels as sent
+    sender: dict[str, str]  # resource + scope labels as sent
     labels: Mapping[str, str]  # ... plus the enricher's labels: for points without attributes
     extra: Mapping[str, str]  # the enricher's labels the sender did not set
 
@@ -173,20 +173,21 @@ class _Writer:
     def _points(
         self,
         name: str,
-        points: Iterable[P],
+        points: Sequence[P],
         scope: _Scope,
         emit: Callable[[str, Mapping[str, str], int, P, MetricKind, str], None],
         kind: MetricKind,
         unit: str,
     ) -> None:
-        builder = self.builder
+        self.points += len(points)
+        builder, min_ns, max_ns = self.builder, self.min_ns, self.max_ns
         for point in points:
-            self.points += 1
             labels: Mapping[str, str] | None = None
             try:
-                labels = self._labels(scope, point.attributes)
+                attributes = point.attributes
+                labels = self._labels(scope, attributes) if attributes else scope.labels
                 ts_ns = point.time_unix_nano
-                if not self.min_ns <= ts_ns <= self.max_ns:
+                if not min_ns <= ts_ns <= max_ns:
                     raise Refused(self.window.problem_ns(ts_ns) or "timestamp out of range")
                 emit(name, labels, ts_ns // 1_000_000, point, kind, unit)
             except Refused as exc:
@@ -197,11 +198,9 @@ class _Writer:
                     413,
                 )
 
-    def _labels(self, scope: _Scope, attributes: Iterable[KeyValue]) -> Mapping[str, str]:
-        if not attributes:
-            return scope.labels
+    def _labels(self, scope: _Scope, attributes: Sequence[KeyValue]) -> Mapping[str, str]:
         try:
-            labels = {**scope.sender, **attribute_labels(attributes)}
+            labels = scope.sender | attribute_labels(attributes)
         except AttributeConflict as exc:
             raise Refused(str(exc)) from None
         problem = self.checker.problem(labels)
@@ -220,9 +219,10 @@ class _Writer:
             which = point.WhichOneof("value")
             if which == "as_double":
                 value = point.as_double
-                problem = value_problem(value)
-                if problem:
-                    raise Refused(problem)
+                if value - value != 0.0:  # NaN or an infinity
+                    problem = value_problem(value)
+                    if problem:
+                        raise Refused(problem)
             elif which == "as_int":
                 value = float(point.as_int)
             else:
