@@ -6,10 +6,10 @@ from collections.abc import Mapping
 from typing import Literal
 
 from aiops_common.schemas import AlertRecord, AlertStatus
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from aiops_ingestion.normalize._content_type import require_json
-from aiops_ingestion.normalize._errors import Rejections, from_validation_error
+from aiops_ingestion.normalize._errors import Rejections
+from aiops_ingestion.normalize._json_body import parse_json_body
 from aiops_ingestion.normalize._labels import LabelChecker
 from aiops_ingestion.normalize._limits import Limits
 
@@ -74,11 +74,7 @@ def parse_alertmanager_webhook(
     firing alerts) becomes None. Name from ``labels.alertname``, service from
     ``labels.service`` or else ``labels.job``, severity from ``labels.severity``.
     """
-    require_json(content_type, "the Alertmanager webhook")
-    try:
-        webhook = AlertmanagerWebhook.model_validate_json(body)
-    except ValidationError as exc:
-        raise from_validation_error(exc, "Alertmanager webhook") from None
+    webhook = parse_json_body(AlertmanagerWebhook, body, content_type, "Alertmanager webhook")
     checker = LabelChecker(limits)
     rejections = Rejections("alerts")
     records: list[AlertRecord] = []

@@ -6,10 +6,10 @@ from typing import Literal
 
 from aiops_ingestion.normalize._errors import InvalidPayloadError
 
-__all__ = ["media_type", "otlp_format", "require_json"]
+__all__ = ["JSON_MEDIA_TYPE", "media_type", "otlp_format"]
 
 _PROTOBUF_TYPES = frozenset({"application/x-protobuf", "application/protobuf"})
-_JSON_TYPE = "application/json"
+JSON_MEDIA_TYPE = "application/json"
 
 
 def media_type(content_type: str | None) -> str:
@@ -22,16 +22,9 @@ def otlp_format(content_type: str | None, what: str) -> Literal["protobuf", "jso
     media = media_type(content_type)
     if media in _PROTOBUF_TYPES:
         return "protobuf"
-    if media == _JSON_TYPE:
+    if media == JSON_MEDIA_TYPE:
         return "json"
     raise InvalidPayloadError(
         f"unsupported Content-Type {media or '(none)'!r} for {what}: send application/x-protobuf or application/json",
         415,
     )
-
-
-def require_json(content_type: str | None, what: str) -> None:
-    """The JSON APIs take JSON; an absent Content-Type is taken to mean JSON."""
-    media = media_type(content_type)
-    if media and media != _JSON_TYPE:
-        raise InvalidPayloadError(f"unsupported Content-Type {media!r} for {what}: send application/json", 415)

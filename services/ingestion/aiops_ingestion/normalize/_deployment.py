@@ -5,11 +5,11 @@ from __future__ import annotations
 import hashlib
 
 from aiops_common.schemas import ChangeEvent
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
-from aiops_ingestion.normalize._content_type import require_json
-from aiops_ingestion.normalize._errors import InvalidPayloadError, from_validation_error
+from aiops_ingestion.normalize._errors import InvalidPayloadError
 from aiops_ingestion.normalize._json_api import Timestamp
+from aiops_ingestion.normalize._json_body import parse_json_body
 from aiops_ingestion.normalize._labels import LabelChecker
 from aiops_ingestion.normalize._limits import Limits
 from aiops_ingestion.normalize._timestamps import datetime_from_ns
@@ -44,11 +44,7 @@ def parse_deployment_event(
     body: bytes, limits: Limits, *, content_type: str | None = None, now_ms: int | None = None
 ) -> ChangeEvent:
     """``{"service": "checkout", "version": "1.4.2", "timestamp": "2024-05-01T12:00:00Z", ...}``."""
-    require_json(content_type, "the deployment events API")
-    try:
-        event = DeploymentEvent.model_validate_json(body)
-    except ValidationError as exc:
-        raise from_validation_error(exc, "deployment event") from None
+    event = parse_json_body(DeploymentEvent, body, content_type, "deployment event")
     window = limits.window(now_ms)
     ts_ns = window.now_ms * 1_000_000 if event.timestamp is None else event.timestamp
     problem = window.problem_ns(ts_ns) or LabelChecker(limits).problem(event.labels)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import ValidationError
-
-__all__ = ["InvalidPayloadError", "Refused", "Rejections", "from_validation_error"]
+__all__ = ["InvalidPayloadError", "Refused", "Rejections"]
 
 # How much of one offending item (a series key, a log record) a message quotes.
 _ITEM_CHARS = 160
@@ -63,16 +61,3 @@ class Rejections:
         raise InvalidPayloadError(
             f"request refused, {self._count} of {total} {self._what} invalid: " + "; ".join(self._first) + tail
         )
-
-
-def from_validation_error(exc: ValidationError, what: str, shown: int = 5) -> InvalidPayloadError:
-    """A readable 400 from a pydantic error: ``alerts[2].startsAt: Input should be a valid datetime``."""
-    problems = []
-    for error in exc.errors(include_url=False):
-        where = ""
-        for part in error["loc"]:
-            where += f"[{part}]" if isinstance(part, int) else (f".{part}" if where else str(part))
-        problems.append(f"{where or 'body'}: {error['msg']}")
-    more = len(problems) - shown
-    tail = f"; and {more} more" if more > 0 else ""
-    return InvalidPayloadError(f"invalid {what}: " + "; ".join(problems[:shown]) + tail)

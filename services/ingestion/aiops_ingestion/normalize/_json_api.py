@@ -6,11 +6,11 @@ import json
 from typing import Annotated, Self
 
 from aiops_common.schemas import LogRecord, MetricBatchBuilder, MetricKind, series_key
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, JsonValue, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, JsonValue, model_validator
 
-from aiops_ingestion.normalize._content_type import require_json
 from aiops_ingestion.normalize._enricher import Enricher
-from aiops_ingestion.normalize._errors import InvalidPayloadError, Rejections, from_validation_error
+from aiops_ingestion.normalize._errors import InvalidPayloadError, Rejections
+from aiops_ingestion.normalize._json_body import parse_json_body
 from aiops_ingestion.normalize._labels import LabelChecker
 from aiops_ingestion.normalize._limits import Limits
 from aiops_ingestion.normalize._remote_write import metric_kind, metric_name_problem
@@ -111,11 +111,7 @@ def parse_metrics_write(
 
     Names and labels must already be valid Prometheus names (nothing is rewritten).
     """
-    require_json(content_type, "the metrics write API")
-    try:
-        payload = MetricsWrite.model_validate_json(body)
-    except ValidationError as exc:
-        raise from_validation_error(exc, "metrics write body") from None
+    payload = parse_json_body(MetricsWrite, body, content_type, "metrics write body")
     window = limits.window(now_ms)
     checker = LabelChecker(limits)
     rejections = Rejections("samples")
@@ -147,11 +143,7 @@ def parse_logs_write(
     now_ms: int | None = None,
 ) -> list[LogRecord]:
     """``{"logs": [{"service": "api", "message": "...", "level": "error", "timestamp": ..., "labels": {...}}]}``."""
-    require_json(content_type, "the logs write API")
-    try:
-        payload = LogsWrite.model_validate_json(body)
-    except ValidationError as exc:
-        raise from_validation_error(exc, "logs write body") from None
+    payload = parse_json_body(LogsWrite, body, content_type, "logs write body")
     window = limits.window(now_ms)
     checker = LabelChecker(limits)
     rejections = Rejections("log records")

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
+import functools
+
 from aiops_common.schemas import LogRecord
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.logs.v1 import logs_pb2
 
 from aiops_ingestion.normalize._enricher import Enricher
-from aiops_ingestion.normalize._errors import Refused, Rejections
+from aiops_ingestion.normalize._errors import Refused
 from aiops_ingestion.normalize._labels import LabelChecker
 from aiops_ingestion.normalize._limits import Limits
-from aiops_ingestion.normalize._otlp_attributes import (
-    AttributeConflict,
-    attribute_labels,
-    render_value,
-    service_and_labels,
-)
+from aiops_ingestion.normalize._otlp_attributes import attribute_labels, render_value
 from aiops_ingestion.normalize._otlp_ids import SPAN_ID_BYTES, TRACE_ID_BYTES, hex_id
+from aiops_ingestion.normalize._otlp_rows import convert_rows
 from aiops_ingestion.normalize._severity import UNSPECIFIED, severity_band, severity_number_from_text
 from aiops_ingestion.normalize._timestamps import TimeWindow
 
@@ -36,39 +34,29 @@ def normalize_otlp_logs(
     - labels: resource (``service.name`` goes to ``service``), scope and record
       attributes; values longer than the limit are cut rather than refused.
     """
-    window = limits.window(now_ms)
-    checker = LabelChecker(limits)
-    rejections = Rejections("log records")
-    records: list[LogRecord] = []
-    total = 0
-    for resource_logs in request.resource_logs:
-        for scope_logs in resource_logs.scope_logs:
-            try:
-                service, resource = service_and_labels(resource_logs.resource.attributes)
-                sender = {**resource, **attribute_labels(scope_logs.scope.attributes)}
-            except AttributeConflict as exc:
-                total += len(scope_logs.log_records)
-                rejections.add("resource", str(exc))
-                continue
-            for record in scope_logs.log_records:
-                total += 1
-                try:
-                    records.append(_record(record, service, sender, window, checker, enricher))
-                except (Refused, AttributeConflict) as exc:
-                    rejections.add(f"log record {total - 1} of service {service!r}", str(exc))
-    rejections.raise_if_any(total)
-    return records
+    groups = (
+        (resource_logs.resource.attributes, scope_logs.scope.attributes, scope_logs.log_records)
+        for resource_logs in request.resource_logs
+        for scope_logs in resource_logs.scope_logs
+    )
+    convert = functools.partial(_record, window=limits.window(now_ms), checker=LabelChecker(limits), enricher=enricher)
+    return convert_rows(groups, convert, _describe, "log records")
+
+
+def _describe(index: int, record: logs_pb2.LogRecord, service: str) -> str:
+    return f"log record {index} of service {service!r}"
 
 
 def _record(
     record: logs_pb2.LogRecord,
     service: str,
     sender: dict[str, str],
+    *,
     window: TimeWindow,
     checker: LabelChecker,
     enricher: Enricher,
 ) -> LogRecord:
-    labels = {**sender, **attribute_labels(record.attributes)} if record.attributes else dict(sender)
+    labels = sender | attribute_labels(record.attributes) if record.attributes else dict(sender)
     problem = checker.problem_truncating(labels)
     if problem:
         raise Refused(problem)

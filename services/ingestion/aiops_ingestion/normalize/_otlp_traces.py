@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import functools
+
 from aiops_common.schemas import Span
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1 import trace_pb2
 
 from aiops_ingestion.normalize._enricher import Enricher
-from aiops_ingestion.normalize._errors import Refused, Rejections
+from aiops_ingestion.normalize._errors import Refused
 from aiops_ingestion.normalize._labels import LabelChecker
 from aiops_ingestion.normalize._limits import Limits
-from aiops_ingestion.normalize._otlp_attributes import AttributeConflict, attribute_labels, service_and_labels
+from aiops_ingestion.normalize._otlp_attributes import attribute_labels
 from aiops_ingestion.normalize._otlp_ids import SPAN_ID_BYTES, TRACE_ID_BYTES, hex_id
+from aiops_ingestion.normalize._otlp_rows import convert_rows
 from aiops_ingestion.normalize._timestamps import TimeWindow
 
 __all__ = ["normalize_otlp_traces"]
@@ -31,34 +34,24 @@ def normalize_otlp_traces(
     16-byte trace id, an 8-byte span id, a start time in the window and an end
     no earlier than its start.
     """
-    window = limits.window(now_ms)
-    checker = LabelChecker(limits)
-    rejections = Rejections("spans")
-    spans: list[Span] = []
-    total = 0
-    for resource_spans in request.resource_spans:
-        for scope_spans in resource_spans.scope_spans:
-            try:
-                service, resource = service_and_labels(resource_spans.resource.attributes)
-                sender = {**resource, **attribute_labels(scope_spans.scope.attributes)}
-            except AttributeConflict as exc:
-                total += len(scope_spans.spans)
-                rejections.add("resource", str(exc))
-                continue
-            for span in scope_spans.spans:
-                total += 1
-                try:
-                    spans.append(_span(span, service, sender, window, checker, enricher))
-                except (Refused, AttributeConflict) as exc:
-                    rejections.add(f"span {span.name[:60]!r} of service {service!r}", str(exc))
-    rejections.raise_if_any(total)
-    return spans
+    groups = (
+        (resource_spans.resource.attributes, scope_spans.scope.attributes, scope_spans.spans)
+        for resource_spans in request.resource_spans
+        for scope_spans in resource_spans.scope_spans
+    )
+    convert = functools.partial(_span, window=limits.window(now_ms), checker=LabelChecker(limits), enricher=enricher)
+    return convert_rows(groups, convert, _describe, "spans")
+
+
+def _describe(index: int, span: trace_pb2.Span, service: str) -> str:
+    return f"span {span.name[:60]!r} of service {service!r}"
 
 
 def _span(
     span: trace_pb2.Span,
     service: str,
     sender: dict[str, str],
+    *,
     window: TimeWindow,
     checker: LabelChecker,
     enricher: Enricher,
@@ -78,7 +71,7 @@ def _span(
         raise Refused(f"start: {problem}")
     if end < start:
         raise Refused(f"end time {end} is before start time {start}")
-    labels = {**sender, **attribute_labels(span.attributes)} if span.attributes else dict(sender)
+    labels = sender | attribute_labels(span.attributes) if span.attributes else dict(sender)
     if span.status.message:
         labels.setdefault("status_message", span.status.message)
     problem = checker.problem_truncating(labels)
