@@ -72,9 +72,12 @@ def normalize_otlp_metrics(
       a quantile reported as NaN (a summary with no observations yet) is skipped.
     - a point flagged "no recorded value" becomes the Prometheus stale marker.
 
+    Names: :func:`prometheus_name` (``http.server.duration`` -> ``http_server_duration``).
     Labels: resource attributes (``service.name`` -> ``service`` etc., see
-    ``RESOURCE_LABELS``), then scope attributes, then point attributes, later ones
-    winning; then the enricher's labels for the service where not already set.
+    ``RESOURCE_LABELS``; any other key such as ``k8s.pod.name`` -> ``k8s_pod_name``),
+    then scope attributes, then point attributes, later ones winning; then the
+    enricher's labels for the service where not already set. Values: ints and
+    doubles as floats, timestamps in milliseconds.
     """
     writer = _Writer(limits, partitions, now_ms)
     for resource_metrics in request.resource_metrics:
