@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -117,7 +117,3 @@ class EventWindowProcessor:
 
     def checkpoint(self, extra: dict[str, Any] | None = None) -> dict[str, bytes]:
         return {"": pack({**self.windows.checkpoint(), **(extra or {})})}
-
-
-def series_ids_for(windows: TumblingWindows, metas: Sequence[SeriesMeta]) -> npt.NDArray[np.uint32]:
-    return windows.series_ids(metas)

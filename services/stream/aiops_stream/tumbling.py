@@ -199,6 +199,7 @@ class TumblingWindows:
         self._buffered = 0
         self._messages: deque[tuple[int, int]] = deque()  # (offset, latest ts) of messages that may matter still
         self._restored_replay_from: int | None = None
+        self.source_max: dict[int, int] = {}
 
     # -- input ------------------------------------------------------------------------------------------
 
@@ -215,17 +216,33 @@ class TumblingWindows:
         sid: npt.NDArray[np.uint32],
         ts: npt.NDArray[np.int64],
         value: npt.NDArray[np.float64],
+        latest_ts: int | None = None,
+        source: int | None = None,
     ) -> None:
-        """Take one message's samples (local series ids from :meth:`series_ids`)."""
+        """Take one message's samples (local series ids from :meth:`series_ids`).
+
+        ``latest_ts``: the message's latest event time when it is more than its samples
+        show (events that made no sample still move the watermark and must be replayed).
+        ``source``: for a stream merged from several ordered inputs, the input it came
+        from; the watermark then follows the slowest input seen, not the fastest.
+        """
         self.applied_offset = max(self.applied_offset, offset)
         self._restored_replay_from = None
-        if sid.size == 0:
-            return
         ts = np.asarray(ts, dtype=np.int64)
         value = np.asarray(value, dtype=np.float64)
-        msg_max = int(ts.max())
+        msg_max = int(ts.max()) if sid.size else latest_ts
+        if msg_max is None:
+            return
+        if latest_ts is not None:
+            msg_max = max(msg_max, latest_ts)
         self._messages.append((offset, msg_max))
-        self.max_ts = msg_max if self.max_ts is None else max(self.max_ts, msg_max)
+        event_time = msg_max
+        if source is not None:
+            self.source_max[source] = max(self.source_max.get(source, msg_max), msg_max)
+            event_time = min(self.source_max.values())
+        self.max_ts = event_time if self.max_ts is None else max(self.max_ts, event_time)
+        if sid.size == 0:
+            return
         np.maximum.at(self.series.last_any_ts, sid, ts)
         self._track_late(sid, ts, value)
         floor = self._open_floor()
@@ -505,6 +522,7 @@ class TumblingWindows:
             "applied": self.applied_offset,
             "replay_from": self.replay_from,
             "dropped_late": self.dropped_late,
+            "source_max": self.source_max,
         }
 
     def restore(self, state: Mapping[str, Any]) -> None:
@@ -516,6 +534,7 @@ class TumblingWindows:
         self.applied_offset = int(state["applied"])
         self.dropped_late = int(state.get("dropped_late", 0))
         self._restored_replay_from = int(state["replay_from"])
+        self.source_max = {int(k): int(v) for k, v in state.get("source_max", {}).items()}
 
 
 # -- vectorised statistics --------------------------------------------------------------------------------

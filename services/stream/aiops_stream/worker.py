@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import faust
 
-from aiops_stream import window_aggregator
+from aiops_stream import log_patterns, red_metrics, trace_edges, window_aggregator
 from aiops_stream.settings import StreamSettings
 
 __all__ = ["install"]
@@ -12,3 +12,6 @@ __all__ = ["install"]
 
 def install(app: faust.App, settings: StreamSettings) -> None:
     window_aggregator.install(app, settings)
+    red_metrics.install(app, settings)
+    trace_edges.install(app, settings)
+    log_patterns.install(app, settings)
