@@ -52,7 +52,10 @@ def run_services(names: Sequence[str], settings: PlatformSettings, embedded: boo
         RunState(broker_url, embedded, settings.topic_prefix, list(names), http_url, grpc_address, os.getpid()).write(
             settings.data_dir
         )
-        worker = faust.Worker(app, *services, loglevel=settings.log_level, redirect_stdouts=False)
+        # The platform's own JSON log handler stays in place (Faust would install its own).
+        worker = faust.Worker(
+            app, *services, loglevel=settings.log_level, redirect_stdouts=False, override_logging=False
+        )
         try:
             worker.execute_from_commandline()
         finally:

@@ -28,7 +28,8 @@ class CommonSettings(BaseSettings):
     data_dir: Path = Path(".aiops")
     """Folder holding all local state (worker tables, SQLite stores, models)."""
     log_level: str = "INFO"
-    log_format: Literal["json", "console"] = "json"
+    log_format: Literal["auto", "json", "console"] = "auto"
+    """``auto``: readable lines on a terminal, JSON lines otherwise (containers, files)."""
     producer_acks: Literal["all", "1"] = "all"
     consumer_session_timeout_s: float = 6.0
     """Consumer-group session timeout: a worker that stops heartbeating this long loses its partitions.
