@@ -57,4 +57,4 @@ class StreamSettings(CommonSettings):
 
     @property
     def tsdb_url(self) -> str:
-        return self.stream_tsdb_url or f"sqlite:///{(self.data_dir / 'tsdb.sqlite').resolve()}"
+        return self.stream_tsdb_url or f"sqlite:///{self.data_dir / 'tsdb.sqlite'}"

@@ -5,7 +5,8 @@ usually come from different services, which ``traces.raw`` shards apart, and one
 edge's calls come from many traces, so a first agent funnels every span batch onto a
 one-partition topic internal to this app; a second keeps a short-lived index of the
 spans (parents by id, children waiting for their parent) and joins them, in whichever
-batch and order they arrive (its watermark follows the slowest ``traces.raw`` partition), so each edge gets exactly one record per window. (Past one
+batch and order they arrive (its watermark follows the slowest ``traces.raw``
+partition), so each edge gets exactly one record per window. (Past one
 worker's worth of spans, the next step is joining on trace-keyed partitions and
 summing calls on edge-keyed ones, deduplicating calls by child span id.) A pair
 further apart in time than ``stream_span_index_ttl_s`` is not joined.
@@ -174,14 +175,15 @@ class EdgeJoinProcessor:
 def install(app: faust.App, settings: StreamSettings) -> CheckpointedStage:
     traces = declare(app, Topics.TRACES_RAW, settings.topic_prefix)
     edges = declare(app, Topics.TOPOLOGY_EDGES, settings.topic_prefix)
-    # Internal to this app (named after it, as Faust names its changelogs): every span, one partition.
+    # Internal to this app (named after it, as Faust names its changelogs). Only partition 0 carries spans;
+    # it has as many as traces.raw so that it matches whichever of the app or the broker creates it first.
     funnel = app.topic(
         f"{app.conf.id}-spans-for-edges",
         key_type=bytes,
         value_type=bytes,
         key_serializer="raw",
         value_serializer="raw",
-        partitions=1,
+        partitions=Topics.TRACES_RAW.partitions,
         retention=Topics.TRACES_RAW.retention,
     )
 
@@ -197,6 +199,6 @@ def install(app: faust.App, settings: StreamSettings) -> CheckpointedStage:
         app,
         "trace_edges",
         funnel,
-        1,
+        Topics.TRACES_RAW.partitions,
         lambda partition, read: EdgeJoinProcessor(partition, settings, edges, read),
     )

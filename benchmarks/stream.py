@@ -1,0 +1,320 @@
+"""Stream-layer benchmark: sustained samples/s through the window aggregator vs. a raw consume+decode, memory, latency.
+
+Run with ``make bench-stream`` (``python -m benchmarks.stream``). Everything runs on this
+machine: an embedded broker, the stream worker as a real subprocess, and a plain
+aiokafka consumer for the ceiling.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psutil
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiops_common.broker import EmbeddedBroker, Publisher, bootstrap_servers, ensure_topics
+from aiops_common.broker.publisher import Message
+from aiops_common.schemas import FeatureBatch, MetricBatch, MetricKind, SeriesMeta
+from aiops_common.schemas.metrics import shard_of
+from aiops_common.topics import Topics
+
+__all__ = ["main"]
+
+RESULTS = Path(__file__).parent / "results"
+SCRAPE_MS = 10_000
+T0 = 1_700_000_100_000  # a multiple of 300 s
+
+
+@dataclass
+class Workload:
+    """``series`` series sharded over the metrics.raw partitions; one batch per partition per scrape."""
+
+    series: int
+    partitions: int
+
+    def __post_init__(self) -> None:
+        metas = [
+            SeriesMeta(
+                "http_requests_total" if i % 2 else "cpu_usage",
+                {"instance": f"host-{i // 50}", "i": str(i)},
+                MetricKind.COUNTER if i % 2 else MetricKind.GAUGE,
+            )
+            for i in range(self.series)
+        ]
+        shard = np.array([shard_of(m.key, self.partitions) for m in metas])
+        self.by_partition = [[m for m, s in zip(metas, shard, strict=True) if s == p] for p in range(self.partitions)]
+        self.rng = np.random.default_rng(1)
+
+    def tick(self, i: int) -> list[tuple[int, bytes, int]]:
+        """(partition, encoded batch, max ts) for scrape ``i``."""
+        out = []
+        for part, metas in enumerate(self.by_partition):
+            n = len(metas)
+            ts = T0 + i * SCRAPE_MS + self.rng.integers(0, 2_000, n)
+            value = np.where(np.arange(n) % 2, i * 10.0 + self.rng.integers(0, 5, n), self.rng.normal(50, 5, n))
+            batch = MetricBatch(metas, np.arange(n, dtype=np.uint32), ts.astype(np.int64), value)
+            out.append((part, batch.encode(), int(ts.max())))
+        return out
+
+
+def start_worker(broker_url: str, prefix: str, data_dir: Path, log_path: Path) -> subprocess.Popen[bytes]:
+    env = dict(os.environ)
+    env.update(
+        AIOPS_BROKER_URL=broker_url,
+        AIOPS_TOPIC_PREFIX=prefix,
+        AIOPS_DATA_DIR=str(data_dir),
+        AIOPS_LOG_LEVEL="WARNING",
+        AIOPS_LOG_FORMAT="console",
+        AIOPS_STREAM_TSDB_ENABLED="false",
+    )
+    with log_path.open("ab") as log:
+        return subprocess.Popen([sys.executable, "-m", "aiops_stream"], env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+async def publish(broker_url: str, prefix: str, items: list[tuple[int, bytes, int]]) -> None:
+    pub = Publisher(broker_url, prefix)
+    await pub.start()
+    try:
+        for part, value, _ in items:
+            await pub.publish([Message(Topics.METRICS_RAW, value, key=str(part).encode(), partition=part)])
+    finally:
+        await pub.stop()
+
+
+async def raw_consume_rate(broker_url: str, topic: str, partitions: int, total: int) -> float:
+    """Samples/s of a plain aiokafka consumer reading and decoding the same batches (the ceiling)."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers(broker_url),
+        enable_auto_commit=False,
+        fetch_max_bytes=64 * 1024 * 1024,
+        max_partition_fetch_bytes=32 * 1024 * 1024,
+    )
+    await consumer.start()
+    tps = [TopicPartition(topic, p) for p in range(partitions)]
+    consumer.assign(tps)
+    await consumer.seek_to_beginning(*tps)
+    seen = 0
+    start = time.perf_counter()
+    while seen < total:
+        for records in (await consumer.getmany(timeout_ms=1000)).values():
+            for record in records:
+                seen += len(MetricBatch.decode(record.value))
+    elapsed = time.perf_counter() - start
+    await consumer.stop()
+    return seen / elapsed
+
+
+class FeatureWatch:
+    """Reads ``features`` as they arrive, noting when each window's rows came."""
+
+    def __init__(self, broker_url: str, topic: str) -> None:
+        self.consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers(broker_url), enable_auto_commit=False)
+        self.topic = topic
+        self.arrivals: list[tuple[float, int, int, int]] = []  # (wall time, window end, length, rows)
+
+    async def start(self) -> None:
+        await self.consumer.start()
+        tps = [TopicPartition(self.topic, p) for p in range(Topics.FEATURES.partitions)]
+        self.consumer.assign(tps)
+        await self.consumer.seek_to_beginning(*tps)
+
+    async def poll(self) -> None:
+        for records in (await self.consumer.getmany(timeout_ms=100)).values():
+            now = time.perf_counter()
+            for record in records:
+                batch = FeatureBatch.decode(record.value)
+                for end, length in {(int(e), int(n)) for e, n in zip(batch.end_ms, batch.length_ms, strict=True)}:
+                    rows = int(np.count_nonzero((batch.end_ms == end) & (batch.length_ms == length)))
+                    self.arrivals.append((now, end, length, rows))
+
+    def rows_for(self, end: int, length: int) -> int:
+        return sum(r for _, e, n, r in self.arrivals if e == end and n == length)
+
+    async def stop(self) -> None:
+        await self.consumer.stop()
+
+
+async def throughput_phase(broker_url: str, work: Workload, ticks: int, tmp: Path) -> dict[str, Any]:
+    prefix = f"bench{uuid.uuid4().hex[:6]}."
+    await ensure_topics(broker_url, prefix)
+    items = [item for i in range(ticks) for item in work.tick(i)]
+    total = work.series * ticks
+    await publish(broker_url, prefix, items)
+    raw = await raw_consume_rate(broker_url, Topics.METRICS_RAW.full_name(prefix), work.partitions, total)
+
+    watch = FeatureWatch(broker_url, Topics.FEATURES.full_name(prefix))
+    await watch.start()
+    worker = start_worker(broker_url, prefix, tmp / "throughput", tmp / "throughput.log")
+    # The last 10 s window the pre-loaded data can close: the watermark is 5 s behind the latest sample.
+    last_end = ((T0 + (ticks - 1) * SCRAPE_MS + 2_000 - 5_000) // SCRAPE_MS) * SCRAPE_MS
+    first_end = T0 + SCRAPE_MS
+    deadline = time.monotonic() + 240
+    try:
+        while watch.rows_for(last_end, SCRAPE_MS) < work.series:
+            if time.monotonic() > deadline or worker.poll() is not None:
+                raise RuntimeError(f"stream worker did not finish: {(tmp / 'throughput.log').read_text()[-3000:]}")
+            await watch.poll()
+        rss_mb = psutil.Process(worker.pid).memory_info().rss / 2**20
+    finally:
+        worker.terminate()
+        worker.wait(30)
+        await watch.stop()
+    t_first = min(t for t, e, n, _ in watch.arrivals if e == first_end and n == SCRAPE_MS)
+    t_last = max(t for t, e, n, _ in watch.arrivals if e == last_end and n == SCRAPE_MS)
+    # Between the first window's features and the last one's, the worker took in this many scrapes.
+    processed = work.series * ((last_end - first_end) // SCRAPE_MS)
+    rate = processed / (t_last - t_first)
+    return {"samples_per_s": rate, "raw_consume_per_s": raw, "total_samples": total, "rss_loaded_mb": rss_mb}
+
+
+async def latency_phase(broker_url: str, work: Workload, ticks: int, pace_s: float, tmp: Path) -> dict[str, Any]:
+    """Scrapes produced in real time; latency from the message that lets a window close to its features."""
+    prefix = f"bench{uuid.uuid4().hex[:6]}."
+    await ensure_topics(broker_url, prefix)
+    watch = FeatureWatch(broker_url, Topics.FEATURES.full_name(prefix))
+    await watch.start()
+    worker = start_worker(broker_url, prefix, tmp / "latency", tmp / "latency.log")
+    proc = psutil.Process(worker.pid)
+    pub = Publisher(broker_url, prefix)
+    await pub.start()
+    produced: list[tuple[float, int]] = []  # (wall time, watermark it allows) per tick, slowest partition
+    try:
+        # Warm up: the worker joins its group and reads one scrape before timing starts.
+        for part, value, _ in work.tick(0):
+            await pub.publish([Message(Topics.METRICS_RAW, value, partition=part)])
+        await until_committed(broker_url, prefix, 1)
+        rss_idle = proc.memory_info().rss / 2**20
+        for i in range(1, ticks):
+            start = time.perf_counter()
+            tick = work.tick(i)
+            await pub.publish([Message(Topics.METRICS_RAW, v, partition=p) for p, v, _ in tick])
+            produced.append((time.perf_counter(), min(m for _, _, m in tick) - 5_000))
+            while time.perf_counter() - start < pace_s:
+                await watch.poll()
+        end = time.monotonic() + 15
+        while time.monotonic() < end:
+            await watch.poll()
+        rss_active = proc.memory_info().rss / 2**20
+    finally:
+        await pub.stop()
+        worker.terminate()
+        worker.wait(30)
+        await watch.stop()
+    latencies = []
+    for arrived, window_end, length, _ in watch.arrivals:
+        if length != SCRAPE_MS:
+            continue
+        trigger = next((t for t, wm in produced if wm >= window_end), None)
+        if trigger is not None:
+            latencies.append(arrived - trigger)
+    return {
+        "latencies": latencies,
+        "window_close_to_features_p50_s": float(np.percentile(latencies, 50)),
+        "window_close_to_features_p99_s": float(np.percentile(latencies, 99)),
+        "rss_idle_mb": rss_idle,
+        "rss_active_mb": rss_active,
+    }
+
+
+async def until_committed(broker_url: str, prefix: str, offset: int, timeout_s: float = 90) -> None:
+    """Wait until the worker's group has committed ``offset`` on metrics.raw partition 0 (it is up and reading)."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers(broker_url), group_id=f"{prefix}aiops-stream", enable_auto_commit=False
+    )
+    await consumer.start()
+    tp = TopicPartition(Topics.METRICS_RAW.full_name(prefix), 0)
+    deadline = time.monotonic() + timeout_s
+    try:
+        while (await consumer.committed(tp) or 0) < offset:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the stream worker did not start reading")
+            await asyncio.sleep(0.2)  # polling a remote state with a deadline
+    finally:
+        await consumer.stop()
+
+
+def plot(result: dict[str, Any], latencies: list[float], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    names = ["raw consume+decode", "stream (windows -> features)"]
+    values = [result["raw_consume_per_s"] / 1e6, result["samples_per_s"] / 1e6]
+    left.bar(names, values, color=["#888888", "#2b7bba"])
+    left.set_ylabel("million samples / s")
+    left.set_title(f"Throughput (ratio {result['ratio_vs_raw']:.0%})")
+    right.hist(latencies, bins=30, color="#2b7bba")
+    right.axvline(result["window_close_to_features_p99_s"], color="red", label="p99")
+    right.set_xlabel("seconds from window-closing message to features")
+    right.set_title("Window close -> features latency")
+    right.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    import tempfile
+
+    work = Workload(args.series, Topics.METRICS_RAW.partitions)
+    with tempfile.TemporaryDirectory() as tmpdir, EmbeddedBroker(log_path=Path(tmpdir) / "broker.log") as broker:
+        tmp = Path(tmpdir)
+        tp = await throughput_phase(broker.url, work, args.ticks, tmp)
+        lat = await latency_phase(broker.url, work, args.latency_ticks, args.pace_s, tmp)
+    result = {
+        "samples_per_s": tp["samples_per_s"],
+        "raw_consume_per_s": tp["raw_consume_per_s"],
+        "ratio_vs_raw": tp["samples_per_s"] / tp["raw_consume_per_s"],
+        "rss_mb_per_100k_series": (lat["rss_active_mb"] - lat["rss_idle_mb"]) * 100_000 / args.series,
+        "window_close_to_features_p50_s": lat["window_close_to_features_p50_s"],
+        "window_close_to_features_p99_s": lat["window_close_to_features_p99_s"],
+        "series": args.series,
+        "samples_in_throughput_run": tp["total_samples"],
+        "scrape_interval_s": SCRAPE_MS / 1000,
+        "windows_s": [10, 60, 300],
+        "rss_worker_idle_mb": lat["rss_idle_mb"],
+        "rss_worker_active_mb": lat["rss_active_mb"],
+        "latency_pace_s_per_scrape": args.pace_s,
+        "cpu_count": os.cpu_count(),
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "stream.json").write_text(json.dumps(result, indent=2) + "\n")
+    plot(result, lat["latencies"], RESULTS / "stream.png")
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--series", type=int, default=100_000)
+    parser.add_argument("--ticks", type=int, default=36, help="scrapes in the throughput run")
+    parser.add_argument("--latency-ticks", type=int, default=20, help="scrapes produced in real time")
+    parser.add_argument("--pace-s", type=float, default=1.0, help="wall seconds between real-time scrapes")
+    args = parser.parse_args()
+    result = asyncio.run(run(args))
+    rows = [
+        ("samples/s through the stream layer", f"{result['samples_per_s']:,.0f}"),
+        ("raw aiokafka consume+decode samples/s", f"{result['raw_consume_per_s']:,.0f}"),
+        ("ratio vs raw (goal >= 50%)", f"{result['ratio_vs_raw']:.1%}"),
+        ("RSS MB per 100k active series", f"{result['rss_mb_per_100k_series']:.1f}"),
+        ("window close -> features p50 (s)", f"{result['window_close_to_features_p50_s']:.3f}"),
+        ("window close -> features p99 (s)", f"{result['window_close_to_features_p99_s']:.3f}"),
+    ]
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
+        print(f"{name:<{width}}  {value:>14}")
+    print(f"wrote {RESULTS / 'stream.json'} and {RESULTS / 'stream.png'}")
+
+
+if __name__ == "__main__":
+    main()

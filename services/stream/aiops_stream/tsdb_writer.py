@@ -1,0 +1,77 @@
+"""Agents: write raw samples (``metrics.raw``) and aggregated series (``features``) to the TSDB.
+
+Aggregates become series named ``<name>:<stat>_<window>s`` (the recording-rule
+convention), stamped at the window's end, for each statistic in
+``stream_tsdb_stats``. Writes are upserts per (series, timestamp), so a batch
+delivered again after a restart changes nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import AsyncIterator
+
+import faust
+import structlog
+from aiops_common.schemas import FeatureBatch, MetricBatch, MetricBatchBuilder, MetricKind, SchemaError
+from aiops_common.topics import Topics, declare
+from aiops_common.tsdb import TimeSeriesStore, open_tsdb
+
+from aiops_stream.settings import StreamSettings
+
+__all__ = ["aggregate_series", "install"]
+
+log = structlog.get_logger(__name__)
+
+
+def aggregate_series(batch: FeatureBatch, stats: tuple[str, ...]) -> MetricBatch:
+    """The chosen statistics of every feature row as samples at the window's end; NaN ones are left out."""
+    builder = MetricBatchBuilder()
+    ends = batch.end_ms.tolist()
+    lengths = batch.length_ms.tolist()
+    sids = batch.sid.tolist()
+    for stat in stats:
+        column = batch.column(stat).tolist()
+        for i, value in enumerate(column):
+            if math.isnan(value):
+                continue
+            meta = batch.series[sids[i]]
+            builder.add(f"{meta.name}:{stat}_{lengths[i] // 1000}s", meta.labels, ends[i], value, MetricKind.GAUGE)
+    return builder.build()
+
+
+def install(app: faust.App, settings: StreamSettings) -> None:
+    metrics = declare(app, Topics.METRICS_RAW, settings.topic_prefix)
+    features = declare(app, Topics.FEATURES, settings.topic_prefix)
+    holder: list[TimeSeriesStore] = []
+
+    def tsdb() -> TimeSeriesStore:
+        if not holder:
+            holder.append(open_tsdb(settings.tsdb_url))
+        return holder[0]
+
+    if settings.stream_tsdb_write_raw:
+
+        @app.agent(metrics, name="tsdb_raw_writer")
+        async def write_raw(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
+            async for value in stream:
+                try:
+                    batch = MetricBatch.decode(value)
+                except SchemaError as exc:
+                    log.error("skipping undecodable metric batch", error=str(exc))
+                    continue
+                await tsdb().write(batch)
+                yield None
+
+    @app.agent(features, name="tsdb_feature_writer")
+    async def write_features(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
+        async for value in stream:
+            try:
+                batch = FeatureBatch.decode(value)
+            except SchemaError as exc:
+                log.error("skipping undecodable feature batch", error=str(exc))
+                continue
+            samples = aggregate_series(batch, settings.stream_tsdb_stats)
+            if len(samples):
+                await tsdb().write(samples)
+            yield None
