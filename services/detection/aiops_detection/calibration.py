@@ -1,0 +1,211 @@
+"""Turns a raw surprise stream into a score in [0, 1] that means the same on every series.
+
+Two lagging references, both computed only from points before the one scored:
+
+- the *extreme band*: the lowest and highest value of a long window. A value
+  outside it scores 0.5 and up, more the further it lands beyond the band
+  (relative to the band's width), so "never seen so far" ranks first.
+- the *record ratio*: a non-negative surprise divided by the largest surprise of
+  a shorter window. A ratio of 1 equals the recent record; ``ratio_scale`` maps
+  ratios onto [0, 1].
+
+Each has a streaming class (``learn``/``excess`` or ``ratio``) and a vectorised
+function over a ``(series, time)`` block giving the same numbers.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+from scipy.ndimage import maximum_filter1d, minimum_filter1d
+
+from aiops_detection.detector import FloatArray
+
+__all__ = [
+    "ExtremeBand",
+    "RecordRatio",
+    "RobustStats",
+    "band_score",
+    "lagging_extremes",
+    "lagging_robust_stats",
+    "ratio_score",
+    "record_ratio",
+    "refractory",
+]
+
+_TINY = 1e-12
+_MAD_TO_SIGMA = 1.4826
+_CHUNK = 2048  # time steps per vectorised pass, bounding the (series, chunk, window) temporaries
+
+
+def _band_floor(lower: FloatArray | float, upper: FloatArray | float) -> FloatArray:
+    """Smallest band width, so a constant history still has a finite band."""
+    return np.maximum(np.asarray(upper, dtype=np.float64) - lower, 1e-9 + 1e-6 * np.abs(upper))
+
+
+def band_score(excess: FloatArray | float, gain: float = 4.0) -> FloatArray:
+    """0 inside the band, from 0.5 towards 1 beyond it; NaN (no band yet) scores 0."""
+    e = np.asarray(excess, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        return np.where(e >= 0.0, 0.5 + 0.5 * np.tanh(gain * np.where(e >= 0.0, e, 0.0)), 0.0)
+
+
+def ratio_score(ratio: FloatArray | float, scale: float = 3.0) -> FloatArray:
+    """Record ratio mapped onto [0, 1]: ``scale`` times the recent record scores 1."""
+    return np.clip(np.nan_to_num(np.asarray(ratio, dtype=np.float64) / scale, nan=0.0, posinf=1.0), 0.0, 1.0)
+
+
+class _MonotonicWindow:
+    """Running maximum of the last ``size`` values in amortised O(1) (a monotonic deque)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._count = 0
+        self._queue: deque[tuple[int, float]] = deque()
+
+    def push(self, value: float) -> None:
+        while self._queue and self._queue[-1][1] <= value:
+            self._queue.pop()
+        self._queue.append((self._count, value))
+        self._count += 1
+        while self._queue[0][0] <= self._count - 1 - self.size:
+            self._queue.popleft()
+
+    @property
+    def maximum(self) -> float | None:
+        return self._queue[0][1] if self._queue else None
+
+
+class ExtremeBand:
+    """Lowest and highest of the last ``window`` values learned."""
+
+    def __init__(self, window: int) -> None:
+        self._high = _MonotonicWindow(window)
+        self._low = _MonotonicWindow(window)
+
+    @property
+    def lower(self) -> float:
+        low = self._low.maximum
+        return -low if low is not None else np.nan
+
+    @property
+    def upper(self) -> float:
+        high = self._high.maximum
+        return high if high is not None else np.nan
+
+    def excess(self, x: float) -> float:
+        """How far ``x`` lands beyond the band, in band widths; negative inside, NaN before any value."""
+        lower, upper = self.lower, self.upper
+        return float((max(x - upper, lower - x)) / _band_floor(lower, upper))
+
+    def learn(self, x: float) -> None:
+        self._high.push(x)
+        self._low.push(-x)
+
+
+class RecordRatio:
+    """A surprise divided by the largest of the last ``window`` surprises learned."""
+
+    def __init__(self, window: int) -> None:
+        self._record = _MonotonicWindow(window)
+
+    @property
+    def record(self) -> float:
+        """The largest surprise of the window; 0 before any."""
+        record = self._record.maximum
+        return record if record is not None else 0.0
+
+    def ratio(self, surprise: float) -> float:
+        record = self._record.maximum
+        if record is None:
+            return 0.0
+        return surprise / record if record > _TINY else (np.inf if surprise > _TINY else 0.0)
+
+    def learn(self, surprise: float) -> None:
+        self._record.push(surprise)
+
+
+class RobustStats:
+    """Median and robust scale (1.4826 MAD, or the standard deviation when the MAD is 0) of the last values."""
+
+    def __init__(self, window: int) -> None:
+        self.window = window
+        self._values: deque[float] = deque(maxlen=window)
+
+    @property
+    def ready(self) -> bool:
+        return len(self._values) == self.window
+
+    def learn(self, x: float) -> None:
+        self._values.append(x)
+
+    def stats(self) -> tuple[float, float]:
+        values = np.fromiter(self._values, dtype=np.float64, count=len(self._values))
+        median = float(np.median(values))
+        scale = _MAD_TO_SIGMA * float(np.median(np.abs(values - median)))
+        return median, scale if scale > 0.0 else float(values.std())
+
+
+def lagging_robust_stats(panel: FloatArray, window: int, first: int = 0) -> tuple[FloatArray, FloatArray]:
+    """Vectorised ``RobustStats`` over a block: position t sees the ``window`` values before it.
+
+    Values before column ``first`` are not part of the stream (NaN out there); positions
+    without a full window get NaN.
+    """
+    median = np.full_like(panel, np.nan)
+    scale = np.full_like(panel, np.nan)
+    n = panel.shape[1]
+    for start in range(first + window, n, _CHUNK):
+        stop = min(n, start + _CHUNK)
+        windows = sliding_window_view(panel[:, start - window : stop - 1], window, axis=1)
+        med = np.median(windows, axis=2)
+        mad = _MAD_TO_SIGMA * np.median(np.abs(windows - med[..., None]), axis=2)
+        median[:, start:stop] = med
+        scale[:, start:stop] = np.where(mad > 0.0, mad, windows.std(axis=2))
+    return median, scale
+
+
+def _lagged(filtered: FloatArray) -> FloatArray:
+    """Shift one step right along time so position t only sees values up to t-1."""
+    out = np.full_like(filtered, np.nan)
+    out[:, 1:] = filtered[:, :-1]
+    return out
+
+
+def lagging_extremes(panel: FloatArray, window: int) -> tuple[FloatArray, FloatArray]:
+    """Per position, min and max of the ``window`` values before it (NaN at the first)."""
+    # Anchored so the filter ends on the current point; 'nearest' repeats the first value, which is
+    # already inside the history, so short histories give the plain min/max of what exists.
+    origin = (window - 1) // 2
+    low = minimum_filter1d(panel, size=window, axis=1, mode="nearest", origin=origin)
+    high = maximum_filter1d(panel, size=window, axis=1, mode="nearest", origin=origin)
+    return _lagged(low), _lagged(high)
+
+
+def band_excess(panel: FloatArray, window: int) -> FloatArray:
+    """Vectorised ``ExtremeBand.excess`` for every position of a block."""
+    lower, upper = lagging_extremes(panel, window)
+    with np.errstate(invalid="ignore"):
+        return np.maximum(panel - upper, lower - panel) / _band_floor(lower, upper)
+
+
+def record_ratio(surprise: FloatArray, window: int) -> FloatArray:
+    """Vectorised ``RecordRatio.ratio`` for every position of a block of non-negative surprises."""
+    _, record = lagging_extremes(surprise, window)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(record > _TINY, surprise / record, np.where(surprise > _TINY, np.inf, 0.0))
+    ratio[:, 0] = 0.0
+    return np.where(np.isnan(surprise), np.nan, ratio)
+
+
+def refractory(scores: FloatArray, period: int) -> FloatArray:
+    """Keep a score only where it beats every score of the ``period`` points before it; else 0.
+
+    One alert per episode: a long anomaly, or the echo of one, does not keep
+    re-alerting at the same or a lower level. Threshold-free, so it composes
+    with any threshold chosen later.
+    """
+    previous = np.nan_to_num(lagging_extremes(scores, period)[1], nan=-np.inf)
+    return np.where(np.isnan(scores), np.nan, np.where(scores > previous, scores, 0.0))
