@@ -75,43 +75,51 @@ def test_broker_outage_gets_503_and_prometheus_retries_land(
     # Its own broker: the outage must not touch other tests' topics.
     with EmbeddedBroker(log_path=tmp_path / "broker.log") as broker:
         service = ingestion_factory(broker.url, "outage.", AIOPS_PUBLISH_TIMEOUT_S="2")
-        node = external_server(NodeExporter)
-        write_url = service.http_url + "/api/v1/write"
-        external_server(PrometheusServer, config=_prometheus_config([node.url.removeprefix("http://")], write_url))
-
-        def up_times(values: list[bytes]) -> list[int]:
-            return sorted({ts for _l, _k, ts, _v in _samples(values, "up")})
-
-        def read(until: Callable[[list[bytes]], bool]) -> list[bytes]:
-            return asyncio.run(read_values(broker.url, Topics.METRICS_RAW, "outage.", until=until, timeout_s=60))
-
-        assert len(up_times(read(lambda v: len(up_times(v)) >= 2))) >= 2
-
-        assert broker._proc is not None
-        pid = broker._proc.pid
-        os.kill(pid, signal.SIGSTOP)  # the broker hangs: nothing sent to it is acknowledged
-        outage_start = time.time()
         try:
-            refused = httpx.post(
-                write_url,
-                content=_one_sample_write_request(),
-                headers={"Content-Type": "application/x-protobuf", "Content-Encoding": "snappy"},
-                timeout=30,
-            )
-            assert refused.status_code == 503, refused.text
-            assert int(refused.headers["Retry-After"]) > 0
-            assert httpx.get(service.http_url + "/ready", timeout=10).status_code == 503
-            while time.time() - outage_start < 6:  # let Prometheus scrape and retry through the outage
-                time.sleep(0.2)
+            _outage(broker, service, external_server)
         finally:
-            os.kill(pid, signal.SIGCONT)
-        outage_end = time.time()
+            service.stop()  # before its broker goes away, so it can leave its consumer group
 
-        after = up_times(read(lambda v: bool(up_times(v)) and up_times(v)[-1] / 1000 > outage_end + 3))
-        during = [t for t in after if outage_start * 1000 <= t <= outage_end * 1000]
-        assert len(during) >= 4, f"samples scraped during the outage did not land: {during}"
-        gaps = [b - a for a, b in itertools.pairwise(after)]
-        assert max(gaps) < 2500, f"a gap of {max(gaps)} ms: acknowledged or retried data was lost"
+
+def _outage(broker: EmbeddedBroker, service: Any, external_server: Callable[..., Any]) -> None:
+    node = external_server(NodeExporter)
+    write_url = service.http_url + "/api/v1/write"
+    prom = external_server(PrometheusServer, config=_prometheus_config([node.url.removeprefix("http://")], write_url))
+
+    def up_times(values: list[bytes]) -> list[int]:
+        return sorted({ts for _l, _k, ts, _v in _samples(values, "up")})
+
+    def read(until: Callable[[list[bytes]], bool]) -> list[bytes]:
+        return asyncio.run(read_values(broker.url, Topics.METRICS_RAW, "outage.", until=until, timeout_s=60))
+
+    assert len(up_times(read(lambda v: len(up_times(v)) >= 2))) >= 2
+
+    assert broker._proc is not None
+    pid = broker._proc.pid
+    os.kill(pid, signal.SIGSTOP)  # the broker hangs: nothing sent to it is acknowledged
+    outage_start = time.time()
+    try:
+        refused = httpx.post(
+            write_url,
+            content=_one_sample_write_request(),
+            headers={"Content-Type": "application/x-protobuf", "Content-Encoding": "snappy"},
+            timeout=30,
+        )
+        assert refused.status_code == 503, refused.text
+        assert int(refused.headers["Retry-After"]) > 0
+        assert httpx.get(service.http_url + "/ready", timeout=10).status_code == 503
+        while time.time() - outage_start < 6:  # let Prometheus scrape and retry through the outage
+            time.sleep(0.2)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    outage_end = time.time()
+
+    after = up_times(read(lambda v: bool(up_times(v)) and up_times(v)[-1] / 1000 > outage_end + 3))
+    during = [t for t in after if outage_start * 1000 <= t <= outage_end * 1000]
+    assert len(during) >= 4, f"samples scraped during the outage did not land: {during}"
+    gaps = [b - a for a, b in itertools.pairwise(after)]
+    assert max(gaps) < 2500, f"a gap of {max(gaps)} ms: acknowledged or retried data was lost"
+    prom.stop()  # while ingestion still answers, so its remote-write queue drains at once
 
 
 def _one_sample_write_request() -> bytes:
