@@ -122,3 +122,45 @@ def test_missing_broker_binary_is_a_one_line_error(tmp_path: Path) -> None:
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: no Tansu broker binary"), result.stderr
+
+
+def test_broker_url_switches_to_an_external_broker(tmp_path: Path) -> None:
+    from aiops_common.broker import EmbeddedBroker
+
+    # A separately started Kafka-protocol broker stands in for an external Kafka.
+    with EmbeddedBroker(log_path=tmp_path / "external.log") as external:
+        http_port = free_port()
+        env = {
+            **os.environ,
+            "AIOPS_BROKER_URL": external.url,
+            "AIOPS_DATA_DIR": str(tmp_path / "data"),
+            "AIOPS_INGEST_HTTP_PORT": str(http_port),
+            "AIOPS_INGEST_GRPC_PORT": str(free_port()),
+        }
+        log = tmp_path / "up.log"
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "aiops_cli", "up", "--no-host-metrics"], env=env, stdout=out, stderr=out
+            )
+        try:
+            deadline = time.monotonic() + 60
+            while not (Path(env["AIOPS_DATA_DIR"]) / "state.json").exists() and time.monotonic() < deadline:
+                assert proc.poll() is None, log.read_text()[-2000:]
+                time.sleep(0.1)
+            state = json.loads((Path(env["AIOPS_DATA_DIR"]) / "state.json").read_text())
+            assert state["broker_url"] == external.url and state["embedded_broker"] is False
+            sample = {
+                "samples": [{"name": "probe", "labels": {"service": "x"}, "value": 1.5, "timestamp": time.time()}]
+            }
+            while time.monotonic() < deadline:
+                try:
+                    response = httpx.post(f"http://127.0.0.1:{http_port}/api/v1/metrics/write", json=sample, timeout=5)
+                    break
+                except httpx.HTTPError:
+                    time.sleep(0.1)
+            assert response.status_code == 200, response.text
+            tail = _aiops("tail", "metrics.raw", "--from-beginning", "-n", "1", "--idle-timeout", "20", env=env)
+            assert json.loads(tail.stdout)["value"] == 1.5
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(30) == 0
