@@ -48,4 +48,5 @@ SERVICES: dict[str, ServiceEntry] = {
         "aiops_ingestion.worker:install",
         "aiops_ingestion.servers:IngestionServers",
     ),
+    "stream": ServiceEntry("stream", "aiops_stream.settings:StreamSettings", "aiops_stream.worker:install"),
 }
