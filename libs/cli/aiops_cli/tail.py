@@ -13,6 +13,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiops_common.broker import bootstrap_servers
 from aiops_common.schemas import LogBatch, MetricBatch, SpanBatch
 from aiops_common.schemas._model import VersionedRecord
+from aiops_common.schemas.features import FeatureBatch
 from aiops_common.topics import TopicSpec
 
 __all__ = ["records_of", "tail_topic"]
@@ -31,14 +32,20 @@ def records_of(spec: TopicSpec, value: bytes) -> Iterator[dict[str, Any]]:
                 "ts_ms": ts,
                 "value": val if math.isfinite(val) else str(val),
             }
+    elif vtype is FeatureBatch:
+        for row in FeatureBatch.decode(value).rows():
+            yield {
+                "name": row.series.name,
+                "labels": dict(row.series.labels),
+                "start_ms": row.start_ms,
+                "length_ms": row.length_ms,
+                **{k: v if math.isfinite(v) else None for k, v in row.values.items()},
+            }
     elif vtype in (LogBatch, SpanBatch):
         for row in vtype.decode(value).rows:
             yield asdict(row)
     elif isinstance(vtype, type) and issubclass(vtype, VersionedRecord):
         yield vtype.decode(value).model_dump(mode="json")
-    elif vtype is not None and hasattr(vtype, "decode"):
-        decoded = vtype.decode(value)
-        yield decoded.to_json() if hasattr(decoded, "to_json") else {"value": repr(decoded)}
     else:
         yield {"value_hex": value.hex()}
 
