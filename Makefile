@@ -23,7 +23,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy libs services benchmarks
+	$(BIN)/mypy libs/common/aiops_common libs/cli/aiops_cli $(wildcard services/*/aiops_*) benchmarks
 
 test: lint typecheck
 	$(BIN)/pytest
