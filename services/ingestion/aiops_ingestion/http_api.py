@@ -52,6 +52,7 @@ def _otlp_ok(
 def create_http_app(settings: IngestionSettings, publisher: Publisher) -> FastAPI:
     limits = nz.Limits.from_settings(settings)
     enricher = nz.Enricher.from_settings(settings)
+    series_cache = nz.SeriesCache(settings.ingest_series_cache_size)
     records = RecordPublisher(publisher)
     metric_partitions = Topics.METRICS_RAW.partitions
     app = FastAPI(
@@ -112,7 +113,8 @@ def create_http_app(settings: IngestionSettings, publisher: Publisher) -> FastAP
         if encoding != "snappy":
             raise nz.InvalidPayloadError(f"remote write needs Content-Encoding snappy, got {encoding!r}", 415)
         raw = await read_body(request, settings.ingest_max_body_bytes)
-        builder = nz.normalize_remote_write(nz.parse_remote_write(raw, limits), limits, enricher, metric_partitions)
+        request_message = nz.parse_remote_write(raw, limits)
+        builder = nz.normalize_remote_write(request_message, limits, enricher, metric_partitions, cache=series_cache)
         await records.metrics(builder, "remote_write")
         return Response(status_code=204)
 

@@ -15,6 +15,8 @@ from aiops_ingestion import telemetry
 
 __all__ = ["RecordPublisher"]
 
+_SHARD_KEYS = [f"shard-{part}".encode() for part in range(Topics.METRICS_RAW.partitions)]
+
 
 class RecordPublisher:
     """Publishes each request's records; returns only after the broker acknowledged all of them.
@@ -28,13 +30,17 @@ class RecordPublisher:
         self.publisher = publisher
 
     async def metrics(self, builder: MetricBatchBuilder, source: str) -> int:
-        messages = [
-            Message(Topics.METRICS_RAW, batch.encode(), key=f"shard-{part}".encode(), partition=part)
-            for part, batch in builder.by_partition().items()
-        ]
-        await self._publish(messages, Topics.METRICS_RAW, source)
+        await self._publish(self.metric_messages(builder), Topics.METRICS_RAW, source)
         telemetry.SAMPLES.labels(source).inc(len(builder))
         return len(builder)
+
+    @staticmethod
+    def metric_messages(builder: MetricBatchBuilder) -> list[Message]:
+        """One encoded batch message per partition that has samples of the builder."""
+        return [
+            Message(Topics.METRICS_RAW, batch.encode(), key=_SHARD_KEYS[part], partition=part)
+            for part, batch in builder.by_partition().items()
+        ]
 
     async def logs(self, records: Sequence[LogRecord], source: str) -> int:
         messages = self._row_messages(Topics.LOGS_RAW, records, LogBatch)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from aiops_common.settings import CommonSettings
+from pydantic import Field
 
 __all__ = ["IngestionSettings"]
 
@@ -27,6 +28,11 @@ class IngestionSettings(CommonSettings):
     """Samples stamped further ahead of the server clock than this are rejected."""
     ingest_max_sample_age_s: float = 7 * 24 * 3600.0
     """Samples older than this are rejected (0 disables the check)."""
+    ingest_series_cache_size: int = Field(default=200_000, ge=2)
+    """Most series whose validated, normalized form the server keeps for the next request (about 1.5 KB each).
+
+    A working set of up to half this many series is served from the cache; see docs/ingestion.md.
+    """
 
     ingest_metadata_file: Path | None = None
     """YAML mapping ``service -> {team, tier, zone, ...}`` added to every record of that service."""

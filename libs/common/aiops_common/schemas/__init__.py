@@ -7,12 +7,21 @@ from aiops_common.schemas.alerts import AlertRecord, AlertStatus
 from aiops_common.schemas.changes import ChangeEvent
 from aiops_common.schemas.features import FEATURE_COLUMNS, FeatureBatch, FeatureRow
 from aiops_common.schemas.logs import LogBatch, LogRecord
-from aiops_common.schemas.metrics import MetricBatch, MetricBatchBuilder, MetricKind, SeriesMeta, series_key
+from aiops_common.schemas.metrics import (
+    STALE_NAN,
+    MetricBatch,
+    MetricBatchBuilder,
+    MetricKind,
+    SeriesMeta,
+    is_stale_marker,
+    series_key,
+)
 from aiops_common.schemas.topology import TopologyEdge
 from aiops_common.schemas.traces import Span, SpanBatch
 
 __all__ = [
     "FEATURE_COLUMNS",
+    "STALE_NAN",
     "AlertRecord",
     "AlertStatus",
     "ChangeEvent",
@@ -30,5 +39,6 @@ __all__ = [
     "TopologyEdge",
     "decode_envelope",
     "encode_envelope",
+    "is_stale_marker",
     "series_key",
 ]

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import msgpack
 
-__all__ = ["SchemaError", "decode_envelope", "encode_envelope"]
+__all__ = ["SchemaError", "decode_envelope", "encode_envelope", "encode_envelope_with_rows"]
 
 
 class SchemaError(ValueError):
@@ -35,3 +36,32 @@ def decode_envelope(data: bytes, schema: str, supported: tuple[int, ...]) -> tup
     if not isinstance(body, dict):
         raise SchemaError(f"schema {schema!r} body is not a map")
     return version, body
+
+
+def encode_envelope_with_rows(
+    schema: str, version: int, rows_field: str, rows: Sequence[bytes], body: Mapping[str, Any]
+) -> bytes:
+    """:func:`encode_envelope` for a body whose ``rows_field`` is an array of values packed beforehand.
+
+    The bytes are exactly those of ``encode_envelope(schema, version, {rows_field: [...], **body})``
+    with each row unpacked, so decoders see no difference; a producer that keeps
+    each row packed (a series table row, sent again with every batch) skips packing it again.
+    """
+    packer = msgpack.Packer(use_bin_type=True)
+    pack = packer.pack
+    parts = [
+        packer.pack_map_header(3),
+        pack("schema"),
+        pack(schema),
+        pack("v"),
+        pack(version),
+        pack("body"),
+        packer.pack_map_header(len(body) + 1),
+        pack(rows_field),
+        packer.pack_array_header(len(rows)),
+        *rows,
+    ]
+    for key, value in body.items():
+        parts.append(pack(key))
+        parts.append(pack(value))
+    return b"".join(parts)

@@ -10,20 +10,45 @@ samples cost one Kafka message and one decode.
 from __future__ import annotations
 
 import enum
+import struct
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgpack
 import numpy as np
 import numpy.typing as npt
 
-from aiops_common.schemas._codec import SchemaError, decode_envelope, encode_envelope
+from aiops_common.schemas._codec import SchemaError, decode_envelope, encode_envelope_with_rows
 
-__all__ = ["MetricBatch", "MetricBatchBuilder", "MetricKind", "SeriesMeta", "series_key", "shard_of"]
+__all__ = [
+    "STALE_NAN",
+    "MetricBatch",
+    "MetricBatchBuilder",
+    "MetricKind",
+    "SeriesMeta",
+    "is_stale_marker",
+    "series_key",
+    "shard_of",
+]
 
 SCHEMA = "metrics.batch"
 VERSION = 1
+
+_STALE_BYTES = struct.pack("<Q", 0x7FF0000000000002)
+
+STALE_NAN: float = struct.unpack("<d", _STALE_BYTES)[0]
+"""Prometheus' stale marker: a NaN with this exact bit pattern means "the series ended here".
+
+It is kept bit for bit (numpy columns and the batch codec copy the bits), so the
+stream layer can close the series instead of treating the NaN as a value.
+"""
+
+
+def is_stale_marker(value: float) -> bool:
+    """True for :data:`STALE_NAN` and no other value (any other NaN is a plain NaN)."""
+    return struct.pack("<d", value) == _STALE_BYTES
 
 
 class MetricKind(enum.StrEnum):
@@ -48,16 +73,56 @@ def shard_of(key: str, partitions: int) -> int:
     return zlib.crc32(key.encode()) % partitions
 
 
+class _Memo:
+    """What a SeriesMeta computes on first use: its key, the key's crc32, its packed table row."""
+
+    __slots__ = ("crc", "key", "row")
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self.crc = zlib.crc32(key.encode())
+        self.row: bytes | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class SeriesMeta:
+    """One series: its name, labels, kind and unit.
+
+    Its key, the key's crc32 and its packed row of a batch's series table are
+    computed on first use and kept, so a series that a producer reuses across
+    batches (the ingestion service's series cache) pays for them once, while
+    decoding, which builds thousands of these, pays for none of them.
+    ``labels`` must not change after construction.
+    """
+
     name: str
     labels: Mapping[str, str]
     kind: MetricKind = MetricKind.GAUGE
     unit: str = ""
+    _memo: _Memo | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def key(self) -> str:
-        return series_key(self.name, self.labels)
+        memo = self._memo
+        return (memo or self._memoize()).key
+
+    def shard(self, partitions: int) -> int:
+        """The partition of this series among ``partitions``: ``shard_of(self.key, partitions)``."""
+        memo = self._memo
+        return (memo or self._memoize()).crc % partitions
+
+    def _packed_row(self, pack: Callable[[object], bytes]) -> bytes:
+        """This series as one row of a batch's series table, packed by ``pack`` (a msgpack packer's) once."""
+        memo = self._memo or self._memoize()
+        row = memo.row
+        if row is None:
+            row = memo.row = pack([self.name, dict(self.labels), self.kind.value, self.unit])
+        return row
+
+    def _memoize(self) -> _Memo:
+        memo = _Memo(series_key(self.name, self.labels))
+        object.__setattr__(self, "_memo", memo)
+        return memo
 
 
 @dataclass(slots=True)
@@ -77,13 +142,16 @@ class MetricBatch:
             yield self.series[s], t, v
 
     def encode(self) -> bytes:
+        # The series table is spliced in from each series' packed row: a producer that
+        # keeps its SeriesMeta objects across batches packs each series once.
         body: dict[str, Any] = {
-            "series": [[m.name, dict(m.labels), m.kind.value, m.unit] for m in self.series],
             "sid": self.sid.astype("<u4").tobytes(),
             "ts": self.ts_ms.astype("<i8").tobytes(),
             "val": self.value.astype("<f8").tobytes(),
         }
-        return encode_envelope(SCHEMA, VERSION, body)
+        pack = msgpack.Packer(use_bin_type=True).pack
+        rows = [m._packed_row(pack) for m in self.series]
+        return encode_envelope_with_rows(SCHEMA, VERSION, "series", rows, body)
 
     @classmethod
     def decode(cls, data: bytes) -> MetricBatch:
@@ -104,10 +172,25 @@ class MetricBatch:
 
 @dataclass(slots=True)
 class MetricBatchBuilder:
-    """Accumulates samples and splits them into one batch per partition."""
+    """Accumulates samples and splits them into one batch per partition.
+
+    Two ways in. :meth:`add` takes a name and labels per sample and finds the series
+    itself. The bulk path is for a producer that already knows its series: it gets
+    an id once per series with :meth:`series_id` (passing a key it computed, such as
+    ``meta.key``) and then adds samples by id with :meth:`append` or :meth:`extend`.
+    A key must identify one series among all the keys given to a builder; :meth:`add`
+    uses ``(name, sorted label items)``, so keep to one way per builder.
+
+    >>> b = MetricBatchBuilder(partitions=4)
+    >>> up = SeriesMeta("up", {"job": "api"})
+    >>> sid = b.series_id(up, up.key)
+    >>> b.extend([sid, sid], [1_000, 2_000], [1.0, 0.0])
+    >>> [(m.name, t, v) for m, t, v in b.build().samples()]
+    [('up', 1000, 1.0), ('up', 2000, 0.0)]
+    """
 
     partitions: int = 1
-    _index: dict[tuple[str, tuple[tuple[str, str], ...]], int] = field(default_factory=dict)
+    _index: dict[Hashable, int] = field(default_factory=dict)
     _series: list[SeriesMeta] = field(default_factory=list)
     _sid: list[int] = field(default_factory=list)
     _ts: list[int] = field(default_factory=list)
@@ -139,10 +222,35 @@ class MetricBatchBuilder:
         self._ts.append(ts_ms)
         self._val.append(value)
 
+    def series_id(self, meta: SeriesMeta, key: Hashable) -> int:
+        """The id of the series ``key`` names, adding ``meta`` as that series if it is new."""
+        sid = self._index.get(key)
+        if sid is None:
+            sid = self._index[key] = len(self._series)
+            self._series.append(meta)
+        return sid
+
+    def append(self, sid: int, ts_ms: int, value: float) -> None:
+        """One sample of the series :meth:`series_id` returned ``sid`` for."""
+        self._sid.append(sid)
+        self._ts.append(ts_ms)
+        self._val.append(value)
+
+    def extend(self, sids: Sequence[int], ts_ms: Sequence[int], values: Sequence[float]) -> None:
+        """Many samples at once: ``values[i]`` of series ``sids[i]`` at ``ts_ms[i]``."""
+        if not len(sids) == len(ts_ms) == len(values):
+            raise ValueError(f"column lengths differ: {len(sids)} ids, {len(ts_ms)} times, {len(values)} values")
+        self._sid.extend(sids)
+        self._ts.extend(ts_ms)
+        self._val.extend(values)
+
     def build(self) -> MetricBatch:
+        sid = np.asarray(self._sid, dtype=np.int64)
+        if sid.size and (int(sid.min()) < 0 or int(sid.max()) >= len(self._series)):
+            raise ValueError("a sample refers to a series id this builder did not hand out")
         return MetricBatch(
             list(self._series),
-            np.asarray(self._sid, dtype=np.uint32),
+            sid.astype(np.uint32),
             np.asarray(self._ts, dtype=np.int64),
             np.asarray(self._val, dtype=np.float64),
         )
@@ -152,9 +260,8 @@ class MetricBatchBuilder:
         whole = self.build()
         if self.partitions <= 1 or not whole.series:
             return {0: whole} if len(whole) else {}
-        shard = np.fromiter(
-            (shard_of(m.key, self.partitions) for m in whole.series), dtype=np.int64, count=len(whole.series)
-        )
+        partitions = self.partitions
+        shard = np.fromiter((m.shard(partitions) for m in whole.series), dtype=np.int64, count=len(whole.series))
         sample_shard = shard[whole.sid]
         out: dict[int, MetricBatch] = {}
         for part in np.unique(sample_shard).tolist():

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import pickle
 import struct
 from datetime import UTC, datetime
 
@@ -19,8 +21,11 @@ from aiops_common.schemas import (
     MetricBatchBuilder,
     MetricKind,
     SchemaError,
+    SeriesMeta,
     Span,
     SpanBatch,
+    encode_envelope,
+    is_stale_marker,
     series_key,
 )
 from aiops_common.schemas.metrics import shard_of
@@ -125,3 +130,89 @@ def test_numpy_columns_are_little_endian_on_the_wire() -> None:
     builder.add("m", {}, 2**40, 1.5)
     body = msgpack.unpackb(builder.build().encode())["body"]
     assert np.frombuffer(body["ts"], "<i8")[0] == 2**40 and np.frombuffer(body["val"], "<f8")[0] == 1.5
+
+
+def test_bulk_path_finds_each_series_once_by_key_and_keeps_sample_order() -> None:
+    builder = MetricBatchBuilder(partitions=4)
+    up = SeriesMeta("up", {"job": "api"})
+    down = SeriesMeta("down", {"job": "api"}, MetricKind.COUNTER, "1")
+    assert builder.series_id(up, up.key) == 0
+    assert builder.series_id(down, down.key) == 1
+    # A different object for the same key is the same series: the first meta stays.
+    assert builder.series_id(SeriesMeta("up", {"job": "api"}, MetricKind.COUNTER), up.key) == 0
+    builder.append(1, 1_000, 3.0)
+    builder.extend([0, 1, 0], [1_000, 2_000, 2_000], [1.0, 4.0, STALE_NAN])
+    assert len(builder) == 4 and builder.series_count == 2
+    batch = MetricBatch.decode(builder.build().encode())
+    rows = [(m.name, m.kind, m.unit, t, v) for m, t, v in batch.samples()]
+    assert rows[:3] == [
+        ("down", MetricKind.COUNTER, "1", 1_000, 3.0),
+        ("up", MetricKind.GAUGE, "", 1_000, 1.0),
+        ("down", MetricKind.COUNTER, "1", 2_000, 4.0),
+    ]
+    assert struct.pack("<d", rows[3][4]) == struct.pack("<d", STALE_NAN)
+
+
+def test_bulk_path_refuses_columns_of_different_lengths_and_unknown_ids() -> None:
+    builder = MetricBatchBuilder()
+    with pytest.raises(ValueError, match="column lengths differ"):
+        builder.extend([0], [1, 2], [1.0])
+    builder.append(0, 1_000, 1.0)  # no series_id handed out 0
+    with pytest.raises(ValueError, match="series id"):
+        builder.build()
+
+
+def test_bulk_path_partitions_like_the_per_sample_path() -> None:
+    by_add, by_id = MetricBatchBuilder(partitions=8), MetricBatchBuilder(partitions=8)
+    metas = [SeriesMeta("m", {"i": str(i)}) for i in range(50)]
+    for i in range(500):
+        by_add.add("m", {"i": str(i % 50)}, i, float(i))
+        meta = metas[i % 50]
+        by_id.append(by_id.series_id(meta, meta.key), i, float(i))
+    add_parts, id_parts = by_add.by_partition(), by_id.by_partition()
+    assert add_parts.keys() == id_parts.keys()
+    for part, batch in id_parts.items():
+        assert [m.key for m in batch.series] == [m.key for m in add_parts[part].series]
+        assert batch.value.tolist() == add_parts[part].value.tolist()
+        assert all(shard_of(m.key, 8) == m.shard(8) == part for m in batch.series)
+
+
+def test_series_meta_caches_its_key_shard_and_row_without_changing_what_it_is() -> None:
+    meta = SeriesMeta("http_requests_total", {"service": "api", "code": "200"}, MetricKind.COUNTER)
+    assert meta.key == series_key(meta.name, meta.labels) and meta.key is meta.key
+    assert meta.shard(8) == shard_of(meta.key, 8) and meta.shard(3) == shard_of(meta.key, 3)
+    MetricBatch([meta], np.zeros(1, np.uint32), np.zeros(1, np.int64), np.zeros(1)).encode()
+    fresh = SeriesMeta("http_requests_total", {"service": "api", "code": "200"}, MetricKind.COUNTER)
+    assert meta == fresh and repr(meta) == repr(fresh), "the cache is no part of equality or repr"
+    assert pickle.loads(pickle.dumps(meta)) == meta
+    retyped = dataclasses.replace(meta, kind=MetricKind.GAUGE)
+    assert retyped.kind is MetricKind.GAUGE and retyped.key == meta.key
+    row = MetricBatch.decode(MetricBatch([retyped], np.zeros(1, np.uint32), np.ones(1, np.int64), np.ones(1)).encode())
+    assert row.series[0].kind is MetricKind.GAUGE, "a replaced series packs its own row"
+
+
+def test_encoding_is_byte_for_byte_the_plain_msgpack_envelope() -> None:
+    # Consumers decode with any msgpack reader: splicing in packed rows must not change a byte.
+    builder = MetricBatchBuilder()
+    builder.add("up", {"job": "a", "instance": "h:1"}, 1_000, 1.0, MetricKind.COUNTER, "s")
+    builder.add("cpu", {}, 2_000, STALE_NAN)
+    batch = builder.build()
+    plain = encode_envelope(
+        "metrics.batch",
+        1,
+        {
+            "series": [[m.name, dict(m.labels), m.kind.value, m.unit] for m in batch.series],
+            "sid": batch.sid.astype("<u4").tobytes(),
+            "ts": batch.ts_ms.astype("<i8").tobytes(),
+            "val": batch.value.astype("<f8").tobytes(),
+        },
+    )
+    assert batch.encode() == plain
+    assert MetricBatch([], np.zeros(0, np.uint32), np.zeros(0, np.int64), np.zeros(0)).encode() == encode_envelope(
+        "metrics.batch", 1, {"series": [], "sid": b"", "ts": b"", "val": b""}
+    )
+
+
+def test_stale_marker_is_one_exact_nan() -> None:
+    assert is_stale_marker(STALE_NAN) and math.isnan(STALE_NAN)
+    assert not is_stale_marker(math.nan) and not is_stale_marker(0.0) and not is_stale_marker(math.inf)

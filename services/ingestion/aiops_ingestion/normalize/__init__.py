@@ -28,6 +28,7 @@ from aiops_ingestion.normalize._otlp_metrics import normalize_otlp_metrics, prom
 from aiops_ingestion.normalize._otlp_traces import normalize_otlp_traces
 from aiops_ingestion.normalize._remote_write import metric_kind, normalize_remote_write, parse_remote_write
 from aiops_ingestion.normalize._sample_values import STALE_NAN, is_stale_marker
+from aiops_ingestion.normalize._series_cache import SeriesCache
 from aiops_ingestion.normalize._timestamps import TimeWindow, parse_timestamp_ns
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "EnrichmentConfigError",
     "InvalidPayloadError",
     "Limits",
+    "SeriesCache",
     "TimeWindow",
     "alertmanager_fingerprint",
     "is_stale_marker",

@@ -2,27 +2,31 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
-from collections.abc import Iterable, Mapping
-from operator import attrgetter
+from collections.abc import Iterable, Mapping, Sequence
+from types import MappingProxyType
+from typing import Any
 
 import cramjam
-from aiops_common.schemas import MetricBatchBuilder, MetricKind, series_key
+from aiops_common.schemas import MetricBatchBuilder, MetricKind, SeriesMeta, series_key
 from google.protobuf.message import DecodeError
 
 # The generated modules build their classes at import time and ship no stubs; mypy cannot see the names.
-from opentelemetry.exporter.prometheus_remote_write.gen.remote_pb2 import WriteRequest  # type: ignore[attr-defined]
 from opentelemetry.exporter.prometheus_remote_write.gen.types_pb2 import (  # type: ignore[attr-defined]
     Label,
     MetricMetadata,
+    TimeSeries,
 )
 
 from aiops_ingestion.normalize._enricher import Enricher
 from aiops_ingestion.normalize._errors import InvalidPayloadError, Rejections
 from aiops_ingestion.normalize._labels import LabelChecker
 from aiops_ingestion.normalize._limits import Limits
+from aiops_ingestion.normalize._remote_write_view import RawWriteRequest, single_sample_tails
 from aiops_ingestion.normalize._sample_values import is_stale_marker, value_problem
+from aiops_ingestion.normalize._series_cache import SeriesCache
 
 __all__ = ["metric_kind", "metric_name_problem", "normalize_remote_write", "parse_remote_write"]
 
@@ -44,14 +48,17 @@ _SUFFIX_KINDS = (
     ("_count", MetricKind.HISTOGRAM),
 )
 _DEFAULT_LIMITS = Limits()
-_TIME_AND_VALUE = attrgetter("timestamp", "value")
+_NO_FAMILIES: Mapping[str, MetricKind] = MappingProxyType({})
 
 
-def parse_remote_write(body: bytes, limits: Limits = _DEFAULT_LIMITS) -> WriteRequest:
+def parse_remote_write(body: bytes, limits: Limits = _DEFAULT_LIMITS) -> Any:
     """A remote write body: snappy block format (not framed) around a ``prometheus.WriteRequest``.
 
     The uncompressed size the block declares is checked against
     ``limits.max_decompressed_bytes`` before anything is inflated (413 beyond it).
+    The result is a :data:`RawWriteRequest`, the same message with each series left
+    as its bytes: :func:`normalize_remote_write` parses a series only when it has not
+    seen its labels before, so a malformed series is reported from there.
     """
     if not body:
         raise InvalidPayloadError("remote write body is empty")
@@ -68,7 +75,7 @@ def parse_remote_write(body: bytes, limits: Limits = _DEFAULT_LIMITS) -> WriteRe
         data = cramjam.snappy.decompress_raw(body)
     except cramjam.DecompressionError as exc:
         raise InvalidPayloadError(f"remote write body is not valid snappy block data: {exc}") from None
-    request = WriteRequest()
+    request = RawWriteRequest()
     try:
         request.ParseFromString(memoryview(data))
     except DecodeError as exc:
@@ -107,12 +114,13 @@ def _families(metadata: Iterable[MetricMetadata]) -> dict[str, MetricKind]:
 
 
 def normalize_remote_write(
-    request: WriteRequest,
+    request: Any,
     limits: Limits,
     enricher: Enricher,
     partitions: int,
     *,
     now_ms: int | None = None,
+    cache: SeriesCache | None = None,
 ) -> MetricBatchBuilder:
     """Every sample of a remote write request, as flat series.
 
@@ -124,70 +132,190 @@ def normalize_remote_write(
     series with a ``quantile`` label becomes SUMMARY. Stale markers are kept; a NaN
     quantile (a summary with no observations yet) is skipped.
 
+    ``request`` is what :func:`parse_remote_write` returns, or a
+    ``prometheus.WriteRequest`` message. With a ``cache`` (one per server), a series
+    whose label bytes were validated before is found there instead of being
+    validated and normalized again; its samples are still checked one by one.
+
     Each ``TimeSeries`` entry counts toward ``max_series_per_request`` (413 beyond it).
     """
-    timeseries = request.timeseries
-    if len(timeseries) > limits.max_series_per_request:
+    if request.DESCRIPTOR is not RawWriteRequest.DESCRIPTOR:
+        request = RawWriteRequest.FromString(request.SerializeToString())
+    blobs: list[bytes] = request.timeseries[:]
+    if len(blobs) > limits.max_series_per_request:
         raise InvalidPayloadError(
-            f"request has {len(timeseries)} series, more than the limit of {limits.max_series_per_request}; "
+            f"request has {len(blobs)} series, more than the limit of {limits.max_series_per_request}; "
             "lower max_samples_per_send",
             413,
         )
-    window = limits.window(now_ms)
+    if cache is None:
+        cache = SeriesCache(max(2 * len(blobs), 2))
+    cache.bind(limits, enricher)
+    writer = _Writer(limits, enricher, _families(request.metadata), cache, partitions, now_ms)
+    window = writer.window
     oldest, newest = window.min_ms, window.max_ms
-    families = _families(request.metadata)
-    kinds: dict[str, MetricKind] = {}
-    label_problem = LabelChecker(limits).problem
-    good_names: set[str] = set()
-    enrich = enricher.labels_for if enricher else None
-    builder = MetricBatchBuilder(partitions)
-    add = builder.add
-    rejections = Rejections("series")
-    summary, gauge = MetricKind.SUMMARY, MetricKind.GAUGE
+    tails = single_sample_tails(blobs)
+    labels_end, tail_ts, tail_value = tails.labels_end, tails.ts_ms, tails.value
+    lookup, series_id, retype = cache.get, writer.builder.series_id, writer.retype if writer.families else None
+    sids, times, values = writer.sids, writer.times, writer.values
 
-    # The hot loop: one pass per series, labels read once into one dict that every
-    # sample of the series shares; checks whose answer repeats (name validity, kind)
-    # are cached per metric name.
-    for series in timeseries:
-        sent = series.labels
+    # The hot loop. A Prometheus series (one sample at the end of each TimeSeries entry)
+    # whose label bytes are in the cache costs a slice, a lookup and three appends; a
+    # new one parses only its labels. Anything else takes the full path of _Writer.series.
+    for i, blob in enumerate(blobs):
+        end = labels_end[i]
+        if not end:
+            writer.series(blob)
+            continue
+        prefix = blob[:end]
+        meta = lookup(prefix)
+        if meta is None:
+            meta = writer.new_prefix(prefix, blob)
+            if meta is None:
+                continue
+        if retype is not None:
+            meta = retype(meta)
+        ts, value = tail_ts[i], tail_value[i]
+        if oldest <= ts <= newest and value - value == 0.0:
+            sids.append(series_id(meta, meta.key))
+            times.append(ts)
+            values.append(value)
+        else:
+            writer.samples(meta, ((ts, value),))
+    return writer.finish(len(blobs))
+
+
+class _Writer:
+    """The state of one request: its builder, its refusals, and what is known about its series."""
+
+    def __init__(
+        self,
+        limits: Limits,
+        enricher: Enricher,
+        families: Mapping[str, MetricKind],
+        cache: SeriesCache,
+        partitions: int,
+        now_ms: int | None,
+    ) -> None:
+        self.window = limits.window(now_ms)
+        self.families = families
+        self.cache = cache
+        self.builder = MetricBatchBuilder(partitions)
+        self.sids: list[int] = []
+        self.times: list[int] = []
+        self.values: list[float] = []
+        self.rejections = Rejections("series")
+        self._label_problem = LabelChecker(limits).problem
+        self._good_names: set[str] = set()
+        self._enrich = enricher.labels_for if enricher else None
+        self._kinds: dict[str, MetricKind] = {}
+        self._retyped: dict[str, SeriesMeta] = {}
+
+    def finish(self, series_count: int) -> MetricBatchBuilder:
+        self.rejections.raise_if_any(series_count)
+        self.builder.extend(self.sids, self.times, self.values)
+        return self.builder
+
+    def new_prefix(self, prefix: bytes, blob: bytes) -> SeriesMeta | None:
+        """The series whose labels are ``prefix``, the bytes of ``blob`` before its one sample.
+
+        The prefix is cached only when it parses on its own into labels and no sample:
+        then any series that starts with the same bytes and ends in one sample has
+        these labels, and the cache lookup of the hot loop is exact. Otherwise the
+        series takes the full path. None when the series was refused or fully handled.
+        """
+        try:
+            labels_only = TimeSeries.FromString(prefix)
+        except DecodeError:
+            labels_only = None
+        if labels_only is None or labels_only.samples:
+            self.series(blob)
+            return None
+        meta = self._new_series(labels_only.labels)
+        if meta is not None:
+            self.cache.put(prefix, meta)
+        return meta
+
+    def series(self, blob: bytes) -> None:
+        """One serialized TimeSeries, parsed in full: its labels from the cache or checked, then its samples."""
+        try:
+            parsed = TimeSeries.FromString(blob)
+        except DecodeError as exc:
+            raise InvalidPayloadError(f"remote write body is not a valid protobuf WriteRequest: {exc}") from None
+        sent = parsed.labels
+        # A key of another type than the prefixes of the hot loop: the label list as sent.
+        key = tuple((label.name, label.value) for label in sent)
+        meta = self.cache.get(key)
+        if meta is None:
+            meta = self._new_series(sent)
+            if meta is None:
+                return
+            self.cache.put(key, meta)
+        if self.families:
+            meta = self.retype(meta)
+        self.samples(meta, ((sample.timestamp, sample.value) for sample in parsed.samples))
+
+    def _new_series(self, sent: Sequence[Label]) -> SeriesMeta | None:
+        """The normalized series of a label list not seen before, or None after recording why it is refused."""
         labels = {label.name: label.value for label in sent}
         name = labels.pop("__name__", "")
         problem = None
-        if len(labels) != len(sent) - 1 or name not in good_names:
+        if len(labels) != len(sent) - 1 or name not in self._good_names:
             problem = _label_list_problem(sent) or metric_name_problem(name)
             if problem is None:
-                good_names.add(name)
+                self._good_names.add(name)
         if problem is None:
             if "" in labels.values():
                 labels = {k: v for k, v in labels.items() if v}
-            problem = label_problem(labels)
+            problem = self._label_problem(labels)
         if problem is not None:
-            rejections.add(series_key(name, labels), problem)
-            continue
+            self.rejections.add(series_key(name, labels), problem)
+            return None
         if "service" not in labels and "job" in labels:
             labels["service"] = labels["job"]
-        if enrich is not None:
-            for key, value in enrich(labels.get("service", "")).items():
+        if self._enrich is not None:
+            for key, value in self._enrich(labels.get("service", "")).items():
                 labels.setdefault(key, value)
-        kind = kinds.get(name)
+        # The kind from the name alone: metadata, when a request carries it, applies to that request (retype).
+        kind = metric_kind(name, _NO_FAMILIES)
+        if kind is MetricKind.GAUGE and "quantile" in labels:
+            kind = MetricKind.SUMMARY
+        return SeriesMeta(name, labels, kind)
+
+    def retype(self, meta: SeriesMeta) -> SeriesMeta:
+        """``meta`` with the kind this request's metadata gives its family, where that differs."""
+        name = meta.name
+        kind = self._kinds.get(name)
         if kind is None:
-            kind = kinds[name] = metric_kind(name, families)
-        if kind is gauge and "quantile" in labels and name not in families:
-            kind = summary
-        for ts, value in map(_TIME_AND_VALUE, series.samples):
-            if ts < oldest or ts > newest:
+            kind = self._kinds[name] = metric_kind(name, self.families)
+        if kind is MetricKind.GAUGE and "quantile" in meta.labels and name not in self.families:
+            kind = MetricKind.SUMMARY
+        if kind is meta.kind:
+            return meta
+        retyped = self._retyped.get(meta.key)
+        if retyped is None:
+            retyped = self._retyped[meta.key] = dataclasses.replace(meta, kind=kind)
+        return retyped
+
+    def samples(self, meta: SeriesMeta, samples: Iterable[tuple[int, float]]) -> None:
+        """Check and add the samples of one series; a bad one refuses the series."""
+        window = self.window
+        sid = self.builder.series_id(meta, meta.key)
+        problem = None
+        for ts, value in samples:
+            if ts < window.min_ms or ts > window.max_ms:
                 problem = window.problem_ms(ts)
                 break
             if value - value != 0.0 and not is_stale_marker(value):  # NaN or an infinity
-                if kind is summary and math.isnan(value) and "quantile" in labels:
+                if meta.kind is MetricKind.SUMMARY and math.isnan(value) and "quantile" in meta.labels:
                     continue  # no observations yet: the summary has no quantile to report
                 problem = value_problem(value)
                 break
-            add(name, labels, ts, value, kind)
+            self.sids.append(sid)
+            self.times.append(ts)
+            self.values.append(value)
         if problem is not None:
-            rejections.add(series_key(name, labels), problem)
-    rejections.raise_if_any(len(timeseries))
-    return builder
+            self.rejections.add(meta.key, problem)
 
 
 def _label_list_problem(sent: Iterable[Label]) -> str | None:

@@ -3,23 +3,10 @@
 from __future__ import annotations
 
 import math
-import struct
+
+from aiops_common.schemas.metrics import STALE_NAN, is_stale_marker
 
 __all__ = ["STALE_NAN", "is_stale_marker", "value_problem"]
-
-_STALE_BITS = 0x7FF0000000000002
-_STALE_BYTES = struct.pack("<Q", _STALE_BITS)
-
-STALE_NAN: float = struct.unpack("<d", _STALE_BYTES)[0]
-"""Prometheus' stale marker: a NaN with this exact bit pattern means "the series ended here".
-
-It is kept bit for bit (numpy columns and the batch codec copy the bits), so the
-stream layer can close the series instead of treating the NaN as a value.
-"""
-
-
-def is_stale_marker(value: float) -> bool:
-    return struct.pack("<d", value) == _STALE_BYTES
 
 
 def value_problem(value: float) -> str | None:

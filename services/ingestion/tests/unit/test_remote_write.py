@@ -15,10 +15,14 @@ from aiops_ingestion.normalize import (
     Enricher,
     InvalidPayloadError,
     Limits,
+    SeriesCache,
     metric_kind,
     normalize_remote_write,
     parse_remote_write,
 )
+from aiops_ingestion.normalize._remote_write_view import single_sample_tails
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from opentelemetry.exporter.prometheus_remote_write.gen.remote_pb2 import WriteRequest  # type: ignore[attr-defined]
 from opentelemetry.exporter.prometheus_remote_write.gen.types_pb2 import (  # type: ignore[attr-defined]
     Label,
@@ -74,9 +78,13 @@ def bits(value: float) -> int:
 
 
 def test_snappy_body_round_trips_into_the_write_request() -> None:
-    req = write_request(series({"__name__": "up", "job": "node"}, (1.0, NOW_MS)))
+    req = write_request(
+        series({"__name__": "up", "job": "node"}, (1.0, NOW_MS)), metadata=[("up", MetricMetadata.GAUGE)]
+    )
     parsed = parse_remote_write(snappy(req))
-    assert parsed == req
+    # The parsed view keeps each series as its bytes; it serializes back to the same request.
+    assert parsed.timeseries == [series({"__name__": "up", "job": "node"}, (1.0, NOW_MS)).SerializeToString()]
+    assert WriteRequest.FromString(parsed.SerializeToString()) == req
 
 
 @pytest.mark.parametrize(
@@ -297,3 +305,207 @@ def test_refusal_names_the_first_five_offenders_and_counts_them_all() -> None:
 def test_long_offender_descriptions_are_cut_in_the_message() -> None:
     error = refused(write_request(series({"__name__": "up", "v": "x" * 5000})))
     assert len(error.message) < 500 and "..." in error.message
+
+
+# The series cache -----------------------------------------------------------------------------------
+
+
+def cached(req: Any, cache: SeriesCache, enricher: Enricher | None = None, now_ms: int = NOW_MS) -> MetricBatchBuilder:
+    body = parse_remote_write(snappy(req))
+    return normalize_remote_write(body, Limits(), enricher or Enricher(), 8, now_ms=now_ms, cache=cache)
+
+
+def refused_cached(req: Any, cache: SeriesCache) -> InvalidPayloadError:
+    with pytest.raises(InvalidPayloadError) as caught:
+        cached(req, cache)
+    return caught.value
+
+
+def prometheus_request(value: float = 1.0, ts: int = NOW_MS, pod: str = "p1") -> Any:
+    return write_request(
+        series({"__name__": "http_requests_total", "job": "api", "pod": pod}, (value, ts)),
+        series({"__name__": "up", "job": "api", "pod": pod}, (value, ts)),
+    )
+
+
+def test_a_series_seen_before_is_served_from_the_cache() -> None:
+    cache = SeriesCache(100)
+    first = cached(prometheus_request(1.0), cache)
+    assert len(cache) == 2
+    second = cached(prometheus_request(2.0, NOW_MS + 15_000), cache)
+    assert len(cache) == 2
+    first_series, second_series = first.build().series, second.build().series
+    assert all(a is b for a, b in zip(first_series, second_series, strict=True)), "the same normalized objects"
+    assert rows(second) == [
+        ("http_requests_total", {"job": "api", "pod": "p1", "service": "api"}, "counter", NOW_MS + 15_000, 2.0),
+        ("up", {"job": "api", "pod": "p1", "service": "api"}, "gauge", NOW_MS + 15_000, 2.0),
+    ]
+
+
+def test_a_changed_label_value_is_a_new_series() -> None:
+    cache = SeriesCache(100)
+    cached(prometheus_request(pod="p1"), cache)
+    builder = cached(prometheus_request(pod="p2"), cache)
+    assert len(cache) == 4
+    assert {r[1]["pod"] for r in rows(builder)} == {"p2"}
+
+
+def test_enrichment_is_applied_to_cached_series() -> None:
+    cache = SeriesCache(100)
+    enricher = Enricher.from_mapping({"api": {"team": "payments"}})
+    cached(prometheus_request(), cache, enricher)
+    assert {r[1]["team"] for r in rows(cached(prometheus_request(), cache, enricher))} == {"payments"}
+
+
+def test_a_bad_new_series_is_refused_every_time_and_never_cached() -> None:
+    cache = SeriesCache(100)
+    bad = write_request(series({"__name__": "up", "bad-name": "x"}))
+    for _ in range(2):
+        error = refused_cached(bad, cache)
+        assert error.status_code == 400 and "label name 'bad-name' is invalid" in error.message
+    assert len(cache) == 0
+
+
+def test_samples_of_a_cached_series_are_still_checked() -> None:
+    cache = SeriesCache(100)
+    cached(prometheus_request(), cache)
+    assert "+Inf is not accepted" in refused_cached(prometheus_request(math.inf), cache).message
+    assert "value NaN is not accepted" in refused_cached(prometheus_request(math.nan), cache).message
+    assert "ahead of the server clock" in refused_cached(prometheus_request(ts=NOW_MS + 700_000), cache).message
+    assert "older than the accepted" in refused_cached(prometheus_request(ts=NOW_MS - 8 * 86_400_000), cache).message
+
+
+def test_zero_values_and_stale_markers_of_cached_series_are_kept_exactly() -> None:
+    # Protobuf leaves a 0.0 value out of the encoding, so a zero sample has a shorter tail.
+    cache = SeriesCache(100)
+    cached(prometheus_request(), cache)
+    stale = struct.unpack("<d", struct.pack("<Q", STALE_BITS))[0]
+    assert [r[4] for r in rows(cached(prometheus_request(0.0), cache))] == [0.0, 0.0]
+    values = [r[4] for r in rows(cached(prometheus_request(stale), cache))]
+    assert [bits(v) for v in values] == [STALE_BITS, STALE_BITS]
+
+
+def test_metadata_of_a_request_retypes_cached_series_for_that_request_only() -> None:
+    cache = SeriesCache(100)
+    plain = write_request(series({"__name__": "jobs", "job": "a"}))
+    typed = write_request(series({"__name__": "jobs", "job": "a"}), metadata=[("jobs", MetricMetadata.COUNTER)])
+    assert rows(cached(plain, cache))[0][2] == "gauge"
+    assert rows(cached(typed, cache))[0][2] == "counter"
+    assert rows(cached(plain, cache))[0][2] == "gauge"
+
+
+def test_series_with_several_samples_are_cached_too() -> None:
+    cache = SeriesCache(100)
+    req = write_request(series({"__name__": "up", "job": "a"}, (1.0, NOW_MS - 15_000), (0.0, NOW_MS)))
+    first = rows(cached(req, cache))
+    assert len(cache) == 1
+    assert (
+        rows(cached(req, cache))
+        == first
+        == [
+            ("up", {"job": "a", "service": "a"}, "gauge", NOW_MS - 15_000, 1.0),
+            ("up", {"job": "a", "service": "a"}, "gauge", NOW_MS, 0.0),
+        ]
+    )
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    return bytes([number << 3 | 2, len(payload)]) + payload
+
+
+def test_series_laid_out_in_an_unusual_order_are_read_correctly() -> None:
+    # A sample before the labels, and a last label whose UTF-8 value ends in bytes that
+    # read as a sample (value b"ABCDEFGH", timestamp a 6-byte varint): neither series may
+    # be taken for labels followed by one sample.
+    fake_tail = b"\x12\x10\x09ABCDEFGH\x10" + "\u0080\u0800\x01".encode()
+    decoy = Label(name="note", value=("x" + fake_tail.decode())).SerializeToString()
+    name = Label(name="__name__", value="up").SerializeToString()
+    sample = Sample(value=2.5, timestamp=NOW_MS).SerializeToString()
+    ordinary = series({"__name__": "up", "note": "y"}, (2.5, NOW_MS)).SerializeToString()
+    sample_first = _field(2, sample) + _field(1, name) + _field(1, decoy)
+    assert sample_first.endswith(fake_tail)
+    body = b"".join(_field(1, ts) for ts in (ordinary, sample_first))
+    expected = rows(normalize(WriteRequest.FromString(body)))
+    assert [(r[1]["note"][:1], r[3], r[4]) for r in expected] == [("y", NOW_MS, 2.5), ("x", NOW_MS, 2.5)]
+    cache = SeriesCache(100)
+    for _ in range(2):
+        request = parse_remote_write(bytes(cramjam.snappy.compress_raw(body)))
+        assert rows(normalize_remote_write(request, Limits(), Enricher(), 8, now_ms=NOW_MS, cache=cache)) == expected
+
+
+label_values = st.sampled_from(["", "a", "b", "api"])
+sample_values = st.sampled_from(
+    [0.0, 1.0, -2.5, 1e300, math.inf, math.nan, struct.unpack("<d", struct.pack("<Q", STALE_BITS))[0]]
+)
+sample_times = st.sampled_from([NOW_MS, NOW_MS - 1, NOW_MS - 10**9, 1, 0, NOW_MS + 10**9, 2**34])
+
+
+def any_series(name: str, labels: Mapping[str, str], samples: Sequence[tuple[float, int]]) -> Any:
+    """Like ``series``, but with no default sample: a series may come with none."""
+    return TimeSeries(
+        labels=[Label(name=k, value=v) for k, v in {"__name__": name, **labels}.items()],
+        samples=[Sample(value=v, timestamp=t) for v, t in samples],
+    )
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["up", "rpc_seconds", "x_total", "1bad", ""]),
+            st.dictionaries(st.sampled_from(["job", "quantile", "service", "bad-name"]), label_values, max_size=3),
+            st.lists(st.tuples(sample_values, sample_times), max_size=3),
+        ),
+        max_size=8,
+    ),
+    st.booleans(),
+)
+@settings(max_examples=300, deadline=None)
+def test_the_cache_never_changes_the_outcome(
+    entries: list[tuple[str, dict[str, str], list[tuple[float, int]]]], with_metadata: bool
+) -> None:
+    metadata = [("rpc_seconds", MetricMetadata.SUMMARY)] if with_metadata else []
+    body = snappy(write_request(*(any_series(*entry) for entry in entries), metadata=metadata))
+
+    def outcome(cache: SeriesCache | None) -> object:
+        try:
+            request = parse_remote_write(body)
+            builder = normalize_remote_write(request, Limits(), Enricher(), 8, now_ms=NOW_MS, cache=cache)
+        except InvalidPayloadError as exc:
+            return (exc.status_code, exc.message)
+        return [(name, labels, kind, ts, bits(value)) for name, labels, kind, ts, value in rows(builder)]
+
+    cache = SeriesCache(1_000)
+    uncached = outcome(None)
+    assert outcome(cache) == uncached, "cold cache"
+    assert outcome(cache) == uncached, "warm cache"
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.floats(allow_nan=True)
+            | st.integers(0, 2**64 - 1).map(lambda b: struct.unpack("<d", b.to_bytes(8, "little"))[0]),
+            st.integers(-(2**63), 2**63 - 1),
+            st.integers(0, 2),
+        ),
+        max_size=6,
+    )
+)
+@settings(max_examples=300, deadline=None)
+def test_sample_tails_decode_exactly_what_protobuf_parses(entries: list[tuple[float, int, int]]) -> None:
+    blobs = [
+        series({"__name__": "up", "i": str(i)}, *[(value, ts)] * count).SerializeToString()
+        for i, (value, ts, count) in enumerate(entries)
+    ]
+    tails = single_sample_tails(blobs)
+    for blob, end, ts, value in zip(blobs, tails.labels_end, tails.ts_ms, tails.value, strict=True):
+        parsed = TimeSeries.FromString(blob)
+        last = parsed.samples[-1] if parsed.samples else None
+        if end:
+            # The tail is the last sample; the bytes before it parse into everything else.
+            assert last is not None and (ts, bits(value)) == (last.timestamp, bits(last.value))
+            rest = TimeSeries.FromString(blob[:end])
+            assert rest.labels == parsed.labels and rest.samples == parsed.samples[:-1]
+        else:
+            # Only unusual series go the full way: no sample, or a time outside 1971..2109.
+            assert last is None or not 2**35 <= last.timestamp < 2**42
