@@ -27,6 +27,7 @@ __all__ = [
     "ExtremeBand",
     "RecordRatio",
     "RobustStats",
+    "RunningMax",
     "band_score",
     "lagging_extremes",
     "lagging_robust_stats",
@@ -57,7 +58,7 @@ def ratio_score(ratio: FloatArray | float, scale: float = 3.0) -> FloatArray:
     return np.clip(np.nan_to_num(np.asarray(ratio, dtype=np.float64) / scale, nan=0.0, posinf=1.0), 0.0, 1.0)
 
 
-class _MonotonicWindow:
+class RunningMax:
     """Running maximum of the last ``size`` values in amortised O(1) (a monotonic deque)."""
 
     def __init__(self, size: int) -> None:
@@ -82,8 +83,8 @@ class ExtremeBand:
     """Lowest and highest of the last ``window`` values learned."""
 
     def __init__(self, window: int) -> None:
-        self._high = _MonotonicWindow(window)
-        self._low = _MonotonicWindow(window)
+        self._high = RunningMax(window)
+        self._low = RunningMax(window)
 
     @property
     def lower(self) -> float:
@@ -95,10 +96,14 @@ class ExtremeBand:
         high = self._high.maximum
         return high if high is not None else np.nan
 
-    def excess(self, x: float) -> float:
-        """How far ``x`` lands beyond the band, in band widths; negative inside, NaN before any value."""
+    def excess(self, x: float, upper_only: bool = False) -> float:
+        """How far ``x`` lands beyond the band, in band widths; negative inside, NaN before any value.
+
+        ``upper_only`` ignores the lower edge, for surprises where small is never anomalous.
+        """
         lower, upper = self.lower, self.upper
-        return float((max(x - upper, lower - x)) / _band_floor(lower, upper))
+        beyond = x - upper if upper_only else max(x - upper, lower - x)
+        return float(beyond / _band_floor(lower, upper))
 
     def learn(self, x: float) -> None:
         self._high.push(x)
@@ -109,7 +114,7 @@ class RecordRatio:
     """A surprise divided by the largest of the last ``window`` surprises learned."""
 
     def __init__(self, window: int) -> None:
-        self._record = _MonotonicWindow(window)
+        self._record = RunningMax(window)
 
     @property
     def record(self) -> float:
@@ -184,11 +189,12 @@ def lagging_extremes(panel: FloatArray, window: int) -> tuple[FloatArray, FloatA
     return _lagged(low), _lagged(high)
 
 
-def band_excess(panel: FloatArray, window: int) -> FloatArray:
+def band_excess(panel: FloatArray, window: int, upper_only: bool = False) -> FloatArray:
     """Vectorised ``ExtremeBand.excess`` for every position of a block."""
     lower, upper = lagging_extremes(panel, window)
     with np.errstate(invalid="ignore"):
-        return np.maximum(panel - upper, lower - panel) / _band_floor(lower, upper)
+        beyond = panel - upper if upper_only else np.maximum(panel - upper, lower - panel)
+        return beyond / _band_floor(lower, upper)
 
 
 def record_ratio(surprise: FloatArray, window: int) -> FloatArray:

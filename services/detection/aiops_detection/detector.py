@@ -11,14 +11,20 @@ from typing import Any, Generic, Self, TypeVar
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["Detector", "FloatArray", "as_panel"]
+__all__ = ["Detector", "Estimator", "FloatArray", "as_panel"]
 
 FloatArray = npt.NDArray[np.float64]
 X = TypeVar("X")
 
 
-def as_panel(values: npt.ArrayLike) -> FloatArray:
+def as_panel(values: npt.ArrayLike | Sequence[Sequence[float]]) -> FloatArray:
     """A ``(series, time)`` float block; one series may be given as a 1-D array. NaN pads ragged rows."""
+    if isinstance(values, Sequence) and values and all(isinstance(row, Sequence | np.ndarray) for row in values):
+        rows = [np.asarray(row, dtype=np.float64) for row in values]
+        panel = np.full((len(rows), max(row.size for row in rows)), np.nan)
+        for i, row in enumerate(rows):
+            panel[i, : row.size] = row
+        return panel
     panel = np.asarray(values, dtype=np.float64)
     if panel.ndim == 1:
         panel = panel[None, :]
@@ -27,15 +33,41 @@ def as_panel(values: npt.ArrayLike) -> FloatArray:
     return panel
 
 
-class Detector(ABC, Generic[X]):
+class Estimator:
+    """Anything learned online: constructor arguments are the hyperparameters, stored under their own names.
+
+    ``clone()`` makes a fresh, unfitted copy with the same ones; an estimator
+    pickles with its state.
+    """
+
+    def clone(self) -> Self:
+        """A new, unfitted estimator with the same hyperparameters (estimator arguments are cloned too)."""
+        params = {
+            name: value.clone() if isinstance(value, Estimator) else copy.deepcopy(value)
+            for name, value in self.get_params().items()
+        }
+        return type(self)(**params)
+
+    def get_params(self) -> dict[str, Any]:
+        """The constructor arguments this estimator was built with."""
+        names = [
+            name
+            for name, parameter in inspect.signature(type(self).__init__).parameters.items()
+            if name != "self" and parameter.kind not in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD)
+        ]
+        return {name: getattr(self, name) for name in names}
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{name}={value!r}" for name, value in self.get_params().items())
+        return f"{type(self).__name__}({params})"
+
+
+class Detector(Estimator, ABC, Generic[X]):
     """An online anomaly detector for one series.
 
     ``score_one(x)`` rates ``x`` against what was learned so far, in ``[0, 1]``, and
     changes nothing; ``learn_one(x)`` then adds it. A detector scores 0 until it has
     seen enough history (its cold start). Thresholding is left to the caller.
-
-    Constructor arguments are the hyperparameters: ``clone()`` makes a fresh,
-    unfitted detector with the same ones, and a detector pickles with its state.
     """
 
     @abstractmethod
@@ -64,20 +96,3 @@ class Detector(ABC, Generic[X]):
                 out[i, t] = fresh.score_one(x)
                 fresh.learn_one(x)
         return out
-
-    def clone(self) -> Self:
-        """A new, unfitted detector with the same hyperparameters."""
-        return type(self)(**copy.deepcopy(self.get_params()))
-
-    def get_params(self) -> dict[str, Any]:
-        """The constructor arguments this detector was built with (stored under the same attribute names)."""
-        names = [
-            name
-            for name, parameter in inspect.signature(type(self).__init__).parameters.items()
-            if name != "self" and parameter.kind not in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD)
-        ]
-        return {name: getattr(self, name) for name in names}
-
-    def __repr__(self) -> str:
-        params = ", ".join(f"{name}={value!r}" for name, value in self.get_params().items())
-        return f"{type(self).__name__}({params})"

@@ -62,7 +62,7 @@ class SeasonalForecastDetector(Detector[float]):
         periods: tuple[int, ...] = (),
         history: int = 8064,
         refit_every: int = 1000,
-        residual_window: int = 200,
+        residual_window: int = 100,
         band_window: int = 5000,
         record_window: int = 500,
         ratio_scale: float = 3.0,
