@@ -256,23 +256,29 @@ class MetricBatchBuilder:
         )
 
     def by_partition(self) -> dict[int, MetricBatch]:
-        """One batch per partition, each holding only the series hashed to it."""
+        """One batch per partition that has samples, each holding the series hashed to it."""
         whole = self.build()
         if self.partitions <= 1 or not whole.series:
             return {0: whole} if len(whole) else {}
-        partitions = self.partitions
-        shard = np.fromiter((m.shard(partitions) for m in whole.series), dtype=np.int64, count=len(whole.series))
+        partitions, series = self.partitions, whole.series
+        shard = np.fromiter((m.shard(partitions) for m in series), dtype=np.int64, count=len(series))
+        # One stable sort of the series and one of the samples group both by partition
+        # (keeping their order), so each batch is a slice whatever the partition count.
+        series_order = np.argsort(shard, kind="stable")
+        series_count = np.bincount(shard, minlength=partitions)
+        series_end = np.cumsum(series_count)
+        local = np.empty(len(series), dtype=np.uint32)
+        local[series_order] = np.arange(len(series)) - np.repeat(series_end - series_count, series_count)
         sample_shard = shard[whole.sid]
+        sample_order = np.argsort(sample_shard, kind="stable")
+        sample_end = np.cumsum(np.bincount(sample_shard, minlength=partitions))
+        sid, ts, value = local[whole.sid[sample_order]], whole.ts_ms[sample_order], whole.value[sample_order]
+        ordered = [series[i] for i in series_order.tolist()]
         out: dict[int, MetricBatch] = {}
-        for part in np.unique(sample_shard).tolist():
-            mask = sample_shard == part
-            used = np.flatnonzero(shard == part)
-            remap = np.full(len(whole.series), -1, dtype=np.int64)
-            remap[used] = np.arange(used.size)
-            out[int(part)] = MetricBatch(
-                [whole.series[i] for i in used.tolist()],
-                remap[whole.sid[mask]].astype(np.uint32),
-                whole.ts_ms[mask],
-                whole.value[mask],
+        for part in np.flatnonzero(np.bincount(sample_shard, minlength=partitions)).tolist():
+            first, last = (int(sample_end[part - 1]) if part else 0), int(sample_end[part])
+            series_first, series_last = int(series_end[part] - series_count[part]), int(series_end[part])
+            out[part] = MetricBatch(
+                ordered[series_first:series_last], sid[first:last], ts[first:last], value[first:last]
             )
         return out

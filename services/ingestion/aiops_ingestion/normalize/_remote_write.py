@@ -155,27 +155,25 @@ def normalize_remote_write(
     window = writer.window
     oldest, newest = window.min_ms, window.max_ms
     tails = single_sample_tails(blobs)
-    labels_end, tail_ts, tail_value = tails.labels_end, tails.ts_ms, tails.value
-    lookup, series_id, retype = cache.get, writer.builder.series_id, writer.retype if writer.families else None
+    prefixes = [blob[:end] for blob, end in zip(blobs, tails.labels_end, strict=True)]
+    series_id, retype = writer.builder.series_id, writer.retype if writer.families else None
     sids, times, values = writer.sids, writer.times, writer.values
 
     # The hot loop. A Prometheus series (one sample at the end of each TimeSeries entry)
-    # whose label bytes are in the cache costs a slice, a lookup and three appends; a
-    # new one parses only its labels. Anything else takes the full path of _Writer.series.
-    for i, blob in enumerate(blobs):
-        end = labels_end[i]
-        if not end:
-            writer.series(blob)
-            continue
-        prefix = blob[:end]
-        meta = lookup(prefix)
+    # whose label bytes are in the cache costs a slice, a lookup (both above) and three
+    # appends; a new one parses only its labels. Anything else takes the full path.
+    for blob, prefix, meta, ts, value in zip(
+        blobs, prefixes, cache.get_many(prefixes), tails.ts_ms, tails.value, strict=True
+    ):
         if meta is None:
+            if not prefix:  # no sample tail found
+                writer.series(blob)
+                continue
             meta = writer.new_prefix(prefix, blob)
             if meta is None:
                 continue
         if retype is not None:
             meta = retype(meta)
-        ts, value = tail_ts[i], tail_value[i]
         if oldest <= ts <= newest and value - value == 0.0:
             sids.append(series_id(meta, meta.key))
             times.append(ts)
@@ -224,6 +222,9 @@ class _Writer:
         these labels, and the cache lookup of the hot loop is exact. Otherwise the
         series takes the full path. None when the series was refused or fully handled.
         """
+        meta = self.cache.get(prefix)  # sent twice in this request
+        if meta is not None:
+            return meta
         try:
             labels_only = TimeSeries.FromString(prefix)
         except DecodeError:

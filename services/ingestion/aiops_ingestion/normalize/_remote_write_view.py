@@ -76,13 +76,22 @@ RawTimeSeries: Any = message_factory.GetMessageClass(_file.message_types_by_name
 # A sample is the last field of a series, as Prometheus (one TimeSeries per sample) and
 # every protobuf encoder write it: field 2, then a Sample with field 1 (the double value,
 # left out when it is 0) and field 2 (the timestamp, a varint of 6 bytes for every
-# millisecond time from 1971 to 2109). The tails, with their lengths:
-#   with a value:    12 10 | 09 <8 bytes little-endian double> | 10 <6-byte varint>   (18)
-#   value 0 omitted: 12 07 | 10 <6-byte varint>                                       (9)
-_TS_BYTES = 6
-_WITH_VALUE = 2 + 1 + 8 + 1 + _TS_BYTES
-_WITHOUT_VALUE = 2 + 1 + _TS_BYTES
-_VARINT_SHIFTS = np.arange(0, 7 * _TS_BYTES, 7, dtype=np.int64)
+# millisecond time from 1971 to 2109). The two tails, as (mask, expected) byte patterns
+# of the last 18 bytes of a series; varint bytes are only checked for their top bit:
+#   with a value:    12 10 | 09 <8 bytes little-endian double> | 10 <6-byte varint>
+#   value 0 omitted:                             12 07 | 10 <6-byte varint>
+_TAIL = 18
+_SHORT_TAIL = 9
+_VARINT = (0x80,) * 5 + (0x80,)
+_WITH_VALUE = (
+    np.array((0xFF, 0xFF, 0xFF, *(0,) * 8, 0xFF, *_VARINT), dtype=np.uint8),
+    np.array((0x12, 0x10, 0x09, *(0,) * 8, 0x10, *(0x80,) * 5, 0), dtype=np.uint8),
+)
+_WITHOUT_VALUE = (
+    np.array((*(0,) * 9, 0xFF, 0xFF, 0xFF, *_VARINT), dtype=np.uint8),
+    np.array((*(0,) * 9, 0x12, 0x07, 0x10, *(0x80,) * 5, 0), dtype=np.uint8),
+)
+_VARINT_WEIGHTS = 1 << np.arange(0, 42, 7, dtype=np.int64)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,45 +104,30 @@ class SampleTails:
 
 
 def single_sample_tails(series: Sequence[bytes]) -> SampleTails:
-    """Decode the one sample at the end of each serialized ``TimeSeries``, all series at once.
+    """Decode the sample at the end of each serialized ``TimeSeries``, all series at once.
 
-    ``labels_end[i]`` is the length of ``series[i]`` without its sample tail, or 0
-    when the series does not end in one of the two tails above (several samples,
-    exemplars, an unusual timestamp): such a series must be parsed in full. The
-    bytes before a tail are only the labels when they are a well-formed label list;
-    the caller must check that (a cache of label lists already seen does).
+    ``labels_end[i]`` is the length of ``series[i]`` without that sample, or 0 when
+    the series does not end in one of the two tails above (no sample, exemplars, an
+    unusual timestamp): such a series must be parsed in full. The bytes before a
+    tail are only labels when they parse on their own into labels and no sample;
+    the caller must check that (once per label list: see ``SeriesCache``).
     """
     count = len(series)
+    if not count:
+        return SampleTails([], [], [])
     lengths = np.fromiter(map(len, series), dtype=np.int64, count=count)
     data = np.frombuffer(b"".join(series), dtype=np.uint8)
-    ends = np.cumsum(lengths)
-    # The last _WITH_VALUE bytes of every series, zeros where a series is shorter.
-    offsets = ends[:, None] + np.arange(-_WITH_VALUE, 0)
-    tails = np.where(offsets >= (ends - lengths)[:, None], data[np.clip(offsets, 0, None)], 0).astype(np.uint8)
-    varint = tails[:, -_TS_BYTES:]
-    varint_ok = (varint[:, :-1] >= 0x80).all(axis=1) & (varint[:, -1] < 0x80)
-    ts_tag = tails[:, -_TS_BYTES - 1] == 0x10
-    with_value = (
-        varint_ok
-        & ts_tag
-        & (tails[:, 0] == 0x12)
-        & (tails[:, 1] == _WITH_VALUE - 2)
-        & (tails[:, 2] == 0x09)
-        & (lengths >= _WITH_VALUE)
-    )
-    start = _WITH_VALUE - _WITHOUT_VALUE
-    without_value = (
-        varint_ok
-        & ts_tag
-        & (tails[:, start] == 0x12)
-        & (tails[:, start + 1] == _WITHOUT_VALUE - 2)
-        & (lengths >= _WITHOUT_VALUE)
-        & ~with_value
-    )
-    ts = ((varint.astype(np.int64) & 0x7F) << _VARINT_SHIFTS).sum(axis=1)
-    value = np.ascontiguousarray(tails[:, 3:11]).view("<f8").reshape(count)
-    value = np.where(with_value, value, 0.0)
-    labels_end: npt.NDArray[np.int64] = np.select(
-        [with_value, without_value], [lengths - _WITH_VALUE, lengths - _WITHOUT_VALUE], 0
+    offsets = np.cumsum(lengths)[:, None] + np.arange(-_TAIL, 0)
+    if int(lengths.min()) >= _TAIL:
+        tails = data[offsets]
+    else:  # bytes before a short series' start belong to the previous one: zero them
+        starts = (np.cumsum(lengths) - lengths)[:, None]
+        tails = np.where(offsets >= starts, data[np.maximum(offsets, 0)], 0).astype(np.uint8)
+    with_value = ((tails & _WITH_VALUE[0]) == _WITH_VALUE[1]).all(axis=1) & (lengths >= _TAIL)
+    without_value = ((tails & _WITHOUT_VALUE[0]) == _WITHOUT_VALUE[1]).all(axis=1) & (lengths >= _SHORT_TAIL)
+    ts = (tails[:, -6:] & 0x7F).astype(np.int64) @ _VARINT_WEIGHTS
+    value = np.where(with_value, tails[:, 3:11].copy().view("<f8")[:, 0], 0.0)
+    labels_end: npt.NDArray[np.int64] = np.where(
+        with_value, lengths - _TAIL, np.where(without_value, lengths - _SHORT_TAIL, 0)
     )
     return SampleTails(labels_end.tolist(), ts.tolist(), value.tolist())
