@@ -28,7 +28,6 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
-
 from aiops_detection.calibration import refractory
 from aiops_detection.cascade import Cascade
 from aiops_detection.detector import FloatArray
@@ -138,9 +137,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Longest files first, so the two workers finish together.
     ordered = sorted(corpus, key=len, reverse=True)
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        for name, scores, spent in pool.map(stream_file, ordered):
+        for name, tier_scores, spent in pool.map(stream_file, ordered):
             seconds += spent
-            for tier, values in scores.items():
+            for tier, values in tier_scores.items():
                 outputs[tier][name] = values
     scores = {
         tier: {profile: scorer.score(outputs[tier], profile).normalised for profile in PROFILES} for tier in TIERS
@@ -151,7 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for tier in TIERS:
         print(f"{tier:10s} " + " ".join(f"{scores[tier][profile]:20.2f}" for profile in PROFILES))
     rows = sum(len(series) for series in corpus)
-    print(f"\n{len(corpus)} files, {rows} rows; streaming {seconds:.0f} CPU-s over {workers} workers; total {elapsed:.0f} s")
+    print(f"\n{len(corpus)} files, {rows} rows; streaming {seconds:.0f} s in {workers} workers, {elapsed:.0f} s in all")
 
     args.output.mkdir(parents=True, exist_ok=True)
     result = {"reproduced": reproduced, "scores": scores}

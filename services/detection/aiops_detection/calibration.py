@@ -47,10 +47,10 @@ def _band_floor(lower: FloatArray | float, upper: FloatArray | float) -> FloatAr
 
 
 def band_score(excess: FloatArray | float, gain: float = 4.0) -> FloatArray:
-    """0 inside the band, from 0.5 towards 1 beyond it; NaN (no band yet) scores 0."""
+    """0 inside the band or on its edge, from 0.5 towards 1 beyond it; NaN (no band yet) scores 0."""
     e = np.asarray(excess, dtype=np.float64)
     with np.errstate(invalid="ignore"):
-        return np.where(e >= 0.0, 0.5 + 0.5 * np.tanh(gain * np.where(e >= 0.0, e, 0.0)), 0.0)
+        return np.where(e > 0.0, 0.5 + 0.5 * np.tanh(gain * np.where(e > 0.0, e, 0.0)), 0.0)
 
 
 def ratio_score(ratio: FloatArray | float, scale: float = 3.0) -> FloatArray:

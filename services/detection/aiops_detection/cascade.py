@@ -120,7 +120,7 @@ class Cascade(Detector[float]):
         self.agile.learn_one(x)
         self.robust.learn_one(x)
 
-    def score_many(self, batch: npt.ArrayLike) -> FloatArray:  # type: ignore[override]  # float blocks only
+    def score_many(self, batch: npt.ArrayLike) -> FloatArray:
         return self.explain_many(batch).score
 
     def explain_many(self, batch: npt.ArrayLike) -> CascadeExplanation:

@@ -86,9 +86,7 @@ class LabelledSeries:
     """``(first row, last row, width)``; width comes from the end's first occurrence, as in NAB."""
 
     @classmethod
-    def from_arrays(
-        cls, name: str, values: npt.ArrayLike, windows: Iterable[tuple[int, int]] = ()
-    ) -> LabelledSeries:
+    def from_arrays(cls, name: str, values: npt.ArrayLike, windows: Iterable[tuple[int, int]] = ()) -> LabelledSeries:
         """A series with one row per minute and windows given as inclusive row ranges."""
         vals = np.asarray(values, dtype=np.float64)
         stamps = np.datetime64("2020-01-01T00:00") + np.arange(vals.size).astype("timedelta64[m]")
@@ -222,7 +220,8 @@ class NabScorer:
             if scores.shape != (len(series),):
                 raise ValueError(f"{series.name}: {scores.shape[0]} scores for {len(series)} rows")
             parts.append(scores)
-        return np.concatenate(parts)[self._keep]
+        joined: FloatArray = np.concatenate(parts)[self._keep]
+        return joined
 
     def score(
         self,

@@ -48,6 +48,6 @@ class Refractory(Detector[float]):
         self._last = None
         self.detector.learn_one(x)
 
-    def score_many(self, batch: npt.ArrayLike) -> FloatArray:  # type: ignore[override]  # float blocks only
+    def score_many(self, batch: npt.ArrayLike) -> FloatArray:
         raw = self.detector.score_many(batch)  # type: ignore[arg-type]  # every float detector takes arrays
         return refractory(np.asarray(raw, dtype=np.float64), self.period)

@@ -40,6 +40,7 @@ from aiops_detection.detector import Detector, FloatArray, as_panel
 
 __all__ = ["BasicExplanation", "RobustBandDetector"]
 
+
 def _scale_floor(reference: FloatArray | float) -> FloatArray:
     """Smallest robust scale: keeps z finite on a constant stretch while staying far below any real change."""
     return np.asarray(1e-9 + 1e-6 * np.maximum(np.abs(reference), 1.0), dtype=np.float64)
@@ -121,7 +122,7 @@ class RobustBandDetector(Detector[float]):
 
     # -- many series -----------------------------------------------------------------------------------
 
-    def score_many(self, batch: npt.ArrayLike) -> FloatArray:  # type: ignore[override]  # float blocks only
+    def score_many(self, batch: npt.ArrayLike) -> FloatArray:
         return self.explain_many(batch).score
 
     def explain_many(self, batch: npt.ArrayLike) -> BasicExplanation:

@@ -203,7 +203,7 @@ class SeasonalForecastDetector(Detector[float]):
 
     # -- many series -----------------------------------------------------------------------------------
 
-    def score_many(self, batch: npt.ArrayLike) -> FloatArray:  # type: ignore[override]  # float blocks only
+    def score_many(self, batch: npt.ArrayLike) -> FloatArray:
         return self.explain_many(batch).score
 
     def explain_many(self, batch: npt.ArrayLike) -> AgileExplanation:

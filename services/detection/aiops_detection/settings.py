@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
-
 from aiops_common.settings import CommonSettings
+from pydantic import Field
 
 __all__ = ["DetectionSettings"]
 

@@ -188,7 +188,7 @@ class WindowModelDetector(Detector[float]):
         for _ in range(self.epochs):
             optimiser.zero_grad()
             loss = torch.mean((model(train) - train) ** 2)
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]  # torch ships this method without annotations
             optimiser.step()
         model.eval()
         self._fit = _Fit(at, profiles, float(centre), scale, model)
@@ -230,7 +230,7 @@ class WindowModelDetector(Detector[float]):
 
     # -- many series -----------------------------------------------------------------------------------
 
-    def score_many(self, batch: npt.ArrayLike) -> FloatArray:  # type: ignore[override]  # float blocks only
+    def score_many(self, batch: npt.ArrayLike) -> FloatArray:
         panel = as_panel(batch)
         out = np.full_like(panel, np.nan)
         for i, row in enumerate(panel):

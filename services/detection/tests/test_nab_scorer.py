@@ -99,5 +99,5 @@ def test_twiddle_is_a_local_search_that_can_stop_short_of_the_sweep() -> None:
 
 def test_rejects_scores_of_the_wrong_length() -> None:
     scorer = NabScorer([toy()])
-    with pytest.raises(ValueError, match="toy.csv"):
+    with pytest.raises(ValueError, match=r"toy\.csv"):
         scorer.score({"toy.csv": np.zeros(39)}, "standard")
