@@ -10,7 +10,18 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from aiops_common.schemas import AlertRecord, ChangeEvent, FeatureBatch, LogBatch, MetricBatch, SpanBatch, TopologyEdge
+from aiops_common.schemas import (
+    AlertRecord,
+    AnomalyRecord,
+    ChangeEvent,
+    FeatureBatch,
+    FeedbackRecord,
+    LogBatch,
+    MetricBatch,
+    PredictionRecord,
+    SpanBatch,
+    TopologyEdge,
+)
 
 if TYPE_CHECKING:
     import faust
@@ -82,14 +93,16 @@ class Topics:
         "topology.edges", "caller service", TopologyEdge, 1, 7 * _DAY, False, "Service call edges observed in traces"
     )
     # Layer 3
-    ANOMALIES = TopicSpec("anomalies", "series key", None, 4, 7 * _DAY, False, "Detected anomalies")
-    PREDICTIONS = TopicSpec("predictions", "series key", None, 1, 7 * _DAY, False, "Predictive alerts")
+    ANOMALIES = TopicSpec("anomalies", "series key", AnomalyRecord, 4, 7 * _DAY, False, "Detected anomalies")
+    PREDICTIONS = TopicSpec("predictions", "series key", PredictionRecord, 1, 7 * _DAY, False, "Predictive alerts")
     INCIDENTS = TopicSpec("incidents", "incident id", None, 1, 30 * _DAY, False, "Correlated incidents")
     RCA_RESULTS = TopicSpec("rca.results", "incident id", None, 1, 30 * _DAY, False, "Ranked root causes")
     # Layer 4 and gateway
     ACTIONS = TopicSpec("actions", "execution id", None, 1, 30 * _DAY, False, "Runbook executions")
     APPROVALS = TopicSpec("approvals", "execution id", None, 1, 30 * _DAY, False, "Operator approvals")
-    FEEDBACK = TopicSpec("feedback", "subject id", None, 1, 365 * _DAY, False, "Operator feedback and outcomes")
+    FEEDBACK = TopicSpec(
+        "feedback", "subject id", FeedbackRecord, 1, 365 * _DAY, False, "Operator feedback and outcomes"
+    )
 
 
 ALL_TOPICS: tuple[TopicSpec, ...] = tuple(v for v in vars(Topics).values() if isinstance(v, TopicSpec))

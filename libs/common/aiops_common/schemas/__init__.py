@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from aiops_common.schemas._codec import SchemaError, decode_envelope, encode_envelope
 from aiops_common.schemas.alerts import AlertRecord, AlertStatus
+from aiops_common.schemas.anomalies import AnomalyRecord, AnomalySeverity, anomaly_id
 from aiops_common.schemas.changes import ChangeEvent
 from aiops_common.schemas.features import FEATURE_COLUMNS, FeatureBatch, FeatureRow
+from aiops_common.schemas.feedback import FeedbackLabel, FeedbackRecord
 from aiops_common.schemas.logs import LogBatch, LogRecord
 from aiops_common.schemas.metrics import (
     STALE_NAN,
@@ -16,6 +18,7 @@ from aiops_common.schemas.metrics import (
     is_stale_marker,
     series_key,
 )
+from aiops_common.schemas.predictions import CrossingDirection, PredictionRecord, prediction_id
 from aiops_common.schemas.topology import TopologyEdge
 from aiops_common.schemas.traces import Span, SpanBatch
 
@@ -24,21 +27,29 @@ __all__ = [
     "STALE_NAN",
     "AlertRecord",
     "AlertStatus",
+    "AnomalyRecord",
+    "AnomalySeverity",
     "ChangeEvent",
+    "CrossingDirection",
     "FeatureBatch",
     "FeatureRow",
+    "FeedbackLabel",
+    "FeedbackRecord",
     "LogBatch",
     "LogRecord",
     "MetricBatch",
     "MetricBatchBuilder",
     "MetricKind",
+    "PredictionRecord",
     "SchemaError",
     "SeriesMeta",
     "Span",
     "SpanBatch",
     "TopologyEdge",
+    "anomaly_id",
     "decode_envelope",
     "encode_envelope",
     "is_stale_marker",
+    "prediction_id",
     "series_key",
 ]
