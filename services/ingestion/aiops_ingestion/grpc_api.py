@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import grpc
 import structlog
@@ -43,18 +43,35 @@ async def _guard(name: str, context: grpc.aio.ServicerContext, work: Callable[[]
 
 
 class _Metrics(metrics_service_pb2_grpc.MetricsServiceServicer):
-    def __init__(self, records: RecordPublisher, limits: nz.Limits, enricher: nz.Enricher) -> None:
-        self.records, self.limits, self.enricher = records, limits, enricher
+    def __init__(
+        self, records: RecordPublisher, limits: nz.Limits, enricher: nz.Enricher, cache: nz.SeriesCache
+    ) -> None:
+        self.records, self.limits, self.enricher, self.cache = records, limits, enricher, cache
 
     async def Export(  # name fixed by the OTLP service definition
-        self, request: metrics_service_pb2.ExportMetricsServiceRequest, context: grpc.aio.ServicerContext
+        self, request: Any, context: grpc.aio.ServicerContext
     ) -> metrics_service_pb2.ExportMetricsServiceResponse:
         async def work() -> metrics_service_pb2.ExportMetricsServiceResponse:
-            builder = nz.normalize_otlp_metrics(request, self.limits, self.enricher, Topics.METRICS_RAW.partitions)
+            partitions = Topics.METRICS_RAW.partitions
+            builder = nz.normalize_otlp_metrics(request, self.limits, self.enricher, partitions, cache=self.cache)
             await self.records.metrics(builder, "otlp_grpc")
             return metrics_service_pb2.ExportMetricsServiceResponse()
 
         return await _guard("grpc:metrics", context, work)
+
+    def add_to(self, server: grpc.aio.Server) -> None:
+        """``add_MetricsServiceServicer_to_server``, with requests read as an ``ExportMetricsView``.
+
+        The view is the same message on the wire; it leaves number points as bytes
+        for the series cache (see ``normalize_otlp_metrics``).
+        """
+        handler = grpc.unary_unary_rpc_method_handler(
+            self.Export,
+            request_deserializer=nz.ExportMetricsView.FromString,
+            response_serializer=metrics_service_pb2.ExportMetricsServiceResponse.SerializeToString,
+        )
+        service = metrics_service_pb2.DESCRIPTOR.services_by_name["MetricsService"].full_name
+        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, {"Export": handler}),))
 
 
 class _Logs(logs_service_pb2_grpc.LogsServiceServicer):
@@ -85,10 +102,17 @@ class _Traces(trace_service_pb2_grpc.TraceServiceServicer):
         return await _guard("grpc:traces", context, work)
 
 
-def create_grpc_server(settings: IngestionSettings, publisher: Publisher) -> grpc.aio.Server:
-    """A grpc.aio server with the three OTLP services bound to the configured address (not started)."""
+def create_grpc_server(
+    settings: IngestionSettings, publisher: Publisher, series_cache: nz.SeriesCache | None = None
+) -> grpc.aio.Server:
+    """A grpc.aio server with the three OTLP services bound to the configured address (not started).
+
+    ``series_cache`` is shared with the HTTP API when given (one per process).
+    """
     limits = nz.Limits.from_settings(settings)
     enricher = nz.Enricher.from_settings(settings)
+    if series_cache is None:
+        series_cache = nz.SeriesCache(settings.ingest_series_cache_size)
     records = RecordPublisher(publisher)
     server = grpc.aio.server(
         options=[
@@ -96,7 +120,7 @@ def create_grpc_server(settings: IngestionSettings, publisher: Publisher) -> grp
             ("grpc.max_send_message_length", 4 * 1024 * 1024),
         ],
     )
-    metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(_Metrics(records, limits, enricher), server)
+    _Metrics(records, limits, enricher, series_cache).add_to(server)
     logs_service_pb2_grpc.add_LogsServiceServicer_to_server(_Logs(records, limits, enricher), server)
     trace_service_pb2_grpc.add_TraceServiceServicer_to_server(_Traces(records, limits, enricher), server)
     address = f"{settings.ingest_grpc_host}:{settings.ingest_grpc_port}"

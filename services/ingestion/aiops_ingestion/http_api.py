@@ -49,10 +49,14 @@ def _otlp_ok(
     return Response(response.SerializeToString(), media_type=_PROTOBUF)
 
 
-def create_http_app(settings: IngestionSettings, publisher: Publisher) -> FastAPI:
+def create_http_app(
+    settings: IngestionSettings, publisher: Publisher, series_cache: nz.SeriesCache | None = None
+) -> FastAPI:
+    """The HTTP API; ``series_cache`` is shared with the gRPC server when given (one per process)."""
     limits = nz.Limits.from_settings(settings)
     enricher = nz.Enricher.from_settings(settings)
-    series_cache = nz.SeriesCache(settings.ingest_series_cache_size)
+    if series_cache is None:
+        series_cache = nz.SeriesCache(settings.ingest_series_cache_size)
     records = RecordPublisher(publisher)
     metric_partitions = Topics.METRICS_RAW.partitions
     app = FastAPI(
@@ -90,7 +94,7 @@ def create_http_app(settings: IngestionSettings, publisher: Publisher) -> FastAP
     # OTLP/HTTP ------------------------------------------------------------------
     async def otlp_metrics(request: Request) -> Response:
         req = nz.parse_otlp_metrics(await body_of(request), _media_type(request))
-        builder = nz.normalize_otlp_metrics(req, limits, enricher, metric_partitions)
+        builder = nz.normalize_otlp_metrics(req, limits, enricher, metric_partitions, cache=series_cache)
         await records.metrics(builder, "otlp")
         return _otlp_ok(request, ExportMetricsServiceResponse())
 

@@ -15,6 +15,7 @@ from aiops_common.broker.addresses import port_is_free
 
 from aiops_ingestion.grpc_api import create_grpc_server
 from aiops_ingestion.http_api import create_http_app
+from aiops_ingestion.normalize import SeriesCache
 from aiops_ingestion.settings import IngestionSettings
 
 __all__ = ["IngestionServers", "PortInUseError"]
@@ -44,6 +45,8 @@ class IngestionServers(mode.Service):
         self.publisher = Publisher(
             broker_url, settings.topic_prefix, acks=settings.producer_acks, timeout_s=settings.publish_timeout_s
         )
+        # One cache of known series for both servers: a series sent over HTTP and gRPC is kept once.
+        self.series_cache = SeriesCache(settings.ingest_series_cache_size)
         self._http: uvicorn.Server | None = None
         self._http_task: asyncio.Task[None] | None = None
         self._grpc: grpc.aio.Server | None = None
@@ -62,7 +65,7 @@ class IngestionServers(mode.Service):
         with contextlib.suppress(Exception):
             # The broker may be down at start; requests then get 503 and the publisher reconnects.
             await self.publisher.start()
-        app = create_http_app(self.settings, self.publisher)
+        app = create_http_app(self.settings, self.publisher, self.series_cache)
         config = uvicorn.Config(
             app,
             host=self.settings.ingest_http_host,
@@ -80,7 +83,7 @@ class IngestionServers(mode.Service):
                     f"the ingestion HTTP server did not start on port {self.settings.ingest_http_port}"
                 )
             await asyncio.sleep(0.02)
-        self._grpc = create_grpc_server(self.settings, self.publisher)
+        self._grpc = create_grpc_server(self.settings, self.publisher, self.series_cache)
         await self._grpc.start()
         log.info(
             "ingestion listening",

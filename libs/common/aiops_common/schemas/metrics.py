@@ -119,10 +119,15 @@ class SeriesMeta:
             row = memo.row = pack([self.name, dict(self.labels), self.kind.value, self.unit])
         return row
 
-    def _memoize(self) -> _Memo:
-        memo = _Memo(series_key(self.name, self.labels))
+    def _memoize(self, key: str | None = None) -> _Memo:
+        """Compute and keep the memo; ``key`` when the caller has ``series_key`` of this series already."""
+        memo = _Memo(series_key(self.name, self.labels) if key is None else key)
         object.__setattr__(self, "_memo", memo)
         return memo
+
+
+def _same_series(meta: SeriesMeta, name: str, labels: Mapping[str, str]) -> bool:
+    return meta.name == name and meta.labels == labels
 
 
 @dataclass(slots=True)
@@ -174,19 +179,19 @@ class MetricBatch:
 class MetricBatchBuilder:
     """Accumulates samples and splits them into one batch per partition.
 
-    Two ways in. :meth:`add` takes a name and labels per sample and finds the series
-    itself. The bulk path is for a producer that already knows its series: it gets
-    an id once per series with :meth:`series_id` (passing a key it computed, such as
-    ``meta.key``) and then adds samples by id with :meth:`append` or :meth:`extend`.
-    A key must identify one series among all the keys given to a builder; :meth:`add`
-    uses ``(name, sorted label items)``, so keep to one way per builder.
+    Two ways in, which can be mixed. :meth:`add` takes a name and labels per sample
+    and finds the series itself. The bulk path is for a producer that keeps its
+    series: it gets an id once per series with :meth:`series_id` (passing
+    ``meta.key``, or a key of its own that tells series apart) and adds samples by
+    id with :meth:`append` or :meth:`extend`.
 
     >>> b = MetricBatchBuilder(partitions=4)
     >>> up = SeriesMeta("up", {"job": "api"})
     >>> sid = b.series_id(up, up.key)
     >>> b.extend([sid, sid], [1_000, 2_000], [1.0, 0.0])
+    >>> b.add("up", {"job": "api"}, 3_000, 1.0)
     >>> [(m.name, t, v) for m, t, v in b.build().samples()]
-    [('up', 1000, 1.0), ('up', 2000, 0.0)]
+    [('up', 1000, 1.0), ('up', 2000, 0.0), ('up', 3000, 1.0)]
     """
 
     partitions: int = 1
@@ -212,23 +217,31 @@ class MetricBatchBuilder:
         kind: MetricKind = MetricKind.GAUGE,
         unit: str = "",
     ) -> None:
-        ident = (name, tuple(sorted(labels.items())))
-        idx = self._index.get(ident)
-        if idx is None:
-            idx = len(self._series)
-            self._index[ident] = idx
-            self._series.append(SeriesMeta(name, dict(ident[1]), kind, unit))
-        self._sid.append(idx)
+        key = series_key(name, labels)
+        sid = self._index.get(key)
+        if sid is None or not _same_series(self._series[sid], name, labels):
+            meta = SeriesMeta(name, dict(sorted(labels.items())), kind, unit)
+            meta._memoize(key)
+            sid = self.series_id(meta, key)
+        self._sid.append(sid)
         self._ts.append(ts_ms)
         self._val.append(value)
 
     def series_id(self, meta: SeriesMeta, key: Hashable) -> int:
-        """The id of the series ``key`` names, adding ``meta`` as that series if it is new."""
+        """The id of the series ``key`` names, adding ``meta`` as that series if it is new.
+
+        Series keys are not quite unique (a label value may contain ``",``), so when
+        ``key`` already names a series with other labels, the exact label set decides.
+        """
         sid = self._index.get(key)
         if sid is None:
             sid = self._index[key] = len(self._series)
             self._series.append(meta)
-        return sid
+            return sid
+        known = self._series[sid]
+        if known is meta or _same_series(known, meta.name, meta.labels):
+            return sid
+        return self.series_id(meta, (meta.name, tuple(sorted(meta.labels.items()))))
 
     def append(self, sid: int, ts_ms: int, value: float) -> None:
         """One sample of the series :meth:`series_id` returned ``sid`` for."""

@@ -25,6 +25,7 @@ from aiops_ingestion.normalize._otlp_attributes import RESOURCE_LABELS, label_na
 from aiops_ingestion.normalize._otlp_decode import parse_otlp_logs, parse_otlp_metrics, parse_otlp_traces
 from aiops_ingestion.normalize._otlp_logs import normalize_otlp_logs
 from aiops_ingestion.normalize._otlp_metrics import normalize_otlp_metrics, prometheus_name
+from aiops_ingestion.normalize._otlp_metrics_view import ExportMetricsView
 from aiops_ingestion.normalize._otlp_traces import normalize_otlp_traces
 from aiops_ingestion.normalize._remote_write import metric_kind, normalize_remote_write, parse_remote_write
 from aiops_ingestion.normalize._sample_values import STALE_NAN, is_stale_marker
@@ -36,6 +37,7 @@ __all__ = [
     "STALE_NAN",
     "Enricher",
     "EnrichmentConfigError",
+    "ExportMetricsView",
     "InvalidPayloadError",
     "Limits",
     "SeriesCache",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import re
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError, Message
@@ -15,6 +15,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from aiops_ingestion.normalize._content_type import otlp_format
 from aiops_ingestion.normalize._errors import InvalidPayloadError
+from aiops_ingestion.normalize._otlp_metrics_view import ExportMetricsView
 
 __all__ = ["parse_otlp_logs", "parse_otlp_metrics", "parse_otlp_traces"]
 
@@ -25,9 +26,17 @@ _HEX_ID_FIELDS = frozenset({"traceId", "spanId", "parentSpanId", "trace_id", "sp
 _HEX = re.compile(r"(?:[0-9a-fA-F]{2})*")
 
 
-def parse_otlp_metrics(body: bytes, content_type: str) -> ExportMetricsServiceRequest:
-    """An OTLP/HTTP ``/v1/metrics`` body, already stripped of its Content-Encoding."""
-    return _parse(body, content_type, ExportMetricsServiceRequest(), "OTLP metrics")
+def parse_otlp_metrics(body: bytes, content_type: str) -> Any:
+    """An OTLP/HTTP ``/v1/metrics`` body, already stripped of its Content-Encoding.
+
+    The result is an :data:`ExportMetricsView`: the export request with its
+    resources, scopes and number points left as bytes, which
+    :func:`normalize_otlp_metrics` reads (and checks) only as far as it needs.
+    """
+    if otlp_format(content_type, "OTLP metrics") == "protobuf":
+        return _parse(body, content_type, ExportMetricsView(), "OTLP metrics")
+    message = _parse(body, content_type, ExportMetricsServiceRequest(), "OTLP metrics")
+    return ExportMetricsView.FromString(message.SerializeToString())
 
 
 def parse_otlp_logs(body: bytes, content_type: str) -> ExportLogsServiceRequest:

@@ -2,26 +2,32 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import math
 import re
+import struct
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from aiops_common.schemas import MetricBatchBuilder, MetricKind, series_key
-from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import KeyValue
+from aiops_common.schemas import MetricBatchBuilder, MetricKind, SeriesMeta, series_key
+from google.protobuf.message import DecodeError, Message
+from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope, KeyValue
 from opentelemetry.proto.metrics.v1 import metrics_pb2 as pb
+from opentelemetry.proto.metrics.v1.metrics_pb2 import NumberDataPoint
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
 from aiops_ingestion.normalize._enricher import Enricher
 from aiops_ingestion.normalize._errors import InvalidPayloadError, Refused, Rejections
 from aiops_ingestion.normalize._labels import LabelChecker
 from aiops_ingestion.normalize._limits import Limits
 from aiops_ingestion.normalize._otlp_attributes import AttributeConflict, attribute_labels, resource_labels
+from aiops_ingestion.normalize._otlp_metrics_view import ExportMetricsView
 from aiops_ingestion.normalize._sample_values import STALE_NAN, value_problem
+from aiops_ingestion.normalize._series_cache import SeriesCache
 
 __all__ = ["normalize_otlp_metrics", "prometheus_name"]
 
@@ -30,6 +36,9 @@ _DELTA = pb.AGGREGATION_TEMPORALITY_DELTA
 _NO_RECORDED_VALUE = pb.DATA_POINT_FLAGS_NO_RECORDED_VALUE_MASK
 _NOT_NAME_CHAR = re.compile(r"[^a-zA-Z0-9_:]")
 _INF = math.inf
+# A number point's time (fixed64), the value's tag byte, and the value (double or sfixed64).
+_TIME_AND_DOUBLE = struct.Struct("<Qxd")
+_TIME_AND_INT = struct.Struct("<Qxq")
 
 P = TypeVar("P", pb.NumberDataPoint, pb.HistogramDataPoint, pb.ExponentialHistogramDataPoint, pb.SummaryDataPoint)
 
@@ -52,12 +61,13 @@ def _bound_label(bound: float) -> str:
 
 
 def normalize_otlp_metrics(
-    request: ExportMetricsServiceRequest,
+    request: Any,
     limits: Limits,
     enricher: Enricher,
     partitions: int,
     *,
     now_ms: int | None = None,
+    cache: SeriesCache | None = None,
 ) -> MetricBatchBuilder:
     """Every data point of an OTLP export request as samples of flat series.
 
@@ -78,17 +88,30 @@ def normalize_otlp_metrics(
     then scope attributes, then point attributes, later ones winning; then the
     enricher's labels for the service where not already set. Values: ints and
     doubles as floats, timestamps in milliseconds.
+
+    ``request`` is what :func:`parse_otlp_metrics` returns (an
+    :data:`ExportMetricsView`) or an ``ExportMetricsServiceRequest``. With a
+    ``cache`` (one per server), a gauge or sum point whose series was seen before
+    is found by its raw bytes instead of being labelled and checked again; its
+    time and value are still checked.
     """
-    writer = _Writer(limits, partitions, now_ms)
+    if request.DESCRIPTOR is not ExportMetricsView.DESCRIPTOR:
+        request = ExportMetricsView.FromString(request.SerializeToString())
+    if cache is None:
+        cache = SeriesCache(2 * limits.max_series_per_request)
+    cache.bind(limits, enricher)
+    writer = _Writer(limits, partitions, now_ms, cache)
     for resource_metrics in request.resource_metrics:
+        raw_resource = resource_metrics.resource
         try:
-            resource = resource_labels(resource_metrics.resource.attributes)
+            resource = resource_labels(_parse(Resource, raw_resource).attributes)
         except AttributeConflict as exc:
             writer.reject_points("resource", str(exc), _count_points(resource_metrics.scope_metrics))
             continue
         for scope_metrics in resource_metrics.scope_metrics:
+            raw_scope = scope_metrics.scope
             try:
-                sender = {**resource, **attribute_labels(scope_metrics.scope.attributes)}
+                sender = {**resource, **attribute_labels(_parse(InstrumentationScope, raw_scope).attributes)}
             except AttributeConflict as exc:
                 writer.reject_points("scope", str(exc), _count_points([scope_metrics]))
                 continue
@@ -97,10 +120,20 @@ def normalize_otlp_metrics(
                 writer.reject_points(series_key("resource", sender), problem, _count_points([scope_metrics]))
                 continue
             extra = {k: v for k, v in enricher.labels_for(sender.get("service", "")).items() if k not in sender}
-            scope = _Scope(sender, {**sender, **extra}, extra)
+            scope = _Scope(sender, {**sender, **extra}, extra, (raw_resource, raw_scope))
             for metric in scope_metrics.metrics:
                 writer.metric(metric, scope)
     return writer.finish()
+
+
+M = TypeVar("M", bound=Message)
+
+
+def _parse(message_type: type[M], data: bytes) -> M:
+    try:
+        return message_type.FromString(data)
+    except DecodeError as exc:
+        raise InvalidPayloadError(f"OTLP metrics: not a valid protobuf ExportMetricsServiceRequest: {exc}") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +141,7 @@ class _Scope:
     sender: dict[str, str]  # resource + scope labels as sent
     labels: Mapping[str, str]  # ... plus the enricher's labels: for points without attributes
     extra: Mapping[str, str]  # the enricher's labels the sender did not set
+    raw: tuple[bytes, bytes]  # the resource and scope as sent: part of each series' cache key
 
 
 def _count_points(scopes: Iterable[pb.ScopeMetrics]) -> int:
@@ -122,8 +156,9 @@ def _count_points(scopes: Iterable[pb.ScopeMetrics]) -> int:
 class _Writer:
     """Checks each data point of one request and adds its samples to the builder."""
 
-    def __init__(self, limits: Limits, partitions: int, now_ms: int | None) -> None:
+    def __init__(self, limits: Limits, partitions: int, now_ms: int | None, cache: SeriesCache) -> None:
         self.builder = MetricBatchBuilder(partitions)
+        self.cache = cache
         self.window = limits.window(now_ms)
         self.min_ns, self.max_ns = self.window.min_ns, self.window.max_ns
         self.checker = LabelChecker(limits)
@@ -151,7 +186,7 @@ class _Writer:
             return
         unit = metric.unit
         if data == "gauge":
-            self._points(name, points, scope, self._number, MetricKind.GAUGE, unit)
+            self._numbers(name, points, scope, MetricKind.GAUGE, unit)
         elif data == "sum":
             temporality = metric.sum.aggregation_temporality
             if temporality == _CUMULATIVE:
@@ -161,7 +196,7 @@ class _Writer:
             else:
                 self.reject_points(name, "sum has no aggregation temporality (cumulative or delta)", len(points))
                 return
-            self._points(name, points, scope, self._number, kind, unit)
+            self._numbers(name, points, scope, kind, unit)
         elif data == "summary":
             self._points(name, points, scope, self._summary, MetricKind.SUMMARY, unit)
         else:
@@ -173,6 +208,70 @@ class _Writer:
             emit = self._histogram if data == "histogram" else self._exponential
             self._points(name, points, scope, emit, kind, unit)
 
+    def _numbers(self, name: str, points: Sequence[bytes], scope: _Scope, kind: MetricKind, unit: str) -> None:
+        """The serialized points of a gauge or sum.
+
+        A point laid out as encoders write it, its time and value first and its
+        attributes after, has its attribute bytes looked up in the cache; a new
+        series, or a point with flags or exemplars, is parsed and checked in full.
+        """
+        self.points += len(points)
+        metric_key = (scope.raw, name, kind, unit)
+        lookup, series_id, append = self.cache.get, self.builder.series_id, self.builder.append
+        min_ns, max_ns = self.min_ns, self.max_ns
+        for raw in points:
+            # Fields in number order: [start time (tag 0x11)], time (0x19), then the value,
+            # a double (0x21) or an int (0x31), each 8 bytes; the attributes follow.
+            head = 18 if raw[:1] == b"\x19" else 27 if raw[:1] == b"\x11" and raw[9:10] == b"\x19" else 0
+            value_tag = raw[head - 9 : head - 8] if len(raw) >= head > 0 else b""
+            if value_tag != b"\x21" and value_tag != b"\x31":
+                self._point(name, _parse(NumberDataPoint, raw), scope, self._number, kind, unit)
+                continue
+            key = (metric_key, raw[head:])
+            meta = lookup(key)
+            if meta is None:
+                meta = self._new_number_series(key, name, raw, scope, kind, unit)
+                if meta is None:
+                    continue
+            ts_ns, value = (_TIME_AND_DOUBLE if value_tag == b"\x21" else _TIME_AND_INT).unpack_from(raw, head - 17)
+            if not min_ns <= ts_ns <= max_ns:
+                self.rejections.add(meta.key, self.window.problem_ns(ts_ns) or "timestamp out of range")
+            elif value - value != 0.0 and (problem := value_problem(value)):  # NaN or an infinity
+                self.rejections.add(meta.key, problem)
+            else:
+                append(series_id(meta, meta.key), ts_ns // 1_000_000, float(value))
+        if self.builder.series_count > self.max_series:
+            self._too_many_series()
+
+    def _new_number_series(
+        self, key: tuple[object, bytes], name: str, raw: bytes, scope: _Scope, kind: MetricKind, unit: str
+    ) -> SeriesMeta | None:
+        """The series of a point whose attribute bytes (``key[1]``) are new: checked, and cached under ``key``.
+
+        Only bytes that parse on their own into attributes alone make a key: a point
+        with flags or exemplars after its attributes goes the full way, as does a
+        refused one; None then.
+        """
+        attributes_only = None
+        with contextlib.suppress(DecodeError):
+            attributes_only = NumberDataPoint.FromString(key[1])
+        if attributes_only is None or len(attributes_only.ListFields()) > bool(attributes_only.attributes):
+            self._point(name, _parse(NumberDataPoint, raw), scope, self._number, kind, unit)
+            return None
+        try:
+            labels = self._labels(scope, attributes_only.attributes) if attributes_only.attributes else scope.labels
+        except Refused as exc:
+            self.rejections.add(name, str(exc))
+            return None
+        meta = SeriesMeta(name, labels, kind, unit)
+        self.cache.put(key, meta)
+        return meta
+
+    def _too_many_series(self) -> None:
+        raise InvalidPayloadError(
+            f"request has more than {self.max_series} series (the limit per request); send smaller batches", 413
+        )
+
     def _points(
         self,
         name: str,
@@ -183,23 +282,30 @@ class _Writer:
         unit: str,
     ) -> None:
         self.points += len(points)
-        builder, min_ns, max_ns = self.builder, self.min_ns, self.max_ns
         for point in points:
-            labels: Mapping[str, str] | None = None
-            try:
-                attributes = point.attributes
-                labels = self._labels(scope, attributes) if attributes else scope.labels
-                ts_ns = point.time_unix_nano
-                if not min_ns <= ts_ns <= max_ns:
-                    raise Refused(self.window.problem_ns(ts_ns) or "timestamp out of range")
-                emit(name, labels, ts_ns // 1_000_000, point, kind, unit)
-            except Refused as exc:
-                self.rejections.add(series_key(name, labels) if labels is not None else name, str(exc))
-            if builder.series_count > self.max_series:
-                raise InvalidPayloadError(
-                    f"request has more than {self.max_series} series (the limit per request); send smaller batches",
-                    413,
-                )
+            self._point(name, point, scope, emit, kind, unit)
+            if self.builder.series_count > self.max_series:
+                self._too_many_series()
+
+    def _point(
+        self,
+        name: str,
+        point: P,
+        scope: _Scope,
+        emit: Callable[[str, Mapping[str, str], int, P, MetricKind, str], None],
+        kind: MetricKind,
+        unit: str,
+    ) -> None:
+        labels: Mapping[str, str] | None = None
+        try:
+            attributes = point.attributes
+            labels = self._labels(scope, attributes) if attributes else scope.labels
+            ts_ns = point.time_unix_nano
+            if not self.min_ns <= ts_ns <= self.max_ns:
+                raise Refused(self.window.problem_ns(ts_ns) or "timestamp out of range")
+            emit(name, labels, ts_ns // 1_000_000, point, kind, unit)
+        except Refused as exc:
+            self.rejections.add(series_key(name, labels) if labels is not None else name, str(exc))
 
     def _labels(self, scope: _Scope, attributes: Sequence[KeyValue]) -> Mapping[str, str]:
         try:

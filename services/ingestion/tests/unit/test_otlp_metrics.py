@@ -10,10 +10,21 @@ from typing import Any
 
 import pytest
 from aiops_common.schemas import MetricBatch, MetricBatchBuilder
-from aiops_ingestion.normalize import Enricher, InvalidPayloadError, Limits, normalize_otlp_metrics, prometheus_name
+from aiops_ingestion.normalize import (
+    STALE_NAN,
+    Enricher,
+    InvalidPayloadError,
+    Limits,
+    SeriesCache,
+    normalize_otlp_metrics,
+    parse_otlp_metrics,
+    prometheus_name,
+)
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metrics
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope, KeyValue
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationScope, KeyValue
 from opentelemetry.proto.metrics.v1 import metrics_pb2 as pb
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.sdk.metrics import MeterProvider
@@ -490,3 +501,139 @@ def test_opentelemetry_sdk_export_normalizes_with_kinds_and_labels() -> None:
     assert all(a[1] <= b[1] for a, b in itertools.pairwise(size_buckets))
     below_100 = max(v for b, v in size_buckets if b < 100.0)
     assert below_100 == 1.0  # only the 10.0 observation lies below 100
+
+
+# The series cache ---------------------------------------------------------------------------------
+
+
+def cached(req: ExportMetricsServiceRequest, cache: SeriesCache, enricher: Enricher | None = None) -> Any:
+    body = parse_otlp_metrics(req.SerializeToString(), "application/x-protobuf")
+    return normalize_otlp_metrics(body, Limits(), enricher or Enricher(), 4, now_ms=NOW_MS, cache=cache)
+
+
+def refused_cached(req: ExportMetricsServiceRequest, cache: SeriesCache) -> InvalidPayloadError:
+    with pytest.raises(InvalidPayloadError) as caught:
+        cached(req, cache)
+    return caught.value
+
+
+def sdk_like(attrs: Attrs, value: float | int = 1.0, ts_ns: int = NOW_NS, pod: str = "p1", flags: int = 0) -> Any:
+    """A gauge and a monotonic cumulative sum (whose points carry a start time), as SDKs send them."""
+    labels = attrs({"http.method": "GET", "pod": pod})
+    counter = pb.NumberDataPoint(start_time_unix_nano=NOW_NS - 10**12, time_unix_nano=ts_ns, attributes=labels)
+    counter.as_int = int(value) if isinstance(value, int) else 5
+    total = pb.Sum(aggregation_temporality=CUMULATIVE, is_monotonic=True, data_points=[counter])
+    return request(
+        attrs,
+        gauge("cpu", point(value, ts_ns, attributes=labels, flags=flags)),
+        pb.Metric(name="requests", sum=total),
+    )
+
+
+def test_an_otlp_series_seen_before_is_served_from_the_cache(attrs: Attrs) -> None:
+    cache = SeriesCache(100)
+    first = cached(sdk_like(attrs, 1.0), cache)
+    assert len(cache) == 2
+    second = cached(sdk_like(attrs, 2.0, NOW_NS + 10**9), cache)
+    assert len(cache) == 2
+    assert all(a is b for a, b in zip(first.build().series, second.build().series, strict=True))
+    labels = {"service": "checkout", "http_method": "GET", "pod": "p1"}
+    assert samples(second) == [
+        ("cpu", labels, "gauge", NOW_MS + 1_000, 2.0),
+        ("requests", labels, "counter", NOW_MS + 1_000, 5.0),
+    ]
+
+
+def test_a_changed_attribute_value_is_a_new_otlp_series(attrs: Attrs) -> None:
+    cache = SeriesCache(100)
+    cached(sdk_like(attrs, pod="p1"), cache)
+    assert {s[1]["pod"] for s in samples(cached(sdk_like(attrs, pod="p2"), cache))} == {"p2"}
+    assert len(cache) == 4
+
+
+def test_another_resource_or_scope_is_another_otlp_series(attrs: Attrs) -> None:
+    cache = SeriesCache(100)
+    cached(request(attrs, gauge("cpu", point(1.0))), cache)
+    other = cached(request(attrs, gauge("cpu", point(1.0)), resource={"service.name": "cart"}), cache)
+    assert samples(other)[0][1] == {"service": "cart"}
+    scoped = cached(request(attrs, gauge("cpu", point(1.0)), scope={"tier": "1"}), cache)
+    assert samples(scoped)[0][1] == {"service": "checkout", "tier": "1"}
+
+
+def test_a_bad_new_otlp_series_is_refused_every_time_and_never_cached(attrs: Attrs) -> None:
+    cache = SeriesCache(100)
+    bad = request(attrs, gauge("cpu", point(1.0, attributes=attrs({"a": "x" * 5000}))))
+    for _ in range(2):
+        assert "more than the limit of 4096" in refused_cached(bad, cache).message
+    assert len(cache) == 0
+
+
+def test_times_and_values_of_cached_otlp_series_are_still_checked(attrs: Attrs) -> None:
+    cache = SeriesCache(100)
+    cached(sdk_like(attrs), cache)
+    assert "+Inf is not accepted" in refused_cached(sdk_like(attrs, math.inf), cache).message
+    assert "value NaN is not accepted" in refused_cached(sdk_like(attrs, math.nan), cache).message
+    assert "ahead of the server clock" in refused_cached(sdk_like(attrs, ts_ns=NOW_NS + 700 * 10**9), cache).message
+
+
+def test_flagged_and_exemplar_points_of_cached_series_take_the_full_path(attrs: Attrs) -> None:
+    cache = SeriesCache(100)
+    cached(sdk_like(attrs), cache)
+    stale = samples(cached(sdk_like(attrs, flags=pb.DATA_POINT_FLAGS_NO_RECORDED_VALUE_MASK), cache))
+    assert bits(stale[0][4]) == bits(STALE_NAN) and stale[1][4] == 5.0
+    with_exemplar = sdk_like(attrs, 3.0)
+    exemplar = with_exemplar.resource_metrics[0].scope_metrics[0].metrics[0].gauge.data_points[0].exemplars.add()
+    exemplar.as_double, exemplar.time_unix_nano = 3.0, NOW_NS
+    assert samples(cached(with_exemplar, cache))[0][4] == 3.0
+    assert len(cache) == 2
+
+
+def string_attributes(values: Mapping[str, object]) -> list[KeyValue]:
+    return [KeyValue(key=k, value=AnyValue(string_value=str(v))) for k, v in values.items()]
+
+
+number_values = st.sampled_from([0.0, -1.5, 7, 0, 2**62, math.inf, math.nan])
+number_times = st.sampled_from([NOW_NS, NOW_NS - 1, 0, NOW_NS + 10**15, 1])
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["cpu", "mem.used", ""]),
+            st.sampled_from(["gauge", "cumulative", "delta"]),
+            st.dictionaries(
+                st.sampled_from(["pod", "le", "bad key", "k.1"]), st.sampled_from(["a", "b", ""]), max_size=2
+            ),
+            st.lists(st.tuples(number_values, number_times, st.booleans(), st.booleans()), max_size=3),
+        ),
+        max_size=6,
+    )
+)
+@settings(max_examples=200, deadline=None)
+def test_the_cache_never_changes_an_otlp_outcome(entries: list[tuple[str, str, dict[str, str], list[Any]]]) -> None:
+    metrics = []
+    for name, data, labels, points in entries:
+        built = []
+        for value, ts_ns, stale, with_start in points:
+            built.append(point(value, ts_ns, attributes=string_attributes(labels), flags=int(stale)))
+            if with_start:
+                built[-1].start_time_unix_nano = NOW_NS - 10**9
+        if data == "gauge":
+            metrics.append(gauge(name, *built))
+        else:
+            temporality = CUMULATIVE if data == "cumulative" else DELTA
+            metrics.append(pb.Metric(name=name, sum=pb.Sum(aggregation_temporality=temporality, data_points=built)))
+    body = request(string_attributes, *metrics).SerializeToString()
+
+    def outcome(cache: SeriesCache | None) -> object:
+        try:
+            parsed = parse_otlp_metrics(body, "application/x-protobuf")
+            builder = normalize_otlp_metrics(parsed, Limits(), Enricher(), 4, now_ms=NOW_MS, cache=cache)
+        except InvalidPayloadError as exc:
+            return (exc.status_code, exc.message)
+        return [(name, labels, kind, ts, bits(value)) for name, labels, kind, ts, value in samples(builder)]
+
+    cache = SeriesCache(1_000)
+    reference = outcome(None)
+    assert outcome(cache) == reference, "cold cache"
+    assert outcome(cache) == reference, "warm cache"
