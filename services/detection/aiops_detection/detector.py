@@ -78,7 +78,7 @@ class Detector(Estimator, ABC, Generic[X]):
     def score_one(self, x: X) -> float:
         """Anomaly score of one observation in ``[0, 1]``; does not change the state."""
 
-    def score_many(self, batch: Sequence[Sequence[X]]) -> FloatArray:
+    def score_many(self, batch: Sequence[Sequence[X]] | npt.NDArray[Any]) -> FloatArray:
         """Scores of a ``(series, time)`` block, each row streamed through its own fresh clone.
 
         Point by point this equals ``score_one`` then ``learn_one``: every point is rated

@@ -31,9 +31,11 @@ from aiops_detection.calibration import (
     RobustStats,
     band_excess,
     band_score,
+    band_score_one,
     lagging_extremes,
     lagging_robust_stats,
     ratio_score,
+    ratio_score_one,
     record_ratio,
 )
 from aiops_detection.detector import Detector, FloatArray, as_panel
@@ -99,8 +101,8 @@ class RobustBandDetector(Detector[float]):
     def score_one(self, x: float) -> float:
         if self._seen < self.min_history:
             return 0.0
-        ratio = ratio_score(self._record.ratio(self._z(x)), self.ratio_scale)
-        return float(max(band_score(self._band.excess(x), self.band_gain), ratio))
+        ratio = ratio_score_one(self._record.ratio(self._z(x)), self.ratio_scale)
+        return float(max(band_score_one(self._band.excess(x), self.band_gain), ratio))
 
     def learn_one(self, x: float) -> None:
         self._record.learn(self._z(x))

@@ -27,9 +27,11 @@ from aiops_detection.calibration import (
     RobustStats,
     band_excess,
     band_score,
+    band_score_one,
     lagging_extremes,
     lagging_robust_stats,
     ratio_score,
+    ratio_score_one,
     record_ratio,
 )
 from aiops_detection.detector import Detector, FloatArray, as_panel
@@ -178,8 +180,8 @@ class SeasonalForecastDetector(Detector[float]):
         if not self._stats.ready:
             return 0.0
         residual = x - self.forecast()
-        band = band_score(self._band.excess(residual), self.band_gain)
-        return float(max(band, ratio_score(self._record.ratio(self._z(residual)), self.ratio_scale)))
+        band = band_score_one(self._band.excess(residual), self.band_gain)
+        return float(max(band, ratio_score_one(self._record.ratio(self._z(residual)), self.ratio_scale)))
 
     def learn_one(self, x: float) -> None:
         if self._fitted:

@@ -31,7 +31,9 @@ from aiops_detection.calibration import (
     RecordRatio,
     band_excess,
     band_score,
+    band_score_one,
     ratio_score,
+    ratio_score_one,
     record_ratio,
 )
 from aiops_detection.detector import Detector, FloatArray, as_panel
@@ -214,8 +216,8 @@ class WindowModelDetector(Detector[float]):
         if self._fit is None or self._errors_seen < self.calibration_warmup:
             return 0.0
         error = self._error_one(x)
-        band = band_score(self._band.excess(error, upper_only=True), self.band_gain)
-        return float(max(band, ratio_score(self._record.ratio(error), self.ratio_scale)))
+        band = band_score_one(self._band.excess(error, upper_only=True), self.band_gain)
+        return float(max(band, ratio_score_one(self._record.ratio(error), self.ratio_scale)))
 
     def learn_one(self, x: float) -> None:
         if self._fit is not None:

@@ -102,7 +102,7 @@ CASES: dict[type[Estimator], Case] = {
 }
 
 
-def all_subclasses(cls: type) -> Iterator[type]:
+def all_subclasses(cls: type[Estimator]) -> Iterator[type[Estimator]]:
     for sub in cls.__subclasses__():
         yield sub
         yield from all_subclasses(sub)
