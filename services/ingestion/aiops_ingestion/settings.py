@@ -29,9 +29,9 @@ class IngestionSettings(CommonSettings):
     ingest_max_sample_age_s: float = 7 * 24 * 3600.0
     """Samples older than this are rejected (0 disables the check)."""
     ingest_series_cache_size: int = Field(default=200_000, ge=2)
-    """Most series whose validated, normalized form the server keeps for the next request (about 1.5 KB each).
+    """Most series whose checked, normalized form a process keeps for the next request (about 2 KB each).
 
-    A working set of up to half this many series is served from the cache; see docs/ingestion.md.
+    Up to half this many series sent again and again are served from the cache; see docs/ingestion.md.
     """
 
     ingest_metadata_file: Path | None = None

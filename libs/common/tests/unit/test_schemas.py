@@ -216,3 +216,17 @@ def test_encoding_is_byte_for_byte_the_plain_msgpack_envelope() -> None:
 def test_stale_marker_is_one_exact_nan() -> None:
     assert is_stale_marker(STALE_NAN) and math.isnan(STALE_NAN)
     assert not is_stale_marker(math.nan) and not is_stale_marker(0.0) and not is_stale_marker(math.inf)
+
+
+def test_series_whose_keys_read_alike_stay_apart() -> None:
+    # series_key does not escape quotes, so these two label sets share one key string.
+    tricky, plain = {"a": 'x",b="y'}, {"a": "x", "b": "y"}
+    assert series_key("m", tricky) == series_key("m", plain)
+    builder = MetricBatchBuilder()
+    builder.add("m", plain, 1_000, 1.0)
+    builder.add("m", tricky, 1_000, 2.0)
+    meta = SeriesMeta("m", tricky)
+    builder.append(builder.series_id(meta, meta.key), 2_000, 3.0)
+    batch = builder.build()
+    assert [dict(m.labels) for m in batch.series] == [plain, tricky]
+    assert [(dict(m.labels), v) for m, _t, v in batch.samples()] == [(plain, 1.0), (tricky, 2.0), (tricky, 3.0)]

@@ -2,7 +2,9 @@
 
 Pure functions, no I/O: the HTTP and gRPC servers call them with a request body
 (already stripped of gzip Content-Encoding; remote write still snappy) or a parsed
-message, and publish what comes back.
+message, and publish what comes back. The metric normalizers take the server's
+:class:`SeriesCache`, which remembers series already checked by the bytes they
+arrived as (see docs/ingestion.md).
 
 Refusal policy: a request with any invalid item (sample, series, log record,
 span, alert) is refused as a whole with one :class:`InvalidPayloadError` (400),

@@ -219,7 +219,7 @@ class _Writer:
         metric_key = (scope.raw, name, kind, unit)
         lookup, series_id, append = self.cache.get, self.builder.series_id, self.builder.append
         min_ns, max_ns = self.min_ns, self.max_ns
-        for raw in points:
+        for raw in points[:]:  # a list is quicker to walk than the protobuf container
             # Fields in number order: [start time (tag 0x11)], time (0x19), then the value,
             # a double (0x21) or an int (0x31), each 8 bytes; the attributes follow.
             head = 18 if raw[:1] == b"\x19" else 27 if raw[:1] == b"\x11" and raw[9:10] == b"\x19" else 0
