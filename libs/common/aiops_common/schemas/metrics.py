@@ -62,9 +62,19 @@ class MetricKind(enum.StrEnum):
     UNKNOWN = "unknown"
 
 
+def _escape(value: str) -> str:
+    if "\\" in value or '"' in value or "\n" in value:
+        return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return value
+
+
 def series_key(name: str, labels: Mapping[str, str]) -> str:
-    """Stable identity of a series: ``name{k="v",...}`` with labels sorted."""
-    inner = ",".join(f'{k}="{labels[k]}"' for k in sorted(labels))
+    """Stable identity of a series: ``name{k="v",...}`` with labels sorted, values escaped as Prometheus does.
+
+    >>> series_key("up", {"job": 'a"b', "env": "prod"})
+    'up{env="prod",job="a\\\\"b"}'
+    """
+    inner = ",".join(f'{k}="{_escape(labels[k])}"' for k in sorted(labels))
     return f"{name}{{{inner}}}"
 
 
