@@ -218,10 +218,11 @@ def test_stale_marker_is_one_exact_nan() -> None:
     assert not is_stale_marker(math.nan) and not is_stale_marker(0.0) and not is_stale_marker(math.inf)
 
 
-def test_series_whose_keys_read_alike_stay_apart() -> None:
-    # series_key does not escape quotes, so these two label sets share one key string.
+def test_series_whose_labels_read_alike_stay_apart() -> None:
+    # Unescaped, these two label sets would print as the same key string.
     tricky, plain = {"a": 'x",b="y'}, {"a": "x", "b": "y"}
-    assert series_key("m", tricky) == series_key("m", plain)
+    assert series_key("m", tricky) != series_key("m", plain)
+    assert series_key("m", tricky) == 'm{a="x\\",b=\\"y"}'
     builder = MetricBatchBuilder()
     builder.add("m", plain, 1_000, 1.0)
     builder.add("m", tricky, 1_000, 2.0)
