@@ -49,4 +49,7 @@ SERVICES: dict[str, ServiceEntry] = {
         "aiops_ingestion.servers:IngestionServers",
     ),
     "stream": ServiceEntry("stream", "aiops_stream.settings:StreamSettings", "aiops_stream.worker:install"),
+    "detection": ServiceEntry(
+        "detection", "aiops_detection.service_settings:DetectionServiceSettings", "aiops_detection.worker:install"
+    ),
 }

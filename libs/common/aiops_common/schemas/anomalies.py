@@ -48,7 +48,9 @@ class AnomalyRecord(VersionedRecord):
     """Anomaly score in [0, 1] of the detector that raised it."""
     lower: float | None = None
     upper: float | None = None
-    """Expected band of ``value`` (after operator feedback widened it); None where the detector has none."""
+    """Expected band of ``value`` from the detector; None where the detector has none (silence, latency)."""
+    slack: float = 0.0
+    """Band widths that operator feedback added on each side of the band: only a value beyond that alerts."""
     severity: AnomalySeverity
     detector: str
     """The detector that raised it: ``cascade``, ``error_rate``, ``latency``, ``silence`` or ``static``."""

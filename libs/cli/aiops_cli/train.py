@@ -1,0 +1,134 @@
+"""``aiops train``: train the detection cascades on TSDB history and store them as new model versions."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+if TYPE_CHECKING:
+    from aiops_common.models import ModelVersion
+    from aiops_detection.service_settings import DetectionServiceSettings
+
+__all__ = ["parse_duration_s", "train"]
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration_s(text: str) -> float:
+    """``90m``, ``36h``, ``7d``, ``2w`` or plain seconds.
+
+    >>> parse_duration_s("36h"), parse_duration_s("600")
+    (129600.0, 600.0)
+    """
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*", text)
+    if match is None:
+        raise typer.BadParameter(f"not a duration: {text!r} (e.g. 90m, 36h, 7d)")
+    return float(match.group(1)) * _UNITS[match.group(2) or "s"]
+
+
+def _labels(pairs: list[str]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise typer.BadParameter(f"--label takes name=value, got {pair!r}")
+        out[name] = value
+    return out
+
+
+async def _train(
+    settings: DetectionServiceSettings,
+    names: list[str],
+    labels: dict[str, str],
+    lengths_ms: tuple[int, ...],
+    start_ms: int,
+    end_ms: int,
+    use_feedback: bool,
+) -> list[ModelVersion]:
+    from aiops_common.models import open_model_registry
+    from aiops_common.schemas import FeedbackLabel
+    from aiops_common.tsdb import open_tsdb
+    from aiops_detection.feedback_store import open_feedback_store
+    from aiops_detection.series_detectors import cascade_params
+    from aiops_detection.trained_models import encode_models, load_history, model_name, train_all
+    from tqdm import tqdm
+
+    tsdb = open_tsdb(settings.tsdb_url)
+    registry = open_model_registry(settings.model_url)
+    incidents = []
+    if use_feedback:
+        store = open_feedback_store(settings.feedback_url)
+        incidents = await store.labelled_anomalies(FeedbackLabel.TRUE_POSITIVE)
+        await store.close()
+    stored = []
+    try:
+        for length in lengths_ms:
+            name = model_name(length)
+            history = await load_history(tsdb, names, labels, start_ms, end_ms, length)
+            total = sum(int(s.values.size) for s in history)
+            if total == 0:
+                typer.echo(f"{name}: no history in {settings.tsdb_url} for that selection")
+                continue
+            with tqdm(total=total, unit="pt", desc=name, dynamic_ncols=True) as bar:
+                result = await asyncio.to_thread(train_all, history, length, settings, incidents, bar.update)
+            if not result.series:
+                typer.echo(f"{name}: none of the {len(history)} series takes a cascade")
+                continue
+            meta = await registry.put(
+                name,
+                encode_models(result.series),
+                training_start_ms=min(int(s.ts_ms[0]) for s in history if s.ts_ms.size),
+                training_end_ms=max(t.end_ms for t in result.series.values()),
+                metrics=result.metrics(),
+                params={
+                    "cascade": cascade_params(settings, length),
+                    "tsdb": settings.tsdb_url,
+                    "selection": {"names": names, "labels": labels},
+                },
+            )
+            typer.echo(
+                f"{name} version {meta.version}: {len(result.series)} series, {result.points} points"
+                f" ({result.imputed} held for labelled incidents) in {result.seconds:.1f}s -> {settings.model_url}"
+            )
+            stored.append(meta)
+    finally:
+        await tsdb.close()
+        await registry.close()
+    return stored
+
+
+def train(
+    names: Annotated[
+        list[str] | None, typer.Argument(help="Feature series names, e.g. red.latency_s; none: every series.")
+    ] = None,
+    label: Annotated[list[str] | None, typer.Option("--label", "-l", help="Only series with name=value.")] = None,
+    window: Annotated[
+        int | None, typer.Option(help="Window length in seconds; default: every one detection watches.")
+    ] = None,
+    since: Annotated[str, typer.Option(help="How much history before --end, e.g. 36h, 7d.")] = "7d",
+    end: Annotated[datetime | None, typer.Option(help="End of the history (ISO time); default: now.")] = None,
+    tsdb: Annotated[str | None, typer.Option(help="TSDB URL; default AIOPS_DETECT_TSDB_URL.")] = None,
+    models: Annotated[str | None, typer.Option(help="Model registry URL; default AIOPS_DETECT_MODEL_URL.")] = None,
+    use_feedback: Annotated[
+        bool, typer.Option(help="Hold windows that operators labelled true positives at the last normal value.")
+    ] = True,
+) -> None:
+    """Train the detection cascades (tiers 1-3) on TSDB history; running workers pick the new version up."""
+    from aiops_detection.service_settings import DetectionServiceSettings
+
+    settings = DetectionServiceSettings()
+    overrides = {k: v for k, v in {"detect_tsdb_url": tsdb, "detect_model_url": models}.items() if v}
+    settings = settings.model_copy(update=overrides)
+    end_ms = int((end.timestamp() if end is not None else time.time()) * 1000)
+    start_ms = end_ms - int(parse_duration_s(since) * 1000)
+    lengths = (window * 1000,) if window else settings.window_lengths_ms
+    stored = asyncio.run(
+        _train(settings, list(names or []), _labels(label or []), lengths, start_ms, end_ms, use_feedback)
+    )
+    if not stored:
+        raise typer.Exit(code=1)

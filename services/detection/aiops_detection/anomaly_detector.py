@@ -1,0 +1,220 @@
+"""Agent: per-series anomaly detection over ``features`` batches, published as ``AnomalyRecord`` to ``anomalies``.
+
+Each ``features`` partition has one :class:`AnomalyPartition`: a :class:`SeriesState`
+per series and watched window length (the cascade or the special detectors that fit
+the series, see ``series_detectors``). Rows are taken in per series in window order;
+a window a series already took in is skipped, so a batch delivered twice changes
+nothing and publishes nothing. Operator feedback (the series' sensitivity in the
+feedback store) has the last word on whether a finding is published.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import pickle
+import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import faust
+import numpy as np
+import structlog
+from aiops_common.schemas import AnomalyRecord, AnomalySeverity, FeatureBatch, SeriesMeta, anomaly_id
+from aiops_common.topics import Topics, declare
+
+from aiops_detection.cascade import Severity
+from aiops_detection.feedback_store import FeedbackStore
+from aiops_detection.model_updates import ModelBook
+from aiops_detection.partition_state import FeatureStage
+from aiops_detection.series_detectors import Finding, SeriesState, WindowRow, new_series_state, service_of
+from aiops_detection.service_settings import DetectionServiceSettings
+from aiops_detection.trained_models import model_name
+
+__all__ = ["AnomalyPartition", "Detection", "install", "to_record"]
+
+log = structlog.get_logger(__name__)
+
+_SEVERITY = {
+    Severity.MINOR: AnomalySeverity.MINOR,
+    Severity.MAJOR: AnomalySeverity.MAJOR,
+    Severity.CRITICAL: AnomalySeverity.CRITICAL,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Detection:
+    """A finding with the series it is about and the model it ran on."""
+
+    series: SeriesMeta
+    length_ms: int
+    finding: Finding
+    model_version: int | None
+    """Version of the trained ``cascade-<window>s`` model the series runs on; None: learned online only."""
+
+
+def to_record(detection: Detection, slack: float, detected_at: datetime) -> AnomalyRecord:
+    meta, finding = detection.series, detection.finding
+    return AnomalyRecord(
+        id=anomaly_id(meta.key, finding.start_ms, detection.length_ms),
+        series_name=meta.name,
+        labels=dict(meta.labels),
+        series_key=meta.key,
+        service=service_of(meta.labels),
+        window_start=datetime.fromtimestamp(finding.start_ms / 1000, UTC),
+        window_end=datetime.fromtimestamp(finding.end_ms / 1000, UTC),
+        value=finding.value,
+        score=finding.score,
+        lower=finding.lower,
+        upper=finding.upper,
+        slack=slack,
+        severity=_SEVERITY[finding.severity],
+        detector=finding.detector,
+        evidence={k: v for k, v in finding.evidence.items() if math.isfinite(v)},
+        model=model_name(detection.length_ms) if detection.model_version is not None else "",
+        model_version=detection.model_version,
+        detected_at=detected_at,
+    )
+
+
+class AnomalyPartition:
+    """The detector state of every series of one ``features`` partition."""
+
+    def __init__(self, partition: int, settings: DetectionServiceSettings, models: ModelBook) -> None:
+        self.partition = partition
+        self.settings = settings
+        self.models = models
+        self.lengths = np.asarray(settings.window_lengths_ms, dtype=np.int64)
+        self.states: dict[str, SeriesState] = {}
+        self._changed: set[str] = set()
+        self._model_seen: dict[int, int] = {}
+        self._awaiting_model: dict[int, set[str]] = {}
+
+    # -- SeriesPartition -----------------------------------------------------------------------------------
+
+    def process(self, batch: FeatureBatch) -> list[Detection]:
+        self._adopt_models()
+        rows = np.flatnonzero(np.isin(batch.length_ms, self.lengths))
+        if rows.size == 0:
+            return []
+        # Per series in window order: a batch may hold several windows of one series.
+        rows = rows[np.lexsort((batch.start_ms[rows], batch.sid[rows]))]
+        latency_column = batch.column(self.settings.detect_latency_column)[rows].tolist()
+        columns = zip(
+            batch.sid[rows].tolist(),
+            batch.start_ms[rows].tolist(),
+            batch.length_ms[rows].tolist(),
+            batch.column("value")[rows].tolist(),
+            batch.column("count")[rows].tolist(),
+            batch.column("sum")[rows].tolist(),
+            latency_column,
+            batch.column("absent")[rows].tolist(),
+            strict=True,
+        )
+        found: list[Detection] = []
+        for sid, start, length, value, count, total, latency, absent in columns:
+            meta = batch.series[sid]
+            row = WindowRow(start, length, value, count, total, latency, absent == 1.0)
+            ident = f"{meta.key}@{length}"
+            state = self.states.get(ident)
+            if state is None:
+                state = self.states[ident] = self._new_state(meta, row)
+            was_warm = state.warm
+            finding = state.step(row)
+            self._changed.add(ident)
+            if state.warm and not was_warm:
+                log.info("series warm", series=meta.key, length_ms=length, windows=state.seen)
+            if finding is not None:
+                found.append(Detection(meta, length, finding, state.model_version))
+        return found
+
+    def changed(self) -> dict[str, bytes]:
+        out = {ident: zlib.compress(pickle.dumps(self.states[ident], protocol=5), 1) for ident in self._changed}
+        self._changed.clear()
+        return out
+
+    def restore(self, states: Mapping[str, bytes]) -> None:
+        for ident, blob in states.items():
+            state = pickle.loads(zlib.decompress(blob))
+            if isinstance(state, SeriesState):
+                self.states[ident] = state
+
+    def series_ids(self) -> list[str]:
+        return list(self.states)
+
+    # -- models --------------------------------------------------------------------------------------------
+
+    def _new_state(self, meta: SeriesMeta, row: WindowRow) -> SeriesState:
+        trained, version = self.models.trained(row.length_ms, meta.key)
+        state = new_series_state(meta.key, meta.name, row.length_ms, self.settings, trained, version, row.start_ms)
+        if state.model_version is not None:
+            log.info("series starts from a trained model", series=meta.key, version=version, windows=state.seen)
+        elif trained is not None:
+            log.info("trained model ends before the series' first window; cold start", series=meta.key)
+        else:
+            log.info("series cold start", series=meta.key, length_ms=row.length_ms, needs=state.min_history)
+        return state
+
+    def _adopt_models(self) -> None:
+        """Swap newly trained cascades in, each once it has caught up with its series."""
+        for length, loaded in self.models.loaded.items():
+            if self._model_seen.get(length) != loaded.version:
+                self._model_seen[length] = loaded.version
+                self._awaiting_model[length] = {
+                    ident
+                    for ident, state in self.states.items()
+                    if state.length_ms == length
+                    and state.key in loaded.series
+                    and (state.model_version or 0) < loaded.version
+                }
+            waiting = self._awaiting_model.get(length, set())
+            for ident in list(waiting):
+                state = self.states.get(ident)
+                if state is None:
+                    waiting.discard(ident)
+                    continue
+                adopted = state.adopt(loaded.series[state.key], loaded.version)
+                if adopted is None:
+                    continue  # the series has not reached the model's training end yet
+                waiting.discard(ident)
+                self._changed.add(ident)
+                if adopted:
+                    log.info(
+                        "series swapped to trained model", series=state.key, model=loaded.name, version=loaded.version
+                    )
+                else:
+                    log.warning("trained model cannot catch up with the series; kept", series=state.key)
+
+
+def install(
+    app: faust.App, settings: DetectionServiceSettings, models: ModelBook, store: FeedbackStore
+) -> FeatureStage[Detection]:
+    source = declare(app, Topics.FEATURES, settings.topic_prefix)
+    anomalies = declare(app, Topics.ANOMALIES, settings.topic_prefix)
+
+    async def publish(detections: list[Detection]) -> None:
+        sensitivity = await store.sensitivities(d.series.key for d in detections)
+        now = datetime.now(UTC)
+        records = []
+        for d in detections:
+            s, f = sensitivity[d.series.key], d.finding
+            if s.admits(f.score, f.value, f.lower, f.upper, settings.detect_alert_score):
+                records.append(to_record(d, s.slack, now))
+            else:
+                log.info("finding below the series' feedback threshold", series=d.series.key, score=f.score)
+        futures = [await anomalies.send(key=r.series_key.encode(), value=r.encode()) for r in records]
+        await asyncio.gather(*futures)
+        for r in records:
+            log.info("anomaly", id=r.id, series=r.series_key, detector=r.detector, score=round(r.score, 3))
+
+    return FeatureStage(
+        app,
+        "anomaly_detector",
+        source,
+        Topics.FEATURES.partitions,
+        lambda partition: AnomalyPartition(partition, settings, models),
+        publish,
+        settings.detect_checkpoint_interval_s,
+        settings.detect_replay_timeout_s,
+    )

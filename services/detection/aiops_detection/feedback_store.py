@@ -1,0 +1,189 @@
+"""Where detection keeps what feedback needs: anomalies by id, every label, and each series' sensitivity.
+
+One protocol, one implementation per URL scheme (``sqlite:///path`` embedded). Labels
+are kept for retraining (``aiops train`` leaves out windows labelled true
+positive); the anomaly index lets a label on an anomaly id find its series.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections.abc import Iterable
+from typing import Any, Protocol, runtime_checkable
+
+from aiops_common.registry import BackendRegistry
+from aiops_common.schemas import AnomalyRecord, FeedbackLabel, FeedbackRecord
+from aiops_common.tsdb.sqlite import path_from_url
+
+from aiops_detection.sensitivity import Sensitivity
+
+__all__ = ["FEEDBACK_STORES", "FeedbackStore", "SqliteFeedbackStore", "open_feedback_store"]
+
+
+@runtime_checkable
+class FeedbackStore(Protocol):
+    url: str
+
+    async def record_anomaly(self, anomaly: AnomalyRecord) -> None:
+        """Keep an anomaly under its id (a second delivery replaces the first, which it equals)."""
+
+    async def anomaly(self, anomaly_id: str) -> AnomalyRecord | None: ...
+
+    async def add_label(self, feedback: FeedbackRecord) -> bool:
+        """Keep a label; False when this exact label (``feedback.id``) was already kept."""
+
+    async def labels(self, subject_id: str | None = None) -> list[FeedbackRecord]:
+        """Labels, oldest first, of one subject or of all."""
+
+    async def labelled_anomalies(self, label: FeedbackLabel) -> list[AnomalyRecord]:
+        """Anomalies whose latest label is ``label``."""
+
+    async def series_labels(self, series_key: str) -> list[tuple[AnomalyRecord, FeedbackRecord]]:
+        """Every label on an anomaly of this series with that anomaly, oldest label first."""
+
+    async def sensitivity(self, series_key: str) -> Sensitivity: ...
+
+    async def sensitivities(self, series_keys: Iterable[str]) -> dict[str, Sensitivity]:
+        """The sensitivity of every series given (defaults for those without feedback)."""
+
+    async def set_sensitivity(self, series_key: str, sensitivity: Sensitivity) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS anomalies (
+    id TEXT PRIMARY KEY,
+    series_key TEXT NOT NULL,
+    window_start TEXT NOT NULL,
+    record TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS anomalies_by_series ON anomalies (series_key, window_start);
+CREATE TABLE IF NOT EXISTS labels (
+    id TEXT PRIMARY KEY,
+    subject_id TEXT NOT NULL,
+    at TEXT NOT NULL,
+    record TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS labels_by_subject ON labels (subject_id, at);
+CREATE TABLE IF NOT EXISTS sensitivity (
+    series_key TEXT PRIMARY KEY,
+    slack REAL NOT NULL,
+    min_score REAL,
+    false_positives INTEGER NOT NULL,
+    true_positives INTEGER NOT NULL
+);
+"""
+
+
+class SqliteFeedbackStore:
+    """A :class:`FeedbackStore` in one SQLite file (WAL, so the CLI can read while a worker writes)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        path = path_from_url(url)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30.0)
+        self._lock = threading.Lock()
+        with self._lock:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.executescript(_SCHEMA)
+
+    def _run(self, sql: str, args: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._db.execute(sql, args).fetchall()
+
+    async def record_anomaly(self, anomaly: AnomalyRecord) -> None:
+        await asyncio.to_thread(
+            self._run,
+            "INSERT OR REPLACE INTO anomalies (id, series_key, window_start, record) VALUES (?, ?, ?, ?)",
+            (anomaly.id, anomaly.series_key, anomaly.window_start.isoformat(), anomaly.model_dump_json()),
+        )
+
+    async def anomaly(self, anomaly_id: str) -> AnomalyRecord | None:
+        rows = await asyncio.to_thread(self._run, "SELECT record FROM anomalies WHERE id = ?", (anomaly_id,))
+        return AnomalyRecord.model_validate_json(rows[0][0]) if rows else None
+
+    def _add_label(self, feedback: FeedbackRecord) -> bool:
+        with self._lock:
+            cursor = self._db.execute(
+                "INSERT OR IGNORE INTO labels (id, subject_id, at, record) VALUES (?, ?, ?, ?)",
+                (feedback.id, feedback.subject_id, feedback.at.isoformat(), feedback.model_dump_json()),
+            )
+            return cursor.rowcount == 1
+
+    async def add_label(self, feedback: FeedbackRecord) -> bool:
+        return await asyncio.to_thread(self._add_label, feedback)
+
+    async def labels(self, subject_id: str | None = None) -> list[FeedbackRecord]:
+        if subject_id is None:
+            rows = await asyncio.to_thread(self._run, "SELECT record FROM labels ORDER BY at, id")
+        else:
+            rows = await asyncio.to_thread(
+                self._run, "SELECT record FROM labels WHERE subject_id = ? ORDER BY at, id", (subject_id,)
+            )
+        return [FeedbackRecord.model_validate_json(r[0]) for r in rows]
+
+    async def labelled_anomalies(self, label: FeedbackLabel) -> list[AnomalyRecord]:
+        latest: dict[str, FeedbackLabel] = {}
+        for feedback in await self.labels():
+            latest[feedback.subject_id] = feedback.label
+        wanted = [subject for subject, last in latest.items() if last == label]
+        found = [await self.anomaly(subject) for subject in wanted]
+        return sorted((a for a in found if a is not None), key=lambda a: (a.series_key, a.window_start))
+
+    async def series_labels(self, series_key: str) -> list[tuple[AnomalyRecord, FeedbackRecord]]:
+        rows = await asyncio.to_thread(
+            self._run,
+            "SELECT a.record, l.record FROM labels l JOIN anomalies a ON a.id = l.subject_id"
+            " WHERE a.series_key = ? ORDER BY l.at, l.id",
+            (series_key,),
+        )
+        return [(AnomalyRecord.model_validate_json(a), FeedbackRecord.model_validate_json(f)) for a, f in rows]
+
+    async def sensitivity(self, series_key: str) -> Sensitivity:
+        return (await self.sensitivities([series_key]))[series_key]
+
+    def _sensitivities(self, keys: list[str]) -> dict[str, Sensitivity]:
+        out = dict.fromkeys(keys, Sensitivity())
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for key, slack, min_score, fps, tps in self._run(
+                "SELECT series_key, slack, min_score, false_positives, true_positives FROM sensitivity"
+                f" WHERE series_key IN ({marks})",
+                tuple(chunk),
+            ):
+                out[key] = Sensitivity(slack, min_score, fps, tps)
+        return out
+
+    async def sensitivities(self, series_keys: Iterable[str]) -> dict[str, Sensitivity]:
+        return await asyncio.to_thread(self._sensitivities, list(dict.fromkeys(series_keys)))
+
+    async def set_sensitivity(self, series_key: str, sensitivity: Sensitivity) -> None:
+        await asyncio.to_thread(
+            self._run,
+            "INSERT OR REPLACE INTO sensitivity (series_key, slack, min_score, false_positives, true_positives)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (
+                series_key,
+                sensitivity.slack,
+                sensitivity.min_score,
+                sensitivity.false_positives,
+                sensitivity.true_positives,
+            ),
+        )
+
+    async def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+FEEDBACK_STORES: BackendRegistry[FeedbackStore] = BackendRegistry("feedback store")
+FEEDBACK_STORES.register("sqlite", SqliteFeedbackStore)
+
+
+def open_feedback_store(url: str) -> FeedbackStore:
+    return FEEDBACK_STORES.by_url(url)

@@ -1,0 +1,54 @@
+"""Settings of the running detection service (``AIOPS_DETECT_*``): the algorithm settings plus wiring and state."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field
+
+from aiops_detection.settings import DetectionSettings
+
+__all__ = ["DetectionServiceSettings"]
+
+
+class DetectionServiceSettings(DetectionSettings):
+    detect_windows_s: tuple[int, ...] = (60,)
+    """Feature window lengths (seconds) the detectors watch; rows of other lengths are ignored."""
+    detect_alert_score: Annotated[float, Field(gt=0, le=1)] = 0.5
+    """Lowest score that raises an anomaly (before operator feedback moves a series' own threshold)."""
+    detect_latency_column: str = "p95"
+    """Feature column of ``red.latency_s`` judged for degradation (``value`` is the mean)."""
+    detect_checkpoint_interval_s: Annotated[float, Field(ge=0)] = 60.0
+    """How often each partition's per-series state is written to its changelog-backed table; 0: every batch."""
+    detect_replay_timeout_s: Annotated[float, Field(gt=0)] = 120.0
+    """How long a restarted worker may take to re-read the input its checkpoint does not cover."""
+    detect_model_url: str = ""
+    """Model registry; empty means ``file://<data_dir>/models``."""
+    detect_model_poll_s: Annotated[float, Field(gt=0)] = 10.0
+    """How often workers look for a newer trained model version."""
+    detect_model_catchup_points: Annotated[int, Field(ge=0)] = 1440
+    """Recent windows kept per series to bring a newly trained model up to the present before the swap."""
+    detect_feedback_url: str = ""
+    """Feedback store (labels, anomaly index, per-series sensitivity); empty means ``sqlite:///<data_dir>/feedback.sqlite``."""
+    detect_feedback_margin: Annotated[float, Field(gt=1)] = 1.25
+    """A false positive widens its series' band so that its deviation times this no longer alerts."""
+    detect_tsdb_url: str = ""
+    """TSDB that ``aiops train`` reads history from; empty means ``sqlite:///<data_dir>/tsdb.sqlite``."""
+    detect_prediction_repeat_s: Annotated[float, Field(gt=0)] = 3600.0
+    """A crossing still predicted is published again at most this often (per series and threshold)."""
+
+    @property
+    def model_url(self) -> str:
+        return self.detect_model_url or f"file://{self.data_dir.absolute() / 'models'}"
+
+    @property
+    def feedback_url(self) -> str:
+        return self.detect_feedback_url or f"sqlite:///{self.data_dir / 'feedback.sqlite'}"
+
+    @property
+    def tsdb_url(self) -> str:
+        return self.detect_tsdb_url or f"sqlite:///{self.data_dir / 'tsdb.sqlite'}"
+
+    @property
+    def window_lengths_ms(self) -> tuple[int, ...]:
+        return tuple(sorted({s * 1000 for s in self.detect_windows_s}))
