@@ -78,7 +78,9 @@ def start_worker(broker_url: str, prefix: str, data_dir: Path, log_path: Path) -
         AIOPS_STREAM_TSDB_ENABLED="false",
     )
     with log_path.open("ab") as log:
-        return subprocess.Popen([sys.executable, "-m", "aiops_stream"], env=env, stdout=log, stderr=subprocess.STDOUT)
+        return subprocess.Popen(
+            [sys.executable, "-m", "aiops_cli", "worker", "stream"], env=env, stdout=log, stderr=subprocess.STDOUT
+        )
 
 
 async def publish(broker_url: str, prefix: str, items: list[tuple[int, bytes, int]]) -> None:

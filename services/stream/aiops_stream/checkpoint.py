@@ -12,18 +12,29 @@ from the checkpoint's ``replay_from`` offset on. So the driver here
    worker that is assigned the partition);
 3. on the first message of a partition after a (re)start, restores the checkpoint
    and re-reads the input from ``replay_from`` up to that message with a plain
-   consumer, whatever offset the consumer group had committed.
+   consumer, whatever offset the consumer group had committed;
+4. whenever Faust delivers an offset past the next one the processor needs, reads
+   the offsets in between the same way. Faust does skip offsets: records fetched
+   while a rebalance's recovery ends sit in the stream buffer that resuming the
+   flow clears, and the read position has already moved past them;
+5. when a partition's input has been quiet for ``idle_after_s`` of wall-clock time,
+   lets the processor advance its event time by that much (a timer), so the last
+   windows of a silent partition close too. That decision is not a function of the
+   input, so it is written to the table (``after`` offset, idle time) and
+   acknowledged before anything it closed is published, and a restarted worker
+   applies it again right after replaying that offset. A partition that is idle
+   when a worker starts is opened from its checkpoint by the same timer.
 
-A worker killed between publishing and checkpointing publishes the same batches
-again (same ids, same rows): delivery is at-least-once and consumers deduplicate;
-nothing is lost, and no window is counted twice into one row.
+A worker killed between publishing and checkpointing publishes the same rows
+again: delivery is at-least-once and consumers deduplicate; nothing is lost, and
+no window is counted twice into one row.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
@@ -85,12 +96,23 @@ class PartitionProcessor(Protocol):
         be repeated.
         """
 
+    def idle(self, idle_ms: int) -> list[Outbound] | None:
+        """Advance event time ``idle_ms`` past the latest input; like :meth:`process` when windows close.
+
+        Must change nothing when it closes nothing, and give the same result when applied
+        again to the state it produced (a restarted worker may repeat it).
+        """
+
     def checkpoint(self) -> dict[str, bytes]:
         """Table entries to write, by key suffix; the entry ``""`` is the one :meth:`restore` starts from."""
 
 
 ProcessorFactory = Callable[[int, Callable[[str], bytes | None]], PartitionProcessor]
 """``factory(partition, read)`` builds a processor, restoring it from ``read(suffix)`` when a checkpoint exists."""
+
+
+_IDLE = ":idle-flush"
+"""Table key suffix of a partition's latest idle flush (``after`` offset, ``idle_ms``); processors use others."""
 
 
 class CheckpointedStage:
@@ -103,12 +125,14 @@ class CheckpointedStage:
         source: faust.TopicT,
         partitions: int,
         factory: ProcessorFactory,
+        idle_after_s: float | None = None,
         replay_timeout_s: float = 120.0,
     ) -> None:
         self.app = app
         self.name = name
         self.source = source
         self.factory = factory
+        self.idle_after_s = idle_after_s
         self.replay_timeout_s = replay_timeout_s
         self.table = app.Table(
             f"{name}-checkpoints",
@@ -124,88 +148,163 @@ class CheckpointedStage:
         self._processors: dict[int, PartitionProcessor] = {}
         self._next: dict[int, int] = {}
         self._restored_through: dict[int, int] = {}
+        self._last_input: dict[int, float] = {}
+        self._pending_idle: dict[int, tuple[int, int]] = {}
+        # The agent and the idle timer both move a processor's state; one at a time.
+        self._lock = asyncio.Lock()
         self.published = 0
         app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]  # mode's stub wants a keyword-only signal
 
         async def run(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
             async for event in stream.events():
-                await self._handle(event)
+                async with self._lock:
+                    await self._handle(event)
                 yield None
 
         self.agent = app.agent(source, name=name)(run)
+        if idle_after_s is not None:
+            app.timer(min(1.0, idle_after_s / 4), name=f"{name}_idle_flush")(self._flush_idle)
 
     async def _on_revoked(self, sender: Any, revoked: set[TP], **kwargs: Any) -> None:
         topic = self.source.get_topic_name()
-        for tp in revoked:
-            if tp.topic == topic:
-                # Another worker takes the partition over from its checkpoint; ours is stale from now on.
-                self._processors.pop(tp.partition, None)
-                self._next.pop(tp.partition, None)
+        async with self._lock:
+            for tp in revoked:
+                if tp.topic == topic:
+                    # Another worker takes the partition over from its checkpoint; ours is stale from now on.
+                    for state in (self._processors, self._next, self._last_input, self._pending_idle):
+                        state.pop(tp.partition, None)
 
     def _key(self, partition: int, suffix: str = "") -> bytes:
         return f"{partition}{suffix}".encode()
+
+    def _read(self, partition: int, suffix: str = "") -> bytes | None:
+        value: bytes | None = self.table.get(self._key(partition, suffix))
+        return value
+
+    def _put(self, partition: int, suffix: str, value: bytes) -> Awaitable[Any]:
+        """Set a table entry; the changelog partition is the input partition, named (the idle timer has no event)."""
+        key = self._key(partition, suffix)
+        self.table.data[key] = value
+        return self.table.send_changelog(partition, key, value)
 
     async def _handle(self, event: EventT[bytes]) -> None:
         message = event.message
         partition, offset = message.partition, message.offset
         processor = self._processors.get(partition)
         if processor is None:
-            processor = await self._open(partition, offset)
-        if offset < self._next[partition]:
-            return  # before the replay point, or already read again while catching up
+            processor = self._open(partition, offset)
+        self._last_input[partition] = time.monotonic()
+        expected = self._next[partition]
+        if offset < expected:
+            return  # before the replay point, or already read by a catch-up
+        if offset > expected:
+            await self._catch_up(partition, processor, expected, offset)
         await self._apply(partition, processor, message.value, offset)
 
-    async def _open(self, partition: int, offset: int) -> PartitionProcessor:
-        found = self.table.get(self._key(partition))
-        processor = self.factory(partition, lambda suffix: self.table.get(self._key(partition, suffix)))
+    def _open(self, partition: int, offset: int | None) -> PartitionProcessor:
+        found = self._read(partition)
+        processor = self.factory(partition, lambda suffix: self._read(partition, suffix))
         self._processors[partition] = processor
+        self._last_input[partition] = time.monotonic()
         if found is None:
+            assert offset is not None, "only a delivered message opens a partition without a checkpoint"
             processor.begin(offset)
             self._next[partition] = offset
             self._write_checkpoint(partition, processor)
             return processor
         self._restored_through[partition] = processor.applied_offset
-        start = processor.replay_from
-        self._next[partition] = start
+        self._next[partition] = processor.replay_from
+        idle = self._read(partition, _IDLE)
+        if idle is not None:
+            after, idle_ms = unpack(idle)["after"], unpack(idle)["idle_ms"]
+            if after >= processor.applied_offset:
+                self._pending_idle[partition] = (int(after), int(idle_ms))
         log.info(
             "restored checkpoint",
             stage=self.name,
             partition=partition,
-            replay_from=start,
+            replay_from=processor.replay_from,
             applied=processor.applied_offset,
             first_delivered=offset,
+            pending_idle_flush=self._pending_idle.get(partition),
         )
-        if start < offset:
-            await self._catch_up(partition, processor, start, offset)
         return processor
 
     async def _apply(self, partition: int, processor: PartitionProcessor, value: bytes | None, offset: int) -> None:
+        pending = self._pending_idle.get(partition)
+        if pending is not None and offset > pending[0]:
+            await self._redo_idle(partition, processor)
         replaying = offset <= self._restored_through.get(partition, -1)
         outputs = processor.process(value or b"", offset, replaying)
         self._next[partition] = offset + 1
         if outputs is None:
             return
-        if outputs:
-            futures = [await o.topic.send(key=o.key, value=o.value, partition=o.partition) for o in outputs]
-            await asyncio.gather(*futures)
-            self.published += len(outputs)
+        await self._publish(outputs)
         # While re-reading what the restored checkpoint covers, a newer checkpoint would
         # claim state (a miner, say) the processor only has as of that checkpoint.
         if not replaying:
             self._write_checkpoint(partition, processor)
 
+    async def _publish(self, outputs: list[Outbound]) -> None:
+        if outputs:
+            futures = [await o.topic.send(key=o.key, value=o.value, partition=o.partition) for o in outputs]
+            await asyncio.gather(*futures)
+            self.published += len(outputs)
+
     def _write_checkpoint(self, partition: int, processor: PartitionProcessor) -> None:
         entries = processor.checkpoint()
         # The main entry goes last: it names the others, which must be there before it.
         for suffix in sorted(entries, key=lambda s: s == ""):
-            self.table[self._key(partition, suffix)] = entries[suffix]
+            self._put(partition, suffix, entries[suffix])
 
-    async def _catch_up(self, partition: int, processor: PartitionProcessor, start: int, stop: int) -> None:
-        """Read ``[start, stop)`` of the partition again and feed it to the processor."""
+    async def _redo_idle(self, partition: int, processor: PartitionProcessor) -> None:
+        """Apply the idle flush a previous worker decided at the offset the processor has now reached."""
+        _, idle_ms = self._pending_idle.pop(partition)
+        outputs = processor.idle(idle_ms)
+        if outputs is not None:
+            await self._publish(outputs)
+            self._write_checkpoint(partition, processor)
+
+    async def _flush_idle(self) -> None:
+        """Timer: close the windows of partitions whose input has been quiet for ``idle_after_s``."""
+        if self.app.rebalancing or self.idle_after_s is None:
+            return
+        async with self._lock:
+            await self._open_idle_partitions()
+            now = time.monotonic()
+            for partition, processor in list(self._processors.items()):
+                if partition in self._pending_idle and processor.applied_offset >= self._pending_idle[partition][0]:
+                    await self._redo_idle(partition, processor)
+                quiet_s = now - self._last_input.get(partition, now)
+                if quiet_s < self.idle_after_s:
+                    continue
+                idle_ms = int(quiet_s * 1000)
+                outputs = processor.idle(idle_ms)
+                if outputs is None:
+                    continue
+                # Durable before anything it closed is out: a restarted worker must close the same windows.
+                await self._put(partition, _IDLE, pack({"after": processor.applied_offset, "idle_ms": idle_ms}))
+                await self._publish(outputs)
+                self._write_checkpoint(partition, processor)
+                log.info("closed idle windows", stage=self.name, partition=partition, idle_s=round(quiet_s, 1))
+
+    async def _open_idle_partitions(self) -> None:
+        """Open assigned partitions that have a checkpoint but no input since this worker started."""
+        topic = self.source.get_topic_name()
+        for tp in self.app.consumer.assignment():
+            if tp.topic != topic or tp.partition in self._processors or self._read(tp.partition) is None:
+                continue
+            processor = self._open(tp.partition, None)
+            await self._catch_up(tp.partition, processor, self._next[tp.partition], None)
+
+    async def _catch_up(self, partition: int, processor: PartitionProcessor, start: int, stop: int | None) -> None:
+        """Read ``[start, stop)`` of the partition again (``stop=None``: to its end) and feed it to the processor."""
         servers = [f"{url.host}:{url.port or 9092}" for url in self.app.conf.broker]
         consumer = AIOKafkaConsumer(
             bootstrap_servers=servers,
             enable_auto_commit=False,
+            # Offsets already deleted by retention: read what is left of the range.
+            auto_offset_reset="earliest",
             fetch_max_bytes=MAX_FETCH_BYTES,
             max_partition_fetch_bytes=MAX_FETCH_BYTES,
         )
@@ -214,6 +313,8 @@ class CheckpointedStage:
         await consumer.start()
         try:
             consumer.assign([tp])
+            if stop is None:
+                stop = (await consumer.end_offsets([tp]))[tp]
             consumer.seek(tp, start)
             while self._next[partition] < stop:
                 if time.monotonic() > deadline:

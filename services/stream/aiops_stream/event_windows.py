@@ -9,7 +9,7 @@ from typing import Any
 import faust
 import numpy as np
 import numpy.typing as npt
-from aiops_common.schemas import MetricKind, SchemaError, SeriesMeta
+from aiops_common.schemas import FeatureBatch, MetricKind, SchemaError, SeriesMeta
 
 from aiops_stream.checkpoint import Outbound, pack, unpack
 from aiops_stream.settings import StreamSettings
@@ -110,10 +110,13 @@ class EventWindowProcessor:
         sid, ts, val = derived.arrays()
         ids = self.windows.series_ids(derived.metas)
         self.windows.add(offset, ids[sid], ts, val)
-        closed = self.windows.advance()
-        if closed is None:
-            return None
-        return feature_messages(closed, self.features, self.feature_partitions)
+        return self._publish(self.windows.advance())
+
+    def idle(self, idle_ms: int) -> list[Outbound] | None:
+        return self._publish(self.windows.idle(idle_ms))
+
+    def _publish(self, closed: FeatureBatch | None) -> list[Outbound] | None:
+        return None if closed is None else feature_messages(closed, self.features, self.feature_partitions)
 
     def checkpoint(self, extra: dict[str, Any] | None = None) -> dict[str, bytes]:
         return {"": pack({**self.windows.checkpoint(), **(extra or {})})}

@@ -91,6 +91,9 @@ class LogPatternProcessor:
     def process(self, value: bytes, offset: int, replaying: bool) -> list[Outbound] | None:
         return self.windows.process(value, offset, replaying)
 
+    def idle(self, idle_ms: int) -> list[Outbound] | None:
+        return self.windows.idle(idle_ms)
+
     def _derive(self, value: bytes, offset: int, replaying: bool) -> DerivedSamples:
         out = DerivedSamples()
         for row, record in enumerate(LogBatch.decode(value).rows):
@@ -143,4 +146,5 @@ def install(app: faust.App, settings: StreamSettings) -> CheckpointedStage:
         source,
         Topics.LOGS_RAW.partitions,
         lambda partition, read: LogPatternProcessor(partition, settings, features, read),
+        idle_after_s=settings.idle_flush_after_s,
     )

@@ -50,4 +50,5 @@ def install(app: faust.App, settings: StreamSettings) -> CheckpointedStage:
         lambda partition, read: EventWindowProcessor(
             "red", partition, config, features, Topics.FEATURES.partitions, red_samples, read
         ),
+        idle_after_s=settings.idle_flush_after_s,
     )

@@ -37,9 +37,6 @@ class StreamSettings(CommonSettings):
     """Feature columns written to the TSDB as series named ``<name>:<stat>_<window>s``."""
     stream_tsdb_enabled: bool = True
     """Run the TSDB writer agents in this worker."""
-    stream_group_session_timeout_s: Annotated[float, Field(gt=0)] = 10.0
-    """Consumer-group session timeout of ``python -m aiops_stream``: a killed worker's partitions are
-    reassigned after this, and the broker holds a group join for half of it."""
 
     @model_validator(mode="after")
     def _check_windows(self) -> Self:
@@ -54,6 +51,15 @@ class StreamSettings(CommonSettings):
     def window_lengths_ms(self) -> tuple[int, ...]:
         """The base window and every roll-up, in milliseconds, shortest first."""
         return tuple(sorted({self.stream_window_s * 1000, *(r * 1000 for r in self.stream_rollups)}))
+
+    @property
+    def idle_flush_after_s(self) -> float:
+        """Wall-clock quiet time after which a partition's event time moves on without input.
+
+        One base window plus the allowed lateness: by then a live source would have
+        closed the window holding its latest sample.
+        """
+        return self.stream_window_s + self.stream_allowed_lateness_s
 
     @property
     def tsdb_url(self) -> str:

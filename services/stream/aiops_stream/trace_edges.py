@@ -131,7 +131,12 @@ class EdgeJoinProcessor:
         # Every span moves the watermark and the replay point, joined or not: the index holds them.
         latest = max(s.end_ns for s in spans) // 1_000_000 if spans else None
         self.windows.add(offset, ids[sid], ts, val, latest_ts=latest, source=int(source or b"0"))
-        closed = self.windows.advance()
+        return self._publish(self.windows.advance())
+
+    def idle(self, idle_ms: int) -> list[Outbound] | None:
+        return self._publish(self.windows.idle(idle_ms))
+
+    def _publish(self, closed: FeatureBatch | None) -> list[Outbound] | None:
         if closed is None:
             return None
         self._evict()
@@ -201,4 +206,5 @@ def install(app: faust.App, settings: StreamSettings) -> CheckpointedStage:
         funnel,
         Topics.TRACES_RAW.partitions,
         lambda partition, read: EdgeJoinProcessor(partition, settings, edges, read),
+        idle_after_s=settings.idle_flush_after_s,
     )

@@ -193,12 +193,15 @@ class TumblingWindows:
         self.closed: list[int | None] = [None] * len(config.lengths_ms)
         """Per window length: every window ending at or before this mark is closed."""
         self.max_ts: int | None = None
+        self.idle_watermark: int | None = None
+        """Where :meth:`idle` moved the watermark while the input was quiet; it never goes back."""
         self.applied_offset = -1
         self.dropped_late = 0
         self._chunks: list[tuple[npt.NDArray[np.uint32], npt.NDArray[np.int64], npt.NDArray[np.float64]]] = []
         self._buffered = 0
         self._messages: deque[tuple[int, int]] = deque()  # (offset, latest ts) of messages that may matter still
         self._restored_replay_from: int | None = None
+        self._restored_applied = -1
         self.source_max: dict[int, int] = {}
 
     # -- input ------------------------------------------------------------------------------------------
@@ -208,7 +211,10 @@ class TumblingWindows:
 
     @property
     def watermark(self) -> int | None:
-        return None if self.max_ts is None else self.max_ts - self.config.allowed_lateness_ms
+        if self.max_ts is None:
+            return None
+        wm = self.max_ts - self.config.allowed_lateness_ms
+        return wm if self.idle_watermark is None else max(wm, self.idle_watermark)
 
     def add(
         self,
@@ -248,7 +254,9 @@ class TumblingWindows:
         floor = self._open_floor()
         if floor is not None and int(ts.min()) < floor:
             keep = ts >= floor
-            self.dropped_late += int(sid.size - keep.sum())
+            if offset > self._restored_applied:
+                # A replayed message's old samples were counted (in windows or as dropped) the first time.
+                self.dropped_late += int(sid.size - keep.sum())
             sid, ts, value = sid[keep], ts[keep], value[keep]
         if sid.size:
             self._chunks.append((sid, ts, value))
@@ -331,6 +339,20 @@ class TumblingWindows:
             self._buffered = int(keep.sum())
         self._forget()
         return self._to_batch(parts, targets)
+
+    def idle(self, idle_ms: int) -> FeatureBatch | None:
+        """The input was quiet for ``idle_ms``: take event time as that much past the latest sample and close.
+
+        Changes nothing when no window would close, and applied again with the same
+        ``idle_ms`` to the state it produced, closes nothing more.
+        """
+        if self.max_ts is None:
+            return None
+        wm = self.max_ts + idle_ms - self.config.allowed_lateness_ms
+        if all(m is not None and wm // n * n <= m for m, n in zip(self.closed, self.config.lengths_ms, strict=True)):
+            return None
+        self.idle_watermark = wm if self.idle_watermark is None else max(self.idle_watermark, wm)
+        return self.advance()
 
     def _consolidate(self) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.int64], npt.NDArray[np.float64]]:
         if not self._chunks:
@@ -519,6 +541,7 @@ class TumblingWindows:
         return {
             "closed": list(self.closed),
             "max_ts": self.max_ts,
+            "idle_watermark": self.idle_watermark,
             "applied": self.applied_offset,
             "replay_from": self.replay_from,
             "dropped_late": self.dropped_late,
@@ -531,7 +554,8 @@ class TumblingWindows:
             raise ValueError("checkpoint was taken with other window lengths")
         self.closed = closed
         self.max_ts = state["max_ts"]
-        self.applied_offset = int(state["applied"])
+        self.idle_watermark = state.get("idle_watermark")
+        self.applied_offset = self._restored_applied = int(state["applied"])
         self.dropped_late = int(state.get("dropped_late", 0))
         self._restored_replay_from = int(state["replay_from"])
         self.source_max = {int(k): int(v) for k, v in state.get("source_max", {}).items()}

@@ -90,10 +90,13 @@ class WindowProcessor:
             return None
         ids = self.windows.series_ids(batch.series)
         self.windows.add(offset, ids[batch.sid], batch.ts_ms, batch.value)
-        closed = self.windows.advance()
-        if closed is None:
-            return None
-        return feature_messages(closed, self.features, self.feature_partitions)
+        return self._publish(self.windows.advance())
+
+    def idle(self, idle_ms: int) -> list[Outbound] | None:
+        return self._publish(self.windows.idle(idle_ms))
+
+    def _publish(self, closed: FeatureBatch | None) -> list[Outbound] | None:
+        return None if closed is None else feature_messages(closed, self.features, self.feature_partitions)
 
     def checkpoint(self) -> dict[str, bytes]:
         return {"": pack(self.windows.checkpoint())}
@@ -109,4 +112,5 @@ def install(app: faust.App, settings: StreamSettings) -> CheckpointedStage:
         source,
         Topics.METRICS_RAW.partitions,
         lambda partition, read: WindowProcessor(partition, config, features, Topics.FEATURES.partitions, read),
+        idle_after_s=settings.idle_flush_after_s,
     )

@@ -23,7 +23,7 @@ from aiops_common.topics import Topics, TopicSpec
 
 @dataclass
 class StreamWorker:
-    """``python -m aiops_stream`` against the test broker."""
+    """``python -m aiops_cli worker stream`` against the test broker."""
 
     proc: subprocess.Popen[bytes]
     log_path: Path
@@ -64,7 +64,7 @@ def stream_worker(broker_url: str, topic_prefix: str, tmp_path: Path) -> Iterato
         log_path = tmp_path / f"stream-{len(started)}.log"
         with log_path.open("ab") as log:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "aiops_stream"], env=env, stdout=log, stderr=subprocess.STDOUT
+                [sys.executable, "-m", "aiops_cli", "worker", "stream"], env=env, stdout=log, stderr=subprocess.STDOUT
             )
         worker = StreamWorker(proc, log_path)
         started.append(worker)
@@ -151,6 +151,22 @@ async def edges(broker_url: str, topic_prefix: str, publisher: Publisher) -> Asy
     await reader.start()
     yield reader
     await reader.stop()
+
+
+async def until_committed(broker_url: str, prefix: str, partition: int, minimum: int, worker: StreamWorker) -> None:
+    """Wait until the stream worker's consumer group has committed ``minimum`` on a partition of metrics.raw."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers(broker_url), group_id=f"{prefix}aiops-stream", enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        tp = TopicPartition(Topics.METRICS_RAW.full_name(prefix), partition)
+        deadline = time.monotonic() + 30
+        while (await consumer.committed(tp) or 0) < minimum:
+            assert time.monotonic() < deadline, worker.log()
+            await asyncio.sleep(0.2)
+    finally:
+        await consumer.stop()
 
 
 def feature_rows(batches: list[FeatureBatch]) -> dict[tuple[str, int, int], dict[str, float]]:

@@ -5,19 +5,17 @@ from __future__ import annotations
 import asyncio
 import math
 import struct
-import time
 
 import numpy as np
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiops_common.broker import Publisher, bootstrap_servers
+from aiops_common.broker import Publisher
 from aiops_common.schemas import FeatureBatch, MetricBatch, MetricBatchBuilder, MetricKind
 from aiops_common.topics import Topics
 from aiops_stream.settings import StreamSettings
 from aiops_stream.tumbling import STALE_NAN_BITS, TumblingWindows
 from aiops_stream.window_aggregator import metric_window_config
 
-from ..conftest import StreamWorker, TopicReader, feature_rows, send
+from ..conftest import StreamWorker, TopicReader, feature_rows, send, until_committed
 
 pytestmark = pytest.mark.functional
 
@@ -102,7 +100,7 @@ async def test_sigkill_mid_stream_loses_and_double_counts_nothing(
         await send(publisher, Topics.METRICS_RAW, value, part)
     # Mid-stream: the worker has emitted some windows, and is still producing more when it dies.
     await features.until(lambda v: len(feature_rows(v)) > len(want) // 5, 60, worker)
-    await _until_committed(broker_url, topic_prefix, minimum=20, worker=worker)
+    await until_committed(broker_url, topic_prefix, 0, minimum=20, worker=worker)
     sending = asyncio.ensure_future(_send_all(publisher, second))
     await asyncio.sleep(0)
     worker.kill()
@@ -124,22 +122,6 @@ async def test_sigkill_mid_stream_loses_and_double_counts_nothing(
     assert "restored checkpoint" in restarted.log()
     # The group had committed past the replay point: the windows were rebuilt by reading the input again.
     assert "replayed input" in restarted.log()
-
-
-async def _until_committed(broker_url: str, prefix: str, minimum: int, worker: StreamWorker) -> None:
-    """Wait until the worker's consumer group has committed ``minimum`` on partition 0 of metrics.raw."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap_servers(broker_url), group_id=f"{prefix}aiops-stream", enable_auto_commit=False
-    )
-    await consumer.start()
-    try:
-        tp = TopicPartition(Topics.METRICS_RAW.full_name(prefix), 0)
-        deadline = time.monotonic() + 30
-        while (await consumer.committed(tp) or 0) < minimum:
-            assert time.monotonic() < deadline, worker.log()
-            await asyncio.sleep(0.2)
-    finally:
-        await consumer.stop()
 
 
 async def _send_all(publisher: Publisher, items: list[tuple[int, bytes]]) -> None:

@@ -276,3 +276,45 @@ def test_emit_empty_gives_zero_rows_for_quiet_counts() -> None:
     assert rows[('red.request_rate{service="a"}', 0, 10_000)]["value"] == 0.2
     quiet = rows[('red.request_rate{service="a"}', 10_000, 10_000)]
     assert (quiet["value"], quiet["count"], quiet["absent"]) == (0.0, 0.0, 0.0)
+
+
+def test_idle_closes_the_last_windows_and_repeating_it_closes_nothing_more() -> None:
+    config = WindowConfig((10_000, 60_000), allowed_lateness_ms=2_000, absent_after_ms=10_000)
+    w = TumblingWindows(config)
+    ids = w.series_ids([SeriesMeta("cpu", {})])
+    w.add(0, ids[[0, 0, 0]], np.array([1_000, 11_000, 14_000]), np.array([1.0, 2.0, 4.0]))
+    assert set(rows_of(w.advance())) == {("cpu{}", 0, 10_000)}
+    before = w.checkpoint()
+    assert w.idle(7_000) is None  # watermark 19 s: [10, 20) still open
+    assert w.checkpoint() == before  # nothing closed, nothing changed
+
+    closed = rows_of(w.idle(8_000))  # watermark 20 s
+    assert closed[("cpu{}", 10_000, 10_000)]["mean"] == 3.0
+    assert w.idle(8_000) is None
+    # Quiet for longer: the next windows close empty, the series is absent, the minute closes.
+    later = rows_of(w.idle(48_000))
+    assert later[("cpu{}", 20_000, 10_000)]["absent"] == 1.0
+    assert later[("cpu{}", 0, 60_000)]["count"] == 3.0
+    assert w.watermark == 60_000
+
+
+def test_idle_then_restore_replays_to_the_same_rows() -> None:
+    config = WindowConfig((10_000,), allowed_lateness_ms=2_000, absent_after_ms=10_000)
+    metas = [SeriesMeta("cpu", {}), SeriesMeta("requests_total", {}, MetricKind.COUNTER)]
+    messages: list[Message] = [([0, 1], [1_000, 1_000], [1.0, 10.0]), ([0, 1], [13_000, 13_000], [3.0, 15.0])]
+    whole = TumblingWindows(config)
+    run(whole, metas, messages)
+    flushed = rows_of(whole.idle(9_000))
+    assert flushed[("requests_total{}", 10_000, 10_000)]["increase"] == 5.0
+    state = whole.checkpoint()
+    # A late sample after the flush is dropped, in the uninterrupted engine and in the restored one alike.
+    late: Message = ([0], [18_000], [100.0])
+    after = run(whole, metas, [late, ([0], [40_000], [7.0])], first_offset=2)
+
+    restarted = TumblingWindows(config)
+    restarted.restore(state)
+    assert restarted.dropped_late == 0
+    again = run(restarted, metas, [*messages, late, ([0], [40_000], [7.0])])
+    assert restarted.dropped_late == whole.dropped_late == 1  # the replayed messages are not counted again
+    assert after
+    assert_rows_match(again, after)

@@ -1,0 +1,89 @@
+"""A partition whose input goes quiet still closes its last windows, also when its worker was killed meanwhile."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from aiops_common.broker import Publisher
+from aiops_common.schemas import MetricBatch, MetricBatchBuilder, MetricKind
+from aiops_common.topics import Topics
+from aiops_stream.settings import StreamSettings
+from aiops_stream.tumbling import TumblingWindows
+from aiops_stream.window_aggregator import metric_window_config
+
+from ..conftest import StreamWorker, TopicReader, feature_rows, send, until_committed
+
+pytestmark = pytest.mark.functional
+
+T0 = 1_700_000_040_000  # a multiple of 4 s
+PARTITION = 3
+SETTINGS = {
+    "stream_window_s": 2,
+    "stream_rollups": "[4]",
+    "stream_allowed_lateness_s": 1.5,  # quiet for 3.5 s of wall-clock time: event time moves on
+    "stream_absent_after_windows": 1,
+    "stream_tsdb_enabled": False,
+}
+
+
+def make_messages() -> list[bytes]:
+    """Samples every 0.5 s of event time from T0 + 0.5 s to T0 + 5.5 s, three messages."""
+    out = []
+    for part in range(3):
+        builder = MetricBatchBuilder()
+        for i in range(4):
+            at = 500 + part * 2_000 + i * 500
+            if at > 5_500:
+                continue
+            builder.add("cpu", {"host": "a"}, T0 + at, float(at % 7), MetricKind.GAUGE)
+            builder.add("requests_total", {"host": "a"}, T0 + at, float(at // 100), MetricKind.COUNTER)
+        out.append(builder.build().encode())
+    return out
+
+
+def expected_rows(messages: list[bytes], idle_ms: int) -> dict[tuple[str, int, int], dict[str, float]]:
+    settings = StreamSettings(**{k: v if k != "stream_rollups" else (4,) for k, v in SETTINGS.items()})
+    engine = TumblingWindows(metric_window_config(settings), "metrics", PARTITION)
+    batches = []
+    for offset, value in enumerate(messages):
+        batch = MetricBatch.decode(value)
+        engine.add(offset, engine.series_ids(batch.series)[batch.sid], batch.ts_ms, batch.value)
+        batches.append(engine.advance())
+    batches.append(engine.idle(idle_ms))
+    return feature_rows([b for b in batches if b is not None])
+
+
+async def test_quiet_partition_closes_its_last_windows_across_a_restart(
+    stream_worker: type[StreamWorker],
+    publisher: Publisher,
+    features: TopicReader,
+    broker_url: str,
+    topic_prefix: str,
+) -> None:
+    messages = make_messages()
+    # Quiet for 5 s: the watermark reaches T0 + 9 s, closing [4, 6) and [6, 8) and the 4 s window [4, 8).
+    want = expected_rows(messages, idle_ms=5_000)
+    last_window = ('cpu{host="a"}', T0 + 4_000, 2_000)
+    assert {last_window, ('cpu{host="a"}', T0 + 4_000, 4_000)} <= set(want)
+    assert want[('cpu{host="a"}', T0 + 6_000, 2_000)]["absent"] == 1.0
+
+    worker = stream_worker(**SETTINGS)
+    for value in messages:
+        await send(publisher, Topics.METRICS_RAW, value, PARTITION)
+    # The input closed [0, 2) and [2, 4); the worker dies before the partition has been quiet long enough,
+    # but after committing its input, so nothing is delivered to the restarted one.
+    await features.until(lambda v: ('cpu{host="a"}', T0 + 2_000, 2_000) in feature_rows(v), 60, worker)
+    await until_committed(broker_url, topic_prefix, PARTITION, minimum=len(messages), worker=worker)
+    worker.kill()
+    assert last_window not in feature_rows(features.values)
+
+    # No more input: the restarted worker opens the partition from its checkpoint and flushes it.
+    restarted = stream_worker(**SETTINGS)
+    await features.until(lambda v: set(want) <= set(feature_rows(v)), 60, restarted)
+    got = feature_rows(features.values)  # asserts a row delivered twice is the same row
+    for key, expected in want.items():
+        for column, value in expected.items():
+            actual = got[key][column]
+            assert actual == value or (math.isnan(actual) and math.isnan(value)), (key, column, actual, value)
+    assert "closed idle windows" in restarted.log()
