@@ -50,6 +50,7 @@ async def _train(
     end_ms: int,
     use_feedback: bool,
 ) -> list[ModelVersion]:
+    import torch
     from aiops_common.models import open_model_registry
     from aiops_common.schemas import FeedbackLabel
     from aiops_common.tsdb import open_tsdb
@@ -58,6 +59,8 @@ async def _train(
     from aiops_detection.trained_models import encode_models, load_history, model_name, train_all
     from tqdm import tqdm
 
+    if settings.detect_torch_threads:
+        torch.set_num_threads(settings.detect_torch_threads)
     tsdb = open_tsdb(settings.tsdb_url)
     registry = open_model_registry(settings.model_url)
     incidents = []

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import pickle
-import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,8 +25,15 @@ from aiops_common.topics import Topics, declare
 from aiops_detection.cascade import Severity
 from aiops_detection.feedback_store import FeedbackStore
 from aiops_detection.model_updates import ModelBook
-from aiops_detection.partition_state import FeatureStage
-from aiops_detection.series_detectors import Finding, SeriesState, WindowRow, new_series_state, service_of
+from aiops_detection.partition_state import FeatureStage, dump_state, load_state
+from aiops_detection.series_detectors import (
+    STATE_FINGERPRINT,
+    Finding,
+    SeriesState,
+    WindowRow,
+    new_series_state,
+    service_of,
+)
 from aiops_detection.service_settings import DetectionServiceSettings
 from aiops_detection.trained_models import model_name
 
@@ -130,15 +135,17 @@ class AnomalyPartition:
         return found
 
     def changed(self) -> dict[str, bytes]:
-        out = {ident: zlib.compress(pickle.dumps(self.states[ident], protocol=5), 1) for ident in self._changed}
+        out = {ident: dump_state(self.states[ident], STATE_FINGERPRINT) for ident in self._changed}
         self._changed.clear()
         return out
 
     def restore(self, states: Mapping[str, bytes]) -> None:
         for ident, blob in states.items():
-            state = pickle.loads(zlib.decompress(blob))
+            state = load_state(blob, STATE_FINGERPRINT)
             if isinstance(state, SeriesState):
                 self.states[ident] = state
+            else:
+                log.warning("checkpointed state written by other detector code; the series starts again", series=ident)
 
     def series_ids(self) -> list[str]:
         return list(self.states)

@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-import pickle
-import zlib
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -25,8 +24,9 @@ import structlog
 from aiops_common.schemas import CrossingDirection, FeatureBatch, PredictionRecord, SeriesMeta, prediction_id
 from aiops_common.topics import Topics, declare
 
+from aiops_detection import forecaster
 from aiops_detection.forecaster import CrossingForecast, CrossingForecaster
-from aiops_detection.partition_state import FeatureStage
+from aiops_detection.partition_state import FeatureStage, code_fingerprint, dump_state, load_state
 from aiops_detection.series_detectors import service_of
 from aiops_detection.service_settings import DetectionServiceSettings
 
@@ -41,6 +41,9 @@ class CrossingState:
     last_start_ms: int = -1
     published_ms: dict[float, int] = field(default_factory=dict)
     """Event time each threshold's crossing was last published."""
+
+
+_FINGERPRINT = code_fingerprint(forecaster, sys.modules[__name__])
 
 
 def _at(seconds: float) -> datetime:
@@ -126,13 +129,13 @@ class CrossingPartition:
         return out
 
     def changed(self) -> dict[str, bytes]:
-        out = {ident: zlib.compress(pickle.dumps(self.states[ident], protocol=5), 1) for ident in self._changed}
+        out = {ident: dump_state(self.states[ident], _FINGERPRINT) for ident in self._changed}
         self._changed.clear()
         return out
 
     def restore(self, states: Mapping[str, bytes]) -> None:
         for ident, blob in states.items():
-            state = pickle.loads(zlib.decompress(blob))
+            state = load_state(blob, _FINGERPRINT)
             if isinstance(state, CrossingState):
                 self.states[ident] = state
 

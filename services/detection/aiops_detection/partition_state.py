@@ -22,8 +22,13 @@ finds is published again under the same deterministic ids: at-least-once, never 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import pickle
 import time
+import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from pathlib import Path
+from types import ModuleType
 from typing import Any, Generic, Protocol, TypeVar, cast
 
 import faust
@@ -34,13 +39,39 @@ from aiops_common.schemas import FeatureBatch, SchemaError
 from faust.tables.base import Collection
 from faust.types import TP, EventT
 
-__all__ = ["FeatureStage", "SeriesPartition"]
+__all__ = ["FeatureStage", "SeriesPartition", "code_fingerprint", "dump_state", "load_state"]
 
 log = structlog.get_logger(__name__)
 
 R = TypeVar("R")
 
 MAX_FETCH_BYTES = 64 * 1024 * 1024
+
+
+def code_fingerprint(*modules: ModuleType) -> str:
+    """Hash of the source of the modules whose objects a checkpoint pickles.
+
+    Pickles hold objects' private attributes: a state written by other code may load and
+    then fail. A checkpoint or model carries this, and other code does not load it.
+    """
+    digest = hashlib.sha256()
+    for module in sorted(modules, key=lambda m: m.__name__):
+        digest.update(module.__name__.encode())
+        digest.update(Path(str(module.__file__)).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def dump_state(state: object, fingerprint: str) -> bytes:
+    return zlib.compress(pickle.dumps((fingerprint, state), protocol=5), 1)
+
+
+def load_state(blob: bytes, fingerprint: str) -> Any:
+    """The state in ``blob``, or None when other code wrote it (or it is unreadable)."""
+    try:
+        written_by, state = pickle.loads(zlib.decompress(blob))
+    except Exception:  # a state that will not even load is a state to start again without
+        return None
+    return state if written_by == fingerprint else None
 
 
 class SeriesPartition(Protocol[R]):

@@ -24,16 +24,31 @@ from __future__ import annotations
 
 import copy
 import math
+import sys
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
+from aiops_detection import (
+    calibration,
+    cascade,
+    detector,
+    error_rate,
+    latency,
+    robust_band,
+    seasonal_forecast,
+    seasonality,
+    silence,
+    static_threshold,
+    window_model,
+)
 from aiops_detection.calibration import RunningMax
 from aiops_detection.cascade import Cascade, Severity
 from aiops_detection.error_rate import ErrorRateSpike, RequestCounts
 from aiops_detection.latency import LatencyDegradation
+from aiops_detection.partition_state import code_fingerprint
 from aiops_detection.robust_band import RobustBandDetector
 from aiops_detection.seasonal_forecast import SeasonalForecastDetector
 from aiops_detection.seasonality import candidate_periods
@@ -46,6 +61,7 @@ from aiops_detection.window_model import WindowModelDetector
 __all__ = [
     "ERROR_RATE",
     "LATENCY",
+    "STATE_FINGERPRINT",
     "Finding",
     "SeriesState",
     "TrainedSeries",
@@ -58,6 +74,22 @@ __all__ = [
 
 ERROR_RATE = "red.error_rate"
 LATENCY = "red.latency_s"
+
+STATE_FINGERPRINT = code_fingerprint(
+    calibration,
+    cascade,
+    detector,
+    error_rate,
+    latency,
+    robust_band,
+    seasonal_forecast,
+    seasonality,
+    silence,
+    static_threshold,
+    window_model,
+    sys.modules[__name__],
+)
+"""Which code pickled a series state or a trained cascade: states and models from other code are not loaded."""
 
 
 def service_of(labels: Mapping[str, str]) -> str:
@@ -95,6 +127,7 @@ def cascade_params(settings: DetectionSettings, length_ms: int) -> dict[str, obj
     """What must match between a trained model and a worker for the worker to use it."""
     cascade = build_cascade(settings, length_ms)
     return {
+        "code": STATE_FINGERPRINT,
         "length_ms": length_ms,
         "basic": repr(cascade.basic),
         "agile": repr(cascade.agile),

@@ -34,6 +34,8 @@ class DetectionServiceSettings(DetectionSettings):
     """A false positive widens its series' band so that its deviation times this no longer alerts."""
     detect_tsdb_url: str = ""
     """TSDB that ``aiops train`` reads history from; empty means ``sqlite:///<data_dir>/tsdb.sqlite``."""
+    detect_torch_threads: Annotated[int, Field(ge=0)] = 1
+    """CPU threads torch may use (0: torch's default). Tier 3 runs many tiny models: more threads only contend."""
     detect_prediction_repeat_s: Annotated[float, Field(gt=0)] = 3600.0
     """A crossing still predicted is published again at most this often (per series and threshold)."""
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import faust
+import torch
 
 from aiops_detection import anomaly_archive, anomaly_detector, crossing_predictor, feedback_labels, model_updates
 from aiops_detection.feedback_store import open_feedback_store
@@ -15,6 +18,15 @@ __all__ = ["install"]
 def install(app: faust.App, settings: DetectionSettings) -> None:
     if not isinstance(settings, DetectionServiceSettings):
         settings = DetectionServiceSettings(**settings.model_dump())
+    if settings.detect_torch_threads:
+        torch.set_num_threads(settings.detect_torch_threads)
+
+    async def load_torch_optimiser() -> None:
+        # The first optimiser a process builds imports seconds' worth of torch; do it while the group forms,
+        # not in the middle of a partition's first tier-3 fit.
+        await asyncio.to_thread(lambda: torch.optim.Adam(torch.nn.Linear(1, 1).parameters()))
+
+    app.task(load_torch_optimiser)
     store = open_feedback_store(settings.feedback_url)
     models = model_updates.install(app, settings)
     anomaly_detector.install(app, settings, models, store)

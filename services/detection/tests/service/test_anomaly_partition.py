@@ -139,3 +139,18 @@ def test_static_limits_alert_without_history(service_settings: Settings) -> None
     found = part.process(_rows(disk, {"value": np.array([50.0, 60.0, 97.0, 99.0])}))
     assert windows(found) == [2, 3]
     assert found[0].finding.detector == "static" and found[0].finding.upper == 95.0
+
+
+def test_state_written_by_other_detector_code_is_not_loaded(service_settings: Settings) -> None:
+    from aiops_detection.partition_state import dump_state, load_state
+    from aiops_detection.series_detectors import STATE_FINGERPRINT
+
+    part = new_partition(service_settings())
+    feed(part, CPU, periodic_history(20))
+    ((ident, blob),) = part.changed().items()
+    state = load_state(blob, STATE_FINGERPRINT)
+    assert state is not None and state.seen == 20
+    assert load_state(blob, "other code") is None and load_state(b"garbage", STATE_FINGERPRINT) is None
+    restored = new_partition(service_settings())
+    restored.restore({ident: dump_state(state, "other code")})
+    assert restored.states == {}  # the series starts again, rather than fail later on a foreign object

@@ -1,0 +1,160 @@
+"""Fixtures for the detection service's functional tests: the worker as a subprocess, feature producer, readers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+from aiops_common.broker import Publisher, ensure_topics
+from aiops_common.broker.publisher import Message
+from aiops_common.broker.reader import read_values
+from aiops_common.schemas import SeriesMeta
+from aiops_common.schemas.metrics import shard_of
+from aiops_common.topics import Topics, TopicSpec
+
+from ..conftest import SERVICE_SETTINGS, window_batch
+
+V = TypeVar("V")
+
+
+@dataclass
+class DetectionWorker:
+    """``python -m aiops_cli worker detection`` against the test broker."""
+
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, no final commit, no flush."""
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def check_alive(self) -> None:
+        if self.proc.poll() is not None:
+            pytest.fail(f"detection worker exited with {self.proc.returncode}\n{self.log()[-6000:]}")
+
+    async def until_logged(self, text: str, timeout_s: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while text not in self.log():
+            self.check_alive()
+            if time.monotonic() > deadline:
+                pytest.fail(f"worker did not log {text!r} in {timeout_s}s\n{self.log()[-6000:]}")
+            await asyncio.sleep(0.1)
+
+
+@pytest.fixture
+def service_env(broker_url: str, topic_prefix: str, tmp_path: Path) -> dict[str, str]:
+    """The environment of the worker and of the CLI commands run beside it."""
+    env = dict(os.environ)
+    env.update(
+        AIOPS_BROKER_URL=broker_url,
+        AIOPS_TOPIC_PREFIX=topic_prefix,
+        AIOPS_DATA_DIR=str(tmp_path / "data"),
+        AIOPS_LOG_FORMAT="console",
+        AIOPS_LOG_LEVEL="INFO",
+        AIOPS_DETECT_MODEL_POLL_S="0.5",
+        AIOPS_DETECT_STATIC_THRESHOLDS=json.dumps({"disk_used_percent": [None, 95.0]}),
+    )
+    env.update({f"AIOPS_{k.upper()}": str(v) for k, v in SERVICE_SETTINGS.items()})
+    return env
+
+
+@pytest.fixture
+def detection_worker(service_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[[], DetectionWorker]]:
+    """Start the detection worker; every one started is stopped after the test."""
+    started: list[DetectionWorker] = []
+
+    def start() -> DetectionWorker:
+        log_path = tmp_path / f"detection-{len(started)}.log"
+        with log_path.open("ab") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "aiops_cli", "worker", "detection"],
+                env=service_env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        worker = DetectionWorker(proc, log_path)
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()
+
+
+def aiops(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """Run an ``aiops`` command; fail the test with its output if it fails."""
+    done = subprocess.run(
+        [sys.executable, "-m", "aiops_cli", *args], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, f"aiops {' '.join(args)} exited {done.returncode}\n{done.stdout}\n{done.stderr}"
+    return done
+
+
+@pytest.fixture
+async def publisher(broker_url: str, topic_prefix: str) -> AsyncIterator[Publisher]:
+    await ensure_topics(broker_url, topic_prefix)
+    pub = Publisher(broker_url, topic_prefix)
+    await pub.start()
+    yield pub
+    await pub.stop()
+
+
+async def send_windows(
+    publisher: Publisher, series: Sequence[SeriesMeta], first: int, columns: Sequence[dict[str, Sequence[float]]]
+) -> None:
+    """Windows ``first...`` of every series as the stream service sends them: one batch per partition."""
+    partitions: dict[int, list[int]] = {}
+    for i, meta in enumerate(series):
+        partitions.setdefault(shard_of(meta.key, Topics.FEATURES.partitions), []).append(i)
+    messages = []
+    for part, members in sorted(partitions.items()):
+        batch = window_batch([series[i] for i in members], first, [columns[i] for i in members], f"w{first}#{part}")
+        messages.append(Message(Topics.FEATURES, batch.encode(), key=str(part).encode(), partition=part))
+    await publisher.publish(messages)
+
+
+async def read_until(
+    broker_url: str,
+    prefix: str,
+    spec: TopicSpec,
+    decode: Callable[[bytes], V],
+    done: Callable[[list[V]], bool],
+    worker: DetectionWorker,
+    timeout_s: float = 60.0,
+) -> list[V]:
+    """Every record of a topic once ``done`` holds for them; fails with the worker's log after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        worker.check_alive()
+        raw = await read_values(
+            broker_url, spec, prefix, until=lambda got: done([decode(v) for v in got]), timeout_s=2.0
+        )
+        values = [decode(v) for v in raw]
+        if done(values):
+            return values
+        if time.monotonic() > deadline:
+            log = worker.log()[-6000:]
+            pytest.fail(f"{spec.name}: condition not met in {timeout_s}s ({len(values)} records)\n{log}")
