@@ -96,7 +96,7 @@ def plot(path: Path, reproduced: dict[str, dict[str, float]], scores: dict[str, 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = {**{f"{name} (published)": values for name, values in reproduced.items()}, **scores}
+    rows = {**{f"{name} (reproduced)": values for name, values in reproduced.items()}, **scores}
     names = list(rows)
     profiles = list(PROFILES)
     width = 0.8 / len(profiles)

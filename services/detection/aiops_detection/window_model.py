@@ -142,11 +142,13 @@ class WindowModelDetector(Detector[float]):
         self.calibration_warmup = calibration_warmup
         self._device = resolve_device(device)
         # Period detection and the decomposition need several cycles, the autoencoder only ``history``.
-        self._values: deque[float] = deque(maxlen=max([history, *(4 * p for p in periods)]))
+        # (and must keep the points whose errors are still pending, at most one refit interval).
+        self._values: deque[float] = deque(maxlen=max([history, refit_every + window, *(4 * p for p in periods)]))
         self._seen = 0
         self._fits = 0
         self._fit: _Fit | None = None
         self._errors_seen = 0
+        self._pending = 0  # points learned whose errors are not computed yet (see ``_flush``)
         self._band = ExtremeBand(band_window)
         self._record = RecordRatio(record_window)
 
@@ -212,7 +214,26 @@ class WindowModelDetector(Detector[float]):
 
     # -- detector API ----------------------------------------------------------------------------------
 
+    def _flush(self) -> None:
+        """Compute, in one batch, the errors of the points learned since the last flush and calibrate on them.
+
+        Learning stays cheap (append a value) and the model runs in batches even when
+        points arrive one by one; every error is still computed by the fit that was
+        current when its point was learned, because a refit flushes first.
+        """
+        if not self._pending:
+            return
+        assert self._fit is not None
+        start = self._seen - self._pending - self.window + 1
+        values = np.fromiter(self._values, dtype=np.float64, count=len(self._values))[start - self._seen :]
+        for error in self._errors(self._fit, values, np.arange(start, self._seen)).tolist():
+            self._band.learn(error)
+            self._record.learn(error)
+        self._errors_seen += self._pending
+        self._pending = 0
+
     def score_one(self, x: float) -> float:
+        self._flush()
         if self._fit is None or self._errors_seen < self.calibration_warmup:
             return 0.0
         error = self._error_one(x)
@@ -220,14 +241,12 @@ class WindowModelDetector(Detector[float]):
         return float(max(band, ratio_score_one(self._record.ratio(error), self.ratio_scale)))
 
     def learn_one(self, x: float) -> None:
-        if self._fit is not None:
-            error = self._error_one(x)
-            self._band.learn(error)
-            self._record.learn(error)
-            self._errors_seen += 1
         self._values.append(x)
         self._seen += 1
+        if self._fit is not None:
+            self._pending += 1
         if self._seen >= self.min_history and (self._seen - self.min_history) % self.refit_every == 0:
+            self._flush()
             self._refit()
 
     # -- many series -----------------------------------------------------------------------------------
