@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -25,7 +24,7 @@ from aiops_common.topics import Topics, declare
 from aiops_detection.cascade import Severity
 from aiops_detection.feedback_store import FeedbackStore
 from aiops_detection.model_updates import ModelBook
-from aiops_detection.partition_state import FeatureStage, dump_state, load_state
+from aiops_detection.partition_state import FeatureStage, SeriesStates
 from aiops_detection.series_detectors import (
     STATE_FINGERPRINT,
     Finding,
@@ -83,20 +82,20 @@ def to_record(detection: Detection, slack: float, detected_at: datetime) -> Anom
     )
 
 
-class AnomalyPartition:
+class AnomalyPartition(SeriesStates[SeriesState]):
     """The detector state of every series of one ``features`` partition."""
 
+    state_type = SeriesState
+    fingerprint = STATE_FINGERPRINT
+
     def __init__(self, partition: int, settings: DetectionServiceSettings, models: ModelBook) -> None:
+        super().__init__()
         self.partition = partition
         self.settings = settings
         self.models = models
         self.lengths = np.asarray(settings.window_lengths_ms, dtype=np.int64)
-        self.states: dict[str, SeriesState] = {}
-        self._changed: set[str] = set()
         self._model_seen: dict[int, int] = {}
         self._awaiting_model: dict[int, set[str]] = {}
-
-    # -- SeriesPartition -----------------------------------------------------------------------------------
 
     def process(self, batch: FeatureBatch) -> list[Detection]:
         self._adopt_models()
@@ -133,22 +132,6 @@ class AnomalyPartition:
             if finding is not None:
                 found.append(Detection(meta, length, finding, state.model_version))
         return found
-
-    def changed(self) -> dict[str, bytes]:
-        out = {ident: dump_state(self.states[ident], STATE_FINGERPRINT) for ident in self._changed}
-        self._changed.clear()
-        return out
-
-    def restore(self, states: Mapping[str, bytes]) -> None:
-        for ident, blob in states.items():
-            state = load_state(blob, STATE_FINGERPRINT)
-            if isinstance(state, SeriesState):
-                self.states[ident] = state
-            else:
-                log.warning("checkpointed state written by other detector code; the series starts again", series=ident)
-
-    def series_ids(self) -> list[str]:
-        return list(self.states)
 
     # -- models --------------------------------------------------------------------------------------------
 

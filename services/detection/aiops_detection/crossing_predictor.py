@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import math
 import sys
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -26,7 +25,7 @@ from aiops_common.topics import Topics, declare
 
 from aiops_detection import forecaster
 from aiops_detection.forecaster import CrossingForecast, CrossingForecaster
-from aiops_detection.partition_state import FeatureStage, code_fingerprint, dump_state, load_state
+from aiops_detection.partition_state import FeatureStage, SeriesStates, code_fingerprint
 from aiops_detection.series_detectors import service_of
 from aiops_detection.service_settings import DetectionServiceSettings
 
@@ -50,16 +49,18 @@ def _at(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
 
 
-class CrossingPartition:
+class CrossingPartition(SeriesStates[CrossingState]):
     """The forecasters of every limited series of one ``features`` partition."""
 
+    state_type = CrossingState
+    fingerprint = _FINGERPRINT
+
     def __init__(self, partition: int, settings: DetectionServiceSettings) -> None:
+        super().__init__()
         self.partition = partition
         self.settings = settings
         self.limits = settings.detect_static_thresholds
         self.lengths = np.asarray(settings.window_lengths_ms, dtype=np.int64)
-        self.states: dict[str, CrossingState] = {}
-        self._changed: set[str] = set()
 
     def process(self, batch: FeatureBatch) -> list[PredictionRecord]:
         limited = np.fromiter((m.name in self.limits for m in batch.series), dtype=bool, count=len(batch.series))
@@ -127,20 +128,6 @@ class CrossingPartition:
                 )
             )
         return out
-
-    def changed(self) -> dict[str, bytes]:
-        out = {ident: dump_state(self.states[ident], _FINGERPRINT) for ident in self._changed}
-        self._changed.clear()
-        return out
-
-    def restore(self, states: Mapping[str, bytes]) -> None:
-        for ident, blob in states.items():
-            state = load_state(blob, _FINGERPRINT)
-            if isinstance(state, CrossingState):
-                self.states[ident] = state
-
-    def series_ids(self) -> list[str]:
-        return list(self.states)
 
 
 def _towards(crossing: CrossingForecast, direction: CrossingDirection) -> bool:

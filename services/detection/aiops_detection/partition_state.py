@@ -39,11 +39,12 @@ from aiops_common.schemas import FeatureBatch, SchemaError
 from faust.tables.base import Collection
 from faust.types import TP, EventT
 
-__all__ = ["FeatureStage", "SeriesPartition", "code_fingerprint", "dump_state", "load_state"]
+__all__ = ["FeatureStage", "SeriesPartition", "SeriesStates", "code_fingerprint", "dump_state", "load_state"]
 
 log = structlog.get_logger(__name__)
 
 R = TypeVar("R")
+S = TypeVar("S")
 
 MAX_FETCH_BYTES = 64 * 1024 * 1024
 
@@ -89,6 +90,37 @@ class SeriesPartition(Protocol[R]):
     def series_ids(self) -> list[str]: ...
 
 
+class SeriesStates(Generic[S]):
+    """The per-series states of one partition and which changed since the last checkpoint.
+
+    Subclasses say what a state is (``state_type``) and which code writes it
+    (``fingerprint``), and mark a series changed in ``_changed`` when they touch it.
+    """
+
+    state_type: type[S]
+    fingerprint: str
+
+    def __init__(self) -> None:
+        self.states: dict[str, S] = {}
+        self._changed: set[str] = set()
+
+    def changed(self) -> dict[str, bytes]:
+        out = {ident: dump_state(self.states[ident], self.fingerprint) for ident in self._changed}
+        self._changed.clear()
+        return out
+
+    def restore(self, states: Mapping[str, bytes]) -> None:
+        for ident, blob in states.items():
+            state = load_state(blob, self.fingerprint)
+            if isinstance(state, self.state_type):
+                self.states[ident] = state
+            else:
+                log.warning("checkpointed state written by other code; the series starts again", series=ident)
+
+    def series_ids(self) -> list[str]:
+        return list(self.states)
+
+
 class FeatureStage(Generic[R]):
     """One Faust agent over ``features`` with per-partition series state and its checkpoints."""
 
@@ -125,6 +157,7 @@ class FeatureStage(Generic[R]):
         self._applied: dict[int, int] = {}
         self._checkpointed_at: dict[int, float] = {}
         self.undecodable = 0
+        self.failed = 0
         app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]  # mode's stub wants a keyword-only signal
 
         async def run(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
@@ -161,7 +194,14 @@ class FeatureStage(Generic[R]):
             self.undecodable += 1
             log.error("skipping undecodable feature batch", stage=self.name, error=str(exc))
             return []
-        return part.process(batch)
+        try:
+            return part.process(batch)
+        except Exception:
+            # A batch that breaks a detector must not stall its partition for good (the agent would crash
+            # on it again after every restart): logged with its traceback and skipped.
+            self.failed += 1
+            log.exception("feature batch failed; skipped", stage=self.name, batch=batch.id)
+            return []
 
     async def _apply(self, partition: int, part: SeriesPartition[R], value: bytes | None, offset: int) -> None:
         found = await asyncio.to_thread(self._process, part, value)
