@@ -15,10 +15,13 @@ two refits in one batch.
 
 from __future__ import annotations
 
+import copy
+import itertools
 import math
 import warnings
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -206,10 +209,26 @@ class WindowModelDetector(Detector[float]):
             error = torch.sqrt(torch.mean((fit.model(batch) - batch) ** 2, dim=1))
         return error.cpu().numpy().astype(np.float64)
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Weights travel on the CPU, so a model trained on a GPU loads on a CPU-only worker.
+        state = self.__dict__.copy()
+        if self._fit is not None and self._device.type != "cpu":
+            state["_fit"] = replace(self._fit, model=copy.deepcopy(self._fit.model).to("cpu"))
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        # The loading machine decides where the model runs (``device`` unset: CUDA when present).
+        self._device = resolve_device(self.device)
+        if self._fit is not None:
+            self._fit.model.to(self._device)
+
     def _error_one(self, x: float) -> float:
         assert self._fit is not None
-        recent = np.fromiter(self._values, dtype=np.float64, count=len(self._values))[-(self.window - 1) :]
-        values = np.r_[recent, x]
+        # Only the last ``window - 1`` points: copying the whole history per point is the hot path.
+        tail = list(itertools.islice(reversed(self._values), self.window - 1))
+        tail.reverse()
+        values = np.array([*tail, x], dtype=np.float64)
         return float(self._errors(self._fit, values, np.arange(self._seen - values.size + 1, self._seen + 1))[0])
 
     # -- detector API ----------------------------------------------------------------------------------
