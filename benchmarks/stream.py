@@ -19,12 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import msgpack
 import numpy as np
 import psutil
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiops_common.broker import EmbeddedBroker, Publisher, bootstrap_servers, ensure_topics
 from aiops_common.broker.publisher import Message
-from aiops_common.schemas import FeatureBatch, MetricBatch, MetricKind, SeriesMeta
+from aiops_common.schemas import MetricBatch, MetricKind, SeriesMeta
 from aiops_common.schemas.metrics import shard_of
 from aiops_common.topics import Topics
 
@@ -116,13 +117,41 @@ async def raw_consume_rate(broker_url: str, topic: str, partitions: int, total: 
     return seen / elapsed
 
 
+def window_rows(value: bytes) -> tuple[int, dict[tuple[int, int], int]]:
+    """The input partition and the rows per (window end, length) of an encoded FeatureBatch.
+
+    Only the batch id and two columns are read:
+    the watcher shares the worker's CPUs, and decoding every
+    batch's series table and matrix would take time from the worker it measures.
+    """
+    unpacker = msgpack.Unpacker(raw=False)
+    unpacker.feed(value)
+    columns: dict[str, Any] = {}
+    for _ in range(unpacker.read_map_header()):
+        if unpacker.unpack() != "body":
+            unpacker.skip()
+            continue
+        for _ in range(unpacker.read_map_header()):
+            field = unpacker.unpack()
+            if field in ("start", "length", "id"):
+                columns[field] = unpacker.unpack()
+            else:
+                unpacker.skip()
+    length = np.frombuffer(columns["length"], dtype="<i8")
+    end = np.frombuffer(columns["start"], dtype="<i8") + length
+    pairs, counts = np.unique(np.stack([end, length]), axis=1, return_counts=True)
+    # Batch ids are "<source>/<input partition>/<closed marks>#<features partition>".
+    partition = int(columns["id"].split("/")[1])
+    return partition, {(e, n): c for (e, n), c in zip(pairs.T.tolist(), counts.tolist(), strict=True)}
+
+
 class FeatureWatch:
     """Reads ``features`` as they arrive, noting when each window's rows came."""
 
     def __init__(self, broker_url: str, topic: str) -> None:
         self.consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers(broker_url), enable_auto_commit=False)
         self.topic = topic
-        self.arrivals: list[tuple[float, int, int, int]] = []  # (wall time, window end, length, rows)
+        self.arrivals: list[tuple[float, int, int, int, int]] = []  # (wall time, input partition, end, length, rows)
 
     async def start(self) -> None:
         await self.consumer.start()
@@ -134,19 +163,26 @@ class FeatureWatch:
         for records in (await self.consumer.getmany(timeout_ms=100)).values():
             now = time.perf_counter()
             for record in records:
-                batch = FeatureBatch.decode(record.value)
-                for end, length in {(int(e), int(n)) for e, n in zip(batch.end_ms, batch.length_ms, strict=True)}:
-                    rows = int(np.count_nonzero((batch.end_ms == end) & (batch.length_ms == length)))
-                    self.arrivals.append((now, end, length, rows))
+                partition, windows = window_rows(record.value)
+                for (end, length), rows in windows.items():
+                    self.arrivals.append((now, partition, end, length, rows))
 
     def rows_for(self, end: int, length: int) -> int:
-        return sum(r for _, e, n, r in self.arrivals if e == end and n == length)
+        return sum(r for _, _, e, n, r in self.arrivals if e == end and n == length)
+
+    async def until_rows(self, end: int, length: int, want: int, worker: subprocess.Popen[bytes], log: Path) -> None:
+        deadline = time.monotonic() + 240
+        while self.rows_for(end, length) < want:
+            if time.monotonic() > deadline or worker.poll() is not None:
+                raise RuntimeError(f"stream worker did not finish: {(await asyncio.to_thread(log.read_text))[-3000:]}")
+            await self.poll()
 
     async def stop(self) -> None:
         await self.consumer.stop()
 
 
 async def throughput_phase(broker_url: str, work: Workload, ticks: int, tmp: Path) -> dict[str, Any]:
+    """Pre-loaded scrapes: the raw consume+decode rate, then the worker's rate on the same batches, and its RSS."""
     prefix = f"bench{uuid.uuid4().hex[:6]}."
     await ensure_topics(broker_url, prefix)
     items = [item for i in range(ticks) for item in work.tick(i)]
@@ -156,68 +192,68 @@ async def throughput_phase(broker_url: str, work: Workload, ticks: int, tmp: Pat
 
     watch = FeatureWatch(broker_url, Topics.FEATURES.full_name(prefix))
     await watch.start()
-    worker = start_worker(broker_url, prefix, tmp / "throughput", tmp / "throughput.log")
-    # The last 10 s window the pre-loaded data can close: the watermark is 5 s behind the latest sample.
-    last_end = ((T0 + (ticks - 1) * SCRAPE_MS + 2_000 - 5_000) // SCRAPE_MS) * SCRAPE_MS
+    log = tmp / "throughput.log"
+    worker = start_worker(broker_url, prefix, tmp / "throughput", log)
     first_end = T0 + SCRAPE_MS
-    deadline = time.monotonic() + 240
+    last_end = last_closed_end(T0 + (ticks - 1) * SCRAPE_MS + 2_000)
     try:
-        while watch.rows_for(last_end, SCRAPE_MS) < work.series:
-            if time.monotonic() > deadline or worker.poll() is not None:
-                raise RuntimeError(f"stream worker did not finish: {(tmp / 'throughput.log').read_text()[-3000:]}")
-            await watch.poll()
+        await watch.until_rows(last_end, SCRAPE_MS, work.series, worker, log)
         rss_mb = psutil.Process(worker.pid).memory_info().rss / 2**20
     finally:
         worker.terminate()
         worker.wait(30)
         await watch.stop()
-    t_first = min(t for t, e, n, _ in watch.arrivals if e == first_end and n == SCRAPE_MS)
-    t_last = max(t for t, e, n, _ in watch.arrivals if e == last_end and n == SCRAPE_MS)
+    t_first = min(t for t, _, e, n, _ in watch.arrivals if e == first_end and n == SCRAPE_MS)
+    t_last = max(t for t, _, e, n, _ in watch.arrivals if e == last_end and n == SCRAPE_MS)
     # Between the first window's features and the last one's, the worker took in this many scrapes.
     processed = work.series * ((last_end - first_end) // SCRAPE_MS)
     rate = processed / (t_last - t_first)
     return {"samples_per_s": rate, "raw_consume_per_s": raw, "total_samples": total, "rss_loaded_mb": rss_mb}
 
 
+def last_closed_end(max_ts: int) -> int:
+    """End of the last 10 s window a partition whose latest sample is ``max_ts`` has closed (5 s lateness)."""
+    return (max_ts - 5_000) // SCRAPE_MS * SCRAPE_MS
+
+
 async def latency_phase(broker_url: str, work: Workload, ticks: int, pace_s: float, tmp: Path) -> dict[str, Any]:
-    """Scrapes produced in real time; latency from the message that lets a window close to its features."""
+    """Scrapes produced at a steady pace; latency from the message that lets a window close to its features."""
     prefix = f"bench{uuid.uuid4().hex[:6]}."
     await ensure_topics(broker_url, prefix)
     watch = FeatureWatch(broker_url, Topics.FEATURES.full_name(prefix))
     await watch.start()
-    worker = start_worker(broker_url, prefix, tmp / "latency", tmp / "latency.log")
-    proc = psutil.Process(worker.pid)
+    log = tmp / "latency.log"
+    worker = start_worker(broker_url, prefix, tmp / "latency", log)
     pub = Publisher(broker_url, prefix)
     await pub.start()
-    produced: list[tuple[float, int]] = []  # (wall time, watermark it allows) per tick, slowest partition
+    produced: list[tuple[float, int, int]] = []  # (wall time, input partition, 10 s window end it closes)
     try:
-        # Warm up: the worker joins its group and reads one scrape before timing starts.
-        for part, value, _ in work.tick(0):
-            await pub.publish([Message(Topics.METRICS_RAW, value, partition=part)])
+        # The worker joins its group and reads one tiny batch: its RSS before it holds any series.
+        warmup = MetricBatch(
+            [SeriesMeta("bench_up", {})], np.zeros(1, np.uint32), np.array([T0 - SCRAPE_MS]), np.ones(1)
+        )
+        await pub.publish([Message(Topics.METRICS_RAW, warmup.encode(), partition=0)])
         await until_committed(broker_url, prefix, 1)
-        rss_idle = proc.memory_info().rss / 2**20
-        for i in range(1, ticks):
+        rss_idle = psutil.Process(worker.pid).memory_info().rss / 2**20
+        for i in range(ticks):
             start = time.perf_counter()
             tick = work.tick(i)
             await pub.publish([Message(Topics.METRICS_RAW, v, partition=p) for p, v, _ in tick])
-            produced.append((time.perf_counter(), min(m for _, _, m in tick) - 5_000))
+            now = time.perf_counter()
+            produced.extend((now, p, last_closed_end(m)) for p, _, m in tick)
             while time.perf_counter() - start < pace_s:
                 await watch.poll()
-        end = time.monotonic() + 15
-        while time.monotonic() < end:
-            await watch.poll()
-        rss_active = proc.memory_info().rss / 2**20
+        await watch.until_rows(max(end for _, _, end in produced), SCRAPE_MS, work.series, worker, log)
+        rss_active = psutil.Process(worker.pid).memory_info().rss / 2**20
     finally:
         await pub.stop()
         worker.terminate()
         worker.wait(30)
         await watch.stop()
     latencies = []
-    for arrived, window_end, length, _ in watch.arrivals:
-        if length != SCRAPE_MS:
-            continue
-        trigger = next((t for t, wm in produced if wm >= window_end), None)
-        if trigger is not None:
+    for arrived, partition, window_end, length, _ in watch.arrivals:
+        trigger = next((t for t, p, end in produced if p == partition and end >= window_end), None)
+        if length == SCRAPE_MS and trigger is not None:
             latencies.append(arrived - trigger)
     return {
         "latencies": latencies,
@@ -225,6 +261,7 @@ async def latency_phase(broker_url: str, work: Workload, ticks: int, pace_s: flo
         "window_close_to_features_p99_s": float(np.percentile(latencies, 99)),
         "rss_idle_mb": rss_idle,
         "rss_active_mb": rss_active,
+        "load_samples_per_s": work.series / pace_s,
     }
 
 
@@ -269,6 +306,7 @@ def plot(result: dict[str, Any], latencies: list[float], path: Path) -> None:
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     import tempfile
 
+    started = time.monotonic()
     work = Workload(args.series, Topics.METRICS_RAW.partitions)
     with tempfile.TemporaryDirectory() as tmpdir, EmbeddedBroker(log_path=Path(tmpdir) / "broker.log") as broker:
         tmp = Path(tmpdir)
@@ -287,8 +325,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "windows_s": [10, 60, 300],
         "rss_worker_idle_mb": lat["rss_idle_mb"],
         "rss_worker_active_mb": lat["rss_active_mb"],
+        "rss_worker_after_backlog_mb": tp["rss_loaded_mb"],
         "latency_pace_s_per_scrape": args.pace_s,
+        "latency_load_samples_per_s": lat["load_samples_per_s"],
         "cpu_count": os.cpu_count(),
+        "load_average_1m_at_end": os.getloadavg()[0],
+        "run_s": time.monotonic() - started,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "stream.json").write_text(json.dumps(result, indent=2) + "\n")
@@ -299,9 +341,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--series", type=int, default=100_000)
-    parser.add_argument("--ticks", type=int, default=36, help="scrapes in the throughput run")
-    parser.add_argument("--latency-ticks", type=int, default=20, help="scrapes produced in real time")
-    parser.add_argument("--pace-s", type=float, default=1.0, help="wall seconds between real-time scrapes")
+    parser.add_argument("--ticks", type=int, default=15, help="scrapes pre-loaded for the throughput run")
+    # 30 scrapes end just before the first 5 min window closes: the RSS is taken with its buffer full.
+    parser.add_argument("--latency-ticks", type=int, default=30, help="scrapes produced at a steady pace")
+    parser.add_argument("--pace-s", type=float, default=3.0, help="wall seconds between paced scrapes")
     args = parser.parse_args()
     result = asyncio.run(run(args))
     rows = [

@@ -10,6 +10,7 @@ import faust
 import numpy as np
 import numpy.typing as npt
 from aiops_common.schemas import FeatureBatch, MetricKind, SchemaError, SeriesMeta
+from aiops_common.topics import Topics
 
 from aiops_stream.checkpoint import Outbound, pack, unpack
 from aiops_stream.settings import StreamSettings
@@ -28,6 +29,7 @@ def event_window_config(settings: StreamSettings, lengths_ms: tuple[int, ...] | 
         lookback_ms=int(settings.stream_forget_after_s * 1000),
         emit_empty=True,
         dedup_samples=False,
+        shards=Topics.FEATURES.partitions,
     )
 
 
@@ -116,7 +118,9 @@ class EventWindowProcessor:
         return self._publish(self.windows.idle(idle_ms))
 
     def _publish(self, closed: FeatureBatch | None) -> list[Outbound] | None:
-        return None if closed is None else feature_messages(closed, self.features, self.feature_partitions)
+        if closed is None:
+            return None
+        return feature_messages(closed, self.features, self.feature_partitions, self.windows.batch_shards)
 
     def checkpoint(self, extra: dict[str, Any] | None = None) -> dict[str, bytes]:
         return {"": pack({**self.windows.checkpoint(), **(extra or {})})}

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from aiops_common.schemas import FEATURE_COLUMNS, FeatureBatch, MetricKind, SeriesMeta, series_key
+from aiops_common.schemas import FEATURE_COLUMNS, FeatureBatch, MetricKind, SeriesMeta
 from aiops_common.tsdb.samples import STALE_NAN_BITS, stale_mask
 
 __all__ = ["STALE_NAN_BITS", "TumblingWindows", "WindowConfig", "stale_mask"]
@@ -48,10 +48,14 @@ class WindowConfig:
     dedup_samples: bool = True
     """Keep one sample per (series, timestamp), the last delivered: right for metric samples delivered twice,
     wrong for events (two requests may end in the same millisecond)."""
+    shards: int = 1
+    """Partitions the rows go to, by ``shard_of(series key, shards)``: see :attr:`TumblingWindows.batch_shards`."""
 
     def __post_init__(self) -> None:
         if not self.lengths_ms or sorted(self.lengths_ms) != list(self.lengths_ms) or min(self.lengths_ms) <= 0:
             raise ValueError(f"window lengths must be positive and ascending, got {self.lengths_ms}")
+        if self.shards < 1:
+            raise ValueError(f"shards must be at least 1, got {self.shards}")
 
 
 def _counter_like(meta: SeriesMeta) -> bool:
@@ -63,14 +67,16 @@ def _counter_like(meta: SeriesMeta) -> bool:
 class _SeriesTable:
     """Local ids of the series of one partition and the per-series state that outlives a window."""
 
-    def __init__(self, lengths: int) -> None:
+    def __init__(self, lengths: int, shards: int) -> None:
+        self.shards = shards
         self.metas: list[SeriesMeta] = []
         self.by_key: dict[str, int] = {}
-        self.by_ident: dict[tuple[str, tuple[tuple[str, str], ...]], int] = {}
+        self.by_ident: dict[tuple[Any, ...], int] = {}
         self.capacity = 0
         self.lengths = lengths
         self.counter = np.zeros(0, dtype=bool)
         self.delta = np.zeros(0, dtype=bool)
+        self.shard = np.zeros(0, dtype=np.int64)
         self.alive = np.zeros(0, dtype=bool)
         self.last_any_ts = np.zeros(0, dtype=np.int64)
         # Per window length: the latest real sample, and the latest sample of any sort, before the closed mark.
@@ -98,6 +104,7 @@ class _SeriesTable:
 
         self.counter = pad(self.counter, False)
         self.delta = pad(self.delta, False)
+        self.shard = pad(self.shard, 0)
         self.alive = pad(self.alive, False)
         self.last_any_ts = pad(self.last_any_ts, _NO_TS)
         self.base_ts = pad(self.base_ts, _NO_TS)
@@ -108,19 +115,19 @@ class _SeriesTable:
 
     def ids(self, metas: Sequence[SeriesMeta]) -> npt.NDArray[np.uint32]:
         """Local ids of a message's series table, registering the ones not seen before."""
-        out = np.empty(len(metas), dtype=np.uint32)
-        by_ident = self.by_ident
-        for i, m in enumerate(metas):
-            # The label order a producer used is a cheap first key; the sorted key settles the rest.
-            ident = (m.name, tuple(m.labels.items()))
-            sid = by_ident.get(ident)
-            if sid is None:
-                sid = self._register(m, ident)
-            out[i] = sid
-        return out
+        out: list[int] = []
+        append = out.append
+        get = self.by_ident.get
+        for m in metas:
+            # The label order a producer used is a cheap first key (one flat tuple: this runs for every
+            # series of every message); the sorted key settles the rest.
+            ident = (m.name, *m.labels.items())
+            sid = get(ident)
+            append(self._register(m, ident) if sid is None else sid)
+        return np.array(out, dtype=np.uint32)
 
-    def _register(self, meta: SeriesMeta, ident: tuple[str, tuple[tuple[str, str], ...]]) -> int:
-        key = series_key(meta.name, meta.labels)
+    def _register(self, meta: SeriesMeta, ident: tuple[Any, ...]) -> int:
+        key = meta.key  # kept by the SeriesMeta: the feature batches' encoding and sharding use it again
         sid = self.by_key.get(key)
         if sid is None:
             sid = len(self.metas)
@@ -129,6 +136,7 @@ class _SeriesTable:
             self.by_key[key] = sid
             self.counter[sid] = _counter_like(meta)
             self.delta[sid] = meta.kind is MetricKind.DELTA
+            self.shard[sid] = meta.shard(self.shards)
         if not self.alive[sid]:
             self.alive[sid] = True
             self.last_any_ts[sid] = _NO_TS
@@ -159,10 +167,11 @@ class _SeriesTable:
         keep = np.flatnonzero(alive)
         remap[keep] = np.arange(keep.size)
         self.metas = [self.metas[i] for i in keep.tolist()]
-        self.by_key = {series_key(m.name, m.labels): i for i, m in enumerate(self.metas)}
+        self.by_key = {m.key: i for i, m in enumerate(self.metas)}
         self.by_ident = {k: int(remap[v]) for k, v in self.by_ident.items() if remap[v] >= 0}
         self.counter = self.counter[keep]
         self.delta = self.delta[keep]
+        self.shard = self.shard[keep]
         self.alive = self.alive[keep]
         self.last_any_ts = self.last_any_ts[keep]
         self.base_ts = self.base_ts[:, keep]
@@ -189,7 +198,9 @@ class TumblingWindows:
         self.config = config
         self.source = source
         self.partition = partition
-        self.series = _SeriesTable(len(config.lengths_ms))
+        self.series = _SeriesTable(len(config.lengths_ms), config.shards)
+        self.batch_shards = np.zeros(0, dtype=np.int64)
+        """Shard of each series of the batch :meth:`advance` or :meth:`idle` returned last, in its order."""
         self.closed: list[int | None] = [None] * len(config.lengths_ms)
         """Per window length: every window ending at or before this mark is closed."""
         self.max_ts: int | None = None
@@ -506,10 +517,12 @@ class TumblingWindows:
         marks = ",".join(f"{self.config.lengths_ms[li]}:{mark}" for li, _, mark in targets)
         batch_id = f"{self.source}/{self.partition}/{marks}"
         if not parts:
+            self.batch_shards = np.zeros(0, dtype=np.int64)
             return FeatureBatch.from_rows([], [], [], [], {}, id=batch_id, source=self.source)
         sid = np.concatenate([p.sid for p in parts])
         used, local = np.unique(sid, return_inverse=True)
         metas = self.series.metas
+        self.batch_shards = self.series.shard[used]
         return FeatureBatch(
             [metas[i] for i in used.tolist()],
             local.astype(np.uint32),

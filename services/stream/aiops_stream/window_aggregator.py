@@ -6,8 +6,8 @@ from collections.abc import Callable
 
 import faust
 import numpy as np
+import numpy.typing as npt
 from aiops_common.schemas import FeatureBatch, MetricBatch, SchemaError
-from aiops_common.schemas.metrics import shard_of
 from aiops_common.topics import Topics, declare
 
 from aiops_stream.checkpoint import CheckpointedStage, Outbound, pack, unpack
@@ -23,15 +23,22 @@ def metric_window_config(settings: StreamSettings) -> WindowConfig:
         allowed_lateness_ms=int(settings.stream_allowed_lateness_s * 1000),
         absent_after_ms=settings.stream_absent_after_windows * settings.stream_window_s * 1000,
         lookback_ms=int(settings.stream_forget_after_s * 1000),
+        shards=Topics.FEATURES.partitions,
     )
 
 
-def feature_messages(batch: FeatureBatch, topic: faust.TopicT, partitions: int) -> list[Outbound]:
-    """One message per ``features`` partition, each holding the rows of the series hashed to it."""
+def feature_messages(
+    batch: FeatureBatch, topic: faust.TopicT, partitions: int, series_shard: npt.NDArray[np.int64] | None = None
+) -> list[Outbound]:
+    """One message per ``features`` partition, each holding the rows of the series hashed to it.
+
+    ``series_shard``: the partition of each of ``batch.series``, when the producer has it at hand.
+    """
     if len(batch) == 0:
         return []
-    shard = np.fromiter((shard_of(m.key, partitions) for m in batch.series), dtype=np.int64, count=len(batch.series))
-    row_shard = shard[batch.sid]
+    if series_shard is None:
+        series_shard = np.array([m.shard(partitions) for m in batch.series], dtype=np.int64)
+    row_shard = series_shard[batch.sid]
     out = []
     for part in np.unique(row_shard).tolist():
         rows = np.flatnonzero(row_shard == part)
@@ -96,7 +103,9 @@ class WindowProcessor:
         return self._publish(self.windows.idle(idle_ms))
 
     def _publish(self, closed: FeatureBatch | None) -> list[Outbound] | None:
-        return None if closed is None else feature_messages(closed, self.features, self.feature_partitions)
+        if closed is None:
+            return None
+        return feature_messages(closed, self.features, self.feature_partitions, self.windows.batch_shards)
 
     def checkpoint(self) -> dict[str, bytes]:
         return {"": pack(self.windows.checkpoint())}

@@ -21,10 +21,11 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgpack
 import numpy as np
 import numpy.typing as npt
 
-from aiops_common.schemas._codec import SchemaError, decode_envelope, encode_envelope
+from aiops_common.schemas._codec import SchemaError, decode_envelope, encode_envelope_with_rows
 from aiops_common.schemas.metrics import MetricKind, SeriesMeta
 
 __all__ = ["FEATURE_COLUMNS", "FeatureBatch", "FeatureRow"]
@@ -125,18 +126,21 @@ class FeatureBatch:
             yield FeatureRow(self.series[s], t, n, dict(zip(self.columns, matrix[i], strict=True)))
 
     def encode(self) -> bytes:
+        # Series rows are packed once per SeriesMeta and kept: a stage that emits the same series every
+        # window (the stream layer keeps its SeriesMeta objects) packs each of them once.
+        pack = msgpack.Packer(use_bin_type=True).pack
+        rows = [m._packed_row(pack) for m in self.series]
         body: dict[str, Any] = {
             "id": self.id,
             "source": self.source,
             "watermark_ms": self.watermark_ms,
-            "series": [[m.name, dict(m.labels), m.kind.value, m.unit] for m in self.series],
             "sid": self.sid.astype("<u4").tobytes(),
             "start": self.start_ms.astype("<i8").tobytes(),
             "length": self.length_ms.astype("<i8").tobytes(),
             "columns": list(self.columns),
             "values": np.ascontiguousarray(self.values, dtype="<f8").tobytes(),
         }
-        return encode_envelope(SCHEMA, VERSION, body)
+        return encode_envelope_with_rows(SCHEMA, VERSION, "series", rows, body)
 
     @classmethod
     def decode(cls, data: bytes) -> FeatureBatch:
