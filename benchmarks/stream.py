@@ -1,9 +1,4 @@
-"""Stream-layer benchmark: sustained samples/s through the window aggregator vs. a raw consume+decode, memory, latency.
-
-Run with ``make bench-stream`` (``python -m benchmarks.stream``). Everything runs on this
-machine: an embedded broker, the stream worker as a real subprocess, and a plain
-aiokafka consumer for the ceiling.
-"""
+"""Stream-layer benchmark: samples/s through the window aggregator against a raw consume+decode, RSS, latency."""
 
 from __future__ import annotations
 
@@ -339,6 +334,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main() -> None:
+    """``make bench-stream``: an embedded broker, the stream worker as a subprocess, a plain aiokafka consumer."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--series", type=int, default=100_000)
     parser.add_argument("--ticks", type=int, default=15, help="scrapes pre-loaded for the throughput run")

@@ -1,34 +1,4 @@
-"""Restart-safe partition state: a small checkpoint in a Faust table, and a replay of the input since it.
-
-A stage's state for one input partition (open windows, counter baselines, a span
-index, a log-template miner) is too large to write to a changelog on every
-message, but it is a pure function of a small checkpoint plus the input messages
-from the checkpoint's ``replay_from`` offset on. So the driver here
-
-1. feeds each message of the partition to the stage's :class:`PartitionProcessor`;
-2. when the processor closes windows, publishes what it produced, waits for the
-   broker's acknowledgement, and only then writes the checkpoint to a
-   changelog-backed Faust table (keyed by input partition, so it is recovered by the
-   worker that is assigned the partition);
-3. on the first message of a partition after a (re)start, restores the checkpoint
-   and re-reads the input from ``replay_from`` up to that message with a plain
-   consumer, whatever offset the consumer group had committed;
-4. whenever Faust delivers an offset past the next one the processor needs, reads
-   the offsets in between the same way. Faust does skip offsets: records fetched
-   while a rebalance's recovery ends sit in the stream buffer that resuming the
-   flow clears, and the read position has already moved past them;
-5. when a partition's input has been quiet for ``idle_after_s`` of wall-clock time,
-   lets the processor advance its event time by that much (a timer), so the last
-   windows of a silent partition close too. That decision is not a function of the
-   input, so it is written to the table (``after`` offset, idle time) and
-   acknowledged before anything it closed is published, and a restarted worker
-   applies it again right after replaying that offset. A partition that is idle
-   when a worker starts is opened from its checkpoint by the same timer.
-
-A worker killed between publishing and checkpointing publishes the same rows
-again: delivery is at-least-once and consumers deduplicate; nothing is lost, and
-no window is counted twice into one row.
-"""
+"""Restart-safe partition state: a small checkpoint in a Faust table, and a replay of the input since it."""
 
 from __future__ import annotations
 
@@ -116,7 +86,37 @@ _IDLE = ":idle-flush"
 
 
 class CheckpointedStage:
-    """One Faust agent over a source topic, with per-partition processors and their checkpoints."""
+    """One Faust agent over a source topic, with per-partition processors and their checkpoints.
+
+    A stage's state for one input partition (open windows, counter baselines, a span
+    index, a log-template miner) is too large to write to a changelog on every
+    message, but it is a pure function of a small checkpoint plus the input messages
+    from the checkpoint's ``replay_from`` offset on. So the driver here
+
+    1. feeds each message of the partition to the stage's :class:`PartitionProcessor`;
+    2. when the processor closes windows, publishes what it produced, waits for the
+       broker's acknowledgement, and only then writes the checkpoint to a
+       changelog-backed Faust table (keyed by input partition, so it is recovered by the
+       worker that is assigned the partition);
+    3. on the first message of a partition after a (re)start, restores the checkpoint
+       and re-reads the input from ``replay_from`` up to that message with a plain
+       consumer, whatever offset the consumer group had committed;
+    4. whenever Faust delivers an offset past the next one the processor needs, reads
+       the offsets in between the same way. Faust does skip offsets: records fetched
+       while a rebalance's recovery ends sit in the stream buffer that resuming the
+       flow clears, and the read position has already moved past them;
+    5. when a partition's input has been quiet for ``idle_after_s`` of wall-clock time,
+       lets the processor advance its event time by that much (a timer), so the last
+       windows of a silent partition close too. That decision is not a function of the
+       input, so it is written to the table (``after`` offset, idle time) and
+       acknowledged before anything it closed is published, and a restarted worker
+       applies it again right after replaying that offset. A partition that is idle
+       when a worker starts is opened from its checkpoint by the same timer.
+
+    A worker killed between publishing and checkpointing publishes the same rows
+    again: delivery is at-least-once and consumers deduplicate; nothing is lost, and
+    no window is counted twice into one row.
+    """
 
     def __init__(
         self,

@@ -1,13 +1,4 @@
-"""Agent: error and warning counts and new log templates per service from ``logs.raw`` batches, as features.
-
-Per service and window: ``log.records``, ``log.errors`` (ERROR and FATAL), ``log.warnings``
-and ``log.new_templates`` (lines that made drain3 create a template), each a rate in
-``value`` with the number in ``sum``. Templates are mined by one drain3
-``TemplateMiner`` per input partition; its state is saved (in-memory persistence) into
-the partition's checkpoint whenever its templates changed, and lines the restored
-checkpoint already covers are not learned twice: whether they created a template is
-remembered by position instead.
-"""
+"""Agent: error and warning counts and new log templates per service from ``logs.raw`` batches, as features."""
 
 from __future__ import annotations
 
@@ -22,7 +13,7 @@ from drain3 import TemplateMiner
 from drain3.memory_buffer_persistence import MemoryBufferPersistence
 from drain3.template_miner_config import TemplateMinerConfig
 
-from aiops_stream.checkpoint import CheckpointedStage, Outbound
+from aiops_stream.checkpoint import CheckpointedStage
 from aiops_stream.event_windows import DerivedSamples, EventWindowProcessor, event_window_config
 from aiops_stream.settings import StreamSettings
 
@@ -55,8 +46,17 @@ def _miner(settings: StreamSettings, state: bytes | None) -> TemplateMiner:
     return miner
 
 
-class LogPatternProcessor:
-    """The log windows and the template miner of one ``logs.raw`` partition."""
+class LogPatternProcessor(EventWindowProcessor):
+    """The log windows and the template miner of one ``logs.raw`` partition.
+
+    Per service and window: ``log.records``, ``log.errors`` (ERROR and FATAL), ``log.warnings``
+    and ``log.new_templates`` (lines that made drain3 create a template), each a rate in
+    ``value`` with the number in ``sum``. Templates are mined by one drain3
+    ``TemplateMiner`` per input partition; its state is saved (in-memory persistence) into
+    the partition's checkpoint whenever its templates changed, and lines the restored
+    checkpoint already covers are not learned twice: whether they created a template is
+    remembered by position instead.
+    """
 
     def __init__(
         self,
@@ -65,34 +65,14 @@ class LogPatternProcessor:
         features: faust.TopicT,
         read: Callable[[str], bytes | None],
     ) -> None:
-        self.windows = EventWindowProcessor(
-            "logs", partition, event_window_config(settings), features, Topics.FEATURES.partitions, self._derive, read
-        )
-        restored = self.windows.restored
-        self.miner_version = int(restored.get("miner_version", 0))
+        super().__init__("logs", partition, event_window_config(settings), features, self._derive, read)
+        self.miner_version = int(self.restored.get("miner_version", 0))
         # Two slots: the checkpoint names the one it goes with, so a crash between writing a new miner
         # state and the checkpoint leaves the old pair intact.
         state = read(f":miner{self.miner_version % 2}") if self.miner_version else None
         self.miner = _miner(settings, state)
         self.miner_changed = False
-        self.created: set[tuple[int, int]] = {(int(o), int(r)) for o, r in restored.get("created", [])}
-
-    @property
-    def applied_offset(self) -> int:
-        return self.windows.applied_offset
-
-    @property
-    def replay_from(self) -> int:
-        return self.windows.replay_from
-
-    def begin(self, offset: int) -> None:
-        self.windows.begin(offset)
-
-    def process(self, value: bytes, offset: int, replaying: bool) -> list[Outbound] | None:
-        return self.windows.process(value, offset, replaying)
-
-    def idle(self, idle_ms: int) -> list[Outbound] | None:
-        return self.windows.idle(idle_ms)
+        self.created: set[tuple[int, int]] = {(int(o), int(r)) for o, r in self.restored.get("created", [])}
 
     def _derive(self, value: bytes, offset: int, replaying: bool) -> DerivedSamples:
         out = DerivedSamples()
@@ -114,7 +94,7 @@ class LogPatternProcessor:
             out.add(out.series("log.new_templates", labels, MetricKind.DELTA, "1/s"), ts, float(new))
         return out
 
-    def checkpoint(self) -> dict[str, bytes]:
+    def checkpoint(self, extra: dict[str, Any] | None = None) -> dict[str, bytes]:
         entries: dict[str, bytes] = {}
         if self.miner_changed:
             self.miner_version += 1
@@ -128,8 +108,8 @@ class LogPatternProcessor:
             self.miner_changed = False
         floor = self.replay_from
         self.created = {pos for pos in self.created if pos[0] >= floor}
-        extra: dict[str, Any] = {"miner_version": self.miner_version, "created": sorted(self.created)}
-        entries.update(self.windows.checkpoint(extra))
+        mine = {"miner_version": self.miner_version, "created": sorted(self.created)}
+        entries.update(super().checkpoint({**mine, **(extra or {})}))
         return entries
 
     @property

@@ -1,14 +1,4 @@
-"""Agent: RED metrics per service and operation from ``traces.raw`` span batches, published as features.
-
-Every request span (kind SERVER or CONSUMER, or a root span) of ``service`` named
-``operation`` adds one event to three feature series per window:
-
-- ``red.request_rate{service,operation}``: requests per second (``value``; ``count`` is the number);
-- ``red.error_rate{service,operation}``: the fraction of those requests whose status is ERROR;
-- ``red.latency_s{service,operation}``: their durations, with p50/p95/p99 (``value`` is the mean).
-
-A known operation that gets no request in a window gets a zero-rate row.
-"""
+"""Agent: RED metrics per service and operation from ``traces.raw`` span batches, published as features."""
 
 from __future__ import annotations
 
@@ -26,6 +16,16 @@ REQUEST_KINDS = frozenset({"SERVER", "CONSUMER"})
 
 
 def red_samples(value: bytes, offset: int, replaying: bool) -> DerivedSamples:
+    """Every request span (kind SERVER or CONSUMER, or a root span) as one event of three series.
+
+    For ``service`` and ``operation`` (the span name), per window:
+
+    - ``red.request_rate{service,operation}``: requests per second (``value``; ``count`` is the number);
+    - ``red.error_rate{service,operation}``: the fraction of those requests whose status is ERROR;
+    - ``red.latency_s{service,operation}``: their durations, with p50/p95/p99 (``value`` is the mean).
+
+    A known operation that gets no request in a window gets a zero-rate row.
+    """
     out = DerivedSamples()
     for span in SpanBatch.decode(value).rows:
         if span.kind not in REQUEST_KINDS and span.parent_span_id:
@@ -47,8 +47,6 @@ def install(app: faust.App, settings: StreamSettings) -> CheckpointedStage:
         "red_metrics",
         source,
         Topics.TRACES_RAW.partitions,
-        lambda partition, read: EventWindowProcessor(
-            "red", partition, config, features, Topics.FEATURES.partitions, red_samples, read
-        ),
+        lambda partition, read: EventWindowProcessor("red", partition, config, features, red_samples, read),
         idle_after_s=settings.idle_flush_after_s,
     )

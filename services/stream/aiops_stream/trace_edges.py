@@ -1,33 +1,21 @@
-"""Agents: service call edges from spans, one ``topology.edges`` record per edge per window.
-
-A call is a span whose parent span belongs to another service. Parent and child
-usually come from different services, which ``traces.raw`` shards apart, and one
-edge's calls come from many traces, so a first agent funnels every span batch onto a
-one-partition topic internal to this app; a second keeps a short-lived index of the
-spans (parents by id, children waiting for their parent) and joins them, in whichever
-batch and order they arrive (its watermark follows the slowest ``traces.raw``
-partition), so each edge gets exactly one record per window. (Past one
-worker's worth of spans, the next step is joining on trace-keyed partitions and
-summing calls on edge-keyed ones, deduplicating calls by child span id.) A pair
-further apart in time than ``stream_span_index_ttl_s`` is not joined.
-The joins feed the same tumbling windows as everything else, so edges survive a
-restart the same way (see :mod:`aiops_stream.checkpoint`).
-"""
+"""Agents: service call edges from spans, one ``topology.edges`` record per edge per window."""
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import faust
-from aiops_common.schemas import FeatureBatch, MetricKind, SchemaError, Span, SpanBatch, TopologyEdge
+from aiops_common.schemas import FeatureBatch, MetricKind, Span, SpanBatch, TopologyEdge
 from aiops_common.topics import Topics, declare
 
-from aiops_stream.checkpoint import CheckpointedStage, Outbound, pack, unpack
+from aiops_stream.checkpoint import CheckpointedStage, Outbound
 from aiops_stream.event_windows import DerivedSamples, event_window_config
 from aiops_stream.settings import StreamSettings
 from aiops_stream.tumbling import TumblingWindows
+from aiops_stream.window_processor import WindowedProcessor
 
 __all__ = ["EdgeJoinProcessor", "edges_from_rows", "install"]
 
@@ -77,8 +65,22 @@ def edges_from_rows(batch: FeatureBatch) -> list[TopologyEdge]:
     return edges
 
 
-class EdgeJoinProcessor:
-    """The span index and edge windows of one partition of the trace-keyed span topic."""
+class EdgeJoinProcessor(WindowedProcessor):
+    """The span index and edge windows of one partition of the trace-keyed span topic.
+
+    A call is a span whose parent span belongs to another service. Parent and child
+    usually come from different services, which ``traces.raw`` shards apart, and one
+    edge's calls come from many traces, so a first agent funnels every span batch onto a
+    one-partition topic internal to this app; a second keeps a short-lived index of the
+    spans (parents by id, children waiting for their parent) and joins them, in whichever
+    batch and order they arrive (its watermark follows the slowest ``traces.raw``
+    partition), so each edge gets exactly one record per window. (Past one
+    worker's worth of spans, the next step is joining on trace-keyed partitions and
+    summing calls on edge-keyed ones, deduplicating calls by child span id.) A pair
+    further apart in time than ``stream_span_index_ttl_s`` is not joined.
+    The joins feed the same tumbling windows as everything else, so edges survive a
+    restart the same way (see :mod:`aiops_stream.checkpoint`).
+    """
 
     def __init__(
         self,
@@ -92,37 +94,15 @@ class EdgeJoinProcessor:
         config = dataclasses.replace(
             event_window_config(settings, (settings.stream_window_s * 1000,)), lookback_ms=self.ttl_ms, emit_empty=False
         )
-        self.windows = TumblingWindows(config, source="edges", partition=partition)
+        super().__init__(TumblingWindows(config, source="edges", partition=partition), read)
         self.edges = edges
         self.spans: dict[tuple[str, str], _Indexed] = {}
         self.waiting: dict[tuple[str, str], list[_Waiting]] = {}
-        self.horizon = -(2**62)
-        self.undecodable = 0
-        found = read("")
-        if found is not None:
-            state = unpack(found)
-            self.windows.restore(state)
-            self.horizon = int(state.get("horizon", self.horizon))
+        self.horizon = int(self.restored.get("horizon", -(2**62)))
 
-    @property
-    def applied_offset(self) -> int:
-        return self.windows.applied_offset
-
-    @property
-    def replay_from(self) -> int:
-        return self.windows.replay_from
-
-    def begin(self, offset: int) -> None:
-        self.windows.applied_offset = offset - 1
-
-    def process(self, value: bytes, offset: int, replaying: bool) -> list[Outbound] | None:
+    def take(self, value: bytes, offset: int, replaying: bool) -> None:
         source, _, value = value.partition(b"|")
-        try:
-            spans = SpanBatch.decode(value).rows
-        except SchemaError:
-            self.undecodable += 1
-            self.windows.applied_offset = max(self.windows.applied_offset, offset)
-            return None
+        spans = SpanBatch.decode(value).rows
         derived = DerivedSamples()
         for span in spans:
             self._join(span, derived)
@@ -131,14 +111,8 @@ class EdgeJoinProcessor:
         # Every span moves the watermark and the replay point, joined or not: the index holds them.
         latest = max(s.end_ns for s in spans) // 1_000_000 if spans else None
         self.windows.add(offset, ids[sid], ts, val, latest_ts=latest, source=int(source or b"0"))
-        return self._publish(self.windows.advance())
 
-    def idle(self, idle_ms: int) -> list[Outbound] | None:
-        return self._publish(self.windows.idle(idle_ms))
-
-    def _publish(self, closed: FeatureBatch | None) -> list[Outbound] | None:
-        if closed is None:
-            return None
+    def emit(self, closed: FeatureBatch) -> list[Outbound]:
         self._evict()
         return [Outbound(self.edges, edge.encode(), key=edge.caller.encode()) for edge in edges_from_rows(closed)]
 
@@ -173,8 +147,8 @@ class EdgeJoinProcessor:
         self.spans = {k: v for k, v in self.spans.items() if v.ts_ms >= self.horizon}
         self.waiting = {k: kept for k, v in self.waiting.items() if (kept := [w for w in v if w.ts_ms >= self.horizon])}
 
-    def checkpoint(self) -> dict[str, bytes]:
-        return {"": pack({**self.windows.checkpoint(), "horizon": self.horizon})}
+    def checkpoint(self, extra: dict[str, Any] | None = None) -> dict[str, bytes]:
+        return super().checkpoint({"horizon": self.horizon, **(extra or {})})
 
 
 def install(app: faust.App, settings: StreamSettings) -> CheckpointedStage:

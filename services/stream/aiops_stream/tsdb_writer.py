@@ -1,15 +1,9 @@
-"""Agents: write raw samples (``metrics.raw``) and aggregated series (``features``) to the TSDB.
-
-Aggregates become series named ``<name>:<stat>_<window>s`` (the recording-rule
-convention), stamped at the window's end, for each statistic in
-``stream_tsdb_stats``. Writes are upserts per (series, timestamp), so a batch
-delivered again after a restart changes nothing.
-"""
+"""Agents: write raw samples (``metrics.raw``) and aggregated series (``features``) to the TSDB."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import faust
 import structlog
@@ -25,7 +19,13 @@ log = structlog.get_logger(__name__)
 
 
 def aggregate_series(batch: FeatureBatch, stats: tuple[str, ...]) -> MetricBatch:
-    """The chosen statistics of every feature row as samples at the window's end; NaN ones are left out."""
+    """The chosen statistics of every feature row as samples at the window's end; NaN ones are left out.
+
+    Aggregates become series named ``<name>:<stat>_<window>s`` (the recording-rule
+    convention), stamped at the window's end, for each statistic in
+    ``stream_tsdb_stats``. Writes are upserts per (series, timestamp), so a batch
+    delivered again after a restart changes nothing.
+    """
     builder = MetricBatchBuilder()
     ends = batch.end_ms.tolist()
     lengths = batch.length_ms.tolist()
@@ -51,27 +51,33 @@ def install(app: faust.App, settings: StreamSettings) -> None:
         return holder[0]
 
     if settings.stream_tsdb_write_raw:
+        _writer(app, metrics, "tsdb_raw_writer", MetricBatch.decode, tsdb)
+    _writer(
+        app,
+        features,
+        "tsdb_feature_writer",
+        lambda value: aggregate_series(FeatureBatch.decode(value), settings.stream_tsdb_stats),
+        tsdb,
+    )
 
-        @app.agent(metrics, name="tsdb_raw_writer")
-        async def write_raw(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
-            async for value in stream:
-                try:
-                    batch = MetricBatch.decode(value)
-                except SchemaError as exc:
-                    log.error("skipping undecodable metric batch", error=str(exc))
-                    continue
-                await tsdb().write(batch)
-                yield None
 
-    @app.agent(features, name="tsdb_feature_writer")
-    async def write_features(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
+def _writer(
+    app: faust.App,
+    topic: faust.TopicT,
+    name: str,
+    samples_of: Callable[[bytes], MetricBatch],
+    tsdb: Callable[[], TimeSeriesStore],
+) -> None:
+    """An agent writing ``samples_of(value)`` of every message of ``topic`` to the TSDB."""
+
+    @app.agent(topic, name=name)
+    async def write(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
         async for value in stream:
             try:
-                batch = FeatureBatch.decode(value)
+                samples = samples_of(value)
             except SchemaError as exc:
-                log.error("skipping undecodable feature batch", error=str(exc))
+                log.error("skipping undecodable batch", agent=name, error=str(exc))
                 continue
-            samples = aggregate_series(batch, settings.stream_tsdb_stats)
             if len(samples):
                 await tsdb().write(samples)
             yield None

@@ -1,18 +1,4 @@
-"""Event-time tumbling windows over the columnar samples of one input partition, vectorised with numpy.
-
-Every input message adds samples ``(series, ts, value)``; the partition's watermark is
-the latest timestamp seen minus the allowed lateness, and every window (of each
-configured length) whose end the watermark has passed is closed at once, producing
-one feature row per series per window. The batch is the unit of work: a close sorts
-the window's samples once and computes every statistic of every series with
-``reduceat``.
-
-The state is rebuilt exactly by replaying the input: what a close emits depends only
-on the closed-through marks, the watermark and the messages since
-:attr:`TumblingWindows.replay_from`, so a restarted worker that restores the small
-:meth:`~TumblingWindows.checkpoint` and re-reads its input from there emits the same
-rows again (see :mod:`aiops_stream.checkpoint`).
-"""
+"""Event-time tumbling windows over the columnar samples of one input partition, vectorised with numpy."""
 
 from __future__ import annotations
 
@@ -192,6 +178,19 @@ class TumblingWindows:
     >>> batch = w.advance()
     >>> batch.column("mean").tolist(), batch.start_ms.tolist()
     ([2.0], [0])
+
+    Every input message adds samples ``(series, ts, value)``; the partition's watermark is
+    the latest timestamp seen minus the allowed lateness, and every window (of each
+    configured length) whose end the watermark has passed is closed at once, producing
+    one feature row per series per window. The batch is the unit of work: a close sorts
+    the window's samples once and computes every statistic of every series with
+    ``reduceat``.
+
+    The state is rebuilt exactly by replaying the input: what a close emits depends only
+    on the closed-through marks, the watermark and the messages since
+    :attr:`TumblingWindows.replay_from`, so a restarted worker that restores the small
+    :meth:`~TumblingWindows.checkpoint` and re-reads its input from there emits the same
+    rows again (see :mod:`aiops_stream.checkpoint`).
     """
 
     def __init__(self, config: WindowConfig, source: str = "", partition: int = 0) -> None:
@@ -293,27 +292,19 @@ class TumblingWindows:
         if sid.size == 0:
             return
         tab = self.series
-        stale = stale_mask(value)
-        real = ~np.isnan(value)
-        # Latest sample of any sort (ties: the later one in the input wins, as in a replay).
-        order = np.lexsort((ts, sid))
-        s, t, st = sid[order], ts[order], stale[order]
-        last = np.ones(s.size, dtype=bool)
-        last[:-1] = s[1:] != s[:-1]
-        s, t, st = s[last], t[last], st[last]
+        # Latest sample of any sort, and latest real one.
+        pick = _latest_per_series(sid, ts)
+        s, t, st = sid[pick], ts[pick], stale_mask(value[pick])
         newer = t >= tab.prev_ts[li, s]
         tab.prev_ts[li, s[newer]] = t[newer]
         tab.prev_stale[li, s[newer]] = st[newer]
-        if real.any():
-            rs, rt, rv = sid[real], ts[real], value[real]
-            order = np.lexsort((rt, rs))
-            rs, rt, rv = rs[order], rt[order], rv[order]
-            last = np.ones(rs.size, dtype=bool)
-            last[:-1] = rs[1:] != rs[:-1]
-            rs, rt, rv = rs[last], rt[last], rv[last]
-            newer = rt >= tab.base_ts[li, rs]
-            tab.base_ts[li, rs[newer]] = rt[newer]
-            tab.base_val[li, rs[newer]] = rv[newer]
+        real = np.flatnonzero(~np.isnan(value))
+        if real.size:
+            pick = real[_latest_per_series(sid[real], ts[real])]
+            s, t, v = sid[pick], ts[pick], value[pick]
+            newer = t >= tab.base_ts[li, s]
+            tab.base_ts[li, s[newer]] = t[newer]
+            tab.base_val[li, s[newer]] = v[newer]
 
     def _open_floor(self) -> int | None:
         """Samples older than this fall in no open window of any length."""
@@ -642,6 +633,16 @@ def _group_stats(
         n_series=n_series,
         win0=win0,
     )
+
+
+def _latest_per_series(sid: npt.NDArray[Any], ts: npt.NDArray[np.int64]) -> npt.NDArray[np.intp]:
+    """Index of each series' latest sample (ties: the later one in the input wins, as in a replay)."""
+    order = np.lexsort((ts, sid))  # stable
+    s = sid[order]
+    last = np.ones(s.size, dtype=bool)
+    last[:-1] = s[1:] != s[:-1]
+    picked: npt.NDArray[np.intp] = order[last]
+    return picked
 
 
 def _quantile(

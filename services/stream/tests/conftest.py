@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -17,8 +18,14 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiops_common.broker import Publisher, bootstrap_servers, ensure_topics
 from aiops_common.broker.publisher import Message
-from aiops_common.schemas import FeatureBatch, TopologyEdge
+from aiops_common.schemas import FeatureBatch, MetricBatch, TopologyEdge
 from aiops_common.topics import Topics, TopicSpec
+from aiops_stream.settings import StreamSettings
+from aiops_stream.tumbling import TumblingWindows
+from aiops_stream.window_processor import window_config
+
+Rows = dict[tuple[str, int, int], dict[str, float]]
+"""Feature rows by (series key, window start, window length)."""
 
 
 @dataclass
@@ -169,9 +176,30 @@ async def until_committed(broker_url: str, prefix: str, partition: int, minimum:
         await consumer.stop()
 
 
-def feature_rows(batches: list[FeatureBatch]) -> dict[tuple[str, int, int], dict[str, float]]:
+def uninterrupted_rows(settings: dict[str, Any], stream: list[tuple[int, bytes]], idle_ms: int | None = None) -> Rows:
+    """What a worker never interrupted emits for ``stream``, (partition, MetricBatch) in the order produced.
+
+    The engine (checked against a per-sample reference in the unit tests) per partition;
+    with ``idle_ms``, then an idle flush of every partition.
+    """
+    parsed = {k: tuple(json.loads(v)) if k == "stream_rollups" else v for k, v in settings.items()}
+    config = window_config(StreamSettings(**parsed))
+    engines: dict[int, TumblingWindows] = {}
+    batches: list[FeatureBatch | None] = []
+    for offset, (part, value) in enumerate(stream):
+        batch = MetricBatch.decode(value)
+        engine = engines.setdefault(part, TumblingWindows(config, "metrics", part))
+        # Offsets only order a partition's messages here; any increasing number does.
+        engine.add(offset, engine.series_ids(batch.series)[batch.sid], batch.ts_ms, batch.value)
+        batches.append(engine.advance())
+    if idle_ms is not None:
+        batches.extend(engine.idle(idle_ms) for engine in engines.values())
+    return feature_rows([b for b in batches if b is not None])
+
+
+def feature_rows(batches: list[FeatureBatch]) -> Rows:
     """Rows by (series key, start, length); a row delivered again must be identical to the first delivery."""
-    rows: dict[tuple[str, int, int], dict[str, float]] = {}
+    rows: Rows = {}
     for batch in batches:
         for row in batch.rows():
             values = dict(row.values)
@@ -179,6 +207,13 @@ def feature_rows(batches: list[FeatureBatch]) -> dict[tuple[str, int, int], dict
                 assert _same(rows[row.key], values), (row.key, rows[row.key], values)
             rows[row.key] = values
     return rows
+
+
+def assert_rows_equal(got: Rows, want: Rows) -> None:
+    """Every wanted row is there, every column equal (NaN matching NaN)."""
+    for key, expected in want.items():
+        assert key in got, key
+        assert _same(got[key], expected), (key, got[key], expected)
 
 
 def _same(a: dict[str, float], b: dict[str, float]) -> bool:

@@ -1,19 +1,4 @@
-"""Columnar batches of windowed feature vectors: the value type of ``features``.
-
-One row is one series over one tumbling window: ``series[sid[i]]`` between
-``start_ms[i]`` and ``start_ms[i] + length_ms[i]``. The statistics sit in one
-float64 matrix, one column per name in :data:`FEATURE_COLUMNS`, so a detector
-reads ``batch.column("p95")`` as a vector over every series of the batch.
-
-Rows are identified by ``(series key, start_ms, length_ms)``; a producer that is
-restarted may deliver a batch again (at-least-once), always with the same ``id``
-and the same rows, so consumers deduplicate on either.
-
->>> from aiops_common.schemas.metrics import SeriesMeta
->>> b = FeatureBatch.from_rows([SeriesMeta("up", {"job": "api"})], [0], [0], [10_000], {"mean": [1.0]})
->>> FeatureBatch.decode(b.encode()).column("mean").tolist()
-[1.0]
-"""
+"""Columnar batches of windowed feature vectors: the value type of ``features``."""
 
 from __future__ import annotations
 
@@ -71,7 +56,22 @@ class FeatureRow:
 
 @dataclass(slots=True)
 class FeatureBatch:
-    """Feature rows of many series and windows, the statistics as one ``(columns, rows)`` matrix."""
+    """Feature rows of many series and windows, the statistics as one ``(columns, rows)`` matrix.
+
+    One row is one series over one tumbling window: ``series[sid[i]]`` between
+    ``start_ms[i]`` and ``start_ms[i] + length_ms[i]``. The statistics sit in one
+    float64 matrix, one column per name in :data:`FEATURE_COLUMNS`, so a detector
+    reads ``batch.column("p95")`` as a vector over every series of the batch.
+
+    Rows are identified by ``(series key, start_ms, length_ms)``; a producer that is
+    restarted may deliver rows again (at-least-once), always with the same numbers
+    and mostly in a batch with the same ``id``, so consumers deduplicate on rows.
+
+    >>> from aiops_common.schemas.metrics import SeriesMeta
+    >>> b = FeatureBatch.from_rows([SeriesMeta("up", {"job": "api"})], [0], [0], [10_000], {"mean": [1.0]})
+    >>> FeatureBatch.decode(b.encode()).column("mean").tolist()
+    [1.0]
+    """
 
     series: list[SeriesMeta]
     sid: npt.NDArray[np.uint32]

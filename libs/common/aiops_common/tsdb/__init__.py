@@ -1,8 +1,4 @@
-"""The time-series store: one protocol, one implementation per URL scheme, one registry.
-
->>> TSDB_BACKENDS.schemes
-['prometheus', 'sqlite', 'victoriametrics']
-"""
+"""The time-series store: one protocol, one implementation per URL scheme, one registry."""
 
 from __future__ import annotations
 
@@ -18,5 +14,9 @@ TSDB_BACKENDS.register("victoriametrics", "aiops_common.tsdb.prometheus:Promethe
 
 
 def open_tsdb(url: str) -> TimeSeriesStore:
-    """The store a URL names, e.g. ``sqlite:///.aiops/tsdb.sqlite`` or ``victoriametrics://vm:8428``."""
+    """The store a URL names, e.g. ``sqlite:///.aiops/tsdb.sqlite`` or ``victoriametrics://vm:8428``.
+
+    >>> TSDB_BACKENDS.schemes
+    ['prometheus', 'sqlite', 'victoriametrics']
+    """
     return TSDB_BACKENDS.by_url(url)

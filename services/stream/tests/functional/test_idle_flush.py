@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-import math
-
 import pytest
 from aiops_common.broker import Publisher
-from aiops_common.schemas import MetricBatch, MetricBatchBuilder, MetricKind
+from aiops_common.schemas import MetricBatchBuilder, MetricKind
 from aiops_common.topics import Topics
-from aiops_stream.settings import StreamSettings
-from aiops_stream.tumbling import TumblingWindows
-from aiops_stream.window_aggregator import metric_window_config
 
-from ..conftest import StreamWorker, TopicReader, feature_rows, send, until_committed
+from ..conftest import (
+    StreamWorker,
+    TopicReader,
+    assert_rows_equal,
+    feature_rows,
+    send,
+    uninterrupted_rows,
+    until_committed,
+)
 
 pytestmark = pytest.mark.functional
 
@@ -42,18 +45,6 @@ def make_messages() -> list[bytes]:
     return out
 
 
-def expected_rows(messages: list[bytes], idle_ms: int) -> dict[tuple[str, int, int], dict[str, float]]:
-    settings = StreamSettings(**{k: v if k != "stream_rollups" else (4,) for k, v in SETTINGS.items()})
-    engine = TumblingWindows(metric_window_config(settings), "metrics", PARTITION)
-    batches = []
-    for offset, value in enumerate(messages):
-        batch = MetricBatch.decode(value)
-        engine.add(offset, engine.series_ids(batch.series)[batch.sid], batch.ts_ms, batch.value)
-        batches.append(engine.advance())
-    batches.append(engine.idle(idle_ms))
-    return feature_rows([b for b in batches if b is not None])
-
-
 async def test_quiet_partition_closes_its_last_windows_across_a_restart(
     stream_worker: type[StreamWorker],
     publisher: Publisher,
@@ -63,7 +54,7 @@ async def test_quiet_partition_closes_its_last_windows_across_a_restart(
 ) -> None:
     messages = make_messages()
     # Quiet for 5 s: the watermark reaches T0 + 9 s, closing [4, 6) and [6, 8) and the 4 s window [4, 8).
-    want = expected_rows(messages, idle_ms=5_000)
+    want = uninterrupted_rows(SETTINGS, [(PARTITION, m) for m in messages], idle_ms=5_000)
     last_window = ('cpu{host="a"}', T0 + 4_000, 2_000)
     assert {last_window, ('cpu{host="a"}', T0 + 4_000, 4_000)} <= set(want)
     assert want[('cpu{host="a"}', T0 + 6_000, 2_000)]["absent"] == 1.0
@@ -82,8 +73,5 @@ async def test_quiet_partition_closes_its_last_windows_across_a_restart(
     restarted = stream_worker(**SETTINGS)
     await features.until(lambda v: set(want) <= set(feature_rows(v)), 60, restarted)
     got = feature_rows(features.values)  # asserts a row delivered twice is the same row
-    for key, expected in want.items():
-        for column, value in expected.items():
-            actual = got[key][column]
-            assert actual == value or (math.isnan(actual) and math.isnan(value)), (key, column, actual, value)
+    assert_rows_equal(got, want)
     assert "closed idle windows" in restarted.log()

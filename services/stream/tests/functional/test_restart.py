@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import asyncio
-import math
 import struct
 
 import numpy as np
 import pytest
 from aiops_common.broker import Publisher
-from aiops_common.schemas import FeatureBatch, MetricBatch, MetricBatchBuilder, MetricKind
+from aiops_common.schemas import MetricBatchBuilder, MetricKind
 from aiops_common.topics import Topics
-from aiops_stream.settings import StreamSettings
-from aiops_stream.tumbling import STALE_NAN_BITS, TumblingWindows
-from aiops_stream.window_aggregator import metric_window_config
+from aiops_stream.tumbling import STALE_NAN_BITS
 
-from ..conftest import StreamWorker, TopicReader, feature_rows, send, until_committed
+from ..conftest import (
+    StreamWorker,
+    TopicReader,
+    assert_rows_equal,
+    feature_rows,
+    send,
+    uninterrupted_rows,
+    until_committed,
+)
 
 pytestmark = pytest.mark.functional
 
@@ -60,25 +65,6 @@ def make_stream(seed: int = 7, messages_per_partition: int = 80) -> list[tuple[i
     return out
 
 
-def expected_rows(stream: list[tuple[int, bytes]]) -> dict[tuple[str, int, int], dict[str, float]]:
-    """What an uninterrupted run emits: the engine (checked against a reference in the unit tests) per partition."""
-    config = metric_window_config(
-        StreamSettings(**{k: v if k != "stream_rollups" else (60,) for k, v in SETTINGS.items()})
-    )
-    engines = {p: TumblingWindows(config, "metrics", p) for p in range(PARTITIONS)}
-    offsets = dict.fromkeys(range(PARTITIONS), 0)
-    batches: list[FeatureBatch] = []
-    for part, value in stream:
-        batch = MetricBatch.decode(value)
-        engine = engines[part]
-        engine.add(offsets[part], engine.series_ids(batch.series)[batch.sid], batch.ts_ms, batch.value)
-        offsets[part] += 1
-        closed = engine.advance()
-        if closed is not None:
-            batches.append(closed)
-    return feature_rows(batches)
-
-
 async def test_sigkill_mid_stream_loses_and_double_counts_nothing(
     stream_worker: type[StreamWorker],
     publisher: Publisher,
@@ -87,7 +73,7 @@ async def test_sigkill_mid_stream_loses_and_double_counts_nothing(
     topic_prefix: str,
 ) -> None:
     stream = make_stream()
-    want = expected_rows(stream)
+    want = uninterrupted_rows(SETTINGS, stream)
     assert len(want) > 500 and any(r["absent"] == 1.0 for r in want.values())
     first, second, third = (
         stream[: len(stream) * 2 // 5],
@@ -115,10 +101,7 @@ async def test_sigkill_mid_stream_loses_and_double_counts_nothing(
 
     got = feature_rows(features.values)  # asserts a row delivered twice is the same row
     assert set(got) == set(want)
-    for key, expected in want.items():
-        for column, value in expected.items():
-            actual = got[key][column]
-            assert actual == value or (math.isnan(actual) and math.isnan(value)), (key, column, actual, value)
+    assert_rows_equal(got, want)
     assert "restored checkpoint" in restarted.log()
     # The group had committed past the replay point: the windows were rebuilt by reading the input again.
     assert "replayed input" in restarted.log()

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import struct
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 from aiops_common.broker import Publisher
 from aiops_common.schemas import MetricBatchBuilder, MetricKind
 from aiops_common.topics import Topics
+from aiops_common.tsdb import TimeSeriesStore, open_tsdb
 from aiops_stream.tumbling import STALE_NAN_BITS
 
 from ..conftest import StreamWorker, TopicReader, feature_rows, send
@@ -34,11 +38,10 @@ G, C = MetricKind.GAUGE, MetricKind.COUNTER
 
 
 async def test_windows_rollups_counters_and_absence(
-    stream_worker: type[StreamWorker], publisher: Publisher, features: TopicReader
+    stream_worker: type[StreamWorker], publisher: Publisher, features: TopicReader, tmp_path: Path
 ) -> None:
-    worker = stream_worker(
-        stream_window_s=10, stream_rollups="[60]", stream_allowed_lateness_s=1, stream_tsdb_enabled=False
-    )
+    # The TSDB writers run too, into the default SQLite store under the data folder.
+    worker = stream_worker(stream_window_s=10, stream_rollups="[60]", stream_allowed_lateness_s=1)
     messages = [
         batch(("cpu", 1_000, 1.0, G), ("req_total", 2_000, 10.0, C), ("gone", 3_000, 5.0, G), ("cpu", 4_000, 3.0, G)),
         # out of order within the batch and across batches
@@ -85,3 +88,28 @@ async def test_windows_rollups_counters_and_absence(
     assert minute["p50"] == float(np.quantile([1, 3, 8, 2, 4, 6, 100], 0.5))
     assert rows[(REQ, T0, 60_000)]["increase"] == 13.0
     assert (CPU, T0 + 60_000, 10_000) not in rows  # still open
+
+    # Raw samples as they came, aggregates as <name>:<stat>_<window>s stamped at the window's end.
+    tsdb = open_tsdb(f"sqlite:///{tmp_path / 'data' / 'tsdb.sqlite'}")
+    try:
+        value_10s = await _until_points(tsdb, {"__name__": "cpu:value_10s"}, 2, worker)
+        assert value_10s[:2] == [(T0 + 10_000, 4.0), (T0 + 20_000, 3.0)]
+        p95_60s = await _until_points(tsdb, {"__name__": "cpu:p95_60s"}, 1, worker)
+        assert p95_60s == [(T0 + 60_000, minute["p95"])]
+        raw = await _until_points(tsdb, {"__name__": "cpu", "host": "a"}, 8, worker)
+        assert (T0 + 9_000, 100.0) in raw  # too late for its window, still a sample
+    finally:
+        await tsdb.close()
+
+
+async def _until_points(
+    tsdb: TimeSeriesStore, matchers: dict[str, str], count: int, worker: StreamWorker
+) -> list[tuple[int, float]]:
+    """The points of the one series ``matchers`` select, once it has ``count`` of them."""
+    deadline = time.monotonic() + 30
+    while True:
+        found = await tsdb.query_range(matchers, T0 - 60_000, T0 + 600_000)
+        if found and len(found[0].ts_ms) >= count:
+            return found[0].points()
+        assert time.monotonic() < deadline and worker.proc.poll() is None, (matchers, found, worker.log())
+        await asyncio.sleep(0.2)  # polling another process's writes, with a deadline

@@ -1,0 +1,126 @@
+"""The partition processor every windowed agent is: its state is one set of tumbling windows."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import Any
+
+import faust
+import numpy as np
+import numpy.typing as npt
+from aiops_common.schemas import FeatureBatch, SchemaError
+from aiops_common.topics import Topics
+
+from aiops_stream.checkpoint import Outbound, pack, unpack
+from aiops_stream.settings import StreamSettings
+from aiops_stream.tumbling import TumblingWindows, WindowConfig
+
+__all__ = ["FeatureWindows", "WindowedProcessor", "feature_messages", "window_config"]
+
+
+def window_config(settings: StreamSettings, lengths_ms: tuple[int, ...] | None = None) -> WindowConfig:
+    """Windows over metric samples (quiet series get ``absent`` rows), rows sharded like ``features``."""
+    return WindowConfig(
+        lengths_ms or settings.window_lengths_ms,
+        allowed_lateness_ms=int(settings.stream_allowed_lateness_s * 1000),
+        absent_after_ms=settings.stream_absent_after_windows * settings.stream_window_s * 1000,
+        lookback_ms=int(settings.stream_forget_after_s * 1000),
+        shards=Topics.FEATURES.partitions,
+    )
+
+
+def feature_messages(
+    batch: FeatureBatch, topic: faust.TopicT, partitions: int, series_shard: npt.NDArray[np.int64] | None = None
+) -> list[Outbound]:
+    """One message per ``features`` partition, each holding the rows of the series hashed to it.
+
+    ``series_shard``: the partition of each of ``batch.series``, when the producer has it at hand.
+    """
+    if len(batch) == 0:
+        return []
+    if series_shard is None:
+        series_shard = np.array([m.shard(partitions) for m in batch.series], dtype=np.int64)
+    row_shard = series_shard[batch.sid]
+    out = []
+    for part in np.unique(row_shard).tolist():
+        rows = np.flatnonzero(row_shard == part)
+        used, local = np.unique(batch.sid[rows], return_inverse=True)
+        piece = FeatureBatch(
+            [batch.series[i] for i in used.tolist()],
+            local.astype(np.uint32),
+            batch.start_ms[rows],
+            batch.length_ms[rows],
+            batch.values[:, rows],
+            batch.columns,
+            id=f"{batch.id}#{part}",
+            source=batch.source,
+            watermark_ms=batch.watermark_ms,
+        )
+        out.append(Outbound(topic, piece.encode(), key=str(part).encode(), partition=int(part)))
+    return out
+
+
+class WindowedProcessor(ABC):
+    """A :class:`~aiops_stream.checkpoint.PartitionProcessor` whose state is one :class:`TumblingWindows`.
+
+    A subclass turns a message into samples (:meth:`take`) and closed rows into
+    messages (:meth:`emit`); offsets, the replay point, the idle flush and the
+    checkpoint come from the windows.
+    """
+
+    def __init__(self, windows: TumblingWindows, read: Callable[[str], bytes | None]) -> None:
+        self.windows = windows
+        self.undecodable = 0
+        found = read("")
+        self.restored: dict[str, Any] = unpack(found) if found is not None else {}
+        if self.restored:
+            self.windows.restore(self.restored)
+
+    @abstractmethod
+    def take(self, value: bytes, offset: int, replaying: bool) -> None:
+        """Add one message's samples to the windows; raises SchemaError, before adding any, if undecodable."""
+
+    @abstractmethod
+    def emit(self, closed: FeatureBatch) -> list[Outbound]:
+        """The messages that publish the rows of closed windows."""
+
+    @property
+    def applied_offset(self) -> int:
+        return self.windows.applied_offset
+
+    @property
+    def replay_from(self) -> int:
+        return self.windows.replay_from
+
+    def begin(self, offset: int) -> None:
+        self.windows.applied_offset = offset - 1
+
+    def process(self, value: bytes, offset: int, replaying: bool) -> list[Outbound] | None:
+        try:
+            self.take(value, offset, replaying)
+        except SchemaError:
+            self.undecodable += 1
+            self.windows.applied_offset = max(self.windows.applied_offset, offset)
+            return None
+        return self._emit(self.windows.advance())
+
+    def idle(self, idle_ms: int) -> list[Outbound] | None:
+        return self._emit(self.windows.idle(idle_ms))
+
+    def _emit(self, closed: FeatureBatch | None) -> list[Outbound] | None:
+        return None if closed is None else self.emit(closed)
+
+    def checkpoint(self, extra: dict[str, Any] | None = None) -> dict[str, bytes]:
+        return {"": pack({**self.windows.checkpoint(), **(extra or {})})}
+
+
+class FeatureWindows(WindowedProcessor):
+    """Rows of closed windows go to ``features``, to the partition of each series' shard."""
+
+    def __init__(self, windows: TumblingWindows, features: faust.TopicT, read: Callable[[str], bytes | None]) -> None:
+        super().__init__(windows, read)
+        self.features = features
+
+    def emit(self, closed: FeatureBatch) -> list[Outbound]:
+        return feature_messages(closed, self.features, self.windows.config.shards, self.windows.batch_shards)
