@@ -11,8 +11,9 @@ to write on every message, small enough to write a few times a minute. The drive
    the input offset they cover and the series it holds. The table is co-partitioned
    with ``features``, so whichever worker is assigned a partition recovers its state;
 3. on the first message of a partition after a (re)start, restores the states the
-   marker names and re-reads the input from the marker's offset up to that message
-   with a plain consumer, whatever offset the consumer group committed.
+   marker names; whenever a delivered offset is past the next one needed (the
+   checkpoint lags the group's committed offset, or Faust dropped buffered messages
+   after a rebalance), re-reads the missing range with a plain consumer first.
 
 A series state remembers the start of the latest window it took in and skips any
 window again (a re-read, a producer's retry): nothing is learned twice. What a re-read
@@ -183,6 +184,11 @@ class FeatureStage(Generic[R]):
             part = await self._open(partition, offset)
         if offset <= self._applied[partition]:
             return  # covered by the checkpoint, or already read again while catching up
+        if offset > self._applied[partition] + 1:
+            # After a (re)start or rebalance Faust can drop buffered messages and hand over a later
+            # offset (faust-streaming #216/#221/#253), and after a restore the checkpoint may lag
+            # the committed offset: either way, read the missing range before going on.
+            await self._catch_up(partition, part, self._applied[partition] + 1, offset)
         await self._apply(partition, part, message.value, offset)
         if time.monotonic() - self._checkpointed_at.get(partition, 0.0) >= self.checkpoint_interval_s:
             await self._checkpoint(partition, part)
@@ -240,8 +246,6 @@ class FeatureStage(Generic[R]):
             covered=covered,
             first_delivered=offset,
         )
-        if covered + 1 < offset:
-            await self._catch_up(partition, part, covered + 1, offset)
         return part
 
     async def _catch_up(self, partition: int, part: SeriesPartition[R], start: int, stop: int) -> None:
