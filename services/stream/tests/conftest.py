@@ -5,9 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
@@ -19,6 +16,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiops_common.broker import Publisher, bootstrap_servers, ensure_topics
 from aiops_common.broker.publisher import Message
 from aiops_common.schemas import FeatureBatch, MetricBatch, TopologyEdge
+from aiops_common.testing import WorkerProcess
 from aiops_common.topics import Topics, TopicSpec
 from aiops_stream.settings import StreamSettings
 from aiops_stream.tumbling import TumblingWindows
@@ -28,29 +26,8 @@ Rows = dict[tuple[str, int, int], dict[str, float]]
 """Feature rows by (series key, window start, window length)."""
 
 
-@dataclass
-class StreamWorker:
-    """``python -m aiops_cli worker stream`` against the test broker."""
-
-    proc: subprocess.Popen[bytes]
-    log_path: Path
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-6000:]
-
-    def kill(self) -> None:
-        """SIGKILL: no shutdown, no final commit, no flush."""
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+StreamWorker = WorkerProcess
+"""``python -m aiops_cli worker stream`` against the test broker."""
 
 
 @pytest.fixture
@@ -68,12 +45,7 @@ def stream_worker(broker_url: str, topic_prefix: str, tmp_path: Path) -> Iterato
             AIOPS_LOG_LEVEL="INFO",
         )
         env.update({f"AIOPS_{k.upper()}": str(v) for k, v in settings.items()})
-        log_path = tmp_path / f"stream-{len(started)}.log"
-        with log_path.open("ab") as log:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "aiops_cli", "worker", "stream"], env=env, stdout=log, stderr=subprocess.STDOUT
-            )
-        worker = StreamWorker(proc, log_path)
+        worker = WorkerProcess.start("stream", env, tmp_path / f"stream-{len(started)}.log")
         started.append(worker)
         return worker
 

@@ -3,5 +3,6 @@
 from __future__ import annotations
 
 from aiops_common.testing.servers import AlertmanagerServer, ExternalServer, NodeExporter, PrometheusServer
+from aiops_common.testing.workers import WorkerProcess
 
-__all__ = ["AlertmanagerServer", "ExternalServer", "NodeExporter", "PrometheusServer"]
+__all__ = ["AlertmanagerServer", "ExternalServer", "NodeExporter", "PrometheusServer", "WorkerProcess"]

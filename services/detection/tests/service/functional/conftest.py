@@ -5,12 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
@@ -20,6 +18,7 @@ from aiops_common.broker.publisher import Message
 from aiops_common.broker.reader import read_values
 from aiops_common.schemas import SeriesMeta
 from aiops_common.schemas.metrics import shard_of
+from aiops_common.testing import WorkerProcess
 from aiops_common.topics import Topics, TopicSpec
 
 from ..conftest import SERVICE_SETTINGS, window_batch
@@ -27,29 +26,8 @@ from ..conftest import SERVICE_SETTINGS, window_batch
 V = TypeVar("V")
 
 
-@dataclass
-class DetectionWorker:
+class DetectionWorker(WorkerProcess):
     """``python -m aiops_cli worker detection`` against the test broker."""
-
-    proc: subprocess.Popen[bytes]
-    log_path: Path
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def kill(self) -> None:
-        """SIGKILL: no shutdown, no final commit, no flush."""
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
     def check_alive(self) -> None:
         if self.proc.poll() is not None:
@@ -87,15 +65,7 @@ def detection_worker(service_env: dict[str, str], tmp_path: Path) -> Iterator[Ca
     started: list[DetectionWorker] = []
 
     def start() -> DetectionWorker:
-        log_path = tmp_path / f"detection-{len(started)}.log"
-        with log_path.open("ab") as log:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "aiops_cli", "worker", "detection"],
-                env=service_env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        worker = DetectionWorker(proc, log_path)
+        worker = DetectionWorker.start("detection", service_env, tmp_path / f"detection-{len(started)}.log")
         started.append(worker)
         return worker
 
