@@ -11,9 +11,8 @@ to write on every message, small enough to write a few times a minute. The drive
    the input offset they cover and the series it holds. The table is co-partitioned
    with ``features``, so whichever worker is assigned a partition recovers its state;
 3. on the first message of a partition after a (re)start, restores the states the
-   marker names; whenever a delivered offset is past the next one needed (the
-   checkpoint lags the group's committed offset, or Faust dropped buffered messages
-   after a rebalance), re-reads the missing range with a plain consumer first.
+   marker names; the missing input, after the marker's offset and wherever Faust
+   skips offsets, is re-read by :class:`~aiops_common.partition_replay.ReplayingStage`.
 
 A series state remembers the start of the latest window it took in and skips any
 window again (a re-read, a producer's retry): nothing is learned twice. What a re-read
@@ -27,18 +26,15 @@ import hashlib
 import pickle
 import time
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Generic, Protocol, TypeVar, cast
+from typing import Any, Generic, Protocol, TypeVar
 
 import faust
-import msgpack
 import structlog
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiops_common.partition_replay import ReplayingStage, pack, unpack
 from aiops_common.schemas import FeatureBatch, SchemaError
-from faust.tables.base import Collection
-from faust.types import TP, EventT
 
 __all__ = ["FeatureStage", "SeriesPartition", "SeriesStates", "code_fingerprint", "dump_state", "load_state"]
 
@@ -46,8 +42,6 @@ log = structlog.get_logger(__name__)
 
 R = TypeVar("R")
 S = TypeVar("S")
-
-MAX_FETCH_BYTES = 64 * 1024 * 1024
 
 
 def code_fingerprint(*modules: ModuleType) -> str:
@@ -122,8 +116,11 @@ class SeriesStates(Generic[S]):
         return list(self.states)
 
 
-class FeatureStage(Generic[R]):
+class FeatureStage(ReplayingStage[SeriesPartition[R]]):
     """One Faust agent over ``features`` with per-partition series state and its checkpoints."""
+
+    table_suffix = "state"
+    table_help = "per-series state and, per input partition, the offset it covers"
 
     def __init__(
         self,
@@ -136,62 +133,37 @@ class FeatureStage(Generic[R]):
         checkpoint_interval_s: float,
         replay_timeout_s: float,
     ) -> None:
-        self.app = app
-        self.name = name
-        self.source = source
+        super().__init__(app, name, source, partitions, replay_timeout_s)
         self.factory = factory
         self.emit = emit
         self.checkpoint_interval_s = checkpoint_interval_s
-        self.replay_timeout_s = replay_timeout_s
-        self.table = app.Table(
-            f"{name}-state",
-            key_type=bytes,
-            value_type=bytes,
-            partitions=partitions,
-            help=f"{name}: per-series state and, per input partition, the offset it covers",
-        )
-        # Entries are already bytes; set before the changelog topic is made, so it carries them as they are.
-        collection = cast(Collection, self.table)
-        collection.key_serializer = "raw"
-        collection.value_serializer = "raw"
-        self._parts: dict[int, SeriesPartition[R]] = {}
-        self._applied: dict[int, int] = {}
         self._checkpointed_at: dict[int, float] = {}
         self.undecodable = 0
         self.failed = 0
-        app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]  # mode's stub wants a keyword-only signal
 
-        async def run(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
-            async for event in stream.events():
-                await self._handle(event)
-                yield None
+    def create(self, partition: int) -> SeriesPartition[R]:
+        return self.factory(partition)
 
-        self.agent = app.agent(source, name=name)(run)
-
-    async def _on_revoked(self, sender: Any, revoked: set[TP], **kwargs: Any) -> None:
-        topic = self.source.get_topic_name()
-        for tp in revoked:
-            if tp.topic == topic:
-                # The next owner starts from the checkpoint; what we hold is stale from now on.
-                self._parts.pop(tp.partition, None)
-                self._applied.pop(tp.partition, None)
-
-    async def _handle(self, event: EventT[bytes]) -> None:
-        message = event.message
-        partition, offset = message.partition, message.offset
-        part = self._parts.get(partition)
-        if part is None:
-            part = await self._open(partition, offset)
-        if offset <= self._applied[partition]:
-            return  # covered by the checkpoint, or already read again while catching up
-        if offset > self._applied[partition] + 1:
-            # After a (re)start or rebalance Faust can drop buffered messages and hand over a later
-            # offset (faust-streaming #216/#221/#253), and after a restore the checkpoint may lag
-            # the committed offset: either way, read the missing range before going on.
-            await self._catch_up(partition, part, self._applied[partition] + 1, offset)
-        await self._apply(partition, part, message.value, offset)
-        if time.monotonic() - self._checkpointed_at.get(partition, 0.0) >= self.checkpoint_interval_s:
-            await self._checkpoint(partition, part)
+    async def restore(self, partition: int, part: SeriesPartition[R], delivered: int | None) -> int:
+        found = self.table.get(f"p/{partition}".encode())
+        if found is None:
+            log.info("no checkpoint", stage=self.name, partition=partition, first_delivered=delivered)
+            assert delivered is not None, "only a delivered message opens a partition without a checkpoint"
+            return delivered
+        marker = unpack(found)
+        states = {sid: blob for sid in marker["series"] if (blob := self.table.get(f"s/{sid}".encode())) is not None}
+        await asyncio.to_thread(part.restore, states)
+        covered = int(marker["offset"])
+        self._checkpointed_at[partition] = time.monotonic()
+        log.info(
+            "restored checkpoint",
+            stage=self.name,
+            partition=partition,
+            series=len(states),
+            covered=covered,
+            first_delivered=delivered,
+        )
+        return covered + 1
 
     def _process(self, part: SeriesPartition[R], value: bytes | None) -> list[R]:
         try:
@@ -209,72 +181,20 @@ class FeatureStage(Generic[R]):
             log.exception("feature batch failed; skipped", stage=self.name, batch=batch.id)
             return []
 
-    async def _apply(self, partition: int, part: SeriesPartition[R], value: bytes | None, offset: int) -> None:
+    async def take(self, partition: int, part: SeriesPartition[R], value: bytes | None, offset: int) -> None:
         found = await asyncio.to_thread(self._process, part, value)
         if found:
             await self.emit(found)
-        self._applied[partition] = offset
+
+    async def after_delivery(self, partition: int, part: SeriesPartition[R]) -> None:
+        if time.monotonic() - self._checkpointed_at.get(partition, 0.0) >= self.checkpoint_interval_s:
+            await self._checkpoint(partition, part)
 
     async def _checkpoint(self, partition: int, part: SeriesPartition[R]) -> None:
         """Write changed series, then the marker naming them (same changelog partition: in that order)."""
         states = await asyncio.to_thread(part.changed)
         for sid, blob in states.items():
             self.table[f"s/{sid}".encode()] = blob
-        marker = {"offset": self._applied[partition], "series": part.series_ids()}
-        self.table[f"p/{partition}".encode()] = msgpack.packb(marker, use_bin_type=True)
+        marker = {"offset": self.next_offset[partition] - 1, "series": part.series_ids()}
+        self.table[f"p/{partition}".encode()] = pack(marker)
         self._checkpointed_at[partition] = time.monotonic()
-
-    async def _open(self, partition: int, offset: int) -> SeriesPartition[R]:
-        part = self.factory(partition)
-        self._parts[partition] = part
-        found = self.table.get(f"p/{partition}".encode())
-        if found is None:
-            log.info("no checkpoint", stage=self.name, partition=partition, first_delivered=offset)
-            self._applied[partition] = offset - 1
-            return part
-        marker = msgpack.unpackb(found, raw=False)
-        states = {sid: blob for sid in marker["series"] if (blob := self.table.get(f"s/{sid}".encode())) is not None}
-        await asyncio.to_thread(part.restore, states)
-        covered = int(marker["offset"])
-        self._applied[partition] = covered
-        self._checkpointed_at[partition] = time.monotonic()
-        log.info(
-            "restored checkpoint",
-            stage=self.name,
-            partition=partition,
-            series=len(states),
-            covered=covered,
-            first_delivered=offset,
-        )
-        return part
-
-    async def _catch_up(self, partition: int, part: SeriesPartition[R], start: int, stop: int) -> None:
-        """Read ``[start, stop)`` of the partition again: what the group committed but the checkpoint misses."""
-        servers = [f"{url.host}:{url.port or 9092}" for url in self.app.conf.broker]
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=servers,
-            enable_auto_commit=False,
-            fetch_max_bytes=MAX_FETCH_BYTES,
-            max_partition_fetch_bytes=MAX_FETCH_BYTES,
-        )
-        tp = TopicPartition(self.source.get_topic_name(), partition)
-        deadline = time.monotonic() + self.replay_timeout_s
-        await consumer.start()
-        try:
-            consumer.assign([tp])
-            consumer.seek(tp, start)
-            while self._applied[partition] < stop - 1:
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"{self.name}: re-read of partition {partition} from {start} missed {stop}")
-                records = (await consumer.getmany(tp, timeout_ms=500)).get(tp, [])
-                for record in records:
-                    if record.offset >= stop:
-                        break
-                    if record.offset > self._applied[partition]:
-                        await self._apply(partition, part, record.value, record.offset)
-                if not records and await consumer.position(tp) >= stop:
-                    break  # the rest is gone (retention) or was never records
-        finally:
-            await consumer.stop()
-        self._applied[partition] = max(self._applied[partition], stop - 1)
-        log.info("re-read input", stage=self.name, partition=partition, start=start, stop=stop)

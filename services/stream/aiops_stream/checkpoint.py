@@ -1,39 +1,23 @@
-"""Restart-safe partition state: a small checkpoint in a Faust table, and a replay of the input since it."""
+"""Restart-safe windowed processors: a small checkpoint per input partition, and a replay of the input since it."""
 
 from __future__ import annotations
 
 import asyncio
 import gc
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 import faust
-import msgpack
 import structlog
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from faust.tables.base import Collection
-from faust.types import TP, EventT
+from aiops_common.partition_replay import ReplayingStage, pack, unpack
+from faust.types import TP
 
-__all__ = ["CheckpointedStage", "Outbound", "PartitionProcessor", "ProcessorFactory", "pack", "unpack"]
+__all__ = ["CheckpointedStage", "Outbound", "PartitionProcessor", "ProcessorFactory"]
 
 log = structlog.get_logger(__name__)
-
-MAX_FETCH_BYTES = 64 * 1024 * 1024
-
-
-def pack(state: Mapping[str, Any]) -> bytes:
-    data: bytes = msgpack.packb(dict(state), use_bin_type=True)
-    return data
-
-
-def unpack(data: bytes) -> dict[str, Any]:
-    value = msgpack.unpackb(data, raw=False, strict_map_key=False)
-    if not isinstance(value, dict):
-        raise ValueError("checkpoint is not a map")
-    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,27 +89,21 @@ _IDLE = ":idle-flush"
 """Table key suffix of a partition's latest idle flush (``after`` offset, ``idle_ms``); processors use others."""
 
 
-class CheckpointedStage:
+class CheckpointedStage(ReplayingStage[PartitionProcessor]):
     """One Faust agent over a source topic, with per-partition processors and their checkpoints.
 
     A stage's state for one input partition (open windows, counter baselines, a span
     index, a log-template miner) is too large to write to a changelog on every
     message, but it is a pure function of a small checkpoint plus the input messages
-    from the checkpoint's ``replay_from`` offset on. So the driver here
+    from the checkpoint's ``replay_from`` offset on. So, on top of the re-reading that
+    :class:`~aiops_common.partition_replay.ReplayingStage` does (from ``replay_from`` on
+    the first message after a (re)start, and any offset range Faust skips), this stage
 
     1. feeds each message of the partition to the stage's :class:`PartitionProcessor`;
     2. when the processor closes windows, publishes what it produced, waits for the
-       broker's acknowledgement, and only then writes the checkpoint to a
-       changelog-backed Faust table (keyed by input partition, so it is recovered by the
-       worker that is assigned the partition);
-    3. on the first message of a partition after a (re)start, restores the checkpoint
-       and re-reads the input from ``replay_from`` up to that message with a plain
-       consumer, whatever offset the consumer group had committed;
-    4. whenever Faust delivers an offset past the next one the processor needs, reads
-       the offsets in between the same way. Faust does skip offsets: records fetched
-       while a rebalance's recovery ends sit in the stream buffer that resuming the
-       flow clears, and the read position has already moved past them;
-    5. when a partition's input has been quiet for ``idle_after_s`` of wall-clock time,
+       broker's acknowledgement, and only then writes the checkpoint to the table
+       (keyed by input partition);
+    3. when a partition's input has been quiet for ``idle_after_s`` of wall-clock time,
        lets the processor advance its event time by that much (a timer), so the last
        windows of a silent partition close too. That decision is not a function of the
        input, so it is written to the table (``after`` offset, idle time) and
@@ -138,6 +116,9 @@ class CheckpointedStage:
     no window is counted twice into one row.
     """
 
+    table_suffix = "checkpoints"
+    table_help = "per input partition, the checkpoint its windows are rebuilt from"
+
     def __init__(
         self,
         app: faust.App,
@@ -148,51 +129,26 @@ class CheckpointedStage:
         idle_after_s: float | None = None,
         replay_timeout_s: float = 120.0,
     ) -> None:
-        self.app = app
-        self.name = name
-        self.source = source
+        super().__init__(app, name, source, partitions, replay_timeout_s)
         self.factory = factory
         self.idle_after_s = idle_after_s
-        self.replay_timeout_s = replay_timeout_s
-        self.table = app.Table(
-            f"{name}-checkpoints",
-            key_type=bytes,
-            value_type=bytes,
-            partitions=partitions,
-            help=f"{name}: per input partition, the checkpoint its windows are rebuilt from",
-        )
-        # Checkpoints are msgpack already; before the changelog topic is made, so it carries them as they are.
-        collection = cast(Collection, self.table)
-        collection.key_serializer = "raw"
-        collection.value_serializer = "raw"
-        self._processors: dict[int, PartitionProcessor] = {}
-        self._next: dict[int, int] = {}
         self._restored_through: dict[int, int] = {}
         self._last_input: dict[int, float] = {}
         self._pending_idle: dict[int, tuple[int, int]] = {}
         # The agent and the idle timer both move a processor's state; one at a time.
         self._lock = asyncio.Lock()
         self.published = 0
-        app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]  # mode's stub wants a keyword-only signal
-
-        async def run(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
-            async for event in stream.events():
-                async with self._lock:
-                    await self._handle(event)
-                yield None
-
-        self.agent = app.agent(source, name=name)(run)
         if idle_after_s is not None:
             app.timer(min(1.0, idle_after_s / 4), name=f"{name}_idle_flush")(self._flush_idle)
 
     async def _on_revoked(self, sender: Any, revoked: set[TP], **kwargs: Any) -> None:
-        topic = self.source.get_topic_name()
         async with self._lock:
-            for tp in revoked:
-                if tp.topic == topic:
-                    # Another worker takes the partition over from its checkpoint; ours is stale from now on.
-                    for state in (self._processors, self._next, self._last_input, self._pending_idle):
-                        state.pop(tp.partition, None)
+            await super()._on_revoked(sender, revoked, **kwargs)
+
+    def forget(self, partition: int) -> None:
+        super().forget(partition)
+        self._last_input.pop(partition, None)
+        self._pending_idle.pop(partition, None)
 
     def _key(self, partition: int, suffix: str = "") -> bytes:
         return f"{partition}{suffix}".encode()
@@ -207,33 +163,22 @@ class CheckpointedStage:
         self.table.data[key] = value
         return self.table.send_changelog(partition, key, value)
 
-    async def _handle(self, event: EventT[bytes]) -> None:
-        message = event.message
-        partition, offset = message.partition, message.offset
-        processor = self._processors.get(partition)
-        if processor is None:
-            processor = self._open(partition, offset)
-        self._last_input[partition] = time.monotonic()
-        expected = self._next[partition]
-        if offset < expected:
-            return  # before the replay point, or already read by a catch-up
-        if offset > expected:
-            await self._catch_up(partition, processor, expected, offset)
-        await self._apply(partition, processor, message.value, offset)
+    async def handle(self, partition: int, offset: int, value: bytes | None) -> None:
+        async with self._lock:
+            self._last_input[partition] = time.monotonic()
+            await super().handle(partition, offset, value)
 
-    def _open(self, partition: int, offset: int | None) -> PartitionProcessor:
-        found = self._read(partition)
-        processor = self.factory(partition, lambda suffix: self._read(partition, suffix))
-        self._processors[partition] = processor
+    def create(self, partition: int) -> PartitionProcessor:
+        return self.factory(partition, lambda suffix: self._read(partition, suffix))
+
+    async def restore(self, partition: int, processor: PartitionProcessor, delivered: int | None) -> int:
         self._last_input[partition] = time.monotonic()
-        if found is None:
-            assert offset is not None, "only a delivered message opens a partition without a checkpoint"
-            processor.begin(offset)
-            self._next[partition] = offset
+        if self._read(partition) is None:
+            assert delivered is not None, "only a delivered message opens a partition without a checkpoint"
+            processor.begin(delivered)
             self._write_checkpoint(partition, processor)
-            return processor
+            return delivered
         self._restored_through[partition] = processor.applied_offset
-        self._next[partition] = processor.replay_from
         idle = self._read(partition, _IDLE)
         if idle is not None:
             intent = unpack(idle)
@@ -246,19 +191,18 @@ class CheckpointedStage:
             partition=partition,
             replay_from=processor.replay_from,
             applied=processor.applied_offset,
-            first_delivered=offset,
+            first_delivered=delivered,
             pending_idle_flush=self._pending_idle.get(partition),
         )
-        return processor
+        return processor.replay_from
 
-    async def _apply(self, partition: int, processor: PartitionProcessor, value: bytes | None, offset: int) -> None:
+    async def take(self, partition: int, processor: PartitionProcessor, value: bytes | None, offset: int) -> None:
         pending = self._pending_idle.get(partition)
         if pending is not None and offset > pending[0]:
             await self._redo_idle(partition, processor)
         replaying = offset <= self._restored_through.get(partition, -1)
         with _collection_paused():
             outputs = processor.process(value or b"", offset, replaying)
-        self._next[partition] = offset + 1
         if outputs is None:
             return
         await self._publish(outputs)
@@ -295,7 +239,7 @@ class CheckpointedStage:
         async with self._lock:
             await self._open_idle_partitions()
             now = time.monotonic()
-            for partition, processor in list(self._processors.items()):
+            for partition, processor in list(self.states.items()):
                 if partition in self._pending_idle and processor.applied_offset >= self._pending_idle[partition][0]:
                     await self._redo_idle(partition, processor)
                 quiet_s = now - self._last_input.get(partition, now)
@@ -316,44 +260,7 @@ class CheckpointedStage:
         """Open assigned partitions that have a checkpoint but no input since this worker started."""
         topic = self.source.get_topic_name()
         for tp in self.app.consumer.assignment():
-            if tp.topic != topic or tp.partition in self._processors or self._read(tp.partition) is None:
+            if tp.topic != topic or tp.partition in self.states or self._read(tp.partition) is None:
                 continue
-            processor = self._open(tp.partition, None)
-            await self._catch_up(tp.partition, processor, self._next[tp.partition], None)
-
-    async def _catch_up(self, partition: int, processor: PartitionProcessor, start: int, stop: int | None) -> None:
-        """Read ``[start, stop)`` of the partition again (``stop=None``: to its end) and feed it to the processor."""
-        servers = [f"{url.host}:{url.port or 9092}" for url in self.app.conf.broker]
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=servers,
-            enable_auto_commit=False,
-            # Offsets already deleted by retention: read what is left of the range.
-            auto_offset_reset="earliest",
-            fetch_max_bytes=MAX_FETCH_BYTES,
-            max_partition_fetch_bytes=MAX_FETCH_BYTES,
-        )
-        tp = TopicPartition(self.source.get_topic_name(), partition)
-        deadline = time.monotonic() + self.replay_timeout_s
-        await consumer.start()
-        try:
-            consumer.assign([tp])
-            if stop is None:
-                stop = (await consumer.end_offsets([tp]))[tp]
-            consumer.seek(tp, start)
-            while self._next[partition] < stop:
-                if time.monotonic() > deadline:
-                    raise TimeoutError(
-                        f"{self.name}: replay of partition {partition} from {start} did not reach {stop}"
-                    )
-                records = (await consumer.getmany(tp, timeout_ms=500)).get(tp, [])
-                for record in records:
-                    if record.offset >= stop:
-                        break
-                    if record.offset >= self._next[partition]:
-                        await self._apply(partition, processor, record.value, record.offset)
-                if not records and await consumer.position(tp) >= stop:
-                    break  # the rest of the range is gone (retention) or was never records
-        finally:
-            await consumer.stop()
-        self._next[partition] = max(self._next[partition], stop)
-        log.info("replayed input", stage=self.name, partition=partition, start=start, stop=stop)
+            processor = await self.open_partition(tp.partition, None)
+            await self.replay(tp.partition, processor, self.next_offset[tp.partition], None)

@@ -9,10 +9,11 @@ from typing import Any
 import faust
 import numpy as np
 import numpy.typing as npt
+from aiops_common.partition_replay import pack, unpack
 from aiops_common.schemas import FeatureBatch, SchemaError
 from aiops_common.topics import Topics
 
-from aiops_stream.checkpoint import Outbound, pack, unpack
+from aiops_stream.checkpoint import Outbound
 from aiops_stream.settings import StreamSettings
 from aiops_stream.tumbling import TumblingWindows, WindowConfig
 
