@@ -163,6 +163,15 @@ class NabScore:
     fp: int
     fn: int
     """Counts at the chosen threshold: detected windows, false-positive rows, missed windows."""
+    tp_reward: float = 0.0
+    fp_cost: float = 0.0
+    fn_cost: float = 0.0
+    """Where ``raw`` comes from: ``raw == tp_reward - fp_cost - fn_cost``."""
+
+    @property
+    def lateness_cost(self) -> float:
+        """Reward the detected windows lost by being detected after their first row."""
+        return PROFILES[self.profile].tp_weight * self.tp - self.tp_reward
 
 
 class NabScorer:
@@ -267,7 +276,7 @@ class NabScorer:
         previous = np.where(starts, -cost.fn_weight, np.r_[0.0, running[:-1]])
         gain[by_window] = running - previous
         base = self.null_score(cost)
-        return _ThresholdCurve(self, cost, scores[order], window, base + np.cumsum(gain), base)
+        return _ThresholdCurve(self, cost, scores[order], weight, window, base + np.cumsum(gain), base)
 
     def null_score(self, profile: CostProfile) -> float:
         """Raw score of the null detector: every scorable window missed, nothing else detected."""
@@ -287,6 +296,7 @@ class _ThresholdCurve:
     scorer: NabScorer
     cost: CostProfile
     sorted_scores: FloatArray
+    weight: FloatArray
     window: npt.NDArray[np.int64]
     total: FloatArray
     base: float
@@ -307,7 +317,13 @@ class _ThresholdCurve:
     def _result(self, threshold: float, cut: int) -> NabScore:
         raw = float(self.total[cut]) if cut >= 0 else self.base
         detected = self.window[: cut + 1]
-        tp = int(np.unique(detected[detected >= 0]).size)
+        weight = self.weight[: cut + 1]
+        inside = detected >= 0
+        tp = int(np.unique(detected[inside]).size)
+        # The earliest detection of a window has its largest reward.
+        best = np.full(int(detected.max(initial=-1)) + 1, -np.inf)
+        np.maximum.at(best, detected[inside], weight[inside])
+        fn = self.scorer.scorable_windows - tp
         return NabScore(
             profile=self.cost.name,
             threshold=threshold,
@@ -315,7 +331,10 @@ class _ThresholdCurve:
             normalised=self.scorer.normalise(raw, self.cost),
             tp=tp,
             fp=int(np.count_nonzero(detected == _OUTSIDE)),
-            fn=self.scorer.scorable_windows - tp,
+            fn=fn,
+            tp_reward=float(best[np.isfinite(best)].sum()),
+            fp_cost=-float(weight[detected == _OUTSIDE].sum()),
+            fn_cost=fn * self.cost.fn_weight,
         )
 
 

@@ -14,8 +14,13 @@ __all__ = ["DetectionServiceSettings"]
 class DetectionServiceSettings(DetectionSettings):
     detect_windows_s: tuple[int, ...] = (60,)
     """Feature window lengths (seconds) the detectors watch; rows of other lengths are ignored."""
-    detect_alert_score: Annotated[float, Field(gt=0, le=1)] = 0.5
-    """Lowest score that raises an anomaly (before operator feedback moves a series' own threshold)."""
+    detect_alert_score: Annotated[float, Field(gt=0, le=1)] = 0.53
+    """Lowest score that raises an anomaly (before operator feedback moves a series' own threshold).
+
+    The cascade's best threshold on NAB (``make bench-nab``). A value that only just passes
+    the recent extremes scores 0.5 and stays quiet, so a steadily growing series (a disk
+    filling up: the crossing predictor's job) does not alert on every new high.
+    """
     detect_latency_column: str = "p95"
     """Feature column of ``red.latency_s`` judged for degradation (``value`` is the mean)."""
     detect_checkpoint_interval_s: Annotated[float, Field(ge=0)] = 60.0

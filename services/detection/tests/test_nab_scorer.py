@@ -101,3 +101,16 @@ def test_rejects_scores_of_the_wrong_length() -> None:
     scorer = NabScorer([toy()])
     with pytest.raises(ValueError, match=r"toy\.csv"):
         scorer.score({"toy.csv": np.zeros(39)}, "standard")
+
+
+def test_breakdown_adds_up_to_the_raw_score() -> None:
+    series = LabelledSeries.from_arrays("two.csv", np.zeros(80), windows=[(20, 29), (50, 59)])
+    scorer = NabScorer([series])
+    # Window 1 caught late (row 27 then 21: the earliest counts), window 2 missed, two false positives.
+    result = scorer.score_at({"two.csv": detections([15, 21, 27, 40], n=80)}, "standard", threshold=0.5)
+    assert (result.tp, result.fp, result.fn) == (1, 2, 1)
+    assert result.tp_reward == pytest.approx(sigmoid_reward(-0.9) / MAX_TP)
+    assert result.fn_cost == pytest.approx(1.0)
+    assert result.fp_cost == pytest.approx(0.11 * (1.0 - sigmoid_reward((40 - 29) / 9)))
+    assert result.raw == pytest.approx(result.tp_reward - result.fp_cost - result.fn_cost)
+    assert result.lateness_cost == pytest.approx(1.0 - sigmoid_reward(-0.9) / MAX_TP)

@@ -154,3 +154,17 @@ def test_state_written_by_other_detector_code_is_not_loaded(service_settings: Se
     restored = new_partition(service_settings())
     restored.restore({ident: dump_state(state, "other code")})
     assert restored.states == {}  # the series starts again, rather than fail later on a foreign object
+
+
+def test_a_steadily_growing_series_does_not_alert_on_every_new_high(service_settings: Settings) -> None:
+    disk = SeriesMeta("disk_used_bytes", {"host": "a"})
+    rng = np.random.default_rng(7)
+    growing = 1e9 + 2e6 * np.arange(600) + rng.normal(0.0, 5e5, 600)  # a new high on most windows
+    quiet = feed(new_partition(service_settings()), disk, growing)
+    # At an alert score of 0.5 a value only just past the recent extremes alerts: most new highs would.
+    every_high = feed(new_partition(service_settings(detect_alert_score=0.5)), disk, growing)
+    assert len(quiet) <= 5  # the noise's own records, as a flat noisy series has them
+    assert len(every_high) >= 3 * len(quiet)
+    # A real jump on the same series still alerts.
+    jumped = np.r_[growing, growing[-1] + 1e8]
+    assert 600 in windows(feed(new_partition(service_settings()), disk, jumped))
