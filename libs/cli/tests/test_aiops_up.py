@@ -9,62 +9,15 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 from aiops_common.broker import free_port
 
+from .conftest import Platform, aiops
+
 pytestmark = pytest.mark.functional
-
-
-def _aiops(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "aiops_cli", *args], env=env, capture_output=True, text=True, timeout=timeout
-    )
-
-
-@dataclass
-class Platform:
-    proc: subprocess.Popen[bytes]
-    env: dict[str, str]
-    http_url: str
-    log: Path
-
-
-@pytest.fixture
-def platform(tmp_path: Path) -> Iterator[Platform]:
-    http_port = free_port()
-    env = {
-        **os.environ,
-        "AIOPS_DATA_DIR": str(tmp_path / "data"),
-        "AIOPS_INGEST_HTTP_PORT": str(http_port),
-        "AIOPS_INGEST_GRPC_PORT": str(free_port()),
-        "AIOPS_HOST_METRICS_INTERVAL_S": "1",
-        "AIOPS_LOG_LEVEL": "WARNING",
-    }
-    env.pop("AIOPS_BROKER_URL", None)
-    log = tmp_path / "up.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "aiops_cli", "up"], env=env, stdout=out, stderr=out)
-    platform = Platform(proc, env, f"http://127.0.0.1:{http_port}", log)
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, log.read_text()[-3000:]
-        try:
-            if httpx.get(platform.http_url + "/ready", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    else:
-        proc.kill()
-        pytest.fail("aiops up did not become ready: " + log.read_text()[-3000:])
-    yield platform
-    if proc.poll() is None:
-        proc.kill()
-        proc.wait()
 
 
 def test_up_reports_host_metrics_tails_and_stops_cleanly(platform: Platform) -> None:
@@ -72,7 +25,7 @@ def test_up_reports_host_metrics_tails_and_stops_cleanly(platform: Platform) -> 
     assert state["embedded_broker"] is True and state["broker_url"].startswith("kafka://127.0.0.1:")
 
     # The host's own metrics flow through the OTLP path onto metrics.raw.
-    tail = _aiops("tail", "metrics.raw", "--from-beginning", "--max", "200", "--idle-timeout", "30", env=platform.env)
+    tail = aiops("tail", "metrics.raw", "--from-beginning", "--max", "200", "--idle-timeout", "30", env=platform.env)
     assert tail.returncode == 0, tail.stderr
     records = [json.loads(line) for line in tail.stdout.splitlines()]
     names = {r["name"] for r in records}
@@ -80,7 +33,7 @@ def test_up_reports_host_metrics_tails_and_stops_cleanly(platform: Platform) -> 
     host = [r for r in records if r["labels"].get("service") == "aiops-host"]
     assert host and all(r["labels"]["host"] == socket.gethostname() for r in host)
 
-    status = _aiops("status", env=platform.env)
+    status = aiops("status", env=platform.env)
     assert status.returncode == 0, status.stderr
     metrics_line = next(line for line in status.stdout.splitlines() if line.startswith("metrics.raw"))
     assert int(metrics_line.split()[-1]) > 0
@@ -100,7 +53,7 @@ def test_taken_port_is_a_one_line_error(tmp_path: Path) -> None:
         port = taken.getsockname()[1]
         env = {**os.environ, "AIOPS_DATA_DIR": str(tmp_path), "AIOPS_BROKER_PORT": str(port)}
         env.pop("AIOPS_BROKER_URL", None)
-        result = _aiops("up", env=env)
+        result = aiops("up", env=env)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
         f"error: broker port 127.0.0.1:{port} is already in use (set AIOPS_BROKER_PORT)"
@@ -110,7 +63,7 @@ def test_taken_port_is_a_one_line_error(tmp_path: Path) -> None:
 def test_tail_without_platform_explains_what_to_do(tmp_path: Path) -> None:
     env = {**os.environ, "AIOPS_DATA_DIR": str(tmp_path)}
     env.pop("AIOPS_BROKER_URL", None)
-    result = _aiops("tail", "metrics.raw", env=env)
+    result = aiops("tail", "metrics.raw", env=env)
     assert result.returncode == 1
     assert "aiops up" in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
@@ -118,7 +71,7 @@ def test_tail_without_platform_explains_what_to_do(tmp_path: Path) -> None:
 def test_missing_broker_binary_is_a_one_line_error(tmp_path: Path) -> None:
     env = {**os.environ, "AIOPS_DATA_DIR": str(tmp_path), "CALF_TANSU_BIN": str(tmp_path / "no-such-tansu")}
     env.pop("AIOPS_BROKER_URL", None)
-    result = _aiops("up", env=env)
+    result = aiops("up", env=env)
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: no Tansu broker binary"), result.stderr
@@ -159,7 +112,7 @@ def test_broker_url_switches_to_an_external_broker(tmp_path: Path) -> None:
                 except httpx.HTTPError:
                     time.sleep(0.1)
             assert response.status_code == 200, response.text
-            tail = _aiops("tail", "metrics.raw", "--from-beginning", "-n", "1", "--idle-timeout", "20", env=env)
+            tail = aiops("tail", "metrics.raw", "--from-beginning", "-n", "1", "--idle-timeout", "20", env=env)
             assert json.loads(tail.stdout)["value"] == 1.5
         finally:
             proc.send_signal(signal.SIGTERM)
