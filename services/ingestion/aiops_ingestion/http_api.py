@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import structlog
 from aiops_common.broker import BrokerUnavailableError, Publisher
@@ -17,15 +18,14 @@ from aiops_common.schemas import MetricBatchBuilder
 from aiops_common.topics import Topics
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
-from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceResponse
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+from google.protobuf.message import Message
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from aiops_ingestion import normalize as nz
 from aiops_ingestion import telemetry
 from aiops_ingestion.http_body import decode_content_encoding, read_body
-from aiops_ingestion.publishing import RecordPublisher
+from aiops_ingestion.otlp_signals import SIGNALS, OtlpSignal
+from aiops_ingestion.pipeline import Pipeline
 from aiops_ingestion.settings import IngestionSettings
 
 __all__ = ["create_http_app"]
@@ -41,23 +41,13 @@ def _media_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
 
 
-def _otlp_ok(
-    request: Request, response: ExportMetricsServiceResponse | ExportLogsServiceResponse | ExportTraceServiceResponse
-) -> Response:
-    if _media_type(request) == "application/json":
-        return Response(b"{}", media_type="application/json")
-    return Response(response.SerializeToString(), media_type=_PROTOBUF)
-
-
 def create_http_app(
     settings: IngestionSettings, publisher: Publisher, series_cache: nz.SeriesCache | None = None
 ) -> FastAPI:
     """The HTTP API; ``series_cache`` is shared with the gRPC server when given (one per process)."""
-    limits = nz.Limits.from_settings(settings)
-    enricher = nz.Enricher.from_settings(settings)
-    if series_cache is None:
-        series_cache = nz.SeriesCache(settings.ingest_series_cache_size)
-    records = RecordPublisher(publisher)
+    pipeline = Pipeline.from_settings(settings, publisher, series_cache)
+    limits, enricher, series_cache = pipeline.limits, pipeline.enricher, pipeline.series_cache
+    records = pipeline.records
     metric_partitions = Topics.METRICS_RAW.partitions
     app = FastAPI(
         title="AIOps ingestion",
@@ -92,21 +82,15 @@ def create_http_app(
         app.add_api_route(path, guarded, methods=["POST"], include_in_schema=True, name=path)
 
     # OTLP/HTTP ------------------------------------------------------------------
-    async def otlp_metrics(request: Request) -> Response:
-        req = nz.parse_otlp_metrics(await body_of(request), _media_type(request))
-        builder = nz.normalize_otlp_metrics(req, limits, enricher, metric_partitions, cache=series_cache)
-        await records.metrics(builder, "otlp")
-        return _otlp_ok(request, ExportMetricsServiceResponse())
+    def otlp(signal: OtlpSignal[Any, Any, Message]) -> Handler:
+        async def export(request: Request) -> Response:
+            media = _media_type(request)
+            response = await signal.export(pipeline, signal.parse_http(await body_of(request), media), "otlp")
+            if media == "application/json":
+                return Response(b"{}", media_type="application/json")
+            return Response(response.SerializeToString(), media_type=_PROTOBUF)
 
-    async def otlp_logs(request: Request) -> Response:
-        req = nz.parse_otlp_logs(await body_of(request), _media_type(request))
-        await records.logs(nz.normalize_otlp_logs(req, limits, enricher), "otlp")
-        return _otlp_ok(request, ExportLogsServiceResponse())
-
-    async def otlp_traces(request: Request) -> Response:
-        req = nz.parse_otlp_traces(await body_of(request), _media_type(request))
-        await records.spans(nz.normalize_otlp_traces(req, limits, enricher), "otlp")
-        return _otlp_ok(request, ExportTraceServiceResponse())
+        return export
 
     # Prometheus remote write 1.0 -----------------------------------------------
     async def remote_write(request: Request) -> Response:
@@ -150,9 +134,8 @@ def create_http_app(
         await records.change(event, "json")
         return JSONResponse({"accepted": 1, "id": event.id}, status_code=202)
 
-    endpoint("/v1/metrics", otlp_metrics)
-    endpoint("/v1/logs", otlp_logs)
-    endpoint("/v1/traces", otlp_traces)
+    for signal in SIGNALS:
+        endpoint(signal.http_path, otlp(signal))
     endpoint("/api/v1/write", remote_write)
     endpoint("/api/v1/alerts/ingest", alertmanager)
     endpoint("/api/v1/metrics/write", metrics_write)
