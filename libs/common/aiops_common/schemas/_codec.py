@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import msgpack
@@ -19,11 +19,31 @@ def encode_envelope(schema: str, version: int, body: dict[str, Any]) -> bytes:
     return packed
 
 
-def decode_envelope(data: bytes, schema: str, supported: tuple[int, ...]) -> tuple[int, dict[str, Any]]:
-    """Return ``(version, body)`` after checking the schema name and version."""
+_UNPACK_ERRORS = (ValueError, TypeError, msgpack.OutOfData, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError)
+
+
+def decode_envelope(
+    data: bytes,
+    schema: str,
+    supported: tuple[int, ...],
+    rows_field: str | None = None,
+    rows: Callable[[bytes], Any] | None = None,
+) -> tuple[int, dict[str, Any]]:
+    """Return ``(version, body)`` after checking the schema name and version.
+
+    With ``rows_field`` and ``rows``, each element of the body's ``rows_field`` array is
+    not unpacked but passed as its packed bytes to ``rows``, whose results make the list
+    (the other side of :func:`encode_envelope_with_rows`: a consumer can cache rows by
+    their bytes). ``rows`` raises :class:`SchemaError` for a row it cannot read.
+    """
     try:
-        envelope = msgpack.unpackb(data, raw=False, strict_map_key=False)
-    except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as exc:
+        if rows_field is None or rows is None:
+            envelope = msgpack.unpackb(data, raw=False, strict_map_key=False)
+        else:
+            envelope = _unpack_with_rows(data, rows_field, rows)
+    except SchemaError:
+        raise
+    except _UNPACK_ERRORS as exc:
         raise SchemaError(f"not a msgpack envelope: {exc}") from exc
     if not isinstance(envelope, dict) or "schema" not in envelope:
         raise SchemaError("value has no schema envelope")
@@ -36,6 +56,38 @@ def decode_envelope(data: bytes, schema: str, supported: tuple[int, ...]) -> tup
     if not isinstance(body, dict):
         raise SchemaError(f"schema {schema!r} body is not a map")
     return version, body
+
+
+def _unpack_with_rows(data: bytes, rows_field: str, rows: Callable[[bytes], Any]) -> Any:
+    """``msgpack.unpackb(data)`` of an envelope, except that ``body[rows_field]``'s elements go through ``rows``."""
+    unpacker = msgpack.Unpacker(raw=False, strict_map_key=False, max_buffer_size=max(len(data), 1))
+    unpacker.feed(data)
+    try:
+        size = unpacker.read_map_header()
+    except (ValueError, msgpack.OutOfData):
+        return msgpack.unpackb(data, raw=False, strict_map_key=False)  # not a map: let the caller say so
+    envelope: dict[Any, Any] = {}
+    for _ in range(size):
+        key = unpacker.unpack()
+        if key != "body":
+            envelope[key] = unpacker.unpack()
+            continue
+        body: dict[Any, Any] = {}
+        for _ in range(unpacker.read_map_header()):
+            field = unpacker.unpack()
+            if field != rows_field:
+                body[field] = unpacker.unpack()
+                continue
+            values = []
+            for _ in range(unpacker.read_array_header()):
+                start = unpacker.tell()
+                unpacker.skip()
+                values.append(rows(data[start : unpacker.tell()]))
+            body[field] = values
+        envelope[key] = body
+    if unpacker.tell() != len(data):
+        raise msgpack.ExtraData(envelope, data[unpacker.tell() :])
+    return envelope
 
 
 def encode_envelope_with_rows(

@@ -136,6 +136,50 @@ class SeriesMeta:
         return memo
 
 
+_KINDS = {kind.value: kind for kind in MetricKind}
+
+
+def _series_from_row(row: bytes) -> SeriesMeta:
+    """One packed row of a batch's series table: ``[name, labels, kind, unit]``."""
+    try:
+        name, labels, kind, unit = msgpack.unpackb(row, raw=False, strict_map_key=False)
+    except (ValueError, TypeError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as exc:
+        raise SchemaError(f"malformed {SCHEMA} series row: {exc}") from exc
+    if not (isinstance(name, str) and isinstance(labels, dict) and isinstance(unit, str)) or kind not in _KINDS:
+        raise SchemaError(f"malformed {SCHEMA} series row: {name!r}")
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in labels.items()):
+        raise SchemaError(f"malformed {SCHEMA} series row: {name!r} has labels that are not strings")
+    return SeriesMeta(name, labels, _KINDS[kind], unit)
+
+
+class _SeriesRows:
+    """Decoded series by their packed row, kept across batches, at most about ``2 * capacity`` of them.
+
+    A producer sends the same series with every batch, and a row's bytes are the same
+    every time (the producer packs each series once), so a consumer decodes each
+    series once too, and gets the same ``SeriesMeta``, with its key and shard computed,
+    batch after batch. Two generations: a full young one becomes the old one, and rows
+    still in use move back to the young one when they are next seen.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._young: dict[bytes, SeriesMeta] = {}
+        self._old: dict[bytes, SeriesMeta] = {}
+
+    def get(self, row: bytes) -> SeriesMeta:
+        meta = self._young.get(row)
+        if meta is None:
+            meta = self._old.pop(row, None) or _series_from_row(row)
+            if len(self._young) >= self.capacity:
+                self._old, self._young = self._young, {}
+            self._young[row] = meta
+        return meta
+
+
+_DECODED_SERIES = _SeriesRows(100_000)
+
+
 def _same_series(meta: SeriesMeta, name: str, labels: Mapping[str, str]) -> bool:
     return meta.name == name and meta.labels == labels
 
@@ -170,9 +214,9 @@ class MetricBatch:
 
     @classmethod
     def decode(cls, data: bytes) -> MetricBatch:
-        _, body = decode_envelope(data, SCHEMA, (VERSION,))
+        _, body = decode_envelope(data, SCHEMA, (VERSION,), rows_field="series", rows=_DECODED_SERIES.get)
         try:
-            series = [SeriesMeta(name, labels, MetricKind(kind), unit) for name, labels, kind, unit in body["series"]]
+            series = body["series"]
             sid = np.frombuffer(body["sid"], dtype="<u4")
             ts = np.frombuffer(body["ts"], dtype="<i8")
             val = np.frombuffer(body["val"], dtype="<f8")

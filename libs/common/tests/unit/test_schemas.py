@@ -93,6 +93,24 @@ def test_shard_is_stable_across_processes() -> None:
         msgpack.packb(
             {"schema": "metrics.batch", "v": 1, "body": {"series": [], "sid": b"", "ts": b"\0" * 8, "val": b""}}
         ),
+        # Series rows that are not [name, labels, kind, unit] of the right types.
+        *(
+            msgpack.packb(
+                {"schema": "metrics.batch", "v": 1, "body": {"series": [row], "sid": b"", "ts": b"", "val": b""}}
+            )
+            for row in (
+                ["up", {"job": "a"}, "gauge"],
+                ["up", {"job": "a"}, "no-such-kind", ""],
+                ["up", {"job": 1}, "gauge", ""],
+                [1, {}, "gauge", ""],
+                "up",
+            )
+        ),
+        msgpack.packb({"schema": "metrics.batch", "v": 1, "body": {"series": "up"}}),
+        msgpack.packb({"schema": "metrics.batch", "v": 1, "body": [1]}),
+        # Cut short, or with bytes after the envelope.
+        msgpack.packb({"schema": "metrics.batch", "v": 1, "body": {"series": [["up", {}, "gauge", ""]]}})[:-3],
+        msgpack.packb({"schema": "metrics.batch", "v": 1, "body": {"series": []}}) + b"\x01",
     ],
 )
 def test_metric_batch_refuses_what_it_is_not(data: bytes) -> None:
@@ -231,3 +249,21 @@ def test_series_whose_labels_read_alike_stay_apart() -> None:
     batch = builder.build()
     assert [dict(m.labels) for m in batch.series] == [plain, tricky]
     assert [(dict(m.labels), v) for m, _t, v in batch.samples()] == [(plain, 1.0), (tricky, 2.0), (tricky, 3.0)]
+
+
+def test_decoding_reuses_the_series_a_stream_sends_again_and_again() -> None:
+    cpu = SeriesMeta("cpu", {"host": "a"}, MetricKind.GAUGE, "%")
+    up = SeriesMeta("up", {"job": "api"})
+    first = MetricBatch.decode(_batch([cpu, up]).encode())
+    again = MetricBatch.decode(_batch([up, cpu]).encode())
+    # Equal to what was sent, and the very same objects batch after batch (key and shard computed once).
+    assert first.series == [cpu, up] and again.series == [up, cpu]
+    assert again.series[0] is first.series[1] and again.series[1] is first.series[0]
+    # The same bytes as the plain msgpack decoding of the envelope.
+    plain = msgpack.unpackb(_batch([cpu, up]).encode(), raw=False)["body"]["series"]
+    assert [[m.name, dict(m.labels), m.kind.value, m.unit] for m in first.series] == plain
+
+
+def _batch(series: list[SeriesMeta]) -> MetricBatch:
+    n = len(series)
+    return MetricBatch(series, np.arange(n, dtype=np.uint32), np.full(n, 1_700_000_000_000, dtype=np.int64), np.ones(n))
