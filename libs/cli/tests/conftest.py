@@ -68,8 +68,13 @@ def start_platform(tmp_path: Path) -> Iterator[StartPlatform]:
     yield start
     for platform in started:
         if platform.proc.poll() is None:
-            platform.proc.kill()
-            platform.proc.wait()
+            # SIGTERM stops servers, agents and the embedded broker (its own session: a SIGKILL here would orphan it).
+            platform.proc.terminate()
+            try:
+                platform.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                platform.proc.kill()
+                platform.proc.wait()
 
 
 @pytest.fixture
