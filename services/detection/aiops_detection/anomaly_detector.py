@@ -170,15 +170,15 @@ class AnomalyPartition(SeriesStates[SeriesState]):
     def _tier1_round(self, windows: list[tuple[SeriesMeta, str, WindowRow]]) -> list[tuple[float, float, float] | None]:
         """Tier 1 of one window per series, scored and learned per panel in one pass; None where it does not run."""
         out: list[tuple[float, float, float] | None] = [None] * len(windows)
-        members: dict[int, tuple[RobustBandPanel, list[int], list[int], list[float]]] = {}
+        members: dict[RobustBandPanel, tuple[list[int], list[int], list[float]]] = {}
         for i, (_, ident, row) in enumerate(windows):
             if self.states[ident].takes_value(row):
                 panel, slot = self._tier1[ident]
-                _, positions, slots, values = members.setdefault(id(panel), (panel, [], [], []))
+                positions, slots, values = members.setdefault(panel, ([], [], []))
                 positions.append(i)
                 slots.append(slot)
                 values.append(row.value)
-        for panel, positions, slots, values in members.values():
+        for panel, (positions, slots, values) in members.items():
             explained = panel.step(np.asarray(slots), np.asarray(values))
             scored = zip(explained.score.tolist(), explained.lower.tolist(), explained.upper.tolist(), strict=True)
             for i, basic in zip(positions, scored, strict=True):
