@@ -9,6 +9,9 @@ Run with ``make bench-detect`` (``python -m benchmarks.detect``).
   of a live series.
 - Tier 3 inference alone: windows per second through the trained autoencoder in
   large batches, on the CPU and, when torch sees one, on the GPU.
+- Tier 1 as the detection service runs it: one new window for each of N warm series
+  per call, series by series (``score_one``, ``expected_band``, ``learn_one`` on each
+  series' detector, as before) and in one ``RobustBandPanel.step`` over all of them.
 
 One torch thread and one process: figures are per core. Writes
 ``benchmarks/results/detect.json`` and ``benchmarks/results/detect.png``.
@@ -27,7 +30,7 @@ import numpy as np
 import torch
 from aiops_detection.cascade import Cascade
 from aiops_detection.detector import Detector
-from aiops_detection.robust_band import RobustBandDetector
+from aiops_detection.robust_band import RobustBandDetector, RobustBandPanel
 from aiops_detection.seasonal_forecast import SeasonalForecastDetector
 from aiops_detection.seasonality import candidate_periods
 from aiops_detection.window_model import WindowModelDetector, resolve_device
@@ -96,13 +99,38 @@ def inference_rate(device: str, windows: int, repeats: int = 3) -> float:
     return windows * repeats / (time.perf_counter() - started)
 
 
+def service_tier1_rates(n_series: int, calls: int, warmup: int = 300) -> dict[str, float]:
+    """Windows per second of tier 1 on ``n_series`` warm series, one window per series per call."""
+    values = synthetic_block(n_series, warmup + calls, seed=2)
+    panel = RobustBandPanel(RobustBandDetector())
+    rows = np.array([panel.add() for _ in range(n_series)])
+    for t in range(warmup):
+        panel.step(rows, values[:, t])
+    detectors = [panel.take(int(row)) for row in rows]  # the same warm states, one detector per series
+    columns = values[:, warmup:].T.tolist()
+
+    started = time.perf_counter()
+    for t in range(calls):
+        panel.step(rows, values[:, warmup + t])
+    panel_rate = n_series * calls / (time.perf_counter() - started)
+
+    started = time.perf_counter()
+    for column in columns:
+        for detector, x in zip(detectors, column, strict=True):
+            detector.score_one(x)
+            detector.expected_band()
+            detector.learn_one(x)
+    per_series_rate = n_series * calls / (time.perf_counter() - started)
+    return {"per_series": per_series_rate, "panel": panel_rate}
+
+
 def plot(path: Path, result: dict[str, Any]) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    fig, (left, middle, right) = plt.subplots(1, 3, figsize=(15, 4))
     names = list(result["batch_points_per_s"])
     left.bar(names, [result["batch_points_per_s"][n] for n in names], label="batch (score_many)")
     left.bar(names, [1e6 / result["streaming_us_per_point"][n] for n in names], alpha=0.6, label="streaming")
@@ -110,6 +138,11 @@ def plot(path: Path, result: dict[str, Any]) -> None:
     left.set_ylabel("series x points per second (one core)")
     left.legend(fontsize=8)
     left.set_title("Per tier, CPU")
+    service = result["service_tier1"]
+    middle.bar(["series by series", "panel"], [service["per_series"], service["panel"]], color="tab:orange")
+    middle.set_yscale("log")
+    middle.set_ylabel("windows per second (one core)")
+    middle.set_title(f"Tier 1, {service['series']:,} series x 1 window per call")
     devices = list(result["tier3_inference_windows_per_s"])
     right.bar(devices, [result["tier3_inference_windows_per_s"][d] for d in devices], color="tab:green")
     right.set_yscale("log")
@@ -126,6 +159,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--points", type=int, default=4032, help="points per series (4032 = 14 days at 5 min)")
     parser.add_argument("--stream-points", type=int, default=3000)
     parser.add_argument("--windows", type=int, default=1_000_000, help="windows per tier-3 inference batch")
+    parser.add_argument("--service-series", type=int, default=10_000, help="series of the service-shaped tier-1 run")
+    parser.add_argument("--service-calls", type=int, default=20, help="windows per series in that run")
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
@@ -136,6 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"torch {torch.__version__}; tier 3 device: {resolve_device()}; one thread")
     batch = {name: batch_rate(make, block) for name, make in tiers().items()}
     streaming = {name: streaming_cost_us(make, stream) for name, make in tiers().items()}
+    service = service_tier1_rates(args.service_series, args.service_calls)
     inference = {"cpu": inference_rate("cpu", args.windows)}
     if gpu:
         inference["cuda"] = inference_rate("cuda", args.windows)
@@ -146,6 +182,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name in batch:
         print(f"{name:8s} {batch[name]:14,.0f} {streaming[name]:14.1f}")
     print(f"\nblock: {args.series} series x {args.points} points; stream: {args.stream_points} points")
+    print(f"\ntier 1 in the service: {args.service_series:,} series x 1 window per call, {args.service_calls} calls")
+    print(f"{'series by series':18s} {service['per_series']:14,.0f} windows/s")
+    print(f"{'panel':18s} {service['panel']:14,.0f} windows/s  ({service['panel'] / service['per_series']:.0f}x)")
     for device, rate in inference.items():
         print(f"tier 3 inference on {device}: {rate:,.0f} windows/s")
 
@@ -155,6 +194,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "batch_points_per_s": batch,
         "streaming_us_per_point": streaming,
         "tier3_inference_windows_per_s": inference,
+        "service_tier1": {"series": args.service_series, "calls": args.service_calls, **service},
     }
     args.output.mkdir(parents=True, exist_ok=True)
     (args.output / "detect.json").write_text(json.dumps(result, indent=2) + "\n")

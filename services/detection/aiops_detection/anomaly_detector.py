@@ -6,12 +6,19 @@ the series, see ``series_detectors``). Rows are taken in per series in window or
 a window a series already took in is skipped, so a batch delivered twice changes
 nothing and publishes nothing. Operator feedback (the series' sensitivity in the
 feedback store) has the last word on whether a finding is published.
+
+Tier 1 of every cascade sees every window, so it does not run series by series: the
+partition keeps the tier-1 state of all its cascades in a :class:`RobustBandPanel` and
+scores a batch's windows in one numpy pass per round (one window per series per round,
+in window order); each series then runs the rest (tiers 2 and 3 where tier 1 flags, the
+special detectors, the alert rules) on its own.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -25,6 +32,7 @@ from aiops_detection.cascade import Severity
 from aiops_detection.feedback_store import FeedbackStore
 from aiops_detection.model_updates import ModelBook
 from aiops_detection.partition_state import FeatureStage, SeriesStates
+from aiops_detection.robust_band import RobustBandPanel
 from aiops_detection.series_detectors import (
     STATE_FINGERPRINT,
     Finding,
@@ -83,7 +91,13 @@ def to_record(detection: Detection, slack: float, detected_at: datetime) -> Anom
 
 
 class AnomalyPartition(SeriesStates[SeriesState]):
-    """The detector state of every series of one ``features`` partition."""
+    """The detector state of every series of one ``features`` partition.
+
+    The cascades' tier-1 states live in panels (one per tier-1 hyperparameter set), not in
+    the cascades: a state's ``cascade.basic`` is brought up to date from its panel row when
+    the state is checkpointed (:meth:`changed`), and put back into the panel whenever the
+    state arrives (a new series, a restored checkpoint, a trained model swapped in).
+    """
 
     state_type = SeriesState
     fingerprint = STATE_FINGERPRINT
@@ -96,6 +110,9 @@ class AnomalyPartition(SeriesStates[SeriesState]):
         self.lengths = np.asarray(settings.window_lengths_ms, dtype=np.int64)
         self._model_seen: dict[int, int] = {}
         self._awaiting_model: dict[int, set[str]] = {}
+        self._panels: dict[str, RobustBandPanel] = {}
+        self._tier1: dict[str, tuple[RobustBandPanel, int]] = {}
+        """Series id -> the panel and row holding its cascade's tier 1."""
 
     def process(self, batch: FeatureBatch) -> list[Detection]:
         self._adopt_models()
@@ -116,22 +133,85 @@ class AnomalyPartition(SeriesStates[SeriesState]):
             batch.column("absent")[rows].tolist(),
             strict=True,
         )
-        found: list[Detection] = []
+        windows: list[tuple[SeriesMeta, str, WindowRow]] = []
+        rounds: list[list[int]] = []
+        taken: dict[str, int] = {}
         for sid, start, length, value, count, total, latency, absent in columns:
             meta = batch.series[sid]
             row = WindowRow(start, length, value, count, total, latency, absent == 1.0)
             ident = f"{meta.key}@{length}"
-            state = self.states.get(ident)
-            if state is None:
-                state = self.states[ident] = self._new_state(meta, row)
-            was_warm = state.warm
-            finding = state.step(row)
-            self._changed.add(ident)
-            if state.warm and not was_warm:
-                log.info("series warm", series=meta.key, length_ms=length, windows=state.seen)
-            if finding is not None:
-                found.append(Detection(meta, length, finding, state.model_version))
-        return found
+            if ident not in self.states:
+                self.states[ident] = self._new_state(meta, row)
+                self._enter(ident)
+            turn = taken.get(ident, 0)
+            taken[ident] = turn + 1
+            if turn == len(rounds):
+                rounds.append([])
+            rounds[turn].append(len(windows))
+            windows.append((meta, ident, row))
+
+        found: list[tuple[int, Detection]] = []
+        for members in rounds:
+            basics = self._tier1_round([windows[i] for i in members])
+            for i, basic in zip(members, basics, strict=True):
+                meta, ident, row = windows[i]
+                state = self.states[ident]
+                was_warm = state.warm
+                finding = state.step(row, basic)
+                self._changed.add(ident)
+                if state.warm and not was_warm:
+                    log.info("series warm", series=meta.key, length_ms=row.length_ms, windows=state.seen)
+                if finding is not None:
+                    found.append((i, Detection(meta, row.length_ms, finding, state.model_version)))
+        return [detection for _, detection in sorted(found, key=lambda pair: pair[0])]
+
+    # -- tier 1 across series --------------------------------------------------------------------------
+
+    def _tier1_round(self, windows: list[tuple[SeriesMeta, str, WindowRow]]) -> list[tuple[float, float, float] | None]:
+        """Tier 1 of one window per series, scored and learned per panel in one pass; None where it does not run."""
+        out: list[tuple[float, float, float] | None] = [None] * len(windows)
+        members: dict[RobustBandPanel, tuple[list[int], list[int], list[float]]] = {}
+        for i, (_, ident, row) in enumerate(windows):
+            if self.states[ident].takes_value(row):
+                panel, slot = self._tier1[ident]
+                positions, slots, values = members.setdefault(panel, ([], [], []))
+                positions.append(i)
+                slots.append(slot)
+                values.append(row.value)
+        for panel, (positions, slots, values) in members.items():
+            explained = panel.step(np.asarray(slots), np.asarray(values))
+            scored = zip(explained.score.tolist(), explained.lower.tolist(), explained.upper.tolist(), strict=True)
+            for i, basic in zip(positions, scored, strict=True):
+                out[i] = basic
+        return out
+
+    def _enter(self, ident: str) -> None:
+        """Move the state's tier 1 into its panel, which runs it from now on."""
+        cascade = self.states[ident].cascade
+        if cascade is None:
+            return
+        panel = self._panels.get(repr(cascade.basic))
+        if panel is None:
+            panel = self._panels[repr(cascade.basic)] = RobustBandPanel(cascade.basic)
+        held = self._tier1.get(ident)
+        if held is not None and held[0] is panel:
+            panel.put(held[1], cascade.basic)
+        else:
+            self._tier1[ident] = panel, panel.add(cascade.basic)
+
+    def changed(self) -> dict[str, bytes]:
+        for ident in self._changed:
+            held = self._tier1.get(ident)
+            cascade = self.states[ident].cascade
+            if held is not None and cascade is not None:
+                cascade.basic = held[0].take(held[1])
+        return super().changed()
+
+    def restore(self, states: Mapping[str, bytes]) -> None:
+        super().restore(states)
+        for ident in states:
+            if ident in self.states:
+                self._enter(ident)
 
     # -- models --------------------------------------------------------------------------------------------
 
@@ -170,6 +250,7 @@ class AnomalyPartition(SeriesStates[SeriesState]):
                 waiting.discard(ident)
                 self._changed.add(ident)
                 if adopted:
+                    self._enter(ident)
                     log.info(
                         "series swapped to trained model", series=state.key, model=loaded.name, version=loaded.version
                     )

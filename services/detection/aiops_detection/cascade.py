@@ -96,9 +96,16 @@ class Cascade(Detector[float]):
 
     def verdict_one(self, x: float) -> Verdict:
         """Score, band, severity and per-tier evidence of ``x``; changes nothing."""
-        basic = self.basic.score_one(x)
+        return self.verdict_given_basic(x, self.basic.score_one(x), *self.basic.expected_band())
+
+    def verdict_given_basic(self, x: float, basic: float, lower: float, upper: float) -> Verdict:
+        """``verdict_one`` with tier 1's score and expected band computed elsewhere; changes nothing.
+
+        For a tier-1 state kept outside the cascade (``RobustBandPanel``, which scores many
+        series at once); with :meth:`learn_deeper_one` the same numbers as ``verdict_one``
+        then ``learn_one``.
+        """
         evidence = {"basic": basic}
-        lower, upper = self.basic.expected_band()
         score = basic
         if basic >= self.flag:
             agile = self.agile.score_one(x)
@@ -117,6 +124,10 @@ class Cascade(Detector[float]):
 
     def learn_one(self, x: float) -> None:
         self.basic.learn_one(x)
+        self.learn_deeper_one(x)
+
+    def learn_deeper_one(self, x: float) -> None:
+        """Learn ``x`` in tiers 2 and 3 only: tier 1 learned it where it was scored."""
         self.agile.learn_one(x)
         self.robust.learn_one(x)
 

@@ -193,7 +193,11 @@ def _finite(x: float) -> float | None:
 
 @dataclass(slots=True)
 class SeriesState:
-    """Everything remembered about one series at one window length; pickled whole into checkpoints."""
+    """Everything remembered about one series at one window length; pickled whole into checkpoints.
+
+    In a running partition the cascade's tier 1 is held in the partition's
+    ``RobustBandPanel`` and ``cascade.basic`` is only brought up to date for checkpoints.
+    """
 
     key: str
     length_ms: int
@@ -219,14 +223,29 @@ class SeriesState:
     def warm(self) -> bool:
         return self.seen >= self.min_history
 
-    def step(self, row: WindowRow) -> Finding | None:
-        """Score one window against the history, then learn it; a finding when it alerts."""
+    def takes_value(self, row: WindowRow) -> bool:
+        """Whether :meth:`step` feeds ``row``'s value to the cascade (tier 1 included)."""
+        return (
+            self.cascade is not None
+            and row.start_ms > self.last_start_ms
+            and not row.absent
+            and math.isfinite(row.value)
+        )
+
+    def step(self, row: WindowRow, basic: tuple[float, float, float] | None = None) -> Finding | None:
+        """Score one window against the history, then learn it; a finding when it alerts.
+
+        ``basic``: tier 1's score and expected band ``(score, lower, upper)`` of the row's
+        value, when the cascade's tier 1 runs outside it (a ``RobustBandPanel`` scored and
+        learned the value, for every row for which :meth:`takes_value` holds). None: the
+        cascade runs its own tier 1.
+        """
         if row.start_ms <= self.last_start_ms:
             self.duplicates += 1
             return None
         self.last_start_ms = row.start_ms
         evidence: dict[str, float] = {}
-        candidates = self._silent(row, evidence) if row.absent else self._present(row, evidence)
+        candidates = self._silent(row, evidence) if row.absent else self._present(row, evidence, basic)
         best = max(candidates, key=lambda c: c.score, default=None)
         score = best.score if best is not None else 0.0
         previous = self.recent_scores.maximum
@@ -250,7 +269,9 @@ class SeriesState:
             evidence["typical_gap_s"] = typical
         return [_Candidate("silence", score, None)]
 
-    def _present(self, row: WindowRow, evidence: dict[str, float]) -> list[_Candidate]:
+    def _present(
+        self, row: WindowRow, evidence: dict[str, float], basic: tuple[float, float, float] | None
+    ) -> list[_Candidate]:
         self.silence.learn_one(row.end_ms / 1000.0)
         out: list[_Candidate] = []
         value = row.value
@@ -260,8 +281,12 @@ class SeriesState:
             evidence["static"] = score
             out.append(_Candidate("static", score, value, self.static.lower, self.static.upper))
         if self.cascade is not None and has_value:
-            verdict = self.cascade.verdict_one(value)
-            self.cascade.learn_one(value)
+            if basic is None:
+                verdict = self.cascade.verdict_one(value)
+                self.cascade.learn_one(value)
+            else:
+                verdict = self.cascade.verdict_given_basic(value, *basic)
+                self.cascade.learn_deeper_one(value)
             evidence.update(verdict.evidence)
             out.append(_Candidate("cascade", verdict.score, value, _finite(verdict.lower), _finite(verdict.upper)))
         if self.error_rate is not None and math.isfinite(row.count) and math.isfinite(row.sum):
