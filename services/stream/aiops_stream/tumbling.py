@@ -58,6 +58,8 @@ class _SeriesTable:
         self.metas: list[SeriesMeta] = []
         self.by_key: dict[str, int] = {}
         self.by_ident: dict[tuple[Any, ...], int] = {}
+        self.by_object: dict[int, tuple[SeriesMeta, int]] = {}
+        """Local id by ``id(meta)``: a decoder hands out the same ``SeriesMeta`` for a series batch after batch."""
         self.capacity = 0
         self.lengths = lengths
         self.counter = np.zeros(0, dtype=bool)
@@ -104,12 +106,22 @@ class _SeriesTable:
         out: list[int] = []
         append = out.append
         get = self.by_ident.get
+        by_object = self.by_object
+        if len(by_object) > 2 * len(self.metas) + 1024:
+            by_object.clear()  # objects of series the decoder no longer hands out
         for m in metas:
-            # The label order a producer used is a cheap first key (one flat tuple: this runs for every
-            # series of every message); the sorted key settles the rest.
+            # The very object seen before (holding it keeps its id from being reused): the cheapest key.
+            hit = by_object.get(id(m))
+            if hit is not None and hit[0] is m:
+                append(hit[1])
+                continue
+            # The label order a producer used is a cheap second key (one flat tuple); the sorted key settles the rest.
             ident = (m.name, *m.labels.items())
             sid = get(ident)
-            append(self._register(m, ident) if sid is None else sid)
+            if sid is None:
+                sid = self._register(m, ident)
+            by_object[id(m)] = (m, sid)
+            append(sid)
         return np.array(out, dtype=np.uint32)
 
     def _register(self, meta: SeriesMeta, ident: tuple[Any, ...]) -> int:
@@ -141,6 +153,7 @@ class _SeriesTable:
         self.alive[gone] = False
         dead = set(gone.tolist())
         self.by_ident = {k: v for k, v in self.by_ident.items() if v not in dead}
+        self.by_object.clear()  # a forgotten series seen again must register again
 
     def compact(self) -> npt.NDArray[np.int64] | None:
         """Drop forgotten series once they outnumber the live ones; returns old id -> new id (-1: gone)."""
@@ -155,6 +168,7 @@ class _SeriesTable:
         self.metas = [self.metas[i] for i in keep.tolist()]
         self.by_key = {m.key: i for i, m in enumerate(self.metas)}
         self.by_ident = {k: int(remap[v]) for k, v in self.by_ident.items() if remap[v] >= 0}
+        self.by_object.clear()
         self.counter = self.counter[keep]
         self.delta = self.delta[keep]
         self.shard = self.shard[keep]

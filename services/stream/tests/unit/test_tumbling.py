@@ -318,3 +318,28 @@ def test_idle_then_restore_replays_to_the_same_rows() -> None:
     assert restarted.dropped_late == whole.dropped_late == 1  # the replayed messages are not counted again
     assert after
     assert_rows_match(again, after)
+
+
+def test_a_forgotten_series_that_returns_as_the_same_object_is_windowed_again() -> None:
+    # A decoder hands out the same SeriesMeta object for a series batch after batch.
+    a, b = SeriesMeta("a", {"i": "1"}), SeriesMeta("b", {"i": "2"})
+
+    def feed(engine: TumblingWindows, b_returns_as: SeriesMeta) -> dict[tuple[str, int, int], dict[str, float]]:
+        out: dict[tuple[str, int, int], dict[str, float]] = {}
+        for offset, t in enumerate(range(100_000, 700_000, 5_000)):
+            metas = [a, b] if t == 100_000 else [a, b_returns_as] if t == 600_000 else [a]
+            ids = engine.series_ids(metas)
+            n = len(metas)
+            engine.add(offset, ids, np.full(n, t, dtype=np.int64), np.arange(n, dtype=np.float64) + 1.0)
+            out.update(rows_of(engine.advance()))
+        return out
+
+    config = WindowConfig((10_000,), allowed_lateness_ms=0, absent_after_ms=20_000, lookback_ms=120_000)
+    same_object = feed(TumblingWindows(config), b)
+    b_rows = sorted(start for key, start, _ in same_object if key == b.key)
+    assert 100_000 in b_rows and 600_000 in b_rows  # windowed before it was forgotten, and again after
+    assert not any(300_000 <= start < 600_000 for start in b_rows)  # forgotten: no absent rows meanwhile
+    # Exactly what a fresh (equal) object for the returning series gives.
+    fresh_object = feed(TumblingWindows(config), SeriesMeta("b", {"i": "2"}))
+    assert same_object.keys() == fresh_object.keys()
+    assert_rows_match(same_object, fresh_object)
