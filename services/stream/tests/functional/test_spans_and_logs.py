@@ -63,18 +63,21 @@ async def test_red_metrics_and_call_edges(
 
     front_key = 'red.latency_s{operation="GET /",service="frontend"}'
     cart_key = 'red.latency_s{operation="GET /cart",service="cart"}'
-    await features.until(
-        lambda v: {(front_key, T0, 10_000), (cart_key, T0, 10_000)} <= set(feature_rows(v)), 60, worker
-    )
+    front_requests = 'red.request_rate{operation="GET /",service="frontend"}'
+    front_errors = 'red.error_rate{operation="GET /",service="frontend"}'
+    cart_errors = 'red.error_rate{operation="GET /cart",service="cart"}'
+    # Rows are sharded by series over the features partitions: wait for every series asserted on.
+    wanted = {(key, T0, 10_000) for key in (front_key, cart_key, front_requests, front_errors, cart_errors)}
+    await features.until(lambda v: wanted <= set(feature_rows(v)), 60, worker)
     await edges.until(lambda v: len(v) >= 1, 60, worker)
     rows = feature_rows(features.values)
 
     front = rows[(front_key, T0, 10_000)]
     assert (front["count"], front["p50"], front["max"]) == (3, 0.3, 0.5)
     assert front["mean"] == pytest.approx(1 / 3, rel=1e-15)
-    assert rows[('red.request_rate{operation="GET /",service="frontend"}', T0, 10_000)]["value"] == 0.3
-    assert rows[('red.error_rate{operation="GET /",service="frontend"}', T0, 10_000)]["value"] == 1 / 3
-    assert rows[('red.error_rate{operation="GET /cart",service="cart"}', T0, 10_000)]["sum"] == 1.0
+    assert rows[(front_requests, T0, 10_000)]["value"] == 0.3
+    assert rows[(front_errors, T0, 10_000)]["value"] == 1 / 3
+    assert rows[(cart_errors, T0, 10_000)]["sum"] == 1.0
     assert ('red.request_rate{operation="call cart",service="frontend"}', T0, 10_000) not in rows  # a CLIENT span
 
     (edge,) = edges.values
