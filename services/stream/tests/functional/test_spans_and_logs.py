@@ -114,7 +114,10 @@ async def test_log_counts_and_new_templates(
     def key(name: str, start: int) -> tuple[str, int, int]:
         return (f'{name}{{service="api"}}', T0 + start, 10_000)
 
-    await features.until(lambda v: key("log.records", 10_000) in feature_rows(v), 60, worker)
+    # Rows are sharded by series over the features partitions: wait for every row asserted on.
+    names = ("log.records", "log.errors", "log.warnings", "log.new_templates")
+    wanted = {key(name, start) for name in names for start in (0, 10_000)}
+    await features.until(lambda v: wanted <= set(feature_rows(v)), 60, worker)
     rows = feature_rows(features.values)
     assert rows[key("log.records", 0)]["sum"] == 4
     assert rows[key("log.errors", 0)]["sum"] == 1
