@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from aiops_common.broker import EmbeddedBroker
+from aiops_common.broker import EmbeddedBroker, Publisher, ensure_topics
 from aiops_common.testing import ExternalServer
 
 S = TypeVar("S", bound=ExternalServer)
@@ -44,6 +44,16 @@ def broker_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def topic_prefix() -> str:
     """A prefix no other test uses, so topics and consumer groups are never shared."""
     return f"t{uuid.uuid4().hex[:10]}."
+
+
+@pytest.fixture
+async def publisher(broker_url: str, topic_prefix: str) -> AsyncIterator[Publisher]:
+    """An acknowledged publisher on this test's topics (every topic of the table declared)."""
+    await ensure_topics(broker_url, topic_prefix)
+    pub = Publisher(broker_url, topic_prefix)
+    await pub.start()
+    yield pub
+    await pub.stop()
 
 
 @pytest.fixture

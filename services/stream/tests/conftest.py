@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
@@ -13,10 +12,10 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiops_common.broker import Publisher, bootstrap_servers, ensure_topics
+from aiops_common.broker import Publisher, bootstrap_servers
 from aiops_common.broker.publisher import Message
 from aiops_common.schemas import FeatureBatch, MetricBatch, TopologyEdge
-from aiops_common.testing import WorkerProcess
+from aiops_common.testing import WorkerProcess, worker_env
 from aiops_common.topics import Topics, TopicSpec
 from aiops_stream.settings import StreamSettings
 from aiops_stream.tumbling import TumblingWindows
@@ -36,15 +35,7 @@ def stream_worker(broker_url: str, topic_prefix: str, tmp_path: Path) -> Iterato
     started: list[StreamWorker] = []
 
     def start(**settings: Any) -> StreamWorker:
-        env = dict(os.environ)
-        env.update(
-            AIOPS_BROKER_URL=broker_url,
-            AIOPS_TOPIC_PREFIX=topic_prefix,
-            AIOPS_DATA_DIR=str(tmp_path / "data"),
-            AIOPS_LOG_FORMAT="console",
-            AIOPS_LOG_LEVEL="INFO",
-        )
-        env.update({f"AIOPS_{k.upper()}": str(v) for k, v in settings.items()})
+        env = worker_env(broker_url, topic_prefix, tmp_path / "data", **settings)
         worker = WorkerProcess.start("stream", env, tmp_path / f"stream-{len(started)}.log")
         started.append(worker)
         return worker
@@ -52,15 +43,6 @@ def stream_worker(broker_url: str, topic_prefix: str, tmp_path: Path) -> Iterato
     yield start
     for worker in started:
         worker.stop()
-
-
-@pytest.fixture
-async def publisher(broker_url: str, topic_prefix: str) -> AsyncIterator[Publisher]:
-    await ensure_topics(broker_url, topic_prefix)
-    pub = Publisher(broker_url, topic_prefix)
-    await pub.start()
-    yield pub
-    await pub.stop()
 
 
 async def send(publisher: Publisher, spec: TopicSpec, value: bytes, partition: int = 0) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -10,7 +11,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Self
 
-__all__ = ["WorkerProcess"]
+__all__ = ["WorkerProcess", "worker_env"]
+
+
+def worker_env(broker_url: str, topic_prefix: str, data_dir: Path, **settings: object) -> dict[str, str]:
+    """This process's environment plus what points a worker at a test's broker, topics and folder.
+
+    ``settings`` become ``AIOPS_<NAME>`` variables (``detect_min_history=60`` is
+    ``AIOPS_DETECT_MIN_HISTORY=60``); logs are console lines at INFO, which tests read.
+    """
+    env = dict(os.environ)
+    env.update(
+        AIOPS_BROKER_URL=broker_url,
+        AIOPS_TOPIC_PREFIX=topic_prefix,
+        AIOPS_DATA_DIR=str(data_dir),
+        AIOPS_LOG_FORMAT="console",
+        AIOPS_LOG_LEVEL="INFO",
+    )
+    env.update({f"AIOPS_{name.upper()}": str(value) for name, value in settings.items()})
+    return env
 
 
 @dataclass

@@ -4,21 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TypeVar
 
 import pytest
-from aiops_common.broker import Publisher, ensure_topics
+from aiops_common.broker import Publisher
 from aiops_common.broker.publisher import Message
 from aiops_common.broker.reader import read_values
 from aiops_common.schemas import SeriesMeta
 from aiops_common.schemas.metrics import shard_of
-from aiops_common.testing import WorkerProcess
+from aiops_common.testing import WorkerProcess, worker_env
 from aiops_common.topics import Topics, TopicSpec
 
 from ..conftest import SERVICE_SETTINGS, window_batch
@@ -45,18 +44,14 @@ class DetectionWorker(WorkerProcess):
 @pytest.fixture
 def service_env(broker_url: str, topic_prefix: str, tmp_path: Path) -> dict[str, str]:
     """The environment of the worker and of the CLI commands run beside it."""
-    env = dict(os.environ)
-    env.update(
-        AIOPS_BROKER_URL=broker_url,
-        AIOPS_TOPIC_PREFIX=topic_prefix,
-        AIOPS_DATA_DIR=str(tmp_path / "data"),
-        AIOPS_LOG_FORMAT="console",
-        AIOPS_LOG_LEVEL="INFO",
-        AIOPS_DETECT_MODEL_POLL_S="0.5",
-        AIOPS_DETECT_STATIC_THRESHOLDS=json.dumps({"disk_used_percent": [None, 95.0]}),
+    return worker_env(
+        broker_url,
+        topic_prefix,
+        tmp_path / "data",
+        detect_model_poll_s=0.5,
+        detect_static_thresholds=json.dumps({"disk_used_percent": [None, 95.0]}),
+        **SERVICE_SETTINGS,
     )
-    env.update({f"AIOPS_{k.upper()}": str(v) for k, v in SERVICE_SETTINGS.items()})
-    return env
 
 
 @pytest.fixture
@@ -81,15 +76,6 @@ def aiops(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     )
     assert done.returncode == 0, f"aiops {' '.join(args)} exited {done.returncode}\n{done.stdout}\n{done.stderr}"
     return done
-
-
-@pytest.fixture
-async def publisher(broker_url: str, topic_prefix: str) -> AsyncIterator[Publisher]:
-    await ensure_topics(broker_url, topic_prefix)
-    pub = Publisher(broker_url, topic_prefix)
-    await pub.start()
-    yield pub
-    await pub.stop()
 
 
 async def send_windows(
