@@ -22,6 +22,7 @@ from aiops_common.broker import EmbeddedBroker, Publisher, bootstrap_servers, en
 from aiops_common.broker.publisher import Message
 from aiops_common.schemas import MetricBatch, MetricKind, SeriesMeta
 from aiops_common.schemas.metrics import shard_of
+from aiops_common.testing import worker_env
 from aiops_common.topics import Topics
 
 __all__ = ["main"]
@@ -64,15 +65,7 @@ class Workload:
 
 
 def start_worker(broker_url: str, prefix: str, data_dir: Path, log_path: Path) -> subprocess.Popen[bytes]:
-    env = dict(os.environ)
-    env.update(
-        AIOPS_BROKER_URL=broker_url,
-        AIOPS_TOPIC_PREFIX=prefix,
-        AIOPS_DATA_DIR=str(data_dir),
-        AIOPS_LOG_LEVEL="WARNING",
-        AIOPS_LOG_FORMAT="console",
-        AIOPS_STREAM_TSDB_ENABLED="false",
-    )
+    env = worker_env(broker_url, prefix, data_dir, log_level="WARNING", stream_tsdb_enabled="false")
     with log_path.open("ab") as log:
         return subprocess.Popen(
             [sys.executable, "-m", "aiops_cli", "worker", "stream"], env=env, stdout=log, stderr=subprocess.STDOUT
