@@ -116,4 +116,4 @@ def test_broker_url_switches_to_an_external_broker(tmp_path: Path) -> None:
             assert json.loads(tail.stdout)["value"] == 1.5
         finally:
             proc.send_signal(signal.SIGTERM)
-            assert proc.wait(30) == 0
+            assert proc.wait(30) == 0, log.read_text()[-3000:]
