@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -85,6 +86,15 @@ def _collection_paused() -> Iterator[None]:
             gc.enable()
 
 
+@dataclass(slots=True)
+class _InFlight:
+    """Messages sent for one close of a partition's windows, and the checkpoint due once the broker has them."""
+
+    acked: asyncio.Future[Any]
+    checkpoint: dict[str, bytes] | None
+    """None: the close replayed what an earlier checkpoint covers (nothing to write)."""
+
+
 _IDLE = ":idle-flush"
 """Table key suffix of a partition's latest idle flush (``after`` offset, ``idle_ms``); processors use others."""
 
@@ -100,9 +110,13 @@ class CheckpointedStage(ReplayingStage[PartitionProcessor]):
     the first message after a (re)start, and any offset range Faust skips), this stage
 
     1. feeds each message of the partition to the stage's :class:`PartitionProcessor`;
-    2. when the processor closes windows, publishes what it produced, waits for the
-       broker's acknowledgement, and only then writes the checkpoint to the table
-       (keyed by input partition);
+    2. when the processor closes windows, sends what it produced and takes the
+       checkpoint, but writes it to the table (keyed by input partition) only once the
+       broker has acknowledged those messages and every earlier one of the partition.
+       The handler does not wait for the acknowledgement: the next messages are
+       processed while the broker takes the last ones in (at most ``max_in_flight``
+       closes unacknowledged). A send that fails stops the partition's checkpoints
+       there, and the next message raises;
     3. when a partition's input has been quiet for ``idle_after_s`` of wall-clock time,
        lets the processor advance its event time by that much (a timer), so the last
        windows of a silent partition close too. That decision is not a function of the
@@ -128,27 +142,41 @@ class CheckpointedStage(ReplayingStage[PartitionProcessor]):
         factory: ProcessorFactory,
         idle_after_s: float | None = None,
         replay_timeout_s: float = 120.0,
+        max_in_flight: int = 8,
     ) -> None:
         super().__init__(app, name, source, partitions, replay_timeout_s)
         self.factory = factory
         self.idle_after_s = idle_after_s
+        self.max_in_flight = max_in_flight
+        # Per partition, in the order sent: closes whose messages the broker has not acknowledged yet.
+        self._in_flight: dict[int, deque[_InFlight]] = {}
+        self._send_failure: BaseException | None = None
         self._restored_through: dict[int, int] = {}
         self._last_input: dict[int, float] = {}
         self._pending_idle: dict[int, tuple[int, int]] = {}
         # The agent and the idle timer both move a processor's state; one at a time.
         self._lock = asyncio.Lock()
         self.published = 0
+        app.on_before_shutdown.connect(self._on_shutdown)  # type: ignore[arg-type]  # mode's stub wants a keyword-only signal
         if idle_after_s is not None:
             app.timer(min(1.0, idle_after_s / 4), name=f"{name}_idle_flush")(self._flush_idle)
 
     async def _on_revoked(self, sender: Any, revoked: set[TP], **kwargs: Any) -> None:
         async with self._lock:
+            # The checkpoints of what was sent are written before the next owner (maybe this worker) reads them.
+            topic = self.source.get_topic_name()
+            await self.settle({tp.partition for tp in revoked if tp.topic == topic})
             await super()._on_revoked(sender, revoked, **kwargs)
+
+    async def _on_shutdown(self, sender: Any, **kwargs: Any) -> None:
+        # Before the producer's last flush: the checkpoints of what was sent go out with it.
+        await self.settle()
 
     def forget(self, partition: int) -> None:
         super().forget(partition)
         self._last_input.pop(partition, None)
         self._pending_idle.pop(partition, None)
+        self._in_flight.pop(partition, None)
 
     def _key(self, partition: int, suffix: str = "") -> bytes:
         return f"{partition}{suffix}".encode()
@@ -205,20 +233,61 @@ class CheckpointedStage(ReplayingStage[PartitionProcessor]):
             outputs = processor.process(value or b"", offset, replaying)
         if outputs is None:
             return
-        await self._publish(outputs)
         # While re-reading what the restored checkpoint covers, a newer checkpoint would
         # claim state (a miner, say) the processor only has as of that checkpoint.
-        if not replaying:
-            self._write_checkpoint(partition, processor)
+        await self._publish(partition, outputs, None if replaying else processor.checkpoint())
 
-    async def _publish(self, outputs: list[Outbound]) -> None:
-        if outputs:
-            futures = [await o.topic.send(key=o.key, value=o.value, partition=o.partition) for o in outputs]
-            await asyncio.gather(*futures)
-            self.published += len(outputs)
+    async def _publish(self, partition: int, outputs: list[Outbound], checkpoint: dict[str, bytes] | None) -> None:
+        """Send ``outputs``; ``checkpoint`` is written once they and the partition's earlier sends are acknowledged."""
+        self._raise_send_failure()
+        futures = [await o.topic.send(key=o.key, value=o.value, partition=o.partition) for o in outputs]
+        self.published += len(outputs)
+        queue = self._in_flight.setdefault(partition, deque())
+        entry = _InFlight(asyncio.gather(*futures), checkpoint)
+        queue.append(entry)
+        entry.acked.add_done_callback(lambda _: self._write_acknowledged(partition, queue))
+        while sum(len(q) for q in self._in_flight.values()) > self.max_in_flight:
+            await asyncio.wait([q[0].acked for q in self._in_flight.values() if q], return_when=asyncio.FIRST_COMPLETED)
+            self._raise_send_failure()
+
+    def _write_acknowledged(self, partition: int, queue: deque[_InFlight]) -> None:
+        """Write the checkpoints of the partition's closes acknowledged so far, oldest first; stop at a failed one."""
+        if self._in_flight.get(partition) is not queue:
+            return  # the partition was given up; its next owner replays from the checkpoint it finds
+        while queue and queue[0].acked.done():
+            acked = queue[0].acked
+            failure = acked.exception() if not acked.cancelled() else asyncio.CancelledError()
+            if failure is not None:
+                # What it sent may be lost: no later checkpoint of this partition may claim it.
+                if self._send_failure is None:
+                    log.error("publishing failed", stage=self.name, partition=partition, error=repr(failure))
+                self._send_failure = failure
+                return
+            entry = queue.popleft()
+            if entry.checkpoint is not None:
+                self._write_entries(partition, entry.checkpoint)
+        if not queue:
+            del self._in_flight[partition]
+
+    async def settle(self, partitions: set[int] | None = None, timeout_s: float = 30.0) -> None:
+        """Wait for the acknowledgements of the partitions' sends (all: None), writing their checkpoints."""
+        pending = [
+            entry.acked
+            for partition, queue in self._in_flight.items()
+            if partitions is None or partition in partitions
+            for entry in queue
+        ]
+        if pending:
+            await asyncio.wait(pending, timeout=timeout_s)
+
+    def _raise_send_failure(self) -> None:
+        if self._send_failure is not None:
+            raise RuntimeError(f"{self.name}: publishing failed, checkpoints stopped") from self._send_failure
 
     def _write_checkpoint(self, partition: int, processor: PartitionProcessor) -> None:
-        entries = processor.checkpoint()
+        self._write_entries(partition, processor.checkpoint())
+
+    def _write_entries(self, partition: int, entries: dict[str, bytes]) -> None:
         # The main entry goes last: it names the others, which must be there before it.
         for suffix in sorted(entries, key=lambda s: s == ""):
             self._put(partition, suffix, entries[suffix])
@@ -229,8 +298,7 @@ class CheckpointedStage(ReplayingStage[PartitionProcessor]):
         with _collection_paused():
             outputs = processor.idle(idle_ms)
         if outputs is not None:
-            await self._publish(outputs)
-            self._write_checkpoint(partition, processor)
+            await self._publish(partition, outputs, processor.checkpoint())
 
     async def _flush_idle(self) -> None:
         """Timer: close the windows of partitions whose input has been quiet for ``idle_after_s``."""
@@ -252,8 +320,7 @@ class CheckpointedStage(ReplayingStage[PartitionProcessor]):
                     continue
                 # Durable before anything it closed is out: a restarted worker must close the same windows.
                 await self._put(partition, _IDLE, pack({"after": processor.applied_offset, "idle_ms": idle_ms}))
-                await self._publish(outputs)
-                self._write_checkpoint(partition, processor)
+                await self._publish(partition, outputs, processor.checkpoint())
                 log.info("closed idle windows", stage=self.name, partition=partition, idle_s=round(quiet_s, 1))
 
     async def _open_idle_partitions(self) -> None:
