@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -60,6 +61,8 @@ class _SeriesTable:
         self.by_ident: dict[tuple[Any, ...], int] = {}
         self.by_object: dict[int, tuple[SeriesMeta, int]] = {}
         """Local id by ``id(meta)``: a decoder hands out the same ``SeriesMeta`` for a series batch after batch."""
+        self._last: tuple[Sequence[SeriesMeta], npt.NDArray[np.uint32]] | None = None
+        """The latest series table looked up and its ids: a producer sends the same table scrape after scrape."""
         self.capacity = 0
         self.lengths = lengths
         self.counter = np.zeros(0, dtype=bool)
@@ -103,6 +106,16 @@ class _SeriesTable:
 
     def ids(self, metas: Sequence[SeriesMeta]) -> npt.NDArray[np.uint32]:
         """Local ids of a message's series table, registering the ones not seen before."""
+        last = self._last
+        # The same objects in the same order as last time (a comparison of pointers): the same ids.
+        if last is not None and len(last[0]) == len(metas) and all(map(operator.is_, last[0], metas)):
+            return last[1]
+        found = self._lookup(metas)
+        found.flags.writeable = False  # handed out again for the next table like this one
+        self._last = (metas, found)
+        return found
+
+    def _lookup(self, metas: Sequence[SeriesMeta]) -> npt.NDArray[np.uint32]:
         out: list[int] = []
         append = out.append
         get = self.by_ident.get
@@ -151,6 +164,7 @@ class _SeriesTable:
         if gone.size == 0:
             return
         self.alive[gone] = False
+        self._last = None
         dead = set(gone.tolist())
         self.by_ident = {k: v for k, v in self.by_ident.items() if v not in dead}
         self.by_object.clear()  # a forgotten series seen again must register again
@@ -169,6 +183,7 @@ class _SeriesTable:
         self.by_key = {m.key: i for i, m in enumerate(self.metas)}
         self.by_ident = {k: int(remap[v]) for k, v in self.by_ident.items() if remap[v] >= 0}
         self.by_object.clear()
+        self._last = None
         self.counter = self.counter[keep]
         self.delta = self.delta[keep]
         self.shard = self.shard[keep]
@@ -402,7 +417,7 @@ class TumblingWindows:
 
         # Real samples in (series, time) order; for metrics one per (series, ts): delivered twice counts once.
         rs, rt, rv = sid[real], ts[real], val[real]
-        order = np.lexsort((rt, rs))
+        order = _by_series_then_time(rs, rt)
         rs, rt, rv = rs[order], rt[order], rv[order]
         if rs.size and cfg.dedup_samples:
             uniq = np.ones(rs.size, dtype=bool)
@@ -614,7 +629,7 @@ def _group_stats(
 ) -> _Stats:
     win0 = int(win.min())
     g = (win - win0) * n_series + sid
-    order = np.lexsort((val, g))
+    order = _by_group_then_value(g, val)
     g, v, t = g[order], val[order], ts[order]
     n = g.size
     head = np.ones(n, dtype=bool)
@@ -647,6 +662,44 @@ def _group_stats(
         n_series=n_series,
         win0=win0,
     )
+
+
+def _by_series_then_time(sid: npt.NDArray[np.int64], ts: npt.NDArray[np.int64]) -> npt.NDArray[np.intp]:
+    """``np.lexsort((ts, sid))``: one stable sort of a combined key, which finds the runs the input is in."""
+    if sid.size == 0:
+        return np.zeros(0, dtype=np.intp)
+    t0 = int(ts.min())
+    span = int(ts.max()) - t0 + 1
+    if (int(sid.max()) + 1) * span >= 2**62:
+        return np.lexsort((ts, sid))
+    order: npt.NDArray[np.intp] = np.argsort(sid * span + (ts - t0), kind="stable")
+    return order
+
+
+def _by_group_then_value(g: npt.NDArray[np.int64], val: npt.NDArray[np.float64]) -> npt.NDArray[np.intp]:
+    """An order that sorts by group, then value within a group, as ``np.lexsort((val, g))`` (``val`` has no NaN).
+
+    Groups are sorted with one stable sort (fast: the input comes in series order), then
+    the values of each group in one row of a padded matrix, when padding stays small.
+    """
+    order: npt.NDArray[np.intp] = np.argsort(g, kind="stable")
+    n = order.size
+    gs = g[order]
+    head = np.ones(n, dtype=bool)
+    head[1:] = gs[1:] != gs[:-1]
+    starts = np.flatnonzero(head)
+    count = np.diff(np.append(starts, n))
+    width = int(count.max()) if n else 0
+    if width <= 1:
+        return order
+    if starts.size * width > 4 * n:
+        return np.lexsort((val, g))
+    # Padding is +inf after a group's values: a stable sort leaves it behind any real +inf.
+    grid = np.full((starts.size, width), np.inf)
+    grid[np.repeat(np.arange(starts.size), count), np.arange(n) - np.repeat(starts, count)] = val[order]
+    within = np.argsort(grid, axis=1, kind="stable")
+    picked: npt.NDArray[np.intp] = order[(starts[:, None] + within)[np.arange(width) < count[:, None]]]
+    return picked
 
 
 def _latest_per_series(sid: npt.NDArray[Any], ts: npt.NDArray[np.int64]) -> npt.NDArray[np.intp]:

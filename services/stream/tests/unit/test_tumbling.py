@@ -11,7 +11,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 from aiops_common.schemas import FeatureBatch, MetricKind, SeriesMeta
-from aiops_stream.tumbling import STALE_NAN_BITS, TumblingWindows, WindowConfig, stale_mask
+from aiops_stream.tumbling import (
+    STALE_NAN_BITS,
+    TumblingWindows,
+    WindowConfig,
+    _by_group_then_value,
+    _by_series_then_time,
+    stale_mask,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -343,3 +350,49 @@ def test_a_forgotten_series_that_returns_as_the_same_object_is_windowed_again() 
     fresh_object = feed(TumblingWindows(config), SeriesMeta("b", {"i": "2"}))
     assert same_object.keys() == fresh_object.keys()
     assert_rows_match(same_object, fresh_object)
+
+
+def test_a_forgotten_series_in_a_table_sent_unchanged_is_windowed_again() -> None:
+    # The producer sends the same series table (same objects, same order) every time; ids come from the last lookup.
+    a, b = SeriesMeta("a", {"i": "1"}), SeriesMeta("b", {"i": "2"}, MetricKind.COUNTER)
+
+    def feed(engine: TumblingWindows, b_returns_as: SeriesMeta) -> dict[tuple[str, int, int], dict[str, float]]:
+        out: dict[tuple[str, int, int], dict[str, float]] = {}
+        table = [a, b]
+        for offset, t in enumerate(range(100_000, 700_000, 5_000)):
+            if t == 600_000:
+                table = [a, b_returns_as]
+            ids = engine.series_ids(table)
+            sampled = [0, 1] if t in (100_000, 600_000) else [0]
+            n = len(sampled)
+            engine.add(offset, ids[sampled], np.full(n, t, dtype=np.int64), np.arange(n, dtype=np.float64) + 1.0)
+            out.update(rows_of(engine.advance()))
+        return out
+
+    config = WindowConfig((10_000,), allowed_lateness_ms=0, absent_after_ms=20_000, lookback_ms=120_000)
+    same_object = feed(TumblingWindows(config), b)
+    b_rows = sorted(start for key, start, _ in same_object if key == b.key)
+    assert 100_000 in b_rows and 600_000 in b_rows
+    assert not any(300_000 <= start < 600_000 for start in b_rows)
+    assert any(start > 600_000 for start in b_rows)  # known again: absent rows after it went quiet again
+    fresh_object = feed(TumblingWindows(config), SeriesMeta("b", {"i": "2"}, MetricKind.COUNTER))
+    assert same_object.keys() == fresh_object.keys()
+    assert_rows_match(same_object, fresh_object)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_window_sorts_order_like_lexsort(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = 5_000
+    sid = np.tile(np.arange(n // 10, dtype=np.int64), 10)  # series order, chunk after chunk, as messages come
+    ts = np.repeat(np.arange(10, dtype=np.int64) * 10_000, n // 10) + rng.integers(0, 2_000, n)
+    val = np.round(rng.normal(0, 3, n))  # many ties
+    val[rng.integers(0, n, 50)] = np.inf
+    val[rng.integers(0, n, 50)] = -np.inf
+    assert (_by_series_then_time(sid, ts) == np.lexsort((ts, sid))).all()
+    skewed = np.where(rng.random(n) < 0.5, 0, sid)  # one huge group: padding would be too wide
+    for g in (sid, sid + ts // 60_000 * n, ts // 10_000 * n + sid, skewed):
+        order = _by_group_then_value(g, val)
+        want = np.lexsort((val, g))
+        assert (g[order] == g[want]).all()
+        assert (val[order] == val[want]).all()
