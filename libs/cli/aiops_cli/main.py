@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -14,7 +16,7 @@ from aiops_common.topics import ALL_TOPICS
 from aiops_cli.catalog import SERVICES
 from aiops_cli.settings import PlatformSettings
 from aiops_cli.state import RunState
-from aiops_cli.train import train
+from aiops_cli.train import parse_labels, train
 
 __all__ = ["app"]
 
@@ -165,3 +167,52 @@ def feedback(
     url, prefix = _broker_url(settings)
     asyncio.run(send_feedback(url, prefix, record, settings.publish_timeout_s))
     typer.echo(f"{label.value} on {anomaly_id} ({record.id})")
+
+
+@app.command()
+def replay(
+    path: Annotated[Path, typer.Argument(help="CSV file: a time column and one or more value columns.")],
+    name: Annotated[
+        str | None, typer.Option(help="Series name; default: the file's name (plus _<column> for several columns).")
+    ] = None,
+    label: Annotated[list[str] | None, typer.Option(help="name=value, repeatable: labels of every series.")] = None,
+    time_column: Annotated[str, typer.Option(help="Column with RFC 3339 times or Unix seconds/ms.")] = "timestamp",
+    value_column: Annotated[
+        list[str] | None, typer.Option(help="Column to send, repeatable; default: every other numeric column.")
+    ] = None,
+    keep_time: Annotated[
+        bool, typer.Option("--keep-time", help="Send the file's own times instead of moving them up to now.")
+    ] = False,
+    url: Annotated[
+        str | None, typer.Option(help="Ingestion HTTP URL; default: that of the platform `aiops up` runs.")
+    ] = None,
+    batch: Annotated[int, typer.Option(min=1, help="Samples per request.")] = 2000,
+) -> None:
+    """Send a CSV of timestamped values through the ingestion API, in time order, each request acknowledged.
+
+    By default the times move forward by whole minutes so the last sample lands now;
+    the ingestion service refuses samples older than AIOPS_INGEST_MAX_SAMPLE_AGE_S
+    (7 days unless set; 0 turns the check off), so start it with a larger value for
+    longer files. Follow the anomalies with `aiops tail anomalies`.
+    """
+    from tqdm import tqdm
+
+    from aiops_cli.replay import ReplayError, describe, read_series, sample_requests, send, shift_to_end
+
+    settings = PlatformSettings()
+    if url is None:
+        state = RunState.read(settings.data_dir)
+        if state is None or not state.http_url:
+            raise _fail(f"no platform is running from {settings.data_dir}; start `aiops up` or give --url")
+        url = state.http_url
+    try:
+        series = read_series(path, time_column, value_column or [], name, parse_labels(label or []))
+        if not keep_time:
+            series = shift_to_end(series, int(time.time() * 1000))
+        typer.echo(describe(series))
+        total = sum(s.ts_ms.size for s in series)
+        with tqdm(total=total, unit="sample", disable=None) as bar:
+            sent = send(url, sample_requests(series, batch), progress=bar.update)
+    except ReplayError as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(f"{sent} samples acknowledged by {url}")

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from aiops_common.models import ModelVersion
     from aiops_detection.service_settings import DetectionServiceSettings
 
-__all__ = ["parse_duration_s", "train"]
+__all__ = ["parse_duration_s", "parse_labels", "train"]
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -31,7 +31,7 @@ def parse_duration_s(text: str) -> float:
     return float(match.group(1)) * _UNITS[match.group(2) or "s"]
 
 
-def _labels(pairs: list[str]) -> dict[str, str]:
+def parse_labels(pairs: list[str]) -> dict[str, str]:
     out = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
@@ -131,7 +131,7 @@ def train(
     start_ms = end_ms - int(parse_duration_s(since) * 1000)
     lengths = (window * 1000,) if window else settings.window_lengths_ms
     stored = asyncio.run(
-        _train(settings, list(names or []), _labels(label or []), lengths, start_ms, end_ms, use_feedback)
+        _train(settings, list(names or []), parse_labels(label or []), lengths, start_ms, end_ms, use_feedback)
     )
     if not stored:
         raise typer.Exit(code=1)

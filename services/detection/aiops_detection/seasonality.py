@@ -3,6 +3,8 @@
 >>> import numpy as np
 >>> candidate_periods(3600.0)
 (24, 168)
+>>> reporting_step_ms([300_000, 600_000, 900_000, 1_200_000], 60_000)  # one window in five carries data
+300000
 >>> hours = np.arange(24 * 14)
 >>> detect_periods(np.sin(2 * np.pi * hours / 24), candidate_periods(3600.0))
 (24,)
@@ -15,7 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["DAY_S", "WEEK_S", "candidate_periods", "detect_periods", "seasonal_strength"]
+__all__ = ["DAY_S", "WEEK_S", "candidate_periods", "detect_periods", "reporting_step_ms", "seasonal_strength"]
 
 DAY_S = 86_400.0
 WEEK_S = 7 * DAY_S
@@ -27,6 +29,25 @@ def candidate_periods(step_s: float, cycles: Sequence[float] = (DAY_S, WEEK_S), 
         return ()
     periods = (round(cycle / step_s) for cycle in cycles)
     return tuple(sorted({p for p in periods if p >= shortest}))
+
+
+def reporting_step_ms(ends_ms: Sequence[int] | npt.NDArray[np.int64], length_ms: int) -> int:
+    """How often a series reports, in whole windows: the median gap between its windows with data.
+
+    A series scraped every 15 s has data in every 1-minute window (step = one window);
+    a CloudWatch metric at 5-minute resolution has data in one 1-minute window in five
+    (step = five windows), so a day is 288 of its windows, not 1,440. The median keeps
+    an occasional missed or doubled report from changing the answer. Fewer than two
+    windows: one window.
+    """
+    ends = np.asarray(ends_ms, dtype=np.int64)
+    if length_ms <= 0:
+        raise ValueError(f"window length must be positive, got {length_ms} ms")
+    gaps = np.diff(ends)
+    gaps = gaps[gaps > 0]
+    if gaps.size == 0:
+        return length_ms
+    return length_ms * max(1, round(float(np.median(gaps)) / length_ms))
 
 
 def seasonal_strength(values: npt.ArrayLike, period: int) -> float:

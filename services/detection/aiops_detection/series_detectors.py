@@ -18,6 +18,14 @@ The highest score of a window is its verdict. It raises a finding only when the
 series is past its cold start (``min_history`` windows with data; static limits
 excepted), the score reaches the alert score, and it beats every score of the
 ``refractory`` windows before it, so one episode alerts once unless it gets worse.
+Those windows are the ones the series reported in (and silent ones that alerted):
+the ``absent`` rows between the reports of a slow series do not shorten it.
+
+Seasonality is counted in the series' own reports, not in windows: after
+``STEP_WINDOWS`` windows with data the series' reporting step is settled
+(:func:`seasonality.reporting_step_ms`), and a series that reports every 5 minutes
+into 1-minute windows gets tiers 2 and 3 that look for a day of 288 points, brought
+up to date on the windows seen so far.
 """
 
 from __future__ import annotations
@@ -51,7 +59,7 @@ from aiops_detection.latency import LatencyDegradation
 from aiops_detection.partition_state import code_fingerprint
 from aiops_detection.robust_band import RobustBandDetector
 from aiops_detection.seasonal_forecast import SeasonalForecastDetector
-from aiops_detection.seasonality import candidate_periods
+from aiops_detection.seasonality import candidate_periods, reporting_step_ms
 from aiops_detection.service_settings import DetectionServiceSettings
 from aiops_detection.settings import DetectionSettings
 from aiops_detection.silence import SilenceDetector
@@ -62,6 +70,7 @@ __all__ = [
     "ERROR_RATE",
     "LATENCY",
     "STATE_FINGERPRINT",
+    "STEP_WINDOWS",
     "Finding",
     "SeriesState",
     "TrainedSeries",
@@ -74,6 +83,8 @@ __all__ = [
 
 ERROR_RATE = "red.error_rate"
 LATENCY = "red.latency_s"
+STEP_WINDOWS = 12
+"""Windows with data after which a series' reporting step is settled (fewer when the cold start is shorter)."""
 
 STATE_FINGERPRINT = code_fingerprint(
     calibration,
@@ -102,9 +113,13 @@ def _calibration_window(min_history: int) -> int:
     return max(1, min(100, min_history // 2))
 
 
-def build_cascade(settings: DetectionSettings, length_ms: int) -> Cascade:
-    """The cascade every series of one window length runs: the worker's and ``aiops train``'s are the same."""
-    periods = candidate_periods(length_ms / 1000.0)
+def build_cascade(settings: DetectionSettings, length_ms: int, step_ms: int | None = None) -> Cascade:
+    """The cascade every series of one window length runs: the worker's and ``aiops train``'s are the same.
+
+    ``step_ms``: how often the series reports (a multiple of ``length_ms``); the
+    seasonal periods of tiers 2 and 3 are counted in reports. None: every window.
+    """
+    periods = candidate_periods((step_ms or length_ms) / 1000.0)
     history = settings.detect_min_history
     warmup = _calibration_window(history)
     return Cascade(
@@ -144,6 +159,8 @@ class TrainedSeries:
     cascade: Cascade
     end_ms: int
     points: int
+    step_ms: int
+    """The series' reporting step in its history, which the cascade's seasonal periods are counted in."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +226,8 @@ class SeriesState:
     recent: deque[tuple[int, float]]
     """``(end_ms, value)`` of the latest windows with data, to bring a newly trained model up to date."""
     cascade: Cascade | None = None
+    step_ms: int | None = None
+    """How often the series reports (a multiple of ``length_ms``); None until settled."""
     error_rate: ErrorRateSpike | None = None
     latency: LatencyDegradation | None = None
     static: StaticThreshold | None = None
@@ -249,7 +268,8 @@ class SeriesState:
         best = max(candidates, key=lambda c: c.score, default=None)
         score = best.score if best is not None else 0.0
         previous = self.recent_scores.maximum
-        self.recent_scores.push(score)
+        if not row.absent or score >= self.alert_score:
+            self.recent_scores.push(score)
         if best is None or score < self.alert_score:
             return None
         if best.detector != "static" and not self.warm:
@@ -314,7 +334,21 @@ class SeriesState:
         if has_value:
             self.recent.append((row.end_ms, value))
             self.seen += 1
+            if self.step_ms is None and self.seen >= min(STEP_WINDOWS, max(2, self.min_history)):
+                self._settle_step()
         return out
+
+    def _settle_step(self) -> None:
+        """Count tiers 2 and 3's seasons in the series' own reports, replaying what they learned so far."""
+        self.step_ms = reporting_step_ms([end for end, _ in self.recent], self.length_ms)
+        cascade = self.cascade
+        if cascade is None or self.step_ms == self.length_ms:
+            return
+        periods = candidate_periods(self.step_ms / 1000.0)
+        cascade.agile = type(cascade.agile)(**{**cascade.agile.get_params(), "periods": periods})
+        cascade.robust = type(cascade.robust)(**{**cascade.robust.get_params(), "periods": periods})
+        for _, value in self.recent:
+            cascade.learn_deeper_one(value)
 
     def adopt(self, trained: TrainedSeries, version: int) -> bool | None:
         """Run on a trained cascade from now on: True when swapped in, None to try again later, False never.
@@ -335,6 +369,7 @@ class SeriesState:
         for _, v in newer:
             cascade.learn_one(v)
         self.cascade = cascade
+        self.step_ms = trained.step_ms
         self.model_version = version
         self.seen = max(self.seen, trained.points + len(newer))
         return True
@@ -359,7 +394,7 @@ def new_series_state(
         severities=settings.detect_severities,
         silence=SilenceDetector(tolerance=settings.detect_silence_tolerance),
         recent_scores=RunningMax(settings.detect_refractory_points),
-        recent=deque(maxlen=max(1, settings.detect_model_catchup_points)),
+        recent=deque(maxlen=max(STEP_WINDOWS, settings.detect_model_catchup_points)),
         static=StaticThreshold(*limits) if limits is not None else None,
     )
     if name == ERROR_RATE:
@@ -370,6 +405,7 @@ def new_series_state(
     # A model whose history ends before this series' first window leaves a hole it cannot fill: cold start.
     if trained is not None and first_start_ms is not None and first_start_ms <= trained.end_ms:
         state.cascade = copy.deepcopy(trained.cascade)
+        state.step_ms = trained.step_ms
         state.seen = trained.points
         state.model_version = version
         # Windows the model already learned are skipped like re-deliveries.

@@ -23,6 +23,7 @@ import numpy.typing as npt
 from aiops_common.schemas import AnomalyRecord, series_key
 from aiops_common.tsdb import Series, TimeSeriesStore
 
+from aiops_detection.seasonality import reporting_step_ms
 from aiops_detection.series_detectors import ERROR_RATE, TrainedSeries, build_cascade
 from aiops_detection.settings import DetectionSettings
 
@@ -134,14 +135,15 @@ def train_series(
     for i in np.flatnonzero(held).tolist():
         if i > 0:
             values[i] = values[i - 1]
-    cascade = build_cascade(settings, length_ms)
+    step_ms = reporting_step_ms(ends, length_ms)
+    cascade = build_cascade(settings, length_ms, step_ms)
     step = 256
     for start in range(0, values.size, step):
         for v in values[start : start + step].tolist():
             cascade.learn_one(v)
         if progress is not None:
             progress(min(step, values.size - start))
-    return key, TrainedSeries(cascade, int(ends[-1]), int(values.size)), int(held.sum())
+    return key, TrainedSeries(cascade, int(ends[-1]), int(values.size), step_ms), int(held.sum())
 
 
 def train_all(
