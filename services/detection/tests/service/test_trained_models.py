@@ -43,6 +43,16 @@ def test_training_runs_the_worker_cascade_and_round_trips(service_settings: Sett
         decode_models(zlib.compress(pickle.dumps({"format": 99, "series": {}})))
 
 
+def test_a_series_reporting_every_fifth_window_trains_with_seasons_in_its_reports(service_settings: Settings) -> None:
+    slow = Series("cpu:value_60s", dict(CPU.labels), T0 + np.arange(1, 151) * 5 * WINDOW_MS, periodic_history(150))
+    trained = train_all([slow], WINDOW_MS, service_settings()).series[CPU.key]
+    assert trained.step_ms == 5 * WINDOW_MS
+    assert trained.cascade.agile.periods == trained.cascade.robust.periods == (288, 2016)
+    assert (
+        train_all([history(periodic_history(150))], WINDOW_MS, service_settings()).series[CPU.key].step_ms == WINDOW_MS
+    )
+
+
 def test_labelled_incident_windows_are_held_at_the_last_normal_value(service_settings: Settings) -> None:
     values = periodic_history(150)
     values[120] += 30.0
