@@ -163,7 +163,17 @@ class AnomalyPartition(SeriesStates[SeriesState]):
                     log.info("series warm", series=meta.key, length_ms=row.length_ms, windows=state.seen)
                 if finding is not None:
                     found.append((i, Detection(meta, row.length_ms, finding, state.model_version)))
+        self._forget_idle(int(batch.start_ms[rows].max()))
         return [detection for _, detection in sorted(found, key=lambda pair: pair[0])]
+
+    def _forget_idle(self, batch_start_ms: int) -> None:
+        forgotten = self.forget_idle(batch_start_ms, self.settings.detect_forget_after_s * 1000)
+        for ident in forgotten:
+            held = self._tier1.pop(ident, None)
+            if held is not None:
+                held[0].release(held[1])
+        if forgotten:
+            log.info("idle series forgotten", partition=self.partition, series=len(forgotten), kept=len(self.states))
 
     # -- tier 1 across series --------------------------------------------------------------------------
 
@@ -199,7 +209,7 @@ class AnomalyPartition(SeriesStates[SeriesState]):
         else:
             self._tier1[ident] = panel, panel.add(cascade.basic)
 
-    def changed(self) -> dict[str, bytes]:
+    def changed(self) -> dict[str, bytes | None]:
         for ident in self._changed:
             held = self._tier1.get(ident)
             cascade = self.states[ident].cascade

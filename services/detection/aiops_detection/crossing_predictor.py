@@ -91,6 +91,7 @@ class CrossingPartition(SeriesStates[CrossingState]):
             end = start + length
             state.forecaster.learn_one((end / 1000.0, value))
             out.extend(self._predict(meta, state, start, length))
+        self.forget_idle(int(batch.start_ms[rows].max()), self.settings.detect_forget_after_s * 1000)
         return out
 
     def _predict(self, meta: SeriesMeta, state: CrossingState, start: int, length: int) -> list[PredictionRecord]:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import math
 import pickle
 import time
 import zlib
@@ -41,7 +42,15 @@ __all__ = ["FeatureStage", "SeriesPartition", "SeriesStates", "code_fingerprint"
 log = structlog.get_logger(__name__)
 
 R = TypeVar("R")
-S = TypeVar("S")
+
+
+class WindowedState(Protocol):
+    """A series state that remembers the start of the latest window it took in."""
+
+    last_start_ms: int
+
+
+S = TypeVar("S", bound=WindowedState)
 
 
 def code_fingerprint(*modules: ModuleType) -> str:
@@ -76,8 +85,8 @@ class SeriesPartition(Protocol[R]):
     def process(self, batch: FeatureBatch) -> list[R]:
         """Take a batch's rows in; what to publish."""
 
-    def changed(self) -> dict[str, bytes]:
-        """Serialized states of the series changed since the last call, by series id."""
+    def changed(self) -> dict[str, bytes | None]:
+        """Serialized states of the series changed since the last call, by series id; None for one forgotten."""
 
     def restore(self, states: Mapping[str, bytes]) -> None:
         """Start from checkpointed states (as :meth:`changed` wrote them)."""
@@ -98,11 +107,37 @@ class SeriesStates(Generic[S]):
     def __init__(self) -> None:
         self.states: dict[str, S] = {}
         self._changed: set[str] = set()
+        self._forgotten: set[str] = set()
+        self._newest_start_ms = -math.inf
+        self._swept_ms = -math.inf
 
-    def changed(self) -> dict[str, bytes]:
-        out = {ident: dump_state(self.states[ident], self.fingerprint) for ident in self._changed}
+    def changed(self) -> dict[str, bytes | None]:
+        out: dict[str, bytes | None] = {ident: None for ident in self._forgotten if ident not in self.states}
+        out.update({ident: dump_state(self.states[ident], self.fingerprint) for ident in self._changed})
         self._changed.clear()
+        self._forgotten.clear()
         return out
+
+    def forget_idle(self, batch_start_ms: int, idle_ms: float) -> list[str]:
+        """Forget every series whose latest window started more than ``idle_ms`` before the partition's event time.
+
+        The event time is the newest window start of the batches so far
+        (``batch_start_ms``: the newest of this one), so a stopped pipeline forgets
+        nothing. Looked at once per ``idle_ms / 24`` of it; 0 never forgets. The next
+        checkpoint deletes the forgotten series' entries; one that comes back starts
+        again. Returns the series ids dropped.
+        """
+        self._newest_start_ms = max(self._newest_start_ms, batch_start_ms)
+        if idle_ms <= 0 or self._newest_start_ms - self._swept_ms < idle_ms / 24:
+            return []
+        self._swept_ms = self._newest_start_ms
+        cutoff = self._newest_start_ms - idle_ms
+        gone = [ident for ident, state in self.states.items() if state.last_start_ms < cutoff]
+        for ident in gone:
+            del self.states[ident]
+            self._changed.discard(ident)
+            self._forgotten.add(ident)
+        return gone
 
     def restore(self, states: Mapping[str, bytes]) -> None:
         for ident, blob in states.items():
@@ -194,7 +229,11 @@ class FeatureStage(ReplayingStage[SeriesPartition[R]]):
         """Write changed series, then the marker naming them (same changelog partition: in that order)."""
         states = await asyncio.to_thread(part.changed)
         for sid, blob in states.items():
-            self.table[f"s/{sid}".encode()] = blob
+            key = f"s/{sid}".encode()
+            if blob is not None:
+                self.table[key] = blob
+            elif key in self.table:
+                del self.table[key]  # a forgotten series: a tombstone in the changelog
         marker = {"offset": self.next_offset[partition] - 1, "series": part.series_ids()}
         self.table[f"p/{partition}".encode()] = pack(marker)
         self._checkpointed_at[partition] = time.monotonic()

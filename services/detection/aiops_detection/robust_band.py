@@ -215,6 +215,7 @@ class RobustBandPanel:
     def __init__(self, template: RobustBandDetector) -> None:
         self.template = template.clone()
         self._rows = 0
+        self._free: list[int] = []
         self._seen = np.zeros(0, dtype=np.int64)
         self._previous = np.zeros(0)
         self._changes = np.zeros((0, template.z_window))
@@ -223,10 +224,15 @@ class RobustBandPanel:
         self._record = RunningMaxPanel(template.record_window, _block(template.record_window))
 
     def __len__(self) -> int:
-        return self._rows
+        """Rows in use."""
+        return self._rows - len(self._free)
 
     def add(self, detector: RobustBandDetector | None = None) -> int:
-        """A new row, fresh or continuing ``detector``; its index."""
+        """A new row, fresh or continuing ``detector``; its index (a released one first)."""
+        if self._free:
+            row = self._free.pop()
+            self.put(row, detector if detector is not None else self.template)
+            return row
         if self._rows == self._seen.size:
             capacity = max(16, 2 * self._rows)
             self._seen = np.resize(self._seen, capacity)
@@ -253,6 +259,12 @@ class RobustBandPanel:
         self._high.set(row, detector._band.high)
         self._low.set(row, detector._band.low)
         self._record.set(row, detector._record.records)
+
+    def release(self, row: int) -> None:
+        """Row ``row`` is no longer used (its series was forgotten); :meth:`add` hands it out again."""
+        if not 0 <= row < self._rows or row in self._free:
+            raise ValueError(f"row {row} is not in use")
+        self._free.append(row)
 
     def take(self, row: int) -> RobustBandDetector:
         """A detector that continues exactly where row ``row`` is."""

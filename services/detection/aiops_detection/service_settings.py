@@ -43,6 +43,9 @@ class DetectionServiceSettings(DetectionSettings):
     """CPU threads torch may use (0: torch's default). Tier 3 runs many tiny models: more threads only contend."""
     detect_prediction_repeat_s: Annotated[float, Field(gt=0)] = 3600.0
     """A crossing still predicted is published again at most this often (per series and threshold)."""
+    detect_forget_after_s: Annotated[float, Field(ge=0)] = 2 * 86_400.0
+    """A series without a window for this long (in its partition's event time) is forgotten: its state, its
+    checkpoint entry and its tier-1 row go, and it starts cold if it comes back; 0 keeps every series."""
 
     @property
     def model_url(self) -> str:

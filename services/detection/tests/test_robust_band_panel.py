@@ -115,6 +115,27 @@ def test_a_detector_moved_into_a_panel_continues_exactly(rng: np.random.Generato
         panel.add(RobustBandDetector(z_window=20))
 
 
+def test_a_released_row_is_handed_out_again_as_fresh_as_a_new_detector(rng: np.random.Generator) -> None:
+    template = small_tier1()
+    values = mixed_series(300, 3, rng)
+    panel = RobustBandPanel(template)
+    rows = np.array([panel.add(), panel.add()])
+    for x in values[:200].tolist():
+        panel.step(rows, np.array([x, -x]))
+    panel.release(int(rows[0]))
+    assert len(panel) == 1
+    with pytest.raises(ValueError, match="not in use"):
+        panel.release(int(rows[0]))
+    again = panel.add()  # a new series takes the forgotten one's row
+    assert again == rows[0] and len(panel) == 2
+    assert pickle.dumps(panel.take(again)) == pickle.dumps(template.clone())
+    fresh = template.clone()
+    for x in values[200:].tolist():
+        explained = panel.step(np.array([again]), np.array([x]))
+        assert explained.score[0] == fresh.score_one(x)
+        fresh.learn_one(x)
+
+
 def test_the_cascade_given_tier_1_from_elsewhere_gives_verdict_one(rng: np.random.Generator) -> None:
     def cascade() -> Cascade:
         agile = SeasonalForecastDetector(periods=(24,), refit_every=100, residual_window=40, min_history=150)
