@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import operator
 from collections import deque
 from collections.abc import Mapping, Sequence
@@ -51,6 +52,42 @@ def _counter_like(meta: SeriesMeta) -> bool:
     return meta.kind is MetricKind.SUMMARY and meta.name.endswith(("_sum", "_count"))
 
 
+_MAX_CHUNKS = 64
+"""Buffered chunks beyond this are merged into one: a close looks at every chunk."""
+
+
+@dataclass(slots=True)
+class _Chunk:
+    """The samples one message added to the buffer, and their time range."""
+
+    sid: npt.NDArray[np.uint32]
+    ts: npt.NDArray[np.int64]
+    val: npt.NDArray[np.float64]
+    tmin: int
+    tmax: int
+
+    @classmethod
+    def of(cls, sid: npt.NDArray[np.uint32], ts: npt.NDArray[np.int64], val: npt.NDArray[np.float64]) -> _Chunk:
+        return cls(sid, ts, val, int(ts.min()), int(ts.max()))
+
+    @property
+    def arrays(self) -> _Arrays:
+        return self.sid, self.ts, self.val
+
+
+_Arrays = tuple[npt.NDArray[np.uint32], npt.NDArray[np.int64], npt.NDArray[np.float64]]
+"""Samples as (local series id, timestamp, value) columns."""
+
+
+def _concatenate(parts: list[_Arrays]) -> _Arrays:
+    if not parts:
+        return np.zeros(0, np.uint32), np.zeros(0, np.int64), np.zeros(0, np.float64)
+    if len(parts) == 1:
+        return parts[0]
+    sid, ts, val = zip(*parts, strict=True)
+    return np.concatenate(sid), np.concatenate(ts), np.concatenate(val)
+
+
 class _SeriesTable:
     """Local ids of the series of one partition and the per-series state that outlives a window."""
 
@@ -59,10 +96,12 @@ class _SeriesTable:
         self.metas: list[SeriesMeta] = []
         self.by_key: dict[str, int] = {}
         self.by_ident: dict[tuple[Any, ...], int] = {}
-        self.by_object: dict[int, tuple[SeriesMeta, int]] = {}
+        self.by_object: dict[int, int] = {}
         """Local id by ``id(meta)``: a decoder hands out the same ``SeriesMeta`` for a series batch after batch."""
+        self._held: list[SeriesMeta] = []
+        """Every object whose ``id`` keys :attr:`by_object`: held, so no other object gets that id meanwhile."""
         self._last: tuple[Sequence[SeriesMeta], npt.NDArray[np.uint32]] | None = None
-        """The latest series table looked up and its ids: a producer sends the same table scrape after scrape."""
+        """The latest series table looked up and its ids: a scraping producer sends one table again and again."""
         self.capacity = 0
         self.lengths = lengths
         self.counter = np.zeros(0, dtype=bool)
@@ -110,53 +149,71 @@ class _SeriesTable:
         # The same objects in the same order as last time (a comparison of pointers): the same ids.
         if last is not None and len(last[0]) == len(metas) and all(map(operator.is_, last[0], metas)):
             return last[1]
-        found = self._lookup(metas)
-        found.flags.writeable = False  # handed out again for the next table like this one
-        self._last = (metas, found)
-        return found
+        if len(self.by_object) > 2 * len(self.metas) + 1024:
+            self._forget_objects()  # objects of series the decoder no longer hands out
+        # The very objects seen before: the cheapest key, looked up without a Python-level loop.
+        found = np.fromiter(
+            map(self.by_object.get, map(id, metas), itertools.repeat(-1)), dtype=np.int64, count=len(metas)
+        )
+        missing = np.flatnonzero(found < 0)
+        if missing.size:
+            found[missing] = self._lookup([metas[i] for i in missing.tolist()])
+        ids = found.astype(np.uint32)
+        ids.flags.writeable = False  # handed out again for the next table like this one
+        self._last = (metas, ids)
+        return ids
 
-    def _lookup(self, metas: Sequence[SeriesMeta]) -> npt.NDArray[np.uint32]:
+    def _lookup(self, metas: list[SeriesMeta]) -> list[int]:
         out: list[int] = []
-        append = out.append
+        registered: list[int] = []
+        known = len(self.metas)
         get = self.by_ident.get
-        by_object = self.by_object
-        if len(by_object) > 2 * len(self.metas) + 1024:
-            by_object.clear()  # objects of series the decoder no longer hands out
         for m in metas:
-            # The very object seen before (holding it keeps its id from being reused): the cheapest key.
-            hit = by_object.get(id(m))
-            if hit is not None and hit[0] is m:
-                append(hit[1])
-                continue
             # The label order a producer used is a cheap second key (one flat tuple); the sorted key settles the rest.
             ident = (m.name, *m.labels.items())
             sid = get(ident)
             if sid is None:
-                sid = self._register(m, ident)
-            by_object[id(m)] = (m, sid)
-            append(sid)
-        return np.array(out, dtype=np.uint32)
+                sid = self._register(m, ident, registered)
+            self.by_object[id(m)] = sid
+            self._held.append(m)
+            out.append(sid)
+        if registered:
+            self._start(known, registered)
+        return out
 
-    def _register(self, meta: SeriesMeta, ident: tuple[Any, ...]) -> int:
+    def _forget_objects(self) -> None:
+        self.by_object.clear()
+        self._held.clear()
+        self._last = None
+
+    def _register(self, meta: SeriesMeta, ident: tuple[Any, ...], registered: list[int]) -> int:
+        """The id of a series not found by its label order; its arrays are set by :meth:`_start`."""
         key = meta.key  # kept by the SeriesMeta: the feature batches' encoding and sharding use it again
         sid = self.by_key.get(key)
         if sid is None:
             sid = len(self.metas)
-            self._grow(sid + 1)
             self.metas.append(meta)
             self.by_key[key] = sid
-            self.counter[sid] = _counter_like(meta)
-            self.delta[sid] = meta.kind is MetricKind.DELTA
-            self.shard[sid] = meta.shard(self.shards)
-        if not self.alive[sid]:
-            self.alive[sid] = True
-            self.last_any_ts[sid] = _NO_TS
-            self.base_ts[:, sid] = _NO_TS
-            self.base_val[:, sid] = np.nan
-            self.prev_ts[:, sid] = _NO_TS
-            self.prev_stale[:, sid] = False
         self.by_ident[ident] = sid
+        registered.append(sid)
         return sid
+
+    def _start(self, known: int, registered: list[int]) -> None:
+        """Array state of the series one lookup registered, at once: kinds of ids from ``known`` on, fresh state."""
+        new = self.metas[known:]
+        if new:
+            self._grow(len(self.metas))
+            self.counter[known : len(self.metas)] = [_counter_like(m) for m in new]
+            self.delta[known : len(self.metas)] = [m.kind is MetricKind.DELTA for m in new]
+            self.shard[known : len(self.metas)] = [m.shard(self.shards) for m in new]
+        sid = np.asarray(registered, dtype=np.int64)
+        sid = sid[~self.alive[sid]]  # a forgotten series that returns starts again; a live one keeps its state
+        self.alive[sid] = True
+        self.last_any_ts[sid] = _NO_TS
+        self.base_ts[:, sid] = _NO_TS
+        self.base_val[:, sid] = np.nan
+        self.prev_ts[:, sid] = _NO_TS
+        self.prev_stale[:, sid] = False
 
     def evict(self, mask: npt.NDArray[np.bool_]) -> None:
         """Forget series (their ids stay reserved until :meth:`compact`)."""
@@ -164,10 +221,9 @@ class _SeriesTable:
         if gone.size == 0:
             return
         self.alive[gone] = False
-        self._last = None
         dead = set(gone.tolist())
         self.by_ident = {k: v for k, v in self.by_ident.items() if v not in dead}
-        self.by_object.clear()  # a forgotten series seen again must register again
+        self._forget_objects()  # a forgotten series seen again must register again
 
     def compact(self) -> npt.NDArray[np.int64] | None:
         """Drop forgotten series once they outnumber the live ones; returns old id -> new id (-1: gone)."""
@@ -182,8 +238,7 @@ class _SeriesTable:
         self.metas = [self.metas[i] for i in keep.tolist()]
         self.by_key = {m.key: i for i, m in enumerate(self.metas)}
         self.by_ident = {k: int(remap[v]) for k, v in self.by_ident.items() if remap[v] >= 0}
-        self.by_object.clear()
-        self._last = None
+        self._forget_objects()
         self.counter = self.counter[keep]
         self.delta = self.delta[keep]
         self.shard = self.shard[keep]
@@ -236,7 +291,7 @@ class TumblingWindows:
         """Where :meth:`idle` moved the watermark while the input was quiet; it never goes back."""
         self.applied_offset = -1
         self.dropped_late = 0
-        self._chunks: list[tuple[npt.NDArray[np.uint32], npt.NDArray[np.int64], npt.NDArray[np.float64]]] = []
+        self._chunks: list[_Chunk] = []
         self._buffered = 0
         self._messages: deque[tuple[int, int]] = deque()  # (offset, latest ts) of messages that may matter still
         self._restored_replay_from: int | None = None
@@ -298,7 +353,7 @@ class TumblingWindows:
                 self.dropped_late += int(sid.size - keep.sum())
             sid, ts, value = sid[keep], ts[keep], value[keep]
         if sid.size:
-            self._chunks.append((sid, ts, value))
+            self._chunks.append(_Chunk.of(sid, ts, value))
             self._buffered += int(sid.size)
 
     def _track_late(
@@ -355,19 +410,16 @@ class TumblingWindows:
                 targets.append((li, old, new_mark))
         if not targets:
             return None
-        sid, ts, val = self._consolidate()
         parts: list[_Rows] = []
         for li, old, new_mark in targets:
             length = self.config.lengths_ms[li]
-            rows = self._close_length(li, length, old, new_mark, sid, ts, val)
+            rows = self._close_length(li, length, old, new_mark, *self._select(old, new_mark))
             if rows is not None:
                 parts.append(rows)
             self.closed[li] = new_mark
         floor = self._open_floor()
-        if floor is not None and ts.size:
-            keep = ts >= floor
-            self._chunks = [(sid[keep], ts[keep], val[keep])]
-            self._buffered = int(keep.sum())
+        if floor is not None:
+            self._drop_before(floor)
         self._forget()
         return self._to_batch(parts, targets)
 
@@ -385,15 +437,38 @@ class TumblingWindows:
         self.idle_watermark = wm if self.idle_watermark is None else max(self.idle_watermark, wm)
         return self.advance()
 
-    def _consolidate(self) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.int64], npt.NDArray[np.float64]]:
-        if not self._chunks:
-            return np.zeros(0, np.uint32), np.zeros(0, np.int64), np.zeros(0, np.float64)
-        if len(self._chunks) > 1:
-            sid = np.concatenate([c[0] for c in self._chunks])
-            ts = np.concatenate([c[1] for c in self._chunks])
-            val = np.concatenate([c[2] for c in self._chunks])
-            self._chunks = [(sid, ts, val)]
-        return self._chunks[0]
+    def _select(self, old: int | None, new_mark: int) -> _Arrays:
+        """The buffered samples in ``[old, new_mark)``, in the order taken.
+
+        A message's samples mostly fall in one window of the shortest length, so the
+        chunk of a message is passed over, taken whole, or masked by its time range.
+        """
+        picked: list[_Arrays] = []
+        for c in self._chunks:
+            if c.tmin >= new_mark or (old is not None and c.tmax < old):
+                continue
+            if c.tmax < new_mark and (old is None or c.tmin >= old):
+                picked.append(c.arrays)
+                continue
+            sel = c.ts < new_mark
+            if old is not None:
+                sel &= c.ts >= old
+            picked.append((c.sid[sel], c.ts[sel], c.val[sel]))
+        return _concatenate(picked)
+
+    def _drop_before(self, floor: int) -> None:
+        """Drop samples older than every open window; merge the chunks when they get many."""
+        kept = []
+        for c in self._chunks:
+            if c.tmin >= floor:
+                kept.append(c)
+            elif c.tmax >= floor:
+                keep = c.ts >= floor
+                kept.append(_Chunk.of(c.sid[keep], c.ts[keep], c.val[keep]))
+        if len(kept) > _MAX_CHUNKS:
+            kept = [_Chunk.of(*_concatenate([c.arrays for c in kept]))]
+        self._chunks = kept
+        self._buffered = sum(c.ts.size for c in kept)
 
     def _close_length(
         self,
@@ -401,17 +476,15 @@ class TumblingWindows:
         length: int,
         old: int | None,
         new_mark: int,
-        sid_all: npt.NDArray[np.uint32],
-        ts_all: npt.NDArray[np.int64],
-        val_all: npt.NDArray[np.float64],
+        sid_in: npt.NDArray[np.uint32],
+        ts: npt.NDArray[np.int64],
+        val: npt.NDArray[np.float64],
     ) -> _Rows | None:
+        """Rows of length ``li``'s windows in ``[old, new_mark)``, from the samples in that range."""
         cfg = self.config
         tab = self.series
         n_series = len(tab)
-        sel = ts_all < new_mark
-        if old is not None:
-            sel &= ts_all >= old
-        sid, ts, val = sid_all[sel].astype(np.int64), ts_all[sel], val_all[sel]
+        sid = sid_in.astype(np.int64)
         stale = stale_mask(val)
         real = ~np.isnan(val)
 
@@ -527,10 +600,10 @@ class TumblingWindows:
             self._messages.popleft()
         remap = tab.compact()
         if remap is not None and self._chunks:
-            sid, ts, val = self._consolidate()
+            sid, ts, val = _concatenate([c.arrays for c in self._chunks])
             new = remap[sid]
             keep = new >= 0
-            self._chunks = [(new[keep].astype(np.uint32), ts[keep], val[keep])]
+            self._chunks = [_Chunk.of(new[keep].astype(np.uint32), ts[keep], val[keep])] if keep.any() else []
             self._buffered = int(keep.sum())
 
     def _to_batch(self, parts: list[_Rows], targets: list[tuple[int, int | None, int]]) -> FeatureBatch:
@@ -544,7 +617,7 @@ class TumblingWindows:
         metas = self.series.metas
         self.batch_shards = self.series.shard[used]
         return FeatureBatch(
-            [metas[i] for i in used.tolist()],
+            list(map(metas.__getitem__, used.tolist())),
             local.astype(np.uint32),
             np.concatenate([p.start for p in parts]),
             np.concatenate([p.length for p in parts]),

@@ -396,3 +396,18 @@ def test_the_window_sorts_order_like_lexsort(seed: int) -> None:
         want = np.lexsort((val, g))
         assert (g[order] == g[want]).all()
         assert (val[order] == val[want]).all()
+
+
+def test_a_series_keeps_its_id_whatever_table_or_object_it_comes_in() -> None:
+    metas = [SeriesMeta("m", {"i": str(i), "j": "x"}) for i in range(50)]
+    w = TumblingWindows(CONFIG)
+    first = w.series_ids(metas).tolist()
+    assert w.series_ids(metas).tolist() == first  # the same table again
+    shuffled = list(reversed(metas[10:]))
+    assert w.series_ids(shuffled).tolist() == [first[metas.index(m)] for m in shuffled]
+    # Equal series as other objects, labels in another order: found by label order, then by key.
+    again = [SeriesMeta("m", {"j": "x", "i": str(i)}) for i in range(60)]
+    got = w.series_ids(again).tolist()
+    assert got[:50] == first
+    assert sorted(set(got[50:])) == list(range(50, 60))
+    assert w.series_ids(again).tolist() == got
