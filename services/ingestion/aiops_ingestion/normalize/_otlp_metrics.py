@@ -8,7 +8,7 @@ import itertools
 import math
 import re
 import struct
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any, TypeVar
@@ -25,7 +25,7 @@ from aiops_ingestion.normalize._errors import InvalidPayloadError, Refused, Reje
 from aiops_ingestion.normalize._labels import LabelChecker
 from aiops_ingestion.normalize._limits import Limits
 from aiops_ingestion.normalize._otlp_attributes import AttributeConflict, attribute_labels, resource_labels
-from aiops_ingestion.normalize._otlp_metrics_view import ExportMetricsView
+from aiops_ingestion.normalize._otlp_metrics_view import ExportMetricsView, MetricView
 from aiops_ingestion.normalize._sample_values import STALE_NAN, value_problem
 from aiops_ingestion.normalize._series_cache import SeriesCache
 
@@ -93,7 +93,8 @@ def normalize_otlp_metrics(
     :data:`ExportMetricsView`) or an ``ExportMetricsServiceRequest``. With a
     ``cache`` (one per server), a gauge or sum point whose series was seen before
     is found by its raw bytes instead of being labelled and checked again; its
-    time and value are still checked.
+    time and value are still checked. A metric of one such point, as SDKs send
+    them, is found by its own bytes without its time and value.
     """
     if request.DESCRIPTOR is not ExportMetricsView.DESCRIPTOR:
         request = ExportMetricsView.FromString(request.SerializeToString())
@@ -120,9 +121,9 @@ def normalize_otlp_metrics(
                 writer.reject_points(series_key("resource", sender), problem, _count_points([scope_metrics]))
                 continue
             extra = {k: v for k, v in enricher.labels_for(sender.get("service", "")).items() if k not in sender}
-            scope = _Scope(sender, {**sender, **extra}, extra, (raw_resource, raw_scope))
-            for metric in scope_metrics.metrics:
-                writer.metric(metric, scope)
+            writer.metrics(
+                scope_metrics.metrics[:], _Scope(sender, {**sender, **extra}, extra, (raw_resource, raw_scope))
+            )
     return writer.finish()
 
 
@@ -144,10 +145,27 @@ class _Scope:
     raw: tuple[bytes, bytes]  # the resource and scope as sent: part of each series' cache key
 
 
-def _count_points(scopes: Iterable[pb.ScopeMetrics]) -> int:
+class _OtherLayout(Exception):
+    """A metric is not laid out as :meth:`_Writer.metrics` reads it without parsing."""
+
+
+def _skip_string(raw: bytes, at: int) -> tuple[int, int]:
+    """Past the length-delimited field at ``at`` (a length under 16 KiB): the next field's offset and tag."""
+    size = raw[at + 1]
+    if size < 0x80:
+        at += 2 + size
+    elif raw[at + 2] < 0x80:
+        at += 3 + size - 0x80 + (raw[at + 2] << 7)
+    else:
+        raise _OtherLayout
+    return at, raw[at]
+
+
+def _count_points(scopes: Iterable[Any]) -> int:
     total = 0
     for scope_metrics in scopes:
-        for metric in scope_metrics.metrics:
+        for raw in scope_metrics.metrics:
+            metric = _parse(MetricView, raw)
             data = metric.WhichOneof("data")
             total += len(getattr(metric, data).data_points) if data else 1
     return total
@@ -158,6 +176,10 @@ class _Writer:
 
     def __init__(self, limits: Limits, partitions: int, now_ms: int | None, cache: SeriesCache) -> None:
         self.builder = MetricBatchBuilder(partitions)
+        # Samples of the single-point metrics of :meth:`metrics`, added to the builder in bulk.
+        self.sids: list[int] = []
+        self.times: list[int] = []
+        self.values: list[float] = []
         self.cache = cache
         self.window = limits.window(now_ms)
         self.min_ns, self.max_ns = self.window.min_ns, self.window.max_ns
@@ -172,7 +194,131 @@ class _Writer:
 
     def finish(self) -> MetricBatchBuilder:
         self.rejections.raise_if_any(self.points)
+        self._flush()
         return self.builder
+
+    def _flush(self) -> None:
+        """Add the samples kept in :attr:`sids`, :attr:`times` and :attr:`values` to the builder, in order."""
+        if self.sids:
+            self.builder.extend(self.sids, self.times, self.values)
+            self.sids.clear()
+            self.times.clear()
+            self.values.clear()
+        if self.builder.series_count > self.max_series:
+            self._too_many_series()
+
+    def metrics(self, raw_metrics: Sequence[bytes], scope: _Scope) -> None:
+        """The serialized metrics of one scope.
+
+        A gauge or sum of one number point, laid out as encoders write it, is found
+        in the cache by its bytes without the point's start time, time and value;
+        those are read from their fixed places. Any other metric, and one whose key
+        is new, is parsed (see :meth:`_new_metric` and :meth:`metric`).
+        """
+        lookup, new_metric = self.cache.get, self._new_metric
+        series_id, sids, times, values = self.builder.series_id, self.sids, self.times, self.values
+        min_ns, max_ns, scope_raw = self.min_ns, self.max_ns, scope.raw
+        self.points += len(raw_metrics)
+        # The hot loop: one pass over the few fields of each metric, all lengths checked.
+        # Metric: name (0x0a), [description (0x12)], [unit (0x1a)], then last gauge (0x2a)
+        # or sum (0x3a), holding a first data point (0x0a) whose start time (0x11), time
+        # (0x19) and value (double 0x21 or int 0x31) lead, 8 bytes each: the cut.
+        # A gauge holds that one point only; a sum's temporality and monotonicity follow it.
+        for raw in raw_metrics:
+            try:
+                if raw[0] != 0x0A or raw[1] > 0x7F:
+                    raise _OtherLayout
+                at = raw[1] + 2
+                tag = raw[at]
+                if tag == 0x12:
+                    at, tag = _skip_string(raw, at)
+                if tag == 0x1A:
+                    at, tag = _skip_string(raw, at)
+                if tag != 0x2A and tag != 0x3A:
+                    raise _OtherLayout
+                size = raw[at + 1]
+                if size < 0x80:
+                    at += 2
+                elif raw[at + 2] < 0x80:
+                    size += (raw[at + 2] << 7) - 0x80
+                    at += 3
+                else:
+                    raise _OtherLayout
+                end = len(raw)
+                if at + size != end or raw[at] != 0x0A:
+                    raise _OtherLayout
+                size = raw[at + 1]
+                if size < 0x80:
+                    start = at + 2
+                elif raw[at + 2] < 0x80:
+                    size += (raw[at + 2] << 7) - 0x80
+                    start = at + 3
+                else:
+                    raise _OtherLayout
+                point_end = start + size
+                cut = start + 18 if raw[start] == 0x19 else start + 27 if raw[start] == 0x11 else 0
+                value_tag = raw[cut - 9]
+                if (
+                    not start < cut <= point_end <= end
+                    or raw[cut - 18] != 0x19
+                    or (value_tag != 0x21 and value_tag != 0x31)
+                    or (point_end != end and tag == 0x2A)
+                ):
+                    raise _OtherLayout
+            except (IndexError, _OtherLayout):  # too short, or laid out otherwise: the full path
+                self.points -= 1
+                self._flush()
+                self.metric(_parse(MetricView, raw), scope)
+                continue
+            key = (scope_raw, raw[:start], raw[cut:])
+            meta = lookup(key)
+            if meta is None:
+                meta = new_metric(key, raw, cut, point_end, scope)
+                if meta is None:
+                    continue
+            ts_ns, value = (_TIME_AND_DOUBLE if value_tag == 0x21 else _TIME_AND_INT).unpack_from(raw, cut - 17)
+            if min_ns <= ts_ns <= max_ns and value - value == 0.0:
+                sids.append(series_id(meta, meta.key))
+                times.append(ts_ns // 1_000_000)
+                values.append(float(value))
+            else:
+                self._odd_sample(meta, ts_ns, value)
+        self._flush()
+
+    def _new_metric(
+        self, key: tuple[tuple[bytes, bytes], bytes, bytes], raw: bytes, cut: int, point_end: int, scope: _Scope
+    ) -> SeriesMeta | None:
+        """The series of a single-point metric whose key is new, checked and cached; None after the full path."""
+        self._flush()
+        metric = _parse(MetricView, raw)
+        data = metric.WhichOneof("data")
+        points = getattr(metric, data).data_points
+        name = prometheus_name(metric.name)
+        kind: MetricKind | None = MetricKind.GAUGE
+        if data == "sum":
+            temporality = metric.sum.aggregation_temporality
+            if temporality == _DELTA:
+                kind = MetricKind.DELTA
+            elif temporality != _CUMULATIVE:
+                kind = None
+            elif metric.sum.is_monotonic:
+                kind = MetricKind.COUNTER
+        if len(points) != 1 or not name or kind is None:
+            self.points -= 1
+            self.metric(metric, scope)
+            return None
+        return self._new_number_series(key, name, points[0], raw[cut:point_end], scope, kind, metric.unit)
+
+    def _odd_sample(self, meta: SeriesMeta, ts_ns: int, value: float) -> None:
+        """A sample of a cached series whose time or value is not plainly fine: refused, or a stale marker kept."""
+        if not self.min_ns <= ts_ns <= self.max_ns:
+            self.rejections.add(meta.key, self.window.problem_ns(ts_ns) or "timestamp out of range")
+        elif problem := value_problem(value):
+            self.rejections.add(meta.key, problem)
+        else:
+            self.sids.append(self.builder.series_id(meta, meta.key))
+            self.times.append(ts_ns // 1_000_000)
+            self.values.append(float(value))
 
     def metric(self, metric: pb.Metric, scope: _Scope) -> None:
         name = prometheus_name(metric.name)
@@ -230,7 +376,7 @@ class _Writer:
             key = (metric_key, raw[head:])
             meta = lookup(key)
             if meta is None:
-                meta = self._new_number_series(key, name, raw, scope, kind, unit)
+                meta = self._new_number_series(key, name, raw, key[1], scope, kind, unit)
                 if meta is None:
                     continue
             ts_ns, value = (_TIME_AND_DOUBLE if value_tag == b"\x21" else _TIME_AND_INT).unpack_from(raw, head - 17)
@@ -244,9 +390,9 @@ class _Writer:
             self._too_many_series()
 
     def _new_number_series(
-        self, key: tuple[object, bytes], name: str, raw: bytes, scope: _Scope, kind: MetricKind, unit: str
+        self, key: Hashable, name: str, raw: bytes, rest: bytes, scope: _Scope, kind: MetricKind, unit: str
     ) -> SeriesMeta | None:
-        """The series of a point whose attribute bytes (``key[1]``) are new: checked, and cached under ``key``.
+        """The series of point ``raw`` whose bytes after its time and value (``rest``) are new: checked, cached.
 
         Only bytes that parse on their own into attributes alone make a key: a point
         with flags or exemplars after its attributes goes the full way, as does a
@@ -254,7 +400,7 @@ class _Writer:
         """
         attributes_only = None
         with contextlib.suppress(DecodeError):
-            attributes_only = NumberDataPoint.FromString(key[1])
+            attributes_only = NumberDataPoint.FromString(rest)
         if attributes_only is None or len(attributes_only.ListFields()) > bool(attributes_only.attributes):
             self._point(name, _parse(NumberDataPoint, raw), scope, self._number, kind, unit)
             return None

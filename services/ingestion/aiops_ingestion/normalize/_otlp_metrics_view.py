@@ -1,12 +1,13 @@
-"""A wire-compatible view of OTLP's metrics export request that leaves resources, scopes and number points as bytes.
+"""A wire-compatible view of OTLP's metrics export request that leaves resources, scopes and metrics as bytes.
 
 The view is ``opentelemetry/proto/metrics/v1/metrics.proto`` copied under another
-package with the resource, the instrumentation scope and the data points of gauges
-and sums declared as ``bytes`` instead of messages: the same length-delimited
-fields on the wire, read without building a message for each. Reading a point's
-attributes through the protobuf API costs more than the rest of its ingestion; as
-bytes they identify its series across requests (the series cache's key) and are
-parsed only for a series not seen before. Histogram and summary points stay messages.
+package with the resource, the instrumentation scope, each metric of a scope and
+the data points of gauges and sums declared as ``bytes`` instead of messages: the
+same length-delimited fields on the wire, read without building a message for each.
+Reading a metric and its point through the protobuf API costs more than the rest of
+its ingestion; as bytes they identify its series across requests (the series
+cache's key) and are parsed, as a :data:`MetricView`, only when not seen before.
+Histogram and summary points stay messages.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from opentelemetry.proto.metrics.v1 import metrics_pb2
 
-__all__ = ["ExportMetricsView"]
+__all__ = ["ExportMetricsView", "MetricView"]
 
 _PACKAGE = "aiops_ingestion.otlp_metrics_view"
 _SOURCE_PACKAGE = metrics_pb2.DESCRIPTOR.package
@@ -28,6 +29,7 @@ _RAW_FIELDS = frozenset(
     {
         ("ResourceMetrics", "resource"),
         ("ScopeMetrics", "scope"),
+        ("ScopeMetrics", "metrics"),
         ("Gauge", "data_points"),
         ("Sum", "data_points"),
     }
@@ -62,4 +64,7 @@ _file = descriptor_pool.Default().AddSerializedFile(_view_file().SerializeToStri
 
 # Built at import time like a generated module's classes, so typed Any as those are.
 ExportMetricsView: Any = message_factory.GetMessageClass(_file.message_types_by_name["ExportMetricsServiceRequest"])
-"""``ExportMetricsServiceRequest`` with ``resource``, ``scope`` and gauge and sum ``data_points`` as their bytes."""
+"""``ExportMetricsServiceRequest`` with ``resource``, ``scope`` and each of ``metrics`` as their bytes."""
+
+MetricView: Any = message_factory.GetMessageClass(_file.message_types_by_name["Metric"])
+"""``Metric`` with gauge and sum ``data_points`` as their bytes: what each of a scope's ``metrics`` parses into."""
