@@ -25,7 +25,7 @@ from aiops_ingestion.normalize._errors import InvalidPayloadError, Refused, Reje
 from aiops_ingestion.normalize._labels import LabelChecker
 from aiops_ingestion.normalize._limits import Limits
 from aiops_ingestion.normalize._otlp_attributes import AttributeConflict, attribute_labels, resource_labels
-from aiops_ingestion.normalize._otlp_metrics_view import ExportMetricsView, MetricView
+from aiops_ingestion.normalize._otlp_metrics_view import ExportMetricsView, MetricView, single_number_points
 from aiops_ingestion.normalize._sample_values import STALE_NAN, value_problem
 from aiops_ingestion.normalize._series_cache import SeriesCache
 
@@ -101,29 +101,31 @@ def normalize_otlp_metrics(
     if cache is None:
         cache = SeriesCache(2 * limits.max_series_per_request)
     cache.bind(limits, enricher)
-    writer = _Writer(limits, partitions, now_ms, cache)
-    for resource_metrics in request.resource_metrics:
+    # Each resource's scopes, each scope's metrics as their bytes (lists: quicker to walk than protobuf containers).
+    raw_scopes = [
+        [s.metrics[:] for s in resource_metrics.scope_metrics] for resource_metrics in request.resource_metrics
+    ]
+    writer = _Writer(limits, partitions, now_ms, cache, [m for scopes in raw_scopes for ms in scopes for m in ms])
+    for resource_metrics, scopes in zip(request.resource_metrics, raw_scopes, strict=True):
         raw_resource = resource_metrics.resource
         try:
             resource = resource_labels(_parse(Resource, raw_resource).attributes)
         except AttributeConflict as exc:
-            writer.reject_points("resource", str(exc), _count_points(resource_metrics.scope_metrics))
+            writer.reject_metrics("resource", str(exc), scopes)
             continue
-        for scope_metrics in resource_metrics.scope_metrics:
+        for scope_metrics, raw_metrics in zip(resource_metrics.scope_metrics, scopes, strict=True):
             raw_scope = scope_metrics.scope
             try:
                 sender = {**resource, **attribute_labels(_parse(InstrumentationScope, raw_scope).attributes)}
             except AttributeConflict as exc:
-                writer.reject_points("scope", str(exc), _count_points([scope_metrics]))
+                writer.reject_metrics("scope", str(exc), [raw_metrics])
                 continue
             problem = writer.checker.problem(sender)
             if problem:
-                writer.reject_points(series_key("resource", sender), problem, _count_points([scope_metrics]))
+                writer.reject_metrics(series_key("resource", sender), problem, [raw_metrics])
                 continue
             extra = {k: v for k, v in enricher.labels_for(sender.get("service", "")).items() if k not in sender}
-            writer.metrics(
-                scope_metrics.metrics[:], _Scope(sender, {**sender, **extra}, extra, (raw_resource, raw_scope))
-            )
+            writer.metrics(raw_metrics, _Scope(sender, {**sender, **extra}, extra, (raw_resource, raw_scope)))
     return writer.finish()
 
 
@@ -145,26 +147,10 @@ class _Scope:
     raw: tuple[bytes, bytes]  # the resource and scope as sent: part of each series' cache key
 
 
-class _OtherLayout(Exception):
-    """A metric is not laid out as :meth:`_Writer.metrics` reads it without parsing."""
-
-
-def _skip_string(raw: bytes, at: int) -> tuple[int, int]:
-    """Past the length-delimited field at ``at`` (a length under 16 KiB): the next field's offset and tag."""
-    size = raw[at + 1]
-    if size < 0x80:
-        at += 2 + size
-    elif raw[at + 2] < 0x80:
-        at += 3 + size - 0x80 + (raw[at + 2] << 7)
-    else:
-        raise _OtherLayout
-    return at, raw[at]
-
-
-def _count_points(scopes: Iterable[Any]) -> int:
+def _count_points(scopes: Iterable[Sequence[bytes]]) -> int:
     total = 0
-    for scope_metrics in scopes:
-        for raw in scope_metrics.metrics:
+    for raw_metrics in scopes:
+        for raw in raw_metrics:
             metric = _parse(MetricView, raw)
             data = metric.WhichOneof("data")
             total += len(getattr(metric, data).data_points) if data else 1
@@ -174,8 +160,13 @@ def _count_points(scopes: Iterable[Any]) -> int:
 class _Writer:
     """Checks each data point of one request and adds its samples to the builder."""
 
-    def __init__(self, limits: Limits, partitions: int, now_ms: int | None, cache: SeriesCache) -> None:
+    def __init__(
+        self, limits: Limits, partitions: int, now_ms: int | None, cache: SeriesCache, raw_metrics: Sequence[bytes]
+    ) -> None:
         self.builder = MetricBatchBuilder(partitions)
+        # The single number point of each metric of the request, in order; the next scope's metrics from _next.
+        self.number_points = single_number_points(raw_metrics)
+        self._next = 0
         # Samples of the single-point metrics of :meth:`metrics`, added to the builder in bulk.
         self.sids: list[int] = []
         self.times: list[int] = []
@@ -191,6 +182,11 @@ class _Writer:
     def reject_points(self, item: str, reason: str, count: int) -> None:
         self.points += count
         self.rejections.add(item, reason)
+
+    def reject_metrics(self, item: str, reason: str, scopes: Sequence[Sequence[bytes]]) -> None:
+        """Refuse every point of the metrics of ``scopes``, the next scopes of the request, for one reason."""
+        self.reject_points(item, reason, _count_points(scopes))
+        self._next += sum(map(len, scopes))
 
     def finish(self) -> MetricBatchBuilder:
         self.rejections.raise_if_any(self.points)
@@ -208,87 +204,59 @@ class _Writer:
             self._too_many_series()
 
     def metrics(self, raw_metrics: Sequence[bytes], scope: _Scope) -> None:
-        """The serialized metrics of one scope.
+        """The serialized metrics of the request's next scope.
 
-        A gauge or sum of one number point, laid out as encoders write it, is found
-        in the cache by its bytes without the point's start time, time and value;
-        those are read from their fixed places. Any other metric, and one whose key
-        is new, is parsed (see :meth:`_new_metric` and :meth:`metric`).
+        A gauge or sum of one number point laid out as encoders write it (see
+        :func:`single_number_points`) is found in the cache by its bytes without the
+        point's start time, time and value, whose time and value are read from their
+        fixed places. Any other metric, and one whose key is new, is parsed (see
+        :meth:`_new_metric` and :meth:`metric`).
         """
-        lookup, new_metric = self.cache.get, self._new_metric
+        first = self._next
+        self._next = last = first + len(raw_metrics)
+        found = self.number_points
+        starts, cuts = found.start[first:last], found.cut[first:last]
+        scope_raw = scope.raw
+        keys = [(scope_raw, raw[:start], raw[cut:]) for raw, start, cut in zip(raw_metrics, starts, cuts, strict=True)]
         series_id, sids, times, values = self.builder.series_id, self.sids, self.times, self.values
-        min_ns, max_ns, scope_raw = self.min_ns, self.max_ns, scope.raw
+        min_ns, max_ns = self.min_ns, self.max_ns
         self.points += len(raw_metrics)
-        # The hot loop: one pass over the few fields of each metric, all lengths checked.
-        # Metric: name (0x0a), [description (0x12)], [unit (0x1a)], then last gauge (0x2a)
-        # or sum (0x3a), holding a first data point (0x0a) whose start time (0x11), time
-        # (0x19) and value (double 0x21 or int 0x31) lead, 8 bytes each: the cut.
-        # A gauge holds that one point only; a sum's temporality and monotonicity follow it.
-        for raw in raw_metrics:
-            try:
-                if raw[0] != 0x0A or raw[1] > 0x7F:
-                    raise _OtherLayout
-                at = raw[1] + 2
-                tag = raw[at]
-                if tag == 0x12:
-                    at, tag = _skip_string(raw, at)
-                if tag == 0x1A:
-                    at, tag = _skip_string(raw, at)
-                if tag != 0x2A and tag != 0x3A:
-                    raise _OtherLayout
-                size = raw[at + 1]
-                if size < 0x80:
-                    at += 2
-                elif raw[at + 2] < 0x80:
-                    size += (raw[at + 2] << 7) - 0x80
-                    at += 3
-                else:
-                    raise _OtherLayout
-                end = len(raw)
-                if at + size != end or raw[at] != 0x0A:
-                    raise _OtherLayout
-                size = raw[at + 1]
-                if size < 0x80:
-                    start = at + 2
-                elif raw[at + 2] < 0x80:
-                    size += (raw[at + 2] << 7) - 0x80
-                    start = at + 3
-                else:
-                    raise _OtherLayout
-                point_end = start + size
-                cut = start + 18 if raw[start] == 0x19 else start + 27 if raw[start] == 0x11 else 0
-                value_tag = raw[cut - 9]
-                if (
-                    not start < cut <= point_end <= end
-                    or raw[cut - 18] != 0x19
-                    or (value_tag != 0x21 and value_tag != 0x31)
-                    or (point_end != end and tag == 0x2A)
-                ):
-                    raise _OtherLayout
-            except (IndexError, _OtherLayout):  # too short, or laid out otherwise: the full path
-                self.points -= 1
-                self._flush()
-                self.metric(_parse(MetricView, raw), scope)
-                continue
-            key = (scope_raw, raw[:start], raw[cut:])
-            meta = lookup(key)
+        # The hot loop. A metric of one point whose key is in the cache costs two slices and
+        # a lookup (both above), a check of its time and value and three appends.
+        for raw, start, cut, key, meta, ts_ns, value in zip(
+            raw_metrics,
+            starts,
+            cuts,
+            keys,
+            self.cache.get_many(keys),
+            found.ts_ns[first:last],
+            found.value[first:last],
+            strict=True,
+        ):
             if meta is None:
-                meta = new_metric(key, raw, cut, point_end, scope)
+                if not start:  # laid out otherwise: the full path
+                    self.points -= 1
+                    self._flush()
+                    self.metric(_parse(MetricView, raw), scope)
+                    continue
+                meta = self._new_metric(key, raw, start, cut, scope)
                 if meta is None:
                     continue
-            ts_ns, value = (_TIME_AND_DOUBLE if value_tag == 0x21 else _TIME_AND_INT).unpack_from(raw, cut - 17)
             if min_ns <= ts_ns <= max_ns and value - value == 0.0:
                 sids.append(series_id(meta, meta.key))
                 times.append(ts_ns // 1_000_000)
-                values.append(float(value))
+                values.append(value)
             else:
                 self._odd_sample(meta, ts_ns, value)
         self._flush()
 
     def _new_metric(
-        self, key: tuple[tuple[bytes, bytes], bytes, bytes], raw: bytes, cut: int, point_end: int, scope: _Scope
+        self, key: tuple[tuple[bytes, bytes], bytes, bytes], raw: bytes, start: int, cut: int, scope: _Scope
     ) -> SeriesMeta | None:
         """The series of a single-point metric whose key is new, checked and cached; None after the full path."""
+        meta = self.cache.get(key)  # sent twice in this request
+        if meta is not None:
+            return meta
         self._flush()
         metric = _parse(MetricView, raw)
         data = metric.WhichOneof("data")
@@ -303,7 +271,8 @@ class _Writer:
                 kind = None
             elif metric.sum.is_monotonic:
                 kind = MetricKind.COUNTER
-        if len(points) != 1 or not name or kind is None:
+        point_end = start + len(points[0]) if points else 0
+        if len(points) != 1 or raw[start:point_end] != points[0] or not name or kind is None:
             self.points -= 1
             self.metric(metric, scope)
             return None
@@ -318,7 +287,7 @@ class _Writer:
         else:
             self.sids.append(self.builder.series_id(meta, meta.key))
             self.times.append(ts_ns // 1_000_000)
-            self.values.append(float(value))
+            self.values.append(value)
 
     def metric(self, metric: pb.Metric, scope: _Scope) -> None:
         name = prometheus_name(metric.name)

@@ -17,6 +17,7 @@ from aiops_ingestion.normalize import (
     normalize_otlp_metrics,
     parse_otlp_metrics,
 )
+from aiops_ingestion.normalize import _otlp_metrics as otlp_metrics
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
@@ -250,17 +251,28 @@ def sdk_metrics(value: float | int, ts_ns: int, pods: Sequence[str]) -> Any:
 
 
 @pytest.mark.parametrize("value", [1.5, 42, STALE_NAN, 0.0, 0])
-def test_sdk_like_requests_take_the_fast_path_and_match_the_full_path(value: float | int) -> None:
+def test_sdk_like_requests_take_the_fast_path_and_match_the_full_path(
+    value: float | int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     pods = [f"pod-{i:03d}" * (1 + i % 9) for i in range(40)]
     request = requests_of([({"service.name": "checkout"}, {}, sdk_metrics(value, NOW_NS, pods))])
     reference = assert_same_as_full_path(request)
     assert isinstance(reference, list) and len(reference) == 80
     cache = SeriesCache(1_000)
     outcome(request.SerializeToString(), cache)
-    assert len(cache) == 80  # every metric cached by its own bytes: none took the full path
+    assert len(cache) == 80
+    parsed: list[type] = []
+    parse = otlp_metrics._parse
+
+    def counted(kind: type, data: bytes) -> Any:
+        parsed.append(kind)
+        return parse(kind, data)
+
+    monkeypatch.setattr(otlp_metrics, "_parse", counted)
     later = requests_of([({"service.name": "checkout"}, {}, sdk_metrics(value, NOW_NS + 15 * 10**9, pods))])
     again = outcome(later.SerializeToString(), cache)
     assert len(cache) == 80
+    assert parsed == [Resource, InstrumentationScope]  # no metric and no point parsed: all found in the cache
     assert again == outcome(full_path_bytes(later), None)
 
 
