@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from opentelemetry.proto.metrics.v1 import metrics_pb2
@@ -90,8 +91,8 @@ class NumberPoints:
 
     start: list[int]
     cut: list[int]
-    ts_ns: list[int]
-    value: list[float]
+    ts_ns: npt.NDArray[np.uint64]
+    value: npt.NDArray[np.float64]
 
 
 def single_number_points(metrics: Sequence[bytes]) -> NumberPoints:
@@ -108,7 +109,7 @@ def single_number_points(metrics: Sequence[bytes]) -> NumberPoints:
     """
     count = len(metrics)
     if not count:
-        return NumberPoints([], [], [], [])
+        return NumberPoints([], [], np.zeros(0, np.uint64), np.zeros(0, np.float64))
     lengths = np.fromiter(map(len, metrics), dtype=np.int64, count=count)
     end = np.cumsum(lengths)
     first = end - lengths
@@ -150,7 +151,5 @@ def single_number_points(metrics: Sequence[bytes]) -> NumberPoints:
     ok &= doubles | (value_tag == 0x31)
     ts_ns = data[(cut - 17)[:, None] + _EIGHT].view("<u8")[:, 0]
     fixed = data[(cut - 8)[:, None] + _EIGHT]
-    value = np.where(doubles, fixed.view("<f8")[:, 0], fixed.view("<i8")[:, 0])
-    return NumberPoints(
-        np.where(ok, start - first, 0).tolist(), np.where(ok, cut - first, 0).tolist(), ts_ns.tolist(), value.tolist()
-    )
+    value: npt.NDArray[np.float64] = np.where(doubles, fixed.view("<f8")[:, 0], fixed.view("<i8")[:, 0])
+    return NumberPoints(np.where(ok, start - first, 0).tolist(), np.where(ok, cut - first, 0).tolist(), ts_ns, value)
