@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DATASETS ?= ../shared/datasets
 
-.PHONY: install run test lint typecheck unit bench bench-ingest bench-stream bench-nab bench-detect clean
+.PHONY: install run test lint typecheck unit bench bench-ingest bench-stream bench-nab bench-detect bench-latency clean
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -31,13 +31,16 @@ test: lint typecheck
 unit: $(STAMP)
 	$(BIN)/pytest -m unit
 
-bench: bench-ingest bench-stream bench-nab bench-detect
+bench: bench-ingest bench-stream bench-nab bench-detect bench-latency
 
 bench-ingest: $(STAMP)
 	$(BIN)/python -m benchmarks.ingest
 
 bench-stream: $(STAMP)
 	$(BIN)/python -m benchmarks.stream
+
+bench-latency: $(STAMP)
+	$(BIN)/python -m benchmarks.latency
 
 bench-nab: $(STAMP)
 	$(BIN)/python -m benchmarks.nab --datasets $(DATASETS)/nab
