@@ -65,6 +65,9 @@ class IngestionServers(mode.Service):
         with contextlib.suppress(Exception):
             # The broker may be down at start; requests then get 503 and the publisher reconnects.
             await self.publisher.start()
+        # gRPC first: once HTTP answers (``/ready``), every receiver is listening.
+        self._grpc = create_grpc_server(self.settings, self.publisher, self.series_cache)
+        await self._grpc.start()
         app = create_http_app(self.settings, self.publisher, self.series_cache)
         config = uvicorn.Config(
             app,
@@ -79,12 +82,11 @@ class IngestionServers(mode.Service):
         self._http_task = asyncio.create_task(self._http.serve())
         while not self._http.started:
             if self._http_task.done():
+                await self._grpc.stop(grace=None)
                 raise PortInUseError(
                     f"the ingestion HTTP server did not start on port {self.settings.ingest_http_port}"
                 )
             await asyncio.sleep(0.02)
-        self._grpc = create_grpc_server(self.settings, self.publisher, self.series_cache)
-        await self._grpc.start()
         log.info(
             "ingestion listening",
             http=f"http://{self.settings.ingest_http_host}:{self.settings.ingest_http_port}",
