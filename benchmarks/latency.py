@@ -38,6 +38,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+from aiops_cli.replay import post_samples
 from aiops_common.broker import free_port
 from aiops_common.broker.reader import read_values
 from aiops_common.schemas import AnomalyRecord
@@ -54,17 +55,6 @@ SPIKES_PER_MINUTE = 5
 def level(series: int, minute: int) -> float:
     """A slow daily cycle per series, phase-shifted by series."""
     return 50.0 + 10.0 * float(np.sin(2 * np.pi * (minute + 37 * series) / 1440.0))
-
-
-def post(client: httpx.Client, url: str, samples: list[dict[str, Any]]) -> None:
-    for _ in range(30):
-        response = client.post(url + "/api/v1/metrics/write", json={"samples": samples})
-        if response.status_code < 300:
-            return
-        if response.status_code not in (429, 503):
-            raise RuntimeError(f"ingestion answered {response.status_code}: {response.text[:300]}")
-        time.sleep(float(response.headers.get("Retry-After", "1")))
-    raise RuntimeError("ingestion kept refusing with 429/503")
 
 
 def minute_samples(series: int, minute: int, rng: np.random.Generator, ts_ms: int) -> list[dict[str, Any]]:
@@ -134,16 +124,16 @@ def run(series: int, history_min: int, live_min: int, workdir: Path) -> dict[str
             while minute <= int(time.time() * 1000) // MINUTE_MS:
                 batch += minute_samples(series, minute - first, rng, minute * MINUTE_MS)
                 if len(batch) >= 5000:
-                    post(client, url, batch)
+                    post_samples(client, url, batch)
                     batch = []
                 minute += 1
             if batch:
-                post(client, url, batch)
+                post_samples(client, url, batch)
             backfill_s = time.monotonic() - t0
             warm_s = wait_warm(log, series, timeout_s=900)
             # Fill the minutes that passed while the backfill was processed, then go live.
             while minute < int(time.time() * 1000) // MINUTE_MS:
-                post(client, url, minute_samples(series, minute - first, rng, minute * MINUTE_MS + 30_000))
+                post_samples(client, url, minute_samples(series, minute - first, rng, minute * MINUTE_MS + 30_000))
                 minute += 1
 
             spikes: dict[int, list[int]] = {}  # window start (ms) -> series spiked in it
@@ -161,7 +151,7 @@ def run(series: int, history_min: int, live_min: int, workdir: Path) -> dict[str
                     spikes[window] = victims
                     for victim in victims:
                         samples[victim]["value"] = float(samples[victim]["value"]) + SPIKE
-                post(client, url, samples)
+                post_samples(client, url, samples)
                 posted.append((now_ms, time.time()))
                 tick += 1
                 time.sleep(max(0.0, live_start + tick * LIVE_STEP_S - time.time()))

@@ -10,7 +10,6 @@ the current minute: the stream layer's windows then line up with the file's own.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -19,12 +18,13 @@ from pathlib import Path
 import httpx
 import numpy as np
 import numpy.typing as npt
+from aiops_ingestion.normalize import prometheus_name
 
 __all__ = [
     "ReplayError",
     "ReplaySeries",
     "describe",
-    "metric_name",
+    "post_samples",
     "read_series",
     "sample_requests",
     "send",
@@ -32,7 +32,6 @@ __all__ = [
 ]
 
 _MINUTE_MS = 60_000
-_NOT_NAME_CHAR = re.compile(r"[^a-zA-Z0-9_:]")
 
 
 class ReplayError(Exception):
@@ -47,12 +46,6 @@ class ReplaySeries:
     values: npt.NDArray[np.float64]
     skipped: int
     """Rows of the file without a finite value in this column."""
-
-
-def metric_name(text: str) -> str:
-    """A Prometheus-safe series name: ``cpu-load.csv`` stem ``cpu-load`` -> ``cpu_load``."""
-    safe = _NOT_NAME_CHAR.sub("_", text)
-    return f"_{safe}" if safe[:1].isdigit() else safe
 
 
 def _times_ms(column: object) -> npt.NDArray[np.int64]:
@@ -103,7 +96,7 @@ def read_series(
     if not columns:
         raise ReplayError(f"{path} has no numeric column besides {time_column!r}")
     ts = _times_ms(frame[time_column])
-    base = metric_name(name or path.stem)
+    base = prometheus_name(name or path.stem)
     out = []
     for column in columns:
         values = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=np.float64)
@@ -111,7 +104,7 @@ def read_series(
         order = np.argsort(ts[keep], kind="stable")
         out.append(
             ReplaySeries(
-                name=base if len(columns) == 1 else f"{base}_{metric_name(column)}",
+                name=base if len(columns) == 1 else f"{base}_{prometheus_name(column)}",
                 labels=dict(labels or {}),
                 ts_ms=ts[keep][order],
                 values=values[keep][order],
@@ -154,32 +147,40 @@ def _retry_after_s(response: httpx.Response) -> float:
         return 1.0
 
 
+def post_samples(client: httpx.Client, base_url: str, rows: list[dict[str, object]], attempts: int = 20) -> None:
+    """Post one request body to the JSON metrics API and return once it is acknowledged.
+
+    A 429 or 503 is retried after its ``Retry-After``, an unreachable server after 1 s;
+    any other refusal raises :class:`ReplayError` with the server's message.
+    """
+    url = base_url.rstrip("/") + "/api/v1/metrics/write"
+    for attempt in range(attempts):
+        try:
+            response = client.post(url, json={"samples": rows})
+        except httpx.TransportError as exc:
+            if attempt + 1 == attempts:
+                raise ReplayError(f"cannot reach {url}: {exc}") from None
+            time.sleep(1.0)
+            continue
+        if response.status_code in (429, 503) and attempt + 1 < attempts:
+            time.sleep(_retry_after_s(response))
+            continue
+        if response.status_code >= 300:
+            raise ReplayError(f"{url} answered {response.status_code}: {_message(response)}")
+        return
+
+
 def send(
     base_url: str,
     requests: Iterator[list[dict[str, object]]],
     progress: Callable[[int], object] | None = None,
-    attempts: int = 20,
     timeout_s: float = 30.0,
 ) -> int:
     """Post every request body, each after the previous one was acknowledged; the samples sent."""
     sent = 0
-    url = base_url.rstrip("/") + "/api/v1/metrics/write"
     with httpx.Client(timeout=timeout_s) as client:
         for rows in requests:
-            for attempt in range(attempts):
-                try:
-                    response = client.post(url, json={"samples": rows})
-                except httpx.TransportError as exc:
-                    if attempt + 1 == attempts:
-                        raise ReplayError(f"cannot reach {url}: {exc}") from None
-                    time.sleep(1.0)
-                    continue
-                if response.status_code in (429, 503) and attempt + 1 < attempts:
-                    time.sleep(_retry_after_s(response))
-                    continue
-                if response.status_code >= 300:
-                    raise ReplayError(f"{url} answered {response.status_code}: {_message(response)}")
-                break
+            post_samples(client, base_url, rows)
             sent += len(rows)
             if progress is not None:
                 progress(len(rows))
