@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import numpy.typing as npt
-from aiops_ingestion.normalize import prometheus_name
+from aiops_common.schemas.prometheus_names import prometheus_name
 
 __all__ = [
     "ReplayError",

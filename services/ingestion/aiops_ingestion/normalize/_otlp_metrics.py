@@ -7,7 +7,6 @@ import functools
 import itertools
 import math
 import operator
-import re
 import struct
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from typing import Any, TypeVar, cast
 
 import numpy as np
 from aiops_common.schemas import MetricBatchBuilder, MetricKind, SeriesMeta, series_key
+from aiops_common.schemas.prometheus_names import prometheus_name
 from google.protobuf.message import DecodeError, Message
 from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope, KeyValue
 from opentelemetry.proto.metrics.v1 import metrics_pb2 as pb
@@ -36,7 +36,6 @@ __all__ = ["normalize_otlp_metrics", "prometheus_name"]
 _CUMULATIVE = pb.AGGREGATION_TEMPORALITY_CUMULATIVE
 _DELTA = pb.AGGREGATION_TEMPORALITY_DELTA
 _NO_RECORDED_VALUE = pb.DATA_POINT_FLAGS_NO_RECORDED_VALUE_MASK
-_NOT_NAME_CHAR = re.compile(r"[^a-zA-Z0-9_:]")
 _INF = math.inf
 _MAX_U64 = 2**64 - 1
 _SERIES_KEY = attrgetter("key")
@@ -46,18 +45,6 @@ _TIME_AND_DOUBLE = struct.Struct("<Qxd")
 _TIME_AND_INT = struct.Struct("<Qxq")
 
 P = TypeVar("P", pb.NumberDataPoint, pb.HistogramDataPoint, pb.ExponentialHistogramDataPoint, pb.SummaryDataPoint)
-
-
-@functools.lru_cache(maxsize=8192)
-def prometheus_name(name: str) -> str:
-    """The series name of an OTLP metric, made safe for Prometheus.
-
-    Every character outside ``[a-zA-Z0-9_:]`` (dots, dashes, slashes) becomes ``_``
-    and a leading digit gets a ``_`` prefix. Nothing else changes: no unit or
-    ``_total`` suffix is added, so ``http.server.duration`` is ``http_server_duration``.
-    """
-    safe = _NOT_NAME_CHAR.sub("_", name)
-    return f"_{safe}" if safe[:1].isdigit() else safe
 
 
 def _bound_label(bound: float) -> str:
@@ -73,6 +60,7 @@ def normalize_otlp_metrics(
     *,
     now_ms: int | None = None,
     cache: SeriesCache | None = None,
+    rejections: Rejections | None = None,
 ) -> MetricBatchBuilder:
     """Every data point of an OTLP export request as samples of flat series.
 
@@ -100,6 +88,10 @@ def normalize_otlp_metrics(
     is found by its raw bytes instead of being labelled and checked again; its
     time and value are still checked. A metric of one such point, as SDKs send
     them, is found by its own bytes without its time and value.
+
+    Invalid data points are counted in ``rejections``: with a partial one (see
+    :class:`Rejections`) they are left out and the rest kept; by default any
+    refuses the request.
     """
     if request.DESCRIPTOR is not ExportMetricsView.DESCRIPTOR:
         request = ExportMetricsView.FromString(request.SerializeToString())
@@ -110,7 +102,14 @@ def normalize_otlp_metrics(
     raw_scopes = [
         [s.metrics[:] for s in resource_metrics.scope_metrics] for resource_metrics in request.resource_metrics
     ]
-    writer = _Writer(limits, partitions, now_ms, cache, [m for scopes in raw_scopes for ms in scopes for m in ms])
+    writer = _Writer(
+        limits,
+        partitions,
+        now_ms,
+        cache,
+        [m for scopes in raw_scopes for ms in scopes for m in ms],
+        Rejections("data points") if rejections is None else rejections,
+    )
     for resource_metrics, scopes in zip(request.resource_metrics, raw_scopes, strict=True):
         raw_resource = resource_metrics.resource
         try:
@@ -166,7 +165,13 @@ class _Writer:
     """Checks each data point of one request and adds its samples to the builder."""
 
     def __init__(
-        self, limits: Limits, partitions: int, now_ms: int | None, cache: SeriesCache, raw_metrics: Sequence[bytes]
+        self,
+        limits: Limits,
+        partitions: int,
+        now_ms: int | None,
+        cache: SeriesCache,
+        raw_metrics: Sequence[bytes],
+        rejections: Rejections,
     ) -> None:
         self.builder = MetricBatchBuilder(partitions)
         self.window = limits.window(now_ms)
@@ -187,13 +192,13 @@ class _Writer:
         self.values: list[float] = []
         self.cache = cache
         self.checker = LabelChecker(limits)
-        self.rejections = Rejections("data points")
+        self.rejections = rejections
         self.max_series = limits.max_series_per_request
         self.points = 0
 
     def reject_points(self, item: str, reason: str, count: int) -> None:
         self.points += count
-        self.rejections.add(item, reason)
+        self.rejections.add(item, reason, count)
 
     def reject_metrics(self, item: str, reason: str, scopes: Sequence[Sequence[bytes]]) -> None:
         """Refuse every point of the metrics of ``scopes``, the next scopes of the request, for one reason."""
@@ -201,7 +206,7 @@ class _Writer:
         self._next += sum(map(len, scopes))
 
     def finish(self) -> MetricBatchBuilder:
-        self.rejections.raise_if_any(self.points)
+        self.rejections.settle(self.points)
         self._flush()
         return self.builder
 
