@@ -28,12 +28,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from aiops_detection.cascade import Cascade
-from aiops_detection.detector import Detector
-from aiops_detection.robust_band import RobustBandDetector, RobustBandPanel
-from aiops_detection.seasonal_forecast import SeasonalForecastDetector
-from aiops_detection.seasonality import candidate_periods
-from aiops_detection.window_model import WindowModelDetector, resolve_device
+from aiops_detection.detectors.cascade import Cascade
+from aiops_detection.detectors.detector import Detector
+from aiops_detection.detectors.robust_band import RobustBandDetector, RobustBandPanel
+from aiops_detection.detectors.seasonal_forecast import SeasonalForecastDetector
+from aiops_detection.detectors.seasonality import candidate_periods
+from aiops_detection.detectors.window_model import WindowModelDetector, resolve_device
 
 RESULTS = Path(__file__).parent / "results"
 STEP_S = 300.0

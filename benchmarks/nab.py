@@ -32,10 +32,10 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from aiops_detection.calibration import refractory
-from aiops_detection.cascade import Cascade
-from aiops_detection.detector import FloatArray
-from aiops_detection.nab_scorer import (
+from aiops_detection.detectors.calibration import refractory
+from aiops_detection.detectors.cascade import Cascade
+from aiops_detection.detectors.detector import FloatArray
+from aiops_detection.detectors.nab_scorer import (
     PROFILES,
     LabelledSeries,
     NabScore,

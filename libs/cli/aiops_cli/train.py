@@ -54,9 +54,9 @@ async def _train(
     from aiops_common.models import open_model_registry
     from aiops_common.schemas import FeedbackLabel
     from aiops_common.tsdb import open_tsdb
+    from aiops_detection.detectors.series_detectors import cascade_params
+    from aiops_detection.detectors.trained_models import encode_models, load_history, model_name, train_all
     from aiops_detection.feedback_store import open_feedback_store
-    from aiops_detection.series_detectors import cascade_params
-    from aiops_detection.trained_models import encode_models, load_history, model_name, train_all
     from tqdm import tqdm
 
     if settings.detect_torch_threads:

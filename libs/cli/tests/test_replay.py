@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from aiops_cli.replay import ReplayError, read_series, sample_requests, shift_to_end
-from aiops_detection.calibration import RunningMax
-from aiops_detection.cascade import Cascade
+from aiops_detection.detectors.calibration import RunningMax
+from aiops_detection.detectors.cascade import Cascade
 from aiops_detection.service_settings import DetectionServiceSettings
 
 from .conftest import StartPlatform, aiops

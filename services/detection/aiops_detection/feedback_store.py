@@ -17,7 +17,7 @@ from aiops_common.registry import BackendRegistry
 from aiops_common.schemas import AnomalyRecord, FeedbackLabel, FeedbackRecord
 from aiops_common.tsdb.sqlite import path_from_url
 
-from aiops_detection.sensitivity import Sensitivity
+from aiops_detection.detectors.sensitivity import Sensitivity
 
 __all__ = ["FEEDBACK_STORES", "FeedbackStore", "SqliteFeedbackStore", "open_feedback_store"]
 

@@ -28,7 +28,7 @@ from aiops_detection import (
     StaticThreshold,
     WindowModelDetector,
 )
-from aiops_detection.detector import Detector, Estimator
+from aiops_detection.detectors.detector import Detector, Estimator
 
 pytestmark = pytest.mark.unit
 

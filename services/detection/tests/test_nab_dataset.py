@@ -6,7 +6,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from aiops_detection.nab_scorer import PROFILES, NabScorer, load_corpus, load_detector_results, load_published_scores
+from aiops_detection.detectors.nab_scorer import (
+    PROFILES,
+    NabScorer,
+    load_corpus,
+    load_detector_results,
+    load_published_scores,
+)
 
 
 @pytest.fixture(scope="module")

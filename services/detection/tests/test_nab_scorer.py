@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from aiops_detection.nab_scorer import PROFILES, LabelledSeries, NabScorer, scaled_sigmoid
+from aiops_detection.detectors.nab_scorer import PROFILES, LabelledSeries, NabScorer, scaled_sigmoid
 
 pytestmark = pytest.mark.unit
 

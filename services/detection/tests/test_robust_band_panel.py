@@ -7,8 +7,8 @@ import pickle
 import numpy as np
 import pytest
 from aiops_detection import Cascade, RobustBandDetector, SeasonalForecastDetector, WindowModelDetector
-from aiops_detection.calibration import RunningMax, RunningMaxPanel, lagging_extremes
-from aiops_detection.robust_band import RobustBandPanel
+from aiops_detection.detectors.calibration import RunningMax, RunningMaxPanel, lagging_extremes
+from aiops_detection.detectors.robust_band import RobustBandPanel
 
 pytestmark = pytest.mark.unit
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from aiops_common.models import open_model_registry
 from aiops_common.schemas import FeatureBatch, SeriesMeta
-from aiops_detection.anomaly_detector import AnomalyPartition, Detection
-from aiops_detection.model_updates import ModelBook
+from aiops_detection.agents.anomaly_detector import AnomalyPartition, Detection
+from aiops_detection.agents.model_updates import ModelBook
 from aiops_detection.service_settings import DetectionServiceSettings
 
 T0 = 1_700_000_040_000

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 from aiops_common.schemas import FeatureBatch, SeriesMeta
-from aiops_detection.cascade import Severity
+from aiops_detection.detectors.cascade import Severity
 from aiops_detection.service_settings import DetectionServiceSettings
 
 from .conftest import (
@@ -142,8 +142,8 @@ def test_static_limits_alert_without_history(service_settings: Settings) -> None
 
 
 def test_state_written_by_other_detector_code_is_not_loaded(service_settings: Settings) -> None:
-    from aiops_detection.partition_state import dump_state, load_state
-    from aiops_detection.series_detectors import STATE_FINGERPRINT
+    from aiops_detection.agents.partition_state import dump_state, load_state
+    from aiops_detection.detectors.series_detectors import STATE_FINGERPRINT
 
     part = new_partition(service_settings())
     feed(part, CPU, periodic_history(20))

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 from aiops_common.schemas import CrossingDirection, FeatureBatch, SeriesMeta
-from aiops_detection.crossing_predictor import CrossingPartition
+from aiops_detection.agents.crossing_predictor import CrossingPartition
 from aiops_detection.service_settings import DetectionServiceSettings
 
 from .conftest import T0, WINDOW_MS, window_batch

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 from aiops_common.schemas import AnomalyRecord, AnomalySeverity, FeedbackLabel, FeedbackRecord, anomaly_id
+from aiops_detection.detectors.sensitivity import Sensitivity
 from aiops_detection.feedback_store import FEEDBACK_STORES, FeedbackStore, open_feedback_store
-from aiops_detection.sensitivity import Sensitivity
 
 pytestmark = pytest.mark.functional
 

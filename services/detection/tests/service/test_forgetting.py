@@ -12,8 +12,8 @@ from collections.abc import Callable
 
 import pytest
 from aiops_common.schemas import FeatureBatch, SeriesMeta
-from aiops_detection.anomaly_detector import AnomalyPartition
-from aiops_detection.crossing_predictor import CrossingPartition
+from aiops_detection.agents.anomaly_detector import AnomalyPartition
+from aiops_detection.agents.crossing_predictor import CrossingPartition
 from aiops_detection.service_settings import DetectionServiceSettings
 
 from .conftest import (

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from aiops_common.schemas import FeatureBatch, SeriesMeta
 from aiops_common.tsdb import Series
-from aiops_detection.anomaly_detector import AnomalyPartition
-from aiops_detection.model_updates import LoadedModels
-from aiops_detection.partition_state import load_state
-from aiops_detection.series_detectors import (
+from aiops_detection.agents.anomaly_detector import AnomalyPartition
+from aiops_detection.agents.model_updates import LoadedModels
+from aiops_detection.agents.partition_state import load_state
+from aiops_detection.detectors.series_detectors import (
     STATE_FINGERPRINT,
     Finding,
     SeriesState,
@@ -20,8 +20,8 @@ from aiops_detection.series_detectors import (
     WindowRow,
     new_series_state,
 )
+from aiops_detection.detectors.trained_models import train_all
 from aiops_detection.service_settings import DetectionServiceSettings
-from aiops_detection.trained_models import train_all
 
 from .conftest import T0, WINDOW_MS, incident_history, new_partition, periodic_history
 

@@ -13,9 +13,9 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import pytest
 from aiops_common.schemas import FeatureBatch, SeriesMeta
-from aiops_detection.anomaly_detector import AnomalyPartition, Detection
-from aiops_detection.seasonality import candidate_periods, reporting_step_ms
-from aiops_detection.series_detectors import STEP_WINDOWS, build_cascade
+from aiops_detection.agents.anomaly_detector import AnomalyPartition, Detection
+from aiops_detection.detectors.seasonality import candidate_periods, reporting_step_ms
+from aiops_detection.detectors.series_detectors import STEP_WINDOWS, build_cascade
 from aiops_detection.service_settings import DetectionServiceSettings
 
 from .conftest import T0, WINDOW_MS, new_partition, periodic_history, windows

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from aiops_common.schemas import AnomalyRecord, AnomalySeverity, FeedbackLabel, FeedbackRecord
-from aiops_detection.sensitivity import Sensitivity, band_excess, fold_labels
+from aiops_detection.detectors.sensitivity import Sensitivity, band_excess, fold_labels
 
 pytestmark = pytest.mark.unit
 

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from aiops_common.schemas import AnomalyRecord, AnomalySeverity, SeriesMeta, anomaly_id
 from aiops_common.tsdb import Series
-from aiops_detection.model_updates import LoadedModels
+from aiops_detection.agents.model_updates import LoadedModels
+from aiops_detection.detectors.trained_models import decode_models, encode_models, model_name, train_all, train_series
 from aiops_detection.service_settings import DetectionServiceSettings
-from aiops_detection.trained_models import decode_models, encode_models, model_name, train_all, train_series
 
 from .conftest import SHIFT, SPIKE, T0, WINDOW_MS, feed, incident_history, new_partition, periodic_history, windows
 

@@ -28,12 +28,11 @@ import structlog
 from aiops_common.schemas import AnomalyRecord, AnomalySeverity, FeatureBatch, SeriesMeta, anomaly_id
 from aiops_common.topics import Topics, declare
 
-from aiops_detection.cascade import Severity
-from aiops_detection.feedback_store import FeedbackStore
-from aiops_detection.model_updates import ModelBook
-from aiops_detection.partition_state import FeatureStage, SeriesStates
-from aiops_detection.robust_band import RobustBandPanel
-from aiops_detection.series_detectors import (
+from aiops_detection.agents.model_updates import ModelBook
+from aiops_detection.agents.partition_state import FeatureStage, SeriesStates
+from aiops_detection.detectors.cascade import Severity
+from aiops_detection.detectors.robust_band import RobustBandPanel
+from aiops_detection.detectors.series_detectors import (
     STATE_FINGERPRINT,
     Finding,
     SeriesState,
@@ -41,8 +40,9 @@ from aiops_detection.series_detectors import (
     new_series_state,
     service_of,
 )
+from aiops_detection.detectors.trained_models import model_name
+from aiops_detection.feedback_store import FeedbackStore
 from aiops_detection.service_settings import DetectionServiceSettings
-from aiops_detection.trained_models import model_name
 
 __all__ = ["AnomalyPartition", "Detection", "install", "to_record"]
 

@@ -31,7 +31,7 @@ import numpy.typing as npt
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy.ndimage import maximum_filter1d, minimum_filter1d
 
-from aiops_detection.detector import FloatArray
+from aiops_detection.detectors.detector import FloatArray
 
 __all__ = [
     "ExtremeBand",

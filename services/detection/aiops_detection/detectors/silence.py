@@ -18,7 +18,7 @@ from collections import deque
 
 import numpy as np
 
-from aiops_detection.detector import Detector
+from aiops_detection.detectors.detector import Detector
 
 __all__ = ["SilenceDetector"]
 

@@ -21,7 +21,7 @@ import numpy.typing as npt
 from statsmodels.tools.sm_exceptions import ConvergenceWarning
 from statsmodels.tsa.holtwinters import ExponentialSmoothing
 
-from aiops_detection.calibration import (
+from aiops_detection.detectors.calibration import (
     ExtremeBand,
     RecordRatio,
     RobustStats,
@@ -34,8 +34,8 @@ from aiops_detection.calibration import (
     ratio_score_one,
     record_ratio,
 )
-from aiops_detection.detector import Detector, FloatArray, as_panel
-from aiops_detection.seasonality import detect_periods
+from aiops_detection.detectors.detector import Detector, FloatArray, as_panel
+from aiops_detection.detectors.seasonality import detect_periods
 
 __all__ = ["AgileExplanation", "SeasonalForecastDetector"]
 

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from aiops_detection.detector import Detector
+from aiops_detection.detectors.detector import Detector
 
 __all__ = ["StaticThreshold", "static_thresholds"]
 

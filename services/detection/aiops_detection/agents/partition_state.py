@@ -22,14 +22,11 @@ finds is published again under the same deterministic ids: at-least-once, never 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import math
 import pickle
 import time
 import zlib
 from collections.abc import Awaitable, Callable, Mapping
-from pathlib import Path
-from types import ModuleType
 from typing import Any, Generic, Protocol, TypeVar
 
 import faust
@@ -37,7 +34,7 @@ import structlog
 from aiops_common.partition_replay import ReplayingStage, pack, unpack
 from aiops_common.schemas import FeatureBatch, SchemaError
 
-__all__ = ["FeatureStage", "SeriesPartition", "SeriesStates", "code_fingerprint", "dump_state", "load_state"]
+__all__ = ["FeatureStage", "SeriesPartition", "SeriesStates", "dump_state", "load_state"]
 
 log = structlog.get_logger(__name__)
 
@@ -51,19 +48,6 @@ class WindowedState(Protocol):
 
 
 S = TypeVar("S", bound=WindowedState)
-
-
-def code_fingerprint(*modules: ModuleType) -> str:
-    """Hash of the source of the modules whose objects a checkpoint pickles.
-
-    Pickles hold objects' private attributes: a state written by other code may load and
-    then fail. A checkpoint or model carries this, and other code does not load it.
-    """
-    digest = hashlib.sha256()
-    for module in sorted(modules, key=lambda m: m.__name__):
-        digest.update(module.__name__.encode())
-        digest.update(Path(str(module.__file__)).read_bytes())
-    return digest.hexdigest()[:16]
 
 
 def dump_state(state: object, fingerprint: str) -> bytes:

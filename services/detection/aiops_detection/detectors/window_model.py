@@ -29,7 +29,7 @@ import torch
 from numpy.lib.stride_tricks import sliding_window_view
 from statsmodels.tsa.seasonal import MSTL, STL
 
-from aiops_detection.calibration import (
+from aiops_detection.detectors.calibration import (
     ExtremeBand,
     RecordRatio,
     band_excess,
@@ -39,8 +39,8 @@ from aiops_detection.calibration import (
     ratio_score_one,
     record_ratio,
 )
-from aiops_detection.detector import Detector, FloatArray, as_panel
-from aiops_detection.seasonality import detect_periods
+from aiops_detection.detectors.detector import Detector, FloatArray, as_panel
+from aiops_detection.detectors.seasonality import detect_periods
 
 __all__ = ["WindowModelDetector", "resolve_device"]
 

@@ -19,9 +19,9 @@ import faust
 import structlog
 from aiops_common.models import ModelRegistry, open_model_registry
 
-from aiops_detection.series_detectors import TrainedSeries, cascade_params
+from aiops_detection.detectors.series_detectors import TrainedSeries, cascade_params
+from aiops_detection.detectors.trained_models import decode_models, model_name
 from aiops_detection.service_settings import DetectionServiceSettings
-from aiops_detection.trained_models import decode_models, model_name
 
 __all__ = ["LoadedModels", "ModelBook", "install"]
 

@@ -23,8 +23,8 @@ import numpy.typing as npt
 from aiops_common.schemas import AnomalyRecord, series_key
 from aiops_common.tsdb import Series, TimeSeriesStore
 
-from aiops_detection.seasonality import reporting_step_ms
-from aiops_detection.series_detectors import ERROR_RATE, TrainedSeries, build_cascade
+from aiops_detection.detectors.seasonality import reporting_step_ms
+from aiops_detection.detectors.series_detectors import ERROR_RATE, TrainedSeries, build_cascade
 from aiops_detection.settings import DetectionSettings
 
 __all__ = [

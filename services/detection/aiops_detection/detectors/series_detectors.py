@@ -39,7 +39,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from aiops_detection import (
+from aiops_detection.detectors import (
     calibration,
     cascade,
     detector,
@@ -52,19 +52,19 @@ from aiops_detection import (
     static_threshold,
     window_model,
 )
-from aiops_detection.calibration import RunningMax
-from aiops_detection.cascade import Cascade, Severity
-from aiops_detection.error_rate import ErrorRateSpike, RequestCounts
-from aiops_detection.latency import LatencyDegradation
-from aiops_detection.partition_state import code_fingerprint
-from aiops_detection.robust_band import RobustBandDetector
-from aiops_detection.seasonal_forecast import SeasonalForecastDetector
-from aiops_detection.seasonality import candidate_periods, reporting_step_ms
+from aiops_detection.detectors.calibration import RunningMax
+from aiops_detection.detectors.cascade import Cascade, Severity
+from aiops_detection.detectors.error_rate import ErrorRateSpike, RequestCounts
+from aiops_detection.detectors.fingerprint import code_fingerprint
+from aiops_detection.detectors.latency import LatencyDegradation
+from aiops_detection.detectors.robust_band import RobustBandDetector
+from aiops_detection.detectors.seasonal_forecast import SeasonalForecastDetector
+from aiops_detection.detectors.seasonality import candidate_periods, reporting_step_ms
+from aiops_detection.detectors.silence import SilenceDetector
+from aiops_detection.detectors.static_threshold import StaticThreshold
+from aiops_detection.detectors.window_model import WindowModelDetector
 from aiops_detection.service_settings import DetectionServiceSettings
 from aiops_detection.settings import DetectionSettings
-from aiops_detection.silence import SilenceDetector
-from aiops_detection.static_threshold import StaticThreshold
-from aiops_detection.window_model import WindowModelDetector
 
 __all__ = [
     "ERROR_RATE",

@@ -9,7 +9,7 @@ import structlog
 from aiops_common.schemas import AnomalyRecord, SchemaError
 from aiops_common.topics import Topics, declare
 
-from aiops_detection.feedback_labels import refresh_sensitivity
+from aiops_detection.agents.feedback_labels import refresh_sensitivity
 from aiops_detection.feedback_store import FeedbackStore
 from aiops_detection.service_settings import DetectionServiceSettings
 

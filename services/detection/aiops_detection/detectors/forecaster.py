@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import theilslopes
 
-from aiops_detection.detector import Estimator
+from aiops_detection.detectors.detector import Estimator
 
 __all__ = ["CrossingForecast", "CrossingForecaster"]
 

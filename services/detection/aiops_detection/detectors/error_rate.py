@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import binom
 
-from aiops_detection.detector import Detector
+from aiops_detection.detectors.detector import Detector
 
 __all__ = ["ErrorRateSpike", "RequestCounts"]
 

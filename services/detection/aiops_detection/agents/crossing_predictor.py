@@ -23,10 +23,11 @@ import structlog
 from aiops_common.schemas import CrossingDirection, FeatureBatch, PredictionRecord, SeriesMeta, prediction_id
 from aiops_common.topics import Topics, declare
 
-from aiops_detection import forecaster
-from aiops_detection.forecaster import CrossingForecast, CrossingForecaster
-from aiops_detection.partition_state import FeatureStage, SeriesStates, code_fingerprint
-from aiops_detection.series_detectors import service_of
+from aiops_detection.agents.partition_state import FeatureStage, SeriesStates
+from aiops_detection.detectors import forecaster
+from aiops_detection.detectors.fingerprint import code_fingerprint
+from aiops_detection.detectors.forecaster import CrossingForecast, CrossingForecaster
+from aiops_detection.detectors.series_detectors import service_of
 from aiops_detection.service_settings import DetectionServiceSettings
 
 __all__ = ["CrossingPartition", "CrossingState", "install"]

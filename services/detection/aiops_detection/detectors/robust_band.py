@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from aiops_detection.calibration import (
+from aiops_detection.detectors.calibration import (
     _MAD_TO_SIGMA,
     _TINY,
     ExtremeBand,
@@ -49,7 +49,7 @@ from aiops_detection.calibration import (
     ratio_score_one,
     record_ratio,
 )
-from aiops_detection.detector import Detector, FloatArray, as_panel
+from aiops_detection.detectors.detector import Detector, FloatArray, as_panel
 
 __all__ = ["BasicExplanation", "RobustBandDetector", "RobustBandPanel"]
 

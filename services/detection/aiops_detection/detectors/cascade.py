@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from aiops_detection.detector import Detector, FloatArray, as_panel
-from aiops_detection.robust_band import RobustBandDetector
-from aiops_detection.seasonal_forecast import SeasonalForecastDetector
-from aiops_detection.seasonality import candidate_periods
-from aiops_detection.window_model import WindowModelDetector
+from aiops_detection.detectors.detector import Detector, FloatArray, as_panel
+from aiops_detection.detectors.robust_band import RobustBandDetector
+from aiops_detection.detectors.seasonal_forecast import SeasonalForecastDetector
+from aiops_detection.detectors.seasonality import candidate_periods
+from aiops_detection.detectors.window_model import WindowModelDetector
 
 __all__ = ["Cascade", "CascadeExplanation", "Severity", "Verdict"]
 

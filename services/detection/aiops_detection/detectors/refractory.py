@@ -1,7 +1,7 @@
 """One alert per episode: a wrapper that zeroes scores not beating the recent ones.
 
 >>> import numpy as np
->>> from aiops_detection.robust_band import RobustBandDetector
+>>> from aiops_detection.detectors.robust_band import RobustBandDetector
 >>> values = np.r_[np.sin(np.arange(300) / 5.0), 8.0, 8.1, 8.0]
 >>> scores = Refractory(RobustBandDetector(z_window=20, min_history=50), period=10).score_many(values)[0]
 >>> [round(float(s), 2) for s in scores[-3:]]
@@ -13,8 +13,8 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from aiops_detection.calibration import RunningMax, refractory
-from aiops_detection.detector import Detector, FloatArray
+from aiops_detection.detectors.calibration import RunningMax, refractory
+from aiops_detection.detectors.detector import Detector, FloatArray
 
 __all__ = ["Refractory"]
 

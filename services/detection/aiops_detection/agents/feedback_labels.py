@@ -14,8 +14,8 @@ import structlog
 from aiops_common.schemas import FeedbackRecord, SchemaError
 from aiops_common.topics import Topics, declare
 
+from aiops_detection.detectors.sensitivity import Sensitivity, fold_labels
 from aiops_detection.feedback_store import FeedbackStore
-from aiops_detection.sensitivity import Sensitivity, fold_labels
 from aiops_detection.service_settings import DetectionServiceSettings
 
 __all__ = ["install", "refresh_sensitivity"]
