@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DATASETS ?= ../shared/datasets
 
-.PHONY: install run test lint typecheck unit bench bench-ingest bench-stream bench-nab bench-detect bench-latency clean
+.PHONY: install run test lint typecheck unit protos bench bench-ingest bench-stream bench-nab bench-detect bench-latency clean
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,12 @@ test: lint typecheck
 
 unit: $(STAMP)
 	$(BIN)/pytest -m unit
+
+# The Prometheus remote write messages (1.0 and 2.0), compiled from the .proto files next to them.
+PROMPB := libs/common/aiops_common/prompb
+protos: $(STAMP)
+	$(BIN)/python -m grpc_tools.protoc -I libs/common --python_out=libs/common --pyi_out=libs/common \
+		$(PROMPB)/types.proto $(PROMPB)/remote.proto $(PROMPB)/io/prometheus/write/v2/types.proto
 
 bench: bench-ingest bench-stream bench-nab bench-detect bench-latency
 

@@ -27,11 +27,9 @@ import cramjam
 import httpx
 import psutil
 from aiops_common.broker import EmbeddedBroker, Publisher, ensure_topics, free_port
+from aiops_common.prompb.remote_pb2 import WriteRequest
+from aiops_common.prompb.types_pb2 import Label, Sample
 from aiops_common.testing import PrometheusServer
-
-# The generated modules build their classes at import time and ship no stubs; mypy cannot see the names.
-from opentelemetry.exporter.prometheus_remote_write.gen.remote_pb2 import WriteRequest  # type: ignore[attr-defined]
-from opentelemetry.exporter.prometheus_remote_write.gen.types_pb2 import Label, Sample  # type: ignore[attr-defined]
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 
 RESULTS = Path(__file__).parent / "results"

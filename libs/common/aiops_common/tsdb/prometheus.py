@@ -11,9 +11,7 @@ import cramjam
 import httpx
 import numpy as np
 
-# The generated protobuf module has no type stubs; its classes are made at import time.
-from opentelemetry.exporter.prometheus_remote_write.gen.remote_pb2 import WriteRequest  # type: ignore[attr-defined]
-
+from aiops_common.prompb.remote_pb2 import WriteRequest
 from aiops_common.schemas.metrics import MetricBatch
 from aiops_common.tsdb._protocol import Series
 

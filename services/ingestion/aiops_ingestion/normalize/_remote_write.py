@@ -10,15 +10,9 @@ from types import MappingProxyType
 from typing import Any
 
 import cramjam
+from aiops_common.prompb.types_pb2 import Label, MetricMetadata, TimeSeries
 from aiops_common.schemas import MetricBatchBuilder, MetricKind, SeriesMeta, series_key
 from google.protobuf.message import DecodeError
-
-# The generated modules build their classes at import time and ship no stubs; mypy cannot see the names.
-from opentelemetry.exporter.prometheus_remote_write.gen.types_pb2 import (  # type: ignore[attr-defined]
-    Label,
-    MetricMetadata,
-    TimeSeries,
-)
 
 from aiops_ingestion.normalize._enricher import Enricher
 from aiops_ingestion.normalize._errors import InvalidPayloadError, Rejections

@@ -18,10 +18,10 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
 # Imported for its side effect too: it registers prometheus.Sample and MetricMetadata, which the views reuse.
-from opentelemetry.exporter.prometheus_remote_write.gen import types_pb2
+from aiops_common.prompb import types_pb2
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
 __all__ = ["RawTimeSeries", "RawWriteRequest", "SampleTails", "single_sample_tails"]
 

@@ -16,6 +16,7 @@ import httpx
 import pytest
 from aiops_common.broker import EmbeddedBroker
 from aiops_common.broker.reader import read_values
+from aiops_common.prompb import remote_pb2, types_pb2
 from aiops_common.schemas import MetricBatch, MetricKind
 from aiops_common.testing import NodeExporter, PrometheusServer
 from aiops_common.topics import Topics
@@ -123,8 +124,6 @@ def _outage(broker: EmbeddedBroker, service: Any, external_server: Callable[...,
 
 
 def _one_sample_write_request() -> bytes:
-    from opentelemetry.exporter.prometheus_remote_write.gen import remote_pb2, types_pb2
-
     req = remote_pb2.WriteRequest()
     ts = req.timeseries.add()
     ts.labels.extend([types_pb2.Label(name="__name__", value="outage_probe"), types_pb2.Label(name="job", value="t")])

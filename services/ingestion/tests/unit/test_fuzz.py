@@ -8,6 +8,8 @@ from typing import Any
 
 import cramjam
 import pytest
+from aiops_common.prompb.remote_pb2 import WriteRequest
+from aiops_common.prompb.types_pb2 import Label, Sample, TimeSeries
 from aiops_ingestion.normalize import (
     Enricher,
     InvalidPayloadError,
@@ -27,12 +29,6 @@ from aiops_ingestion.normalize import (
 )
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from opentelemetry.exporter.prometheus_remote_write.gen.remote_pb2 import WriteRequest  # type: ignore[attr-defined]
-from opentelemetry.exporter.prometheus_remote_write.gen.types_pb2 import (  # type: ignore[attr-defined]
-    Label,
-    Sample,
-    TimeSeries,
-)
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest

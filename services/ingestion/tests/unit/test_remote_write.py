@@ -9,6 +9,8 @@ from typing import Any
 
 import cramjam
 import pytest
+from aiops_common.prompb.remote_pb2 import WriteRequest
+from aiops_common.prompb.types_pb2 import Label, MetricMetadata, Sample, TimeSeries
 from aiops_common.schemas import MetricBatch, MetricBatchBuilder, MetricKind
 from aiops_ingestion.normalize import (
     STALE_NAN,
@@ -23,13 +25,6 @@ from aiops_ingestion.normalize import (
 from aiops_ingestion.normalize._remote_write_view import single_sample_tails
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from opentelemetry.exporter.prometheus_remote_write.gen.remote_pb2 import WriteRequest  # type: ignore[attr-defined]
-from opentelemetry.exporter.prometheus_remote_write.gen.types_pb2 import (  # type: ignore[attr-defined]
-    Label,
-    MetricMetadata,
-    Sample,
-    TimeSeries,
-)
 
 pytestmark = pytest.mark.unit
 
@@ -45,7 +40,7 @@ def series(labels: Mapping[str, str] | Sequence[tuple[str, str]], *samples: tupl
     )
 
 
-def write_request(*timeseries: Any, metadata: Sequence[tuple[str, int]] = ()) -> Any:
+def write_request(*timeseries: Any, metadata: Sequence[tuple[str, MetricMetadata.MetricType]] = ()) -> Any:
     return WriteRequest(
         timeseries=list(timeseries),
         metadata=[MetricMetadata(metric_family_name=name, type=kind) for name, kind in metadata],
@@ -249,7 +244,8 @@ def test_out_of_window_timestamps_are_refused(ts: int, message: str) -> None:
 
 def test_age_check_can_be_disabled_but_time_zero_stays_invalid() -> None:
     limits = Limits(max_sample_age_s=0)
-    assert rows(normalize(write_request(series({"__name__": "up"}, (1.0, 1))), limits))[0][3] == 1
+    jan_1971 = 31_536_000_000  # times before it are a wrong unit or an unset field, whatever the age limit
+    assert rows(normalize(write_request(series({"__name__": "up"}, (1.0, jan_1971))), limits))[0][3] == jan_1971
     assert "not a valid time" in refused(write_request(series({"__name__": "up"}, (1.0, 0))), limits).message
 
 
