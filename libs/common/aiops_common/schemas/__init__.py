@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from aiops_common.schemas._codec import SchemaError, decode_envelope, encode_envelope
+from aiops_common.schemas._ids import record_id
 from aiops_common.schemas.alerts import AlertRecord, AlertStatus
 from aiops_common.schemas.anomalies import AnomalyRecord, AnomalySeverity, anomaly_id
 from aiops_common.schemas.changes import ChangeEvent
@@ -51,5 +52,6 @@ __all__ = [
     "encode_envelope",
     "is_stale_marker",
     "prediction_id",
+    "record_id",
     "series_key",
 ]

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import enum
-import hashlib
 from datetime import datetime
 
 from pydantic import Field
 
+from aiops_common.schemas._ids import record_id
 from aiops_common.schemas._model import VersionedRecord
 
 __all__ = ["AnomalyRecord", "AnomalySeverity", "anomaly_id"]
@@ -25,8 +25,7 @@ def anomaly_id(series_key: str, window_start_ms: int, length_ms: int) -> str:
     >>> anomaly_id('up{job="api"}', 0, 60_000) == anomaly_id('up{job="api"}', 0, 60_000)
     True
     """
-    digest = hashlib.sha256(f"{series_key}\x00{window_start_ms}\x00{length_ms}".encode()).hexdigest()
-    return f"an-{digest[:24]}"
+    return record_id("an", series_key, window_start_ms, length_ms)
 
 
 class AnomalyRecord(VersionedRecord):

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import enum
-import hashlib
 from datetime import datetime
 
+from aiops_common.schemas._ids import record_id
 from aiops_common.schemas._model import VersionedRecord
 
 __all__ = ["FeedbackLabel", "FeedbackRecord"]
@@ -32,5 +32,4 @@ class FeedbackRecord(VersionedRecord):
     @property
     def id(self) -> str:
         """Deterministic: the same label delivered again has the same id."""
-        text = f"{self.subject_kind}\x00{self.subject_id}\x00{self.label.value}\x00{self.by}\x00{self.at.isoformat()}"
-        return f"fb-{hashlib.sha256(text.encode()).hexdigest()[:24]}"
+        return record_id("fb", self.subject_kind, self.subject_id, self.label.value, self.by, self.at.isoformat())

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import enum
-import hashlib
 from datetime import datetime
 
 from pydantic import Field
 
+from aiops_common.schemas._ids import record_id
 from aiops_common.schemas._model import VersionedRecord
 
 __all__ = ["CrossingDirection", "PredictionRecord", "prediction_id"]
@@ -20,8 +20,7 @@ class CrossingDirection(enum.StrEnum):
 
 def prediction_id(series_key: str, threshold: float, window_start_ms: int, length_ms: int) -> str:
     """Deterministic id of the prediction made at one series window for one threshold."""
-    digest = hashlib.sha256(f"{series_key}\x00{threshold!r}\x00{window_start_ms}\x00{length_ms}".encode()).hexdigest()
-    return f"pr-{digest[:24]}"
+    return record_id("pr", series_key, repr(threshold), window_start_ms, length_ms)
 
 
 class PredictionRecord(VersionedRecord):
