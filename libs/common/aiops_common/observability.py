@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
+from collections.abc import Callable
 
 import structlog
 
-__all__ = ["configure_logging"]
+__all__ = ["LogRateLimit", "configure_logging"]
 
 
 def configure_logging(level: str = "INFO", fmt: str = "auto") -> None:
@@ -37,3 +39,26 @@ def configure_logging(level: str = "INFO", fmt: str = "auto") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+
+
+class LogRateLimit:
+    """At most one log line per key every ``interval_s``, for events that can come by the thousand (bad input).
+
+    ``limit(key)`` is None when the line is to be held back, else how many were held
+    back since the last one written, which the line should carry so nothing goes unseen.
+    """
+
+    def __init__(self, interval_s: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.interval_s = interval_s
+        self.clock = clock
+        self._last: dict[str, float] = {}
+        self._held: dict[str, int] = {}
+
+    def __call__(self, key: str) -> int | None:
+        now = self.clock()
+        last = self._last.get(key)
+        if last is not None and now - last < self.interval_s:
+            self._held[key] = self._held.get(key, 0) + 1
+            return None
+        self._last[key] = now
+        return self._held.pop(key, 0)

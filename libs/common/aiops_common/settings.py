@@ -39,6 +39,10 @@ class CommonSettings(BaseSettings):
     """
     publish_timeout_s: float = 10.0
     """How long a publish may wait for the broker's acknowledgement before the request fails."""
+    worker_http_host: str = "127.0.0.1"
+    """Address the worker's probe server (``/health``, ``/ready``, ``/metrics``) listens on; ``0.0.0.0`` in a pod."""
+    worker_http_port: int = 0
+    """Port of the worker's probe server; 0 picks a free one, recorded in the run state for ``aiops status``."""
 
     def require_broker_url(self) -> str:
         if not self.broker_url:

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 import faust
 import structlog
+from aiops_common.agent_loop import AgentMeter
 from aiops_common.partition_replay import ReplayingStage, pack, unpack
 from faust.types import TP
 
@@ -41,6 +42,10 @@ class PartitionProcessor(Protocol):
     @property
     def replay_from(self) -> int:
         """The first offset a restarted worker must read again to rebuild the state."""
+
+    @property
+    def undecodable(self) -> int:
+        """How many messages it skipped as undecodable (they are counted as drops in ``/metrics``)."""
 
     def begin(self, offset: int) -> None:
         """Start from nothing at ``offset`` (no checkpoint exists)."""
@@ -157,6 +162,7 @@ class CheckpointedStage(ReplayingStage[PartitionProcessor]):
         # The agent and the idle timer both move a processor's state; one at a time.
         self._lock = asyncio.Lock()
         self.published = 0
+        self.meter = AgentMeter(name)
         app.on_before_shutdown.connect(self._on_shutdown)  # type: ignore[arg-type]  # mode's stub wants a keyword-only signal
         if idle_after_s is not None:
             app.timer(min(1.0, idle_after_s / 4), name=f"{name}_idle_flush")(self._flush_idle)
@@ -229,8 +235,13 @@ class CheckpointedStage(ReplayingStage[PartitionProcessor]):
         if pending is not None and offset > pending[0]:
             await self._redo_idle(partition, processor)
         replaying = offset <= self._restored_through.get(partition, -1)
-        with _collection_paused():
+        skipped = processor.undecodable
+        with _collection_paused(), self.meter.timed():
             outputs = processor.process(value or b"", offset, replaying)
+        if not replaying:
+            self.meter.took()
+            if processor.undecodable > skipped:
+                self.meter.dropped("undecodable", f"offset {offset} of partition {partition}")
         if outputs is None:
             return
         # While re-reading what the restored checkpoint covers, a newer checkpoint would
@@ -242,6 +253,7 @@ class CheckpointedStage(ReplayingStage[PartitionProcessor]):
         self._raise_send_failure()
         futures = [await o.topic.send(key=o.key, value=o.value, partition=o.partition) for o in outputs]
         self.published += len(outputs)
+        self.meter.sent(len(outputs))
         queue = self._in_flight.setdefault(partition, deque())
         entry = _InFlight(asyncio.gather(*futures), checkpoint)
         queue.append(entry)

@@ -6,16 +6,14 @@ import math
 from collections.abc import AsyncIterator, Callable
 
 import faust
-import structlog
-from aiops_common.schemas import FeatureBatch, MetricBatch, MetricBatchBuilder, MetricKind, SchemaError
+from aiops_common.agent_loop import decode_or_skip
+from aiops_common.schemas import FeatureBatch, MetricBatch, MetricBatchBuilder, MetricKind
 from aiops_common.topics import Topics, declare
 from aiops_common.tsdb import TimeSeriesStore, open_tsdb
 
 from aiops_stream.settings import StreamSettings
 
 __all__ = ["aggregate_series", "install"]
-
-log = structlog.get_logger(__name__)
 
 
 def aggregate_series(batch: FeatureBatch, stats: tuple[str, ...]) -> MetricBatch:
@@ -70,14 +68,12 @@ def _writer(
 ) -> None:
     """An agent writing ``samples_of(value)`` of every message of ``topic`` to the TSDB."""
 
+    async def write_samples(samples: MetricBatch) -> int:
+        if len(samples):
+            await tsdb().write(samples)
+        return 0  # publishes nothing
+
     @app.agent(topic, name=name)
     async def write(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
-        async for value in stream:
-            try:
-                samples = samples_of(value)
-            except SchemaError as exc:
-                log.error("skipping undecodable batch", agent=name, error=str(exc))
-                continue
-            if len(samples):
-                await tsdb().write(samples)
+        async for _ in decode_or_skip(stream, name, samples_of, write_samples):
             yield None

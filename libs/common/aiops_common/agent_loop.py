@@ -1,0 +1,103 @@
+"""The one loop an agent runs over its input topic: decode or skip, count, time, in ``/metrics``."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from typing import TypeVar
+
+import structlog
+from prometheus_client import Counter, Histogram
+
+from aiops_common.observability import LogRateLimit
+from aiops_common.schemas import SchemaError
+
+__all__ = [
+    "AGENT_BATCH_SECONDS",
+    "AGENT_DROPPED",
+    "AGENT_RECORDS_IN",
+    "AGENT_RECORDS_OUT",
+    "AgentMeter",
+    "decode_or_skip",
+]
+
+log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
+
+AGENT_RECORDS_IN = Counter("aiops_agent_records_in_total", "Messages an agent took from its input topic", ["agent"])
+AGENT_RECORDS_OUT = Counter("aiops_agent_records_out_total", "Messages an agent published", ["agent"])
+AGENT_DROPPED = Counter(
+    "aiops_agent_dropped_records_total", "Input messages an agent skipped, by reason", ["agent", "reason"]
+)
+AGENT_BATCH_SECONDS = Histogram(
+    "aiops_agent_batch_seconds",
+    "Time an agent spent on one input message (each message is a batch of samples, rows or records)",
+    ["agent"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+
+_log_limit = LogRateLimit(10.0)
+
+
+class AgentMeter:
+    """One agent's counters and timer, for loops that are not :func:`decode_or_skip` (checkpointed stages)."""
+
+    def __init__(self, agent: str) -> None:
+        self.agent = agent
+        self._in = AGENT_RECORDS_IN.labels(agent)
+        self._out = AGENT_RECORDS_OUT.labels(agent)
+        self._seconds = AGENT_BATCH_SECONDS.labels(agent)
+
+    def took(self, n: int = 1) -> None:
+        self._in.inc(n)
+
+    def sent(self, n: int = 1) -> None:
+        if n:
+            self._out.inc(n)
+
+    def dropped(self, reason: str, error: str = "", n: int = 1) -> None:
+        """Count ``n`` skipped messages under ``reason``; log it, at most once per 10 s per agent and reason."""
+        AGENT_DROPPED.labels(self.agent, reason).inc(n)
+        held = _log_limit(f"{self.agent}:{reason}")
+        if held is not None:
+            log.error("skipping input", agent=self.agent, reason=reason, error=error, skipped_since_last_log=held)
+
+    @contextmanager
+    def timed(self) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self._seconds.observe(time.perf_counter() - started)
+
+
+async def decode_or_skip(
+    stream: AsyncIterable[bytes],
+    agent: str,
+    decode: Callable[[bytes], T],
+    handle: Callable[[T], Awaitable[int]],
+) -> AsyncIterator[int]:
+    """Decode each message of ``stream`` and hand it to ``handle``; yields what ``handle`` returns.
+
+    ``handle`` returns how many messages it published (records out). A message that does
+    not decode (:class:`~aiops_common.schemas.SchemaError`) is skipped: it is counted in
+    ``aiops_agent_dropped_records_total{reason="undecodable"}`` and logged (rate-limited),
+    so one bad producer neither stops the agent nor goes unseen. An agent body is::
+
+        async for _ in decode_or_skip(stream, "alert_deduplicator", AlertRecord.decode, deduplicate):
+            yield None
+    """
+    meter = AgentMeter(agent)
+    async for value in stream:
+        meter.took()
+        with meter.timed():
+            try:
+                record = decode(value)
+            except SchemaError as exc:
+                meter.dropped("undecodable", str(exc))
+                continue
+            published = await handle(record)
+        meter.sent(published)
+        yield published
