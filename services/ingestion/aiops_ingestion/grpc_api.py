@@ -34,9 +34,10 @@ class _ExportService:
     async def Export(  # name fixed by the OTLP service definition
         self, request: Any, context: grpc.aio.ServicerContext
     ) -> Message:
-        """Map bad input to INVALID_ARGUMENT (not retried) and a broker outage to UNAVAILABLE (retried)."""
+        """Answer OK, with ``partial_success`` when some items were invalid; INVALID_ARGUMENT (not retried)
+        when the request holds no valid item; UNAVAILABLE (retried) during a broker outage."""
         try:
-            response = await self.signal.export(self.pipeline, request, "otlp_grpc")
+            response = await self.signal.export(self.pipeline, request, "otlp_grpc", self.endpoint)
         except nz.InvalidPayloadError as exc:
             telemetry.REJECTED.labels(self.endpoint, "grpc_invalid_argument").inc()
             telemetry.REQUESTS.labels(self.endpoint, "INVALID_ARGUMENT").inc()

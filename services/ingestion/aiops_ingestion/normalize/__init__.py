@@ -7,21 +7,27 @@ message, and publish what comes back. The metric normalizers take the server's
 arrived as (see docs/ingestion.md).
 
 Refusal policy: a request with any invalid item (sample, series, log record,
-span, alert) is refused as a whole with one :class:`InvalidPayloadError` (400),
-whose message names the first few offending items and counts all of them. The
-Prometheus and OTLP senders do not retry a 400 and drop the batch, so bad data
-is never half-stored and the sender's log shows what to fix. Other statuses: 413
-when a body, its decompressed size, or its series count is over the limit; 415
-for an unsupported Content-Type. Nothing else escapes these functions.
+alert) is refused as a whole with one :class:`InvalidPayloadError` (400), whose
+message names the first few offending items and counts all of them. Prometheus
+does not retry a 400 and drops the batch, so bad data is never half-stored and the
+sender's log shows what to fix. OTLP, whose protocol has a partial success, keeps
+a request's valid items and counts the rest in a partial :class:`Rejections`.
+Other statuses: 413 when a body, its decompressed size, or its series count is
+over the limit; 415 for an unsupported Content-Type. Nothing else escapes these
+functions.
 """
 
 from __future__ import annotations
 
-from aiops_ingestion.normalize._alertmanager import alertmanager_fingerprint, parse_alertmanager_webhook
-from aiops_ingestion.normalize._deployment import parse_deployment_event
+from aiops_ingestion.normalize._alertmanager import (
+    AlertmanagerWebhook,
+    alertmanager_fingerprint,
+    parse_alertmanager_webhook,
+)
+from aiops_ingestion.normalize._deployment import DeploymentEvent, parse_deployment_event
 from aiops_ingestion.normalize._enricher import Enricher, EnrichmentConfigError
-from aiops_ingestion.normalize._errors import InvalidPayloadError
-from aiops_ingestion.normalize._json_api import parse_logs_write, parse_metrics_write
+from aiops_ingestion.normalize._errors import InvalidPayloadError, Rejections
+from aiops_ingestion.normalize._json_api import LogsWrite, MetricsWrite, parse_logs_write, parse_metrics_write
 from aiops_ingestion.normalize._limits import Limits
 from aiops_ingestion.normalize._otlp_attributes import RESOURCE_LABELS, label_name
 from aiops_ingestion.normalize._otlp_decode import parse_otlp_logs, parse_otlp_metrics, parse_otlp_traces
@@ -37,11 +43,16 @@ from aiops_ingestion.normalize._timestamps import TimeWindow, parse_timestamp_ns
 __all__ = [
     "RESOURCE_LABELS",
     "STALE_NAN",
+    "AlertmanagerWebhook",
+    "DeploymentEvent",
     "Enricher",
     "EnrichmentConfigError",
     "ExportMetricsView",
     "InvalidPayloadError",
     "Limits",
+    "LogsWrite",
+    "MetricsWrite",
+    "Rejections",
     "SeriesCache",
     "TimeWindow",
     "alertmanager_fingerprint",

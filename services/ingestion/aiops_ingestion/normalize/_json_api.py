@@ -6,7 +6,7 @@ import json
 from typing import Annotated, Self
 
 from aiops_common.schemas import LogRecord, MetricBatchBuilder, MetricKind, series_key
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, JsonValue, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, JsonValue, WithJsonSchema, model_validator
 
 from aiops_ingestion.normalize._enricher import Enricher
 from aiops_ingestion.normalize._errors import InvalidPayloadError, Rejections
@@ -27,7 +27,17 @@ __all__ = [
     "parse_metrics_write",
 ]
 
-Timestamp = Annotated[int, BeforeValidator(parse_timestamp_ns)]
+Timestamp = Annotated[
+    int,
+    BeforeValidator(parse_timestamp_ns),
+    WithJsonSchema(
+        {
+            "anyOf": [{"type": "string", "format": "date-time"}, {"type": "number"}],
+            "description": "RFC 3339 with an offset, or Unix seconds or milliseconds",
+            "examples": ["2024-05-01T12:00:00Z", 1714564800],
+        }
+    ),
+]
 """Unix nanoseconds, sent as RFC 3339 (``2024-05-01T12:00:00Z``) or Unix seconds or milliseconds."""
 
 _INFO = 9
@@ -50,7 +60,16 @@ def _severity_number(level: object) -> int:
     raise ValueError("level must be a name such as 'error' or a severity number 1-24")
 
 
-SeverityNumber = Annotated[int, BeforeValidator(_severity_number)]
+SeverityNumber = Annotated[
+    int,
+    BeforeValidator(_severity_number),
+    WithJsonSchema(
+        {
+            "anyOf": [{"type": "string"}, {"type": "integer", "minimum": 1, "maximum": 24}],
+            "description": "a level name (trace, debug, info, warn, error, fatal) or an OTLP severity number",
+        }
+    ),
+]
 
 
 class _Body(BaseModel):

@@ -18,17 +18,35 @@ _SHOWN = 5
 
 
 def parse_json_body(model: type[M], body: bytes, content_type: str | None, what: str) -> M:
-    """``body`` validated as ``model``; 415 for a non-JSON Content-Type (absent means JSON), else 400.
+    """``body`` validated as ``model``; 415 for a Content-Type other than JSON in UTF-8, else 400.
 
-    The 400 names each problem by its place: ``alerts[2].startsAt: Input should be a valid datetime``.
+    A request without a Content-Type is read as JSON, so that ``curl --data-binary``
+    with ``-H 'Content-Type:'`` and minimal clients work; one that names another
+    type (``application/x-www-form-urlencoded``, curl's default for ``-d``) is
+    refused rather than guessed. The 400 names each problem by its place:
+    ``alerts[2].startsAt: Input should be a valid datetime``.
     """
     media = media_type(content_type)
     if media and media != JSON_MEDIA_TYPE:
-        raise InvalidPayloadError(f"unsupported Content-Type {media!r} for {what}: send {JSON_MEDIA_TYPE}", 415)
+        raise InvalidPayloadError(
+            f"unsupported Content-Type {media!r} for {what}: send Content-Type: {JSON_MEDIA_TYPE}", 415
+        )
+    charset = _charset(content_type)
+    if charset not in ("", "utf-8", "utf8"):
+        raise InvalidPayloadError(f"unsupported charset {charset!r} for {what}: JSON is read as UTF-8", 415)
     try:
         return model.model_validate_json(body)
     except ValidationError as exc:
         raise _readable(exc, what) from None
+
+
+def _charset(content_type: str | None) -> str:
+    """The ``charset`` parameter of a Content-Type, lowercase and unquoted; empty when absent."""
+    for parameter in (content_type or "").split(";")[1:]:
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "charset":
+            return value.strip().strip('"').lower()
+    return ""
 
 
 def _readable(exc: ValidationError, what: str) -> InvalidPayloadError:

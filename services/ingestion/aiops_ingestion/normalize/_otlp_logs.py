@@ -9,7 +9,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.logs.v1 import logs_pb2
 
 from aiops_ingestion.normalize._enricher import Enricher
-from aiops_ingestion.normalize._errors import Refused
+from aiops_ingestion.normalize._errors import Refused, Rejections
 from aiops_ingestion.normalize._labels import LabelChecker
 from aiops_ingestion.normalize._limits import Limits
 from aiops_ingestion.normalize._otlp_attributes import attribute_labels, render_value
@@ -22,7 +22,12 @@ __all__ = ["normalize_otlp_logs"]
 
 
 def normalize_otlp_logs(
-    request: ExportLogsServiceRequest, limits: Limits, enricher: Enricher, *, now_ms: int | None = None
+    request: ExportLogsServiceRequest,
+    limits: Limits,
+    enricher: Enricher,
+    *,
+    now_ms: int | None = None,
+    rejections: Rejections | None = None,
 ) -> list[LogRecord]:
     """Every log record of an OTLP export request.
 
@@ -40,7 +45,7 @@ def normalize_otlp_logs(
         for scope_logs in resource_logs.scope_logs
     )
     convert = functools.partial(_record, window=limits.window(now_ms), checker=LabelChecker(limits), enricher=enricher)
-    return convert_rows(groups, convert, _describe, "log records")
+    return convert_rows(groups, convert, _describe, Rejections("log records") if rejections is None else rejections)
 
 
 def _describe(index: int, record: logs_pb2.LogRecord, service: str) -> str:

@@ -1,4 +1,4 @@
-"""The resource -> scope -> record walk that OTLP logs and traces share, refusing the request on any bad record."""
+"""The resource -> scope -> record walk that OTLP logs and traces share, collecting the bad records."""
 
 from __future__ import annotations
 
@@ -23,14 +23,14 @@ def convert_rows(
     groups: Iterable[ScopeGroup[T]],
     convert: Callable[[T, str, dict[str, str]], R],
     describe: Callable[[int, T, str], str],
-    what: str,
+    rejections: Rejections,
 ) -> list[R]:
-    """``convert(record, service, resource_and_scope_labels)`` for every record.
+    """``convert(record, service, resource_and_scope_labels)`` for every valid record.
 
     A record that raises Refused (or has conflicting attributes) is described by
-    ``describe(index, record, service)`` in the one error that refuses the request.
+    ``describe(index, record, service)`` in ``rejections``, which refuses the
+    request (see :meth:`Rejections.settle`) or leaves the record out.
     """
-    rejections = Rejections(what)
     rows: list[R] = []
     total = 0
     for resource_attributes, scope_attributes, records in groups:
@@ -39,7 +39,7 @@ def convert_rows(
             sender = resource | attribute_labels(scope_attributes)
         except AttributeConflict as exc:
             total += len(records)
-            rejections.add("resource", str(exc))
+            rejections.add("resource", str(exc), len(records))
             continue
         for record in records:
             try:
@@ -47,5 +47,5 @@ def convert_rows(
             except (Refused, AttributeConflict) as exc:
                 rejections.add(describe(total, record, service), str(exc))
             total += 1
-    rejections.raise_if_any(total)
+    rejections.settle(total)
     return rows

@@ -9,7 +9,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.trace.v1 import trace_pb2
 
 from aiops_ingestion.normalize._enricher import Enricher
-from aiops_ingestion.normalize._errors import Refused
+from aiops_ingestion.normalize._errors import Refused, Rejections
 from aiops_ingestion.normalize._labels import LabelChecker
 from aiops_ingestion.normalize._limits import Limits
 from aiops_ingestion.normalize._otlp_attributes import attribute_labels
@@ -24,7 +24,12 @@ _STATUSES = {v.number: v.name.removeprefix("STATUS_CODE_") for v in trace_pb2.St
 
 
 def normalize_otlp_traces(
-    request: ExportTraceServiceRequest, limits: Limits, enricher: Enricher, *, now_ms: int | None = None
+    request: ExportTraceServiceRequest,
+    limits: Limits,
+    enricher: Enricher,
+    *,
+    now_ms: int | None = None,
+    rejections: Rejections | None = None,
 ) -> list[Span]:
     """Every span of an OTLP export request.
 
@@ -40,7 +45,7 @@ def normalize_otlp_traces(
         for scope_spans in resource_spans.scope_spans
     )
     convert = functools.partial(_span, window=limits.window(now_ms), checker=LabelChecker(limits), enricher=enricher)
-    return convert_rows(groups, convert, _describe, "spans")
+    return convert_rows(groups, convert, _describe, Rejections("spans") if rejections is None else rejections)
 
 
 def _describe(index: int, span: trace_pb2.Span, service: str) -> str:

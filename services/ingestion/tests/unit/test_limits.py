@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from aiops_ingestion.normalize import Limits, TimeWindow, parse_timestamp_ns
+from aiops_ingestion.normalize._timestamps import EARLIEST_MS
 from aiops_ingestion.settings import IngestionSettings
 
 pytestmark = pytest.mark.unit
@@ -40,10 +41,56 @@ def test_window_is_inclusive_at_both_edges() -> None:
     assert window.problem_ns(window.min_ns) is None and window.problem_ns(window.min_ns - 1) is not None
 
 
-def test_window_without_age_limit_still_refuses_zero_and_negative_times() -> None:
+def test_window_without_age_limit_still_refuses_zero_negative_and_1970_times() -> None:
     window = TimeWindow.around(NOW_MS, 600, 0)
-    assert window.problem_ms(1) is None
+    assert window.problem_ms(EARLIEST_MS) is None and window.problem_ms(1_000_000_000_000) is None
     assert "not a valid time" in (window.problem_ms(0) or "") and "not a valid time" in (window.problem_ms(-1) or "")
+    assert "is before 1971, not a plausible time" in (window.problem_ms(EARLIEST_MS - 1) or "")
+    assert "is before 1971, not a plausible time" in (window.problem_ns(1) or "")
+
+
+S = NOW_MS // 1000  # the same moment in each unit
+MS, US, NS = NOW_MS, NOW_MS * 1000, NOW_MS * 10**6
+
+
+@pytest.mark.parametrize("max_sample_age_s", [0, 7 * 86_400, 100 * 365 * 86_400])
+@pytest.mark.parametrize(
+    ("field", "value", "mistake"),
+    [
+        ("ns", MS, "looks like milliseconds where Unix nanoseconds are expected"),
+        ("ns", S, "looks like seconds where Unix nanoseconds are expected"),
+        ("ns", US, "looks like microseconds where Unix nanoseconds are expected"),
+        ("ms", S, "looks like seconds where Unix milliseconds are expected"),
+        ("ms", US, "looks like microseconds where Unix milliseconds are expected"),
+        ("ms", NS, "looks like nanoseconds where Unix milliseconds are expected"),
+    ],
+)
+def test_a_time_in_the_wrong_unit_is_named_whatever_the_age_limit(
+    field: str, value: int, mistake: str, max_sample_age_s: float
+) -> None:
+    window = TimeWindow.around(NOW_MS, 600, max_sample_age_s)
+    problem = window.problem_ns(value) if field == "ns" else window.problem_ms(value)
+    assert problem is not None and mistake in problem, problem
+    assert "2023-11-14T22:13:20" in problem, "the message shows the time the value would be in the likely unit"
+
+
+def test_a_time_in_the_right_unit_is_accepted_in_every_field() -> None:
+    window = TimeWindow.around(NOW_MS, 600, 0)
+    assert window.problem_ms(MS) is None and window.problem_ns(NS) is None
+
+
+def test_an_old_time_names_the_age_setting_and_its_value() -> None:
+    problem = TimeWindow.around(NOW_MS, 600, 3600).problem_ms(NOW_MS - 7200_000)
+    assert problem is not None
+    assert "7200s old, older than the accepted 3600s (AIOPS_INGEST_MAX_SAMPLE_AGE_S=3600; 0 turns" in problem
+    ahead = TimeWindow.around(NOW_MS, 600, 3600).problem_ms(NOW_MS + 700_000)
+    assert ahead is not None and "(AIOPS_INGEST_MAX_FUTURE_SKEW_S=600)" in ahead
+
+
+def test_a_1970_time_that_no_unit_explains_is_refused_as_implausible() -> None:
+    window = TimeWindow.around(NOW_MS, 600, 0)
+    problem = window.problem_ns(20 * 86_400 * 10**9)  # 1970-01-21 in nanoseconds: no other unit lands near now
+    assert problem is not None and "before 1971, not a plausible time in Unix nanoseconds" in problem
 
 
 def test_window_defaults_to_the_server_clock() -> None:
@@ -74,4 +121,19 @@ def test_timestamps_parse_from_rfc3339_seconds_and_milliseconds(value: Any, ns: 
 )
 def test_invalid_timestamps_raise_value_error(value: Any) -> None:
     with pytest.raises(ValueError):
+        parse_timestamp_ns(value)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (NOW_MS * 1000, "looks like microseconds: send Unix seconds or milliseconds"),
+        (NOW_MS * 10**6, "looks like nanoseconds: send Unix seconds or milliseconds"),
+        (str(NOW_MS * 10**6), "looks like nanoseconds"),
+        (86_400, "is before 1971, not a plausible time"),
+        ("1970-06-01T00:00:00Z", "is before 1971, not a plausible time"),
+    ],
+)
+def test_json_timestamps_in_the_wrong_unit_name_the_likely_unit(value: Any, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
         parse_timestamp_ns(value)
