@@ -188,13 +188,14 @@ def send(
 
 
 def _message(response: httpx.Response) -> str:
+    """The server's whole refusal: its ``error`` text when that is all the body holds, else the body as sent."""
     try:
         body = response.json()
     except ValueError:
-        return response.text[:500]
-    if isinstance(body, dict):
-        return str(body.get("error") or body.get("message") or body.get("detail") or body)[:500]
-    return str(body)[:500]
+        return response.text or "(empty body)"
+    if isinstance(body, dict) and set(body) == {"error"}:
+        return str(body["error"])
+    return response.text
 
 
 def describe(series: Sequence[ReplaySeries]) -> str:

@@ -140,5 +140,6 @@ def test_a_refused_request_stops_the_replay_with_the_servers_message(
     refused = aiops("replay", str(path), "--keep-time", env=platform.env)
     assert refused.returncode == 1
     assert "answered 400: request refused" in refused.stderr and "ahead of the server clock" in refused.stderr
+    assert "(AIOPS_INGEST_MAX_FUTURE_SKEW_S=600)" in refused.stderr, "the whole refusal, with the setting to change"
     missing = aiops("replay", str(tmp_path / "nope.csv"), env=platform.env)
     assert missing.returncode == 1 and "cannot read" in missing.stderr
