@@ -51,12 +51,12 @@ async def _train(
     use_feedback: bool,
 ) -> list[ModelVersion]:
     import torch
+    from aiops_common.feedback import open_feedback_store
     from aiops_common.models import open_model_registry
     from aiops_common.schemas import FeedbackLabel
     from aiops_common.tsdb import open_tsdb
     from aiops_detection.detectors.series_detectors import cascade_params
     from aiops_detection.detectors.trained_models import encode_models, load_history, model_name, train_all
-    from aiops_detection.feedback_store import open_feedback_store
     from tqdm import tqdm
 
     if settings.detect_torch_threads:
@@ -115,7 +115,7 @@ def train(
     ] = None,
     since: Annotated[str, typer.Option(help="How much history before --end, e.g. 36h, 7d.")] = "7d",
     end: Annotated[datetime | None, typer.Option(help="End of the history (ISO time); default: now.")] = None,
-    tsdb: Annotated[str | None, typer.Option(help="TSDB URL; default AIOPS_DETECT_TSDB_URL.")] = None,
+    tsdb: Annotated[str | None, typer.Option(help="TSDB URL; default AIOPS_TSDB_URL.")] = None,
     models: Annotated[str | None, typer.Option(help="Model registry URL; default AIOPS_DETECT_MODEL_URL.")] = None,
     use_feedback: Annotated[
         bool, typer.Option(help="Hold windows that operators labelled true positives at the last normal value.")
@@ -125,7 +125,7 @@ def train(
     from aiops_detection.service_settings import DetectionServiceSettings
 
     settings = DetectionServiceSettings()
-    overrides = {k: v for k, v in {"detect_tsdb_url": tsdb, "detect_model_url": models}.items() if v}
+    overrides = {k: v for k, v in {"tsdb_url": tsdb, "detect_model_url": models}.items() if v}
     settings = settings.model_copy(update=overrides)
     end_ms = int((end.timestamp() if end is not None else time.time()) * 1000)
     start_ms = end_ms - int(parse_duration_s(since) * 1000)

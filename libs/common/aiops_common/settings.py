@@ -7,8 +7,9 @@ file). Nothing else in the code base reads the environment.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 
+from pydantic import model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["CommonSettings"]
@@ -27,6 +28,23 @@ class CommonSettings(BaseSettings):
     """Prepended to every topic name, so several installations can share one broker."""
     data_dir: Path = Path(".aiops")
     """Folder holding all local state (worker tables, SQLite stores, models)."""
+    tsdb_url: str = ""
+    """Time-series store the stream writes and training reads: ``sqlite:///path``, ``prometheus://host:port``,
+    ``victoriametrics://host:port``; empty means ``sqlite:///<data_dir>/tsdb.sqlite``."""
+    feedback_url: str = ""
+    """Feedback store (operator labels, the anomalies they name, per-series sensitivity): ``sqlite:///path``;
+    empty means ``sqlite:///<data_dir>/feedback.sqlite``."""
+
+    @model_validator(mode="after")
+    def _store_urls_under_data_dir(self) -> Self:
+        # The defaults depend on another field, so they are filled once it is known; the
+        # model is frozen afterwards, hence the object-level set.
+        if not self.tsdb_url:
+            object.__setattr__(self, "tsdb_url", f"sqlite:///{self.data_dir / 'tsdb.sqlite'}")
+        if not self.feedback_url:
+            object.__setattr__(self, "feedback_url", f"sqlite:///{self.data_dir / 'feedback.sqlite'}")
+        return self
+
     log_level: str = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
     """``auto``: readable lines on a terminal, JSON lines otherwise (containers, files)."""

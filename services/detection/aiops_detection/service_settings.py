@@ -33,12 +33,8 @@ class DetectionServiceSettings(DetectionSettings):
     """How often workers look for a newer trained model version."""
     detect_model_catchup_points: Annotated[int, Field(ge=0)] = 1440
     """Recent windows kept per series to bring a newly trained model up to the present before the swap."""
-    detect_feedback_url: str = ""
-    """Feedback store (labels, anomaly index, per-series sensitivity); empty means ``sqlite:///<data_dir>/feedback.sqlite``."""
     detect_feedback_margin: Annotated[float, Field(gt=1)] = 1.25
     """A false positive widens its series' band so that its deviation times this no longer alerts."""
-    detect_tsdb_url: str = ""
-    """TSDB that ``aiops train`` reads history from; empty means ``sqlite:///<data_dir>/tsdb.sqlite``."""
     detect_torch_threads: Annotated[int, Field(ge=0)] = 1
     """CPU threads torch may use (0: torch's default). Tier 3 runs many tiny models: more threads only contend."""
     detect_prediction_repeat_s: Annotated[float, Field(gt=0)] = 3600.0
@@ -50,14 +46,6 @@ class DetectionServiceSettings(DetectionSettings):
     @property
     def model_url(self) -> str:
         return self.detect_model_url or f"file://{self.data_dir.absolute() / 'models'}"
-
-    @property
-    def feedback_url(self) -> str:
-        return self.detect_feedback_url or f"sqlite:///{self.data_dir / 'feedback.sqlite'}"
-
-    @property
-    def tsdb_url(self) -> str:
-        return self.detect_tsdb_url or f"sqlite:///{self.data_dir / 'tsdb.sqlite'}"
 
     @property
     def window_lengths_ms(self) -> tuple[int, ...]:

@@ -6,9 +6,9 @@ import asyncio
 
 import faust
 import torch
+from aiops_common.feedback import open_feedback_store
 
 from aiops_detection.agents import anomaly_archive, anomaly_detector, crossing_predictor, feedback_labels, model_updates
-from aiops_detection.feedback_store import open_feedback_store
 from aiops_detection.service_settings import DetectionServiceSettings
 from aiops_detection.settings import DetectionSettings
 

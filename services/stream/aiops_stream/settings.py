@@ -23,14 +23,16 @@ class StreamSettings(CommonSettings):
     stream_forget_after_s: Annotated[float, Field(gt=0)] = 600.0
     """A series silent this long is forgotten (no more ``absent`` rows); also how far back a restarted worker
     re-reads its input to rebuild counter baselines and the span index."""
+    stream_series_clocks: Annotated[int, Field(ge=0)] = 10_000
+    """Most series of one input partition that may window by their own event-time clock at once: a new series
+    whose samples are older than the partition's open windows (history sent to a running platform) gets one.
+    Samples of further such series are dropped and counted (``series_clock_limit``); 0 turns own clocks off."""
     stream_span_index_ttl_s: Annotated[float, Field(gt=0)] = 60.0
     """Parent and child spans further apart in time than this are not joined into a call edge."""
     stream_log_max_templates: Annotated[int, Field(gt=0)] = 2000
     """Most log templates the drain3 miner of one partition keeps."""
     stream_log_similarity: Annotated[float, Field(gt=0, le=1)] = 0.4
     """drain3 similarity threshold: how alike a line must be to join an existing template."""
-    stream_tsdb_url: str = ""
-    """Where raw and aggregated series are written; empty means ``sqlite:///<data_dir>/tsdb.sqlite``."""
     stream_tsdb_write_raw: bool = True
     """Write every raw sample of ``metrics.raw`` to the TSDB, not only the aggregates."""
     stream_tsdb_stats: tuple[str, ...] = ("value", "p95")
@@ -60,7 +62,3 @@ class StreamSettings(CommonSettings):
         closed the window holding its latest sample.
         """
         return self.stream_window_s + self.stream_allowed_lateness_s
-
-    @property
-    def tsdb_url(self) -> str:
-        return self.stream_tsdb_url or f"sqlite:///{self.data_dir / 'tsdb.sqlite'}"

@@ -6,11 +6,11 @@ from collections.abc import AsyncIterator
 
 import faust
 import structlog
+from aiops_common.feedback import FeedbackStore
 from aiops_common.schemas import AnomalyRecord, SchemaError
 from aiops_common.topics import Topics, declare
 
-from aiops_detection.agents.feedback_labels import refresh_sensitivity
-from aiops_detection.feedback_store import FeedbackStore
+from aiops_detection.agents.feedback_labels import apply_labels
 from aiops_detection.service_settings import DetectionServiceSettings
 
 __all__ = ["install"]
@@ -29,8 +29,10 @@ def install(app: faust.App, settings: DetectionServiceSettings, store: FeedbackS
             except SchemaError as exc:
                 log.error("skipping undecodable anomaly", error=str(exc))
                 continue
+            # Recorded before its labels are looked up: a label kept in between finds this
+            # anomaly on its own side and is applied there (see ``feedback_labels``).
             await store.record_anomaly(anomaly)
             if await store.labels(anomaly.id):
-                # Labelled before it got here (the feedback agent kept the label): apply it now.
-                await refresh_sensitivity(store, anomaly.series_key, settings)
+                # Labelled before it got here: the same path as a label arriving second applies it.
+                await apply_labels(store, anomaly.series_key, settings)
             yield None

@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 import faust
 import numpy as np
 import structlog
+from aiops_common.feedback import FeedbackStore
 from aiops_common.schemas import AnomalyRecord, AnomalySeverity, FeatureBatch, SeriesMeta, anomaly_id
 from aiops_common.topics import Topics, declare
 
@@ -32,6 +33,7 @@ from aiops_detection.agents.model_updates import ModelBook
 from aiops_detection.agents.partition_state import FeatureStage, SeriesStates
 from aiops_detection.detectors.cascade import Severity
 from aiops_detection.detectors.robust_band import RobustBandPanel
+from aiops_detection.detectors.sensitivity import admits
 from aiops_detection.detectors.series_detectors import (
     STATE_FINGERPRINT,
     Finding,
@@ -41,7 +43,6 @@ from aiops_detection.detectors.series_detectors import (
     service_of,
 )
 from aiops_detection.detectors.trained_models import model_name
-from aiops_detection.feedback_store import FeedbackStore
 from aiops_detection.service_settings import DetectionServiceSettings
 
 __all__ = ["AnomalyPartition", "Detection", "install", "to_record"]
@@ -280,7 +281,7 @@ def install(
         records = []
         for d in detections:
             s, f = sensitivity[d.series.key], d.finding
-            if s.admits(f.score, f.value, f.lower, f.upper, settings.detect_alert_score):
+            if admits(s, f.score, f.value, f.lower, f.upper, settings.detect_alert_score):
                 records.append(to_record(d, s.slack, now))
             else:
                 log.info("finding below the series' feedback threshold", series=d.series.key, score=f.score)

@@ -13,12 +13,15 @@ Two knobs, both starting at "no change":
 A true positive halves both moves back towards the defaults; labels never make a
 series more sensitive than the configured defaults.
 
->>> s = Sensitivity().after_false_positive(score=0.9, value=14.0, lower=8.0, upper=12.0, margin=1.25)
+The state itself (:class:`~aiops_common.feedback.Sensitivity`) lives in the feedback
+store, which other layers read; how labels move it is decided here.
+
+>>> s = after_false_positive(Sensitivity(), score=0.9, value=14.0, lower=8.0, upper=12.0, margin=1.25)
 >>> s.slack  # 14 is half a band width (4) above 12
 0.625
->>> s.admits(score=0.9, value=14.0, lower=8.0, upper=12.0, alert_score=0.5)
+>>> admits(s, score=0.9, value=14.0, lower=8.0, upper=12.0, alert_score=0.5)
 False
->>> s.admits(score=0.9, value=16.0, lower=8.0, upper=12.0, alert_score=0.5)
+>>> admits(s, score=0.9, value=16.0, lower=8.0, upper=12.0, alert_score=0.5)
 True
 """
 
@@ -26,11 +29,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
+from aiops_common.feedback import Sensitivity
 from aiops_common.schemas import AnomalyRecord, FeedbackLabel, FeedbackRecord
 
-__all__ = ["Sensitivity", "band_excess", "fold_labels"]
+__all__ = ["Sensitivity", "admits", "after_false_positive", "after_true_positive", "band_excess", "fold_labels"]
 
 _NEGLIGIBLE = 0.01
 
@@ -45,46 +49,50 @@ def band_excess(value: float | None, lower: float | None, upper: float | None) -
     return max(value - upper, lower - value) / width
 
 
-@dataclass(frozen=True, slots=True)
-class Sensitivity:
-    slack: float = 0.0
-    min_score: float | None = None
-    false_positives: int = 0
-    true_positives: int = 0
+def admits(
+    sensitivity: Sensitivity,
+    score: float,
+    value: float | None,
+    lower: float | None,
+    upper: float | None,
+    alert_score: float,
+) -> bool:
+    """Whether an anomaly with this score, value and expected band alerts on a series of this sensitivity."""
+    if score < alert_score:
+        return False
+    excess = band_excess(value, lower, upper)
+    if excess is None:
+        return sensitivity.min_score is None or score > sensitivity.min_score
+    return sensitivity.slack <= 0.0 or excess > sensitivity.slack
 
-    def admits(
-        self, score: float, value: float | None, lower: float | None, upper: float | None, alert_score: float
-    ) -> bool:
-        """Whether an anomaly with this score, value and expected band alerts on this series."""
-        if score < alert_score:
-            return False
-        excess = band_excess(value, lower, upper)
-        if excess is None:
-            return self.min_score is None or score > self.min_score
-        return self.slack <= 0.0 or excess > self.slack
 
-    def after_false_positive(
-        self, score: float, value: float | None, lower: float | None, upper: float | None, margin: float
-    ) -> Sensitivity:
-        excess = band_excess(value, lower, upper)
-        if excess is not None and excess > 0.0:
-            return replace(self, slack=max(self.slack, margin * excess), false_positives=self.false_positives + 1)
-        floor = score if self.min_score is None else max(self.min_score, score)
-        return replace(self, min_score=floor, false_positives=self.false_positives + 1)
-
-    def after_true_positive(self, alert_score: float) -> Sensitivity:
-        slack = self.slack / 2.0
-        min_score = self.min_score
-        if min_score is not None:
-            min_score = alert_score + (min_score - alert_score) / 2.0
-            if min_score - alert_score < _NEGLIGIBLE:
-                min_score = None
+def after_false_positive(
+    sensitivity: Sensitivity, score: float, value: float | None, lower: float | None, upper: float | None, margin: float
+) -> Sensitivity:
+    excess = band_excess(value, lower, upper)
+    if excess is not None and excess > 0.0:
         return replace(
-            self,
-            slack=slack if slack >= _NEGLIGIBLE else 0.0,
-            min_score=min_score,
-            true_positives=self.true_positives + 1,
+            sensitivity,
+            slack=max(sensitivity.slack, margin * excess),
+            false_positives=sensitivity.false_positives + 1,
         )
+    floor = score if sensitivity.min_score is None else max(sensitivity.min_score, score)
+    return replace(sensitivity, min_score=floor, false_positives=sensitivity.false_positives + 1)
+
+
+def after_true_positive(sensitivity: Sensitivity, alert_score: float) -> Sensitivity:
+    slack = sensitivity.slack / 2.0
+    min_score = sensitivity.min_score
+    if min_score is not None:
+        min_score = alert_score + (min_score - alert_score) / 2.0
+        if min_score - alert_score < _NEGLIGIBLE:
+            min_score = None
+    return replace(
+        sensitivity,
+        slack=slack if slack >= _NEGLIGIBLE else 0.0,
+        min_score=min_score,
+        true_positives=sensitivity.true_positives + 1,
+    )
 
 
 def fold_labels(
@@ -102,9 +110,9 @@ def fold_labels(
             continue
         seen.add(feedback.id)
         if feedback.label == FeedbackLabel.FALSE_POSITIVE:
-            sensitivity = sensitivity.after_false_positive(
-                anomaly.score, anomaly.value, anomaly.lower, anomaly.upper, margin
+            sensitivity = after_false_positive(
+                sensitivity, anomaly.score, anomaly.value, anomaly.lower, anomaly.upper, margin
             )
         else:
-            sensitivity = sensitivity.after_true_positive(alert_score)
+            sensitivity = after_true_positive(sensitivity, alert_score)
     return sensitivity

@@ -6,7 +6,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from aiops_common.schemas import AnomalyRecord, AnomalySeverity, FeedbackLabel, FeedbackRecord
-from aiops_detection.detectors.sensitivity import Sensitivity, band_excess, fold_labels
+from aiops_detection.detectors.sensitivity import (
+    Sensitivity,
+    admits,
+    after_false_positive,
+    after_true_positive,
+    band_excess,
+    fold_labels,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -43,32 +50,32 @@ def test_band_excess_in_band_widths() -> None:
 
 
 def test_a_false_positive_silences_the_same_deviation_but_not_a_larger_one() -> None:
-    fp = Sensitivity().after_false_positive(0.9, 14.0, 8.0, 12.0, margin=1.25)
+    fp = after_false_positive(Sensitivity(), 0.9, 14.0, 8.0, 12.0, margin=1.25)
     assert fp.slack == 0.625 and fp.false_positives == 1
-    assert not fp.admits(0.9, 14.0, 8.0, 12.0, 0.5)
-    assert not fp.admits(1.0, 14.4, 8.0, 12.0, 0.5)  # up to the margin: still quiet
-    assert fp.admits(0.9, 15.0, 8.0, 12.0, 0.5)
-    assert not fp.admits(0.4, 30.0, 8.0, 12.0, 0.5)  # below the alert score is never an alert
-    assert Sensitivity().admits(0.6, 11.0, 8.0, 12.0, 0.5)  # by default the score alone decides
+    assert not admits(fp, 0.9, 14.0, 8.0, 12.0, 0.5)
+    assert not admits(fp, 1.0, 14.4, 8.0, 12.0, 0.5)  # up to the margin: still quiet
+    assert admits(fp, 0.9, 15.0, 8.0, 12.0, 0.5)
+    assert not admits(fp, 0.4, 30.0, 8.0, 12.0, 0.5)  # below the alert score is never an alert
+    assert admits(Sensitivity(), 0.6, 11.0, 8.0, 12.0, 0.5)  # by default the score alone decides
 
 
 def test_without_a_band_a_false_positive_raises_the_score_to_beat() -> None:
-    fp = Sensitivity().after_false_positive(0.7, None, None, None, margin=1.25)
+    fp = after_false_positive(Sensitivity(), 0.7, None, None, None, margin=1.25)
     assert fp.min_score == 0.7 and fp.slack == 0.0
-    assert not fp.admits(0.7, None, None, None, 0.5)
-    assert fp.admits(0.71, None, None, None, 0.5)
-    assert fp.admits(0.6, 20.0, 8.0, 12.0, 0.5)  # anomalies with a band are judged by the slack
+    assert not admits(fp, 0.7, None, None, None, 0.5)
+    assert admits(fp, 0.71, None, None, None, 0.5)
+    assert admits(fp, 0.6, 20.0, 8.0, 12.0, 0.5)  # anomalies with a band are judged by the slack
 
 
 def test_true_positives_tighten_back_to_the_defaults_never_beyond() -> None:
     fp = Sensitivity(slack=1.0, min_score=0.9)
-    once = fp.after_true_positive(0.5)
+    once = after_true_positive(fp, 0.5)
     assert (once.slack, once.min_score, once.true_positives) == (0.5, 0.7, 1)
     many = once
     for _ in range(10):
-        many = many.after_true_positive(0.5)
+        many = after_true_positive(many, 0.5)
     assert (many.slack, many.min_score) == (0.0, None)
-    assert Sensitivity().after_true_positive(0.5).slack == 0.0
+    assert after_true_positive(Sensitivity(), 0.5).slack == 0.0
 
 
 def test_folding_labels_is_idempotent_and_ordered() -> None:

@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
+from aiops_cli.testing import WorkerProcess, worker_env
 from aiops_common.broker import Publisher
 from aiops_common.broker.publisher import Message
 from aiops_common.broker.reader import read_values
 from aiops_common.schemas import SeriesMeta
 from aiops_common.schemas.metrics import shard_of
-from aiops_common.testing import WorkerProcess, worker_env
 from aiops_common.topics import Topics, TopicSpec
 
 from ..conftest import SERVICE_SETTINGS, window_batch

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from aiops_common.broker import Publisher
+from aiops_common.feedback import open_feedback_store
 from aiops_common.schemas import AnomalyRecord, AnomalySeverity, PredictionRecord, SeriesMeta, anomaly_id
 from aiops_common.topics import Topics
-from aiops_detection.feedback_store import open_feedback_store
 
 from ..conftest import COLD_SPIKE, SECOND_SPIKE, SHIFT, SPIKE, T0, WINDOW_MS, incident_history
 from .conftest import DetectionWorker, aiops, read_until, send_windows

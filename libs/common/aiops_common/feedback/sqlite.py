@@ -1,9 +1,4 @@
-"""Where detection keeps what feedback needs: anomalies by id, every label, and each series' sensitivity.
-
-One protocol, one implementation per URL scheme (``sqlite:///path`` embedded). Labels
-are kept for retraining (``aiops train`` leaves out windows labelled true
-positive); the anomaly index lets a label on an anomaly id find its series.
-"""
+"""The feedback store in one SQLite file (``sqlite:///path``), WAL so the CLI can read while a worker writes."""
 
 from __future__ import annotations
 
@@ -11,47 +6,14 @@ import asyncio
 import sqlite3
 import threading
 from collections.abc import Iterable
-from typing import Any, Protocol, runtime_checkable
+from datetime import datetime
+from typing import Any
 
-from aiops_common.registry import BackendRegistry
+from aiops_common.feedback._protocol import Sensitivity, StoredLabel
 from aiops_common.schemas import AnomalyRecord, FeedbackLabel, FeedbackRecord
 from aiops_common.tsdb.sqlite import path_from_url
 
-from aiops_detection.detectors.sensitivity import Sensitivity
-
-__all__ = ["FEEDBACK_STORES", "FeedbackStore", "SqliteFeedbackStore", "open_feedback_store"]
-
-
-@runtime_checkable
-class FeedbackStore(Protocol):
-    url: str
-
-    async def record_anomaly(self, anomaly: AnomalyRecord) -> None:
-        """Keep an anomaly under its id (a second delivery replaces the first, which it equals)."""
-
-    async def anomaly(self, anomaly_id: str) -> AnomalyRecord | None: ...
-
-    async def add_label(self, feedback: FeedbackRecord) -> bool:
-        """Keep a label; False when this exact label (``feedback.id``) was already kept."""
-
-    async def labels(self, subject_id: str | None = None) -> list[FeedbackRecord]:
-        """Labels, oldest first, of one subject or of all."""
-
-    async def labelled_anomalies(self, label: FeedbackLabel) -> list[AnomalyRecord]:
-        """Anomalies whose latest label is ``label``."""
-
-    async def series_labels(self, series_key: str) -> list[tuple[AnomalyRecord, FeedbackRecord]]:
-        """Every label on an anomaly of this series with that anomaly, oldest label first."""
-
-    async def sensitivity(self, series_key: str) -> Sensitivity: ...
-
-    async def sensitivities(self, series_keys: Iterable[str]) -> dict[str, Sensitivity]:
-        """The sensitivity of every series given (defaults for those without feedback)."""
-
-    async def set_sensitivity(self, series_key: str, sensitivity: Sensitivity) -> None: ...
-
-    async def close(self) -> None: ...
-
+__all__ = ["SqliteFeedbackStore"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS anomalies (
@@ -65,7 +27,9 @@ CREATE TABLE IF NOT EXISTS labels (
     id TEXT PRIMARY KEY,
     subject_id TEXT NOT NULL,
     at TEXT NOT NULL,
-    record TEXT NOT NULL
+    record TEXT NOT NULL,
+    applied_at TEXT,
+    series_key TEXT
 );
 CREATE INDEX IF NOT EXISTS labels_by_subject ON labels (subject_id, at);
 CREATE TABLE IF NOT EXISTS sensitivity (
@@ -76,10 +40,12 @@ CREATE TABLE IF NOT EXISTS sensitivity (
     true_positives INTEGER NOT NULL
 );
 """
+# Files written before labels recorded their application gain the columns, every label pending.
+_ADDED_COLUMNS = {"applied_at": "TEXT", "series_key": "TEXT"}
 
 
 class SqliteFeedbackStore:
-    """A :class:`FeedbackStore` in one SQLite file (WAL, so the CLI can read while a worker writes)."""
+    """A :class:`~aiops_common.feedback.FeedbackStore` in one SQLite file."""
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -90,6 +56,10 @@ class SqliteFeedbackStore:
         with self._lock:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.executescript(_SCHEMA)
+            have = {row[1] for row in self._db.execute("PRAGMA table_info(labels)")}
+            for column, kind in _ADDED_COLUMNS.items():
+                if column not in have:
+                    self._db.execute(f"ALTER TABLE labels ADD COLUMN {column} {kind}")
 
     def _run(self, sql: str, args: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
@@ -126,6 +96,19 @@ class SqliteFeedbackStore:
             )
         return [FeedbackRecord.model_validate_json(r[0]) for r in rows]
 
+    async def label(self, label_id: str) -> StoredLabel | None:
+        rows = await asyncio.to_thread(
+            self._run, "SELECT record, applied_at, series_key FROM labels WHERE id = ?", (label_id,)
+        )
+        if not rows:
+            return None
+        record, applied_at, series_key = rows[0]
+        return StoredLabel(
+            FeedbackRecord.model_validate_json(record),
+            datetime.fromisoformat(applied_at) if applied_at else None,
+            series_key,
+        )
+
     async def labelled_anomalies(self, label: FeedbackLabel) -> list[AnomalyRecord]:
         latest: dict[str, FeedbackLabel] = {}
         for feedback in await self.labels():
@@ -148,6 +131,7 @@ class SqliteFeedbackStore:
 
     def _sensitivities(self, keys: list[str]) -> dict[str, Sensitivity]:
         out = dict.fromkeys(keys, Sensitivity())
+        # SQLite caps the number of bound parameters per statement.
         for start in range(0, len(keys), 500):
             chunk = keys[start : start + 500]
             marks = ",".join("?" * len(chunk))
@@ -162,28 +146,36 @@ class SqliteFeedbackStore:
     async def sensitivities(self, series_keys: Iterable[str]) -> dict[str, Sensitivity]:
         return await asyncio.to_thread(self._sensitivities, list(dict.fromkeys(series_keys)))
 
-    async def set_sensitivity(self, series_key: str, sensitivity: Sensitivity) -> None:
-        await asyncio.to_thread(
-            self._run,
-            "INSERT OR REPLACE INTO sensitivity (series_key, slack, min_score, false_positives, true_positives)"
-            " VALUES (?, ?, ?, ?, ?)",
-            (
-                series_key,
-                sensitivity.slack,
-                sensitivity.min_score,
-                sensitivity.false_positives,
-                sensitivity.true_positives,
-            ),
-        )
+    def _record_applied(self, series_key: str, sensitivity: Sensitivity, label_ids: list[str], at: str) -> None:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO sensitivity"
+                    " (series_key, slack, min_score, false_positives, true_positives) VALUES (?, ?, ?, ?, ?)",
+                    (
+                        series_key,
+                        sensitivity.slack,
+                        sensitivity.min_score,
+                        sensitivity.false_positives,
+                        sensitivity.true_positives,
+                    ),
+                )
+                # The first application is the one recorded: a re-delivery re-applies nothing new.
+                self._db.executemany(
+                    "UPDATE labels SET applied_at = COALESCE(applied_at, ?), series_key = ? WHERE id = ?",
+                    [(at, series_key, label_id) for label_id in label_ids],
+                )
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    async def record_applied(
+        self, series_key: str, sensitivity: Sensitivity, label_ids: Iterable[str], at: datetime
+    ) -> None:
+        await asyncio.to_thread(self._record_applied, series_key, sensitivity, list(label_ids), at.isoformat())
 
     async def close(self) -> None:
         with self._lock:
             self._db.close()
-
-
-FEEDBACK_STORES: BackendRegistry[FeedbackStore] = BackendRegistry("feedback store")
-FEEDBACK_STORES.register("sqlite", SqliteFeedbackStore)
-
-
-def open_feedback_store(url: str) -> FeedbackStore:
-    return FEEDBACK_STORES.by_url(url)

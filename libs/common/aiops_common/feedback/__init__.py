@@ -1,0 +1,20 @@
+"""The feedback store: operator labels and what they move, one protocol, one implementation per URL scheme.
+
+>>> FEEDBACK_BACKENDS.schemes
+['sqlite']
+"""
+
+from __future__ import annotations
+
+from aiops_common.feedback._protocol import FeedbackStore, Sensitivity, StoredLabel
+from aiops_common.registry import BackendRegistry
+
+__all__ = ["FEEDBACK_BACKENDS", "FeedbackStore", "Sensitivity", "StoredLabel", "open_feedback_store"]
+
+FEEDBACK_BACKENDS: BackendRegistry[FeedbackStore] = BackendRegistry("feedback store")
+FEEDBACK_BACKENDS.register("sqlite", "aiops_common.feedback.sqlite:SqliteFeedbackStore")
+
+
+def open_feedback_store(url: str) -> FeedbackStore:
+    """The store a URL names, e.g. ``sqlite:///.aiops/feedback.sqlite``."""
+    return FEEDBACK_BACKENDS.by_url(url)
