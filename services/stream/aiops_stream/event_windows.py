@@ -11,8 +11,9 @@ import numpy as np
 import numpy.typing as npt
 from aiops_common.schemas import MetricKind, SeriesMeta
 
+from aiops_stream.series_clocks import SeriesClocks
 from aiops_stream.settings import StreamSettings
-from aiops_stream.tumbling import TumblingWindows, WindowConfig
+from aiops_stream.tumbling import WindowConfig
 from aiops_stream.window_processor import FeatureWindows, window_config
 
 __all__ = ["DerivedSamples", "EventWindowProcessor", "event_window_config"]
@@ -63,14 +64,12 @@ class EventWindowProcessor(FeatureWindows):
 
     def __init__(
         self,
-        source: str,
-        partition: int,
-        config: WindowConfig,
+        windows: SeriesClocks,
         features: faust.TopicT,
         derive: Deriver,
         read: Callable[[str], bytes | None],
     ) -> None:
-        super().__init__(TumblingWindows(config, source=source, partition=partition), features, read)
+        super().__init__(windows, features, read)
         self.derive = derive
 
     def take(self, value: bytes, offset: int, replaying: bool) -> None:

@@ -16,6 +16,7 @@ from drain3.template_miner_config import TemplateMinerConfig
 from aiops_stream.checkpoint import CheckpointedStage
 from aiops_stream.event_windows import DerivedSamples, EventWindowProcessor, event_window_config
 from aiops_stream.settings import StreamSettings
+from aiops_stream.window_processor import series_clocks
 
 __all__ = ["LogPatternProcessor", "install", "severity_class"]
 
@@ -65,7 +66,8 @@ class LogPatternProcessor(EventWindowProcessor):
         features: faust.TopicT,
         read: Callable[[str], bytes | None],
     ) -> None:
-        super().__init__("logs", partition, event_window_config(settings), features, self._derive, read)
+        windows = series_clocks(settings, event_window_config(settings), "logs", partition)
+        super().__init__(windows, features, self._derive, read)
         self.miner_version = int(self.restored.get("miner_version", 0))
         # Two slots: the checkpoint names the one it goes with, so a crash between writing a new miner
         # state and the checkpoint leaves the old pair intact.

@@ -9,6 +9,7 @@ from aiops_common.topics import Topics, declare
 from aiops_stream.checkpoint import CheckpointedStage
 from aiops_stream.event_windows import DerivedSamples, EventWindowProcessor, event_window_config
 from aiops_stream.settings import StreamSettings
+from aiops_stream.window_processor import series_clocks
 
 __all__ = ["REQUEST_KINDS", "install", "red_samples"]
 
@@ -47,6 +48,8 @@ def install(app: faust.App, settings: StreamSettings) -> CheckpointedStage:
         "red_metrics",
         source,
         Topics.TRACES_RAW.partitions,
-        lambda partition, read: EventWindowProcessor("red", partition, config, features, red_samples, read),
+        lambda partition, read: EventWindowProcessor(
+            series_clocks(settings, config, "red", partition), features, red_samples, read
+        ),
         idle_after_s=settings.idle_flush_after_s,
     )

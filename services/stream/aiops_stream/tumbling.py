@@ -14,10 +14,14 @@ import numpy.typing as npt
 from aiops_common.schemas import FEATURE_COLUMNS, FeatureBatch, MetricKind, SeriesMeta
 from aiops_common.tsdb.samples import STALE_NAN_BITS, stale_mask
 
-__all__ = ["STALE_NAN_BITS", "TumblingWindows", "WindowConfig", "stale_mask"]
+from aiops_stream.drops import DropReason, count_dropped
+
+__all__ = ["NO_TS", "STALE_NAN_BITS", "TumblingWindows", "WindowConfig", "stale_mask"]
 
 
 _NO_TS = np.iinfo(np.int64).min
+NO_TS = _NO_TS
+"""A series' time where it has no sample (a fresh series' ``last_any_ts``)."""
 _COL = {name: i for i, name in enumerate(FEATURE_COLUMNS)}
 _QUANTILES = (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))
 
@@ -91,8 +95,9 @@ def _concatenate(parts: list[_Arrays]) -> _Arrays:
 class _SeriesTable:
     """Local ids of the series of one partition and the per-series state that outlives a window."""
 
-    def __init__(self, lengths: int, shards: int) -> None:
+    def __init__(self, lengths: int, shards: int, min_capacity: int = 1024) -> None:
         self.shards = shards
+        self.min_capacity = min_capacity
         self.metas: list[SeriesMeta] = []
         self.by_key: dict[str, int] = {}
         self.by_ident: dict[tuple[Any, ...], int] = {}
@@ -109,6 +114,8 @@ class _SeriesTable:
         self.shard = np.zeros(0, dtype=np.int64)
         self.alive = np.zeros(0, dtype=bool)
         self.last_any_ts = np.zeros(0, dtype=np.int64)
+        self.own_clock = np.zeros(0, dtype=bool)
+        """Series whose samples go to a window engine of their own (:mod:`aiops_stream.series_clocks`)."""
         # Per window length: the latest real sample, and the latest sample of any sort, before the closed mark.
         self.base_ts = np.zeros((lengths, 0), dtype=np.int64)
         self.base_val = np.zeros((lengths, 0), dtype=np.float64)
@@ -125,7 +132,7 @@ class _SeriesTable:
     def _grow(self, need: int) -> None:
         if need <= self.capacity:
             return
-        cap = max(need, 2 * self.capacity, 1024)
+        cap = max(need, 2 * self.capacity, self.min_capacity)
         extra = cap - self.capacity
 
         def pad(a: npt.NDArray[Any], fill: Any) -> npt.NDArray[Any]:
@@ -137,6 +144,7 @@ class _SeriesTable:
         self.shard = pad(self.shard, 0)
         self.alive = pad(self.alive, False)
         self.last_any_ts = pad(self.last_any_ts, _NO_TS)
+        self.own_clock = pad(self.own_clock, False)
         self.base_ts = pad(self.base_ts, _NO_TS)
         self.base_val = pad(self.base_val, np.nan)
         self.prev_ts = pad(self.prev_ts, _NO_TS)
@@ -244,6 +252,7 @@ class _SeriesTable:
         self.shard = self.shard[keep]
         self.alive = self.alive[keep]
         self.last_any_ts = self.last_any_ts[keep]
+        self.own_clock = self.own_clock[keep]
         self.base_ts = self.base_ts[:, keep]
         self.base_val = self.base_val[:, keep]
         self.prev_ts = self.prev_ts[:, keep]
@@ -277,11 +286,15 @@ class TumblingWindows:
     rows again (see :mod:`aiops_stream.checkpoint`).
     """
 
-    def __init__(self, config: WindowConfig, source: str = "", partition: int = 0) -> None:
+    def __init__(
+        self, config: WindowConfig, source: str = "", partition: int = 0, clock: str = "", series_capacity: int = 1024
+    ) -> None:
         self.config = config
         self.source = source
         self.partition = partition
-        self.series = _SeriesTable(len(config.lengths_ms), config.shards)
+        self.clock = clock
+        """Names the engine in batch ids when it is one series' own clock beside the partition's."""
+        self.series = _SeriesTable(len(config.lengths_ms), config.shards, series_capacity)
         self.batch_shards = np.zeros(0, dtype=np.int64)
         """Shard of each series of the batch :meth:`advance` or :meth:`idle` returned last, in its order."""
         self.closed: list[int | None] = [None] * len(config.lengths_ms)
@@ -350,7 +363,9 @@ class TumblingWindows:
             keep = ts >= floor
             if offset > self._restored_applied:
                 # A replayed message's old samples were counted (in windows or as dropped) the first time.
-                self.dropped_late += int(sid.size - keep.sum())
+                late = int(sid.size - keep.sum())
+                self.dropped_late += late
+                count_dropped(self.source, DropReason.LATE, late, self.partition)
             sid, ts, value = sid[keep], ts[keep], value[keep]
         if sid.size:
             self._chunks.append(_Chunk.of(sid, ts, value))
@@ -389,6 +404,14 @@ class TumblingWindows:
             newer = t >= tab.base_ts[li, s]
             tab.base_ts[li, s[newer]] = t[newer]
             tab.base_val[li, s[newer]] = v[newer]
+
+    @property
+    def restored_applied(self) -> int:
+        """The last input offset the restored checkpoint covers (-1: none restored)."""
+        return self._restored_applied
+
+    def open_floor(self) -> int | None:
+        return self._open_floor()
 
     def _open_floor(self) -> int | None:
         """Samples older than this fall in no open window of any length."""
@@ -436,6 +459,32 @@ class TumblingWindows:
             return None
         self.idle_watermark = wm if self.idle_watermark is None else max(self.idle_watermark, wm)
         return self.advance()
+
+    def flush_to(self, watermark: int) -> FeatureBatch | None:
+        """Close every window the event time ``watermark`` has passed, whatever this engine's own input says."""
+        if self.max_ts is None:
+            return None
+        self.idle_watermark = watermark if self.idle_watermark is None else max(self.idle_watermark, watermark)
+        return self.advance()
+
+    def take_over(self, sid: int, other: TumblingWindows, other_sid: int) -> None:
+        """Continue series ``other_sid`` of ``other`` (whose windows are all closed here too) as ``sid``.
+
+        The series' latest samples before the closed marks (counter baselines,
+        staleness) move over, and the messages that hold them still matter here: a
+        restarted worker re-reads them into this engine as samples behind its marks.
+        """
+        mine, theirs = self.series, other.series
+        mine.last_any_ts[sid] = max(int(mine.last_any_ts[sid]), int(theirs.last_any_ts[other_sid]))
+        for li in range(len(self.closed)):
+            if theirs.base_ts[li, other_sid] >= mine.base_ts[li, sid]:
+                mine.base_ts[li, sid] = theirs.base_ts[li, other_sid]
+                mine.base_val[li, sid] = theirs.base_val[li, other_sid]
+            if theirs.prev_ts[li, other_sid] >= mine.prev_ts[li, sid]:
+                mine.prev_ts[li, sid] = theirs.prev_ts[li, other_sid]
+                mine.prev_stale[li, sid] = theirs.prev_stale[li, other_sid]
+        if other._messages:
+            self._messages = deque(sorted({*self._messages, *other._messages}))
 
     def _select(self, old: int | None, new_mark: int) -> _Arrays:
         """The buffered samples in ``[old, new_mark)``, in the order taken.
@@ -595,7 +644,8 @@ class TumblingWindows:
         horizon = min(marks) - self.config.lookback_ms
         tab = self.series
         n = len(tab)
-        tab.evict(tab.alive[:n] & (tab.last_any_ts[:n] < horizon))
+        # A series on its own clock has its samples elsewhere; it is forgotten there.
+        tab.evict(tab.alive[:n] & ~tab.own_clock[:n] & (tab.last_any_ts[:n] < horizon))
         while self._messages and self._messages[0][1] < horizon:
             self._messages.popleft()
         remap = tab.compact()
@@ -608,7 +658,8 @@ class TumblingWindows:
 
     def _to_batch(self, parts: list[_Rows], targets: list[tuple[int, int | None, int]]) -> FeatureBatch:
         marks = ",".join(f"{self.config.lengths_ms[li]}:{mark}" for li, _, mark in targets)
-        batch_id = f"{self.source}/{self.partition}/{marks}"
+        clock = f"/{self.clock}" if self.clock else ""
+        batch_id = f"{self.source}/{self.partition}{clock}/{marks}"
         if not parts:
             self.batch_shards = np.zeros(0, dtype=np.int64)
             return FeatureBatch.from_rows([], [], [], [], {}, id=batch_id, source=self.source)

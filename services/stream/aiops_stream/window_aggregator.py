@@ -9,9 +9,9 @@ from aiops_common.schemas import MetricBatch
 from aiops_common.topics import Topics, declare
 
 from aiops_stream.checkpoint import CheckpointedStage
+from aiops_stream.series_clocks import SeriesClocks
 from aiops_stream.settings import StreamSettings
-from aiops_stream.tumbling import TumblingWindows, WindowConfig
-from aiops_stream.window_processor import FeatureWindows, window_config
+from aiops_stream.window_processor import FeatureWindows, series_clocks, window_config
 
 __all__ = ["WindowProcessor", "install"]
 
@@ -19,10 +19,8 @@ __all__ = ["WindowProcessor", "install"]
 class WindowProcessor(FeatureWindows):
     """The metric windows of one ``metrics.raw`` partition."""
 
-    def __init__(
-        self, partition: int, config: WindowConfig, features: faust.TopicT, read: Callable[[str], bytes | None]
-    ) -> None:
-        super().__init__(TumblingWindows(config, source="metrics", partition=partition), features, read)
+    def __init__(self, windows: SeriesClocks, features: faust.TopicT, read: Callable[[str], bytes | None]) -> None:
+        super().__init__(windows, features, read)
 
     def take(self, value: bytes, offset: int, replaying: bool) -> None:
         batch = MetricBatch.decode(value)
@@ -39,6 +37,6 @@ def install(app: faust.App, settings: StreamSettings) -> CheckpointedStage:
         "window_aggregator",
         source,
         Topics.METRICS_RAW.partitions,
-        lambda partition, read: WindowProcessor(partition, config, features, read),
+        lambda partition, read: WindowProcessor(series_clocks(settings, config, "metrics", partition), features, read),
         idle_after_s=settings.idle_flush_after_s,
     )

@@ -14,10 +14,11 @@ from aiops_common.schemas import FeatureBatch, SchemaError
 from aiops_common.topics import Topics
 
 from aiops_stream.checkpoint import Outbound
+from aiops_stream.series_clocks import SeriesClocks
 from aiops_stream.settings import StreamSettings
 from aiops_stream.tumbling import TumblingWindows, WindowConfig
 
-__all__ = ["FeatureWindows", "WindowedProcessor", "feature_messages", "window_config"]
+__all__ = ["FeatureWindows", "WindowedProcessor", "feature_messages", "series_clocks", "window_config"]
 
 
 def window_config(settings: StreamSettings, lengths_ms: tuple[int, ...] | None = None) -> WindowConfig:
@@ -28,6 +29,17 @@ def window_config(settings: StreamSettings, lengths_ms: tuple[int, ...] | None =
         absent_after_ms=settings.stream_absent_after_windows * settings.stream_window_s * 1000,
         lookback_ms=int(settings.stream_forget_after_s * 1000),
         shards=Topics.FEATURES.partitions,
+    )
+
+
+def series_clocks(settings: StreamSettings, config: WindowConfig, source: str, partition: int) -> SeriesClocks:
+    """The windows of one input partition, series sent with history windowed on their own clocks."""
+    return SeriesClocks(
+        config,
+        source,
+        partition,
+        max_clocks=settings.stream_series_clocks,
+        quiet_after_ms=int(settings.idle_flush_after_s * 1000),
     )
 
 
@@ -77,14 +89,14 @@ def feature_messages(
 
 
 class WindowedProcessor(ABC):
-    """A :class:`~aiops_stream.checkpoint.PartitionProcessor` whose state is one :class:`TumblingWindows`.
+    """A :class:`~aiops_stream.checkpoint.PartitionProcessor` whose state is one set of windows.
 
     A subclass turns a message into samples (:meth:`take`) and closed rows into
     messages (:meth:`emit`); offsets, the replay point, the idle flush and the
     checkpoint come from the windows.
     """
 
-    def __init__(self, windows: TumblingWindows, read: Callable[[str], bytes | None]) -> None:
+    def __init__(self, windows: TumblingWindows | SeriesClocks, read: Callable[[str], bytes | None]) -> None:
         self.windows = windows
         self.undecodable = 0
         found = read("")
@@ -133,7 +145,9 @@ class WindowedProcessor(ABC):
 class FeatureWindows(WindowedProcessor):
     """Rows of closed windows go to ``features``, to the partition of each series' shard."""
 
-    def __init__(self, windows: TumblingWindows, features: faust.TopicT, read: Callable[[str], bytes | None]) -> None:
+    def __init__(
+        self, windows: TumblingWindows | SeriesClocks, features: faust.TopicT, read: Callable[[str], bytes | None]
+    ) -> None:
         super().__init__(windows, read)
         self.features = features
 

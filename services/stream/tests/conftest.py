@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiops_cli.testing import WorkerProcess, worker_env
 from aiops_common.broker import Publisher, bootstrap_servers
 from aiops_common.broker.publisher import Message
 from aiops_common.schemas import FeatureBatch, MetricBatch, TopologyEdge
-from aiops_common.testing import WorkerProcess, worker_env
 from aiops_common.topics import Topics, TopicSpec
 from aiops_stream.settings import StreamSettings
 from aiops_stream.tumbling import TumblingWindows
