@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
+from enum import StrEnum
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
+
+from aiops_common.extras import requires_extra
 
 if TYPE_CHECKING:
     import faust
@@ -14,15 +17,25 @@ if TYPE_CHECKING:
 
     from aiops_common.settings import CommonSettings
 
-__all__ = ["ENTRY_POINT_GROUP", "ServiceSpec", "discover_services"]
+__all__ = ["ENTRY_POINT_GROUP", "Endpoint", "ServiceSpec", "ServiceStartError", "discover_services"]
 
 #: Each service package declares ``NAME = "aiops_NAME.service:SERVICE"`` under this group in pyproject.toml.
 ENTRY_POINT_GROUP = "aiops.services"
 
 
-def _load(path: str) -> Any:
-    module, _, attr = path.partition(":")
-    return getattr(importlib.import_module(module), attr)
+class Endpoint(StrEnum):
+    """What a listening address is for, so the ``aiops`` command finds it without knowing which service has it.
+
+    A service's settings advertise theirs (:meth:`CommonSettings.advertised_urls`); ``aiops up`` reports its
+    own host metrics to ``TELEMETRY_HTTP`` and writes both into the run state for ``aiops status``/``replay``.
+    """
+
+    TELEMETRY_HTTP = "telemetry_http"  # base URL taking OTLP/HTTP (under /v1), remote write and the JSON APIs
+    TELEMETRY_GRPC = "telemetry_grpc"  # host:port of OTLP/gRPC
+
+
+class ServiceStartError(RuntimeError):
+    """A service cannot start (a port it needs is taken, say); the message is one line for the user."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +43,9 @@ class ServiceSpec:
     """What the ``aiops`` command needs to run one service and offer its commands.
 
     Parts are ``"module:attr"`` strings, imported only when used, so listing the services (``aiops --help``,
-    ``aiops config``) does not import a service's heavy dependencies (torch, for detection).
+    ``aiops config``) does not import a service's heavy dependencies (torch, for detection). A part whose
+    third-party dependencies are not installed raises :class:`~aiops_common.extras.MissingExtraError`
+    naming the service's extra.
     """
 
     name: str
@@ -39,24 +54,30 @@ class ServiceSpec:
     servers: str | None = None  # a mode.Service class taking (settings, broker_url): the service's own servers
     commands: str | None = None  # a typer.Typer whose commands join the ``aiops`` command line
     order: int = 100  # start order in ``aiops up`` (lower first) and listing order
+    extra: str | None = None  # the extra installing the service's dependencies; None: the service's name
+
+    def _load(self, path: str) -> Any:
+        module, _, attr = path.partition(":")
+        with requires_extra(self.extra or self.name, f"the {self.name} service"):
+            return getattr(importlib.import_module(module), attr)
 
     def load_settings(self) -> CommonSettings:
-        settings: CommonSettings = _load(self.settings_class)()
+        settings: CommonSettings = self._load(self.settings_class)()
         return settings
 
     def install_agents(self, app: faust.App, settings: CommonSettings) -> None:
-        _load(self.install)(app, settings)
+        self._load(self.install)(app, settings)
 
     def make_servers(self, settings: CommonSettings, broker_url: str) -> mode.Service | None:
         if self.servers is None:
             return None
-        service: mode.Service = _load(self.servers)(settings, broker_url)
+        service: mode.Service = self._load(self.servers)(settings, broker_url)
         return service
 
     def load_commands(self) -> typer.Typer | None:
         if self.commands is None:
             return None
-        commands: typer.Typer = _load(self.commands)
+        commands: typer.Typer = self._load(self.commands)
         return commands
 
 
@@ -67,5 +88,7 @@ def discover_services() -> dict[str, ServiceSpec]:
         spec = ep.load()
         if not isinstance(spec, ServiceSpec):
             raise TypeError(f"entry point {ep.name!r} in {ENTRY_POINT_GROUP} is {type(spec).__name__}, not ServiceSpec")
+        if spec.name != ep.name:
+            raise ValueError(f"entry point {ep.name!r} in {ENTRY_POINT_GROUP} names a service called {spec.name!r}")
         specs.append(spec)
     return {s.name: s for s in sorted(specs, key=lambda s: (s.order, s.name))}

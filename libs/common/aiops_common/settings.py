@@ -66,3 +66,7 @@ class CommonSettings(BaseSettings):
         if not self.broker_url:
             raise RuntimeError("AIOPS_BROKER_URL is not set and no embedded broker is running")
         return self.broker_url
+
+    def advertised_urls(self) -> dict[str, str]:
+        """Where this service can be reached, by :class:`~aiops_common.service.Endpoint` value; none by default."""
+        return {}

