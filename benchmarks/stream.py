@@ -18,11 +18,11 @@ import msgpack
 import numpy as np
 import psutil
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiops_cli.testing import worker_env
 from aiops_common.broker import EmbeddedBroker, Publisher, bootstrap_servers, ensure_topics
 from aiops_common.broker.publisher import Message
 from aiops_common.schemas import MetricBatch, MetricKind, SeriesMeta
 from aiops_common.schemas.metrics import shard_of
-from aiops_common.testing import worker_env
 from aiops_common.topics import Topics
 
 __all__ = ["main"]

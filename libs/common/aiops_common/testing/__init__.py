@@ -3,6 +3,5 @@
 from __future__ import annotations
 
 from aiops_common.testing.servers import AlertmanagerServer, ExternalServer, NodeExporter, PrometheusServer
-from aiops_common.testing.workers import WorkerProcess, worker_env
 
-__all__ = ["AlertmanagerServer", "ExternalServer", "NodeExporter", "PrometheusServer", "WorkerProcess", "worker_env"]
+__all__ = ["AlertmanagerServer", "ExternalServer", "NodeExporter", "PrometheusServer"]

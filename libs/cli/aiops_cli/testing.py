@@ -1,4 +1,4 @@
-"""A service worker (``python -m aiops_cli worker SERVICE``) run as a real subprocess, for tests."""
+"""A service worker (``python -m aiops_cli worker SERVICE``) run as a real subprocess, for tests and benchmarks."""
 
 from __future__ import annotations
 
