@@ -131,19 +131,21 @@ def create_http_app(
 
         return export
 
-    # Prometheus remote write 1.0 -----------------------------------------------
+    # Prometheus remote write 1.0 and 2.0 (by Content-Type; docs/ingestion.md) ------
     async def remote_write(request: Request) -> Response:
-        media = _media_type(request)
-        if media not in ("", _PROTOBUF):
-            raise nz.InvalidPayloadError(f"remote write needs Content-Type {_PROTOBUF}, got {media!r}", 415)
-        encoding = request.headers.get("content-encoding", "snappy").strip().lower()
-        if encoding != "snappy":
-            raise nz.InvalidPayloadError(f"remote write needs Content-Encoding snappy, got {encoding!r}", 415)
+        headers = request.headers
+        version = nz.remote_write_version(headers.get("content-type"), headers.get("content-encoding"))
         raw = await read_body(request, settings.ingest_max_body_bytes)
-        request_message = nz.parse_remote_write(raw, limits)
-        builder = nz.normalize_remote_write(request_message, limits, enricher, metric_partitions, cache=series_cache)
+        counts = nz.RemoteWriteCounts()
+        if version == "2.0":
+            parsed = nz.parse_remote_write_v2(raw, limits)
+            normalize = nz.normalize_remote_write_v2
+        else:
+            parsed = nz.parse_remote_write(raw, limits)
+            normalize = nz.normalize_remote_write
+        builder = normalize(parsed, limits, enricher, metric_partitions, cache=series_cache, counts=counts)
         await records.metrics(builder, "remote_write")
-        return Response(status_code=204)
+        return Response(status_code=204, headers=counts.headers())
 
     # Alertmanager, JSON APIs ------------------------------------------------------
     async def alertmanager(request: Request) -> Response:

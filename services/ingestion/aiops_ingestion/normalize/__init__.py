@@ -24,6 +24,7 @@ from aiops_ingestion.normalize._alertmanager import (
     alertmanager_fingerprint,
     parse_alertmanager_webhook,
 )
+from aiops_ingestion.normalize._content_type import remote_write_version
 from aiops_ingestion.normalize._deployment import DeploymentEvent, parse_deployment_event
 from aiops_ingestion.normalize._enricher import Enricher, EnrichmentConfigError
 from aiops_ingestion.normalize._errors import InvalidPayloadError, Rejections
@@ -35,7 +36,13 @@ from aiops_ingestion.normalize._otlp_logs import normalize_otlp_logs
 from aiops_ingestion.normalize._otlp_metrics import normalize_otlp_metrics, prometheus_name
 from aiops_ingestion.normalize._otlp_metrics_view import ExportMetricsView
 from aiops_ingestion.normalize._otlp_traces import normalize_otlp_traces
-from aiops_ingestion.normalize._remote_write import metric_kind, normalize_remote_write, parse_remote_write
+from aiops_ingestion.normalize._remote_write import (
+    RemoteWriteCounts,
+    metric_kind,
+    normalize_remote_write,
+    parse_remote_write,
+)
+from aiops_ingestion.normalize._remote_write_v2 import normalize_remote_write_v2, parse_remote_write_v2
 from aiops_ingestion.normalize._sample_values import STALE_NAN, is_stale_marker
 from aiops_ingestion.normalize._series_cache import SeriesCache
 from aiops_ingestion.normalize._timestamps import TimeWindow, parse_timestamp_ns
@@ -53,6 +60,7 @@ __all__ = [
     "LogsWrite",
     "MetricsWrite",
     "Rejections",
+    "RemoteWriteCounts",
     "SeriesCache",
     "TimeWindow",
     "alertmanager_fingerprint",
@@ -63,6 +71,7 @@ __all__ = [
     "normalize_otlp_metrics",
     "normalize_otlp_traces",
     "normalize_remote_write",
+    "normalize_remote_write_v2",
     "parse_alertmanager_webhook",
     "parse_deployment_event",
     "parse_logs_write",
@@ -71,6 +80,8 @@ __all__ = [
     "parse_otlp_metrics",
     "parse_otlp_traces",
     "parse_remote_write",
+    "parse_remote_write_v2",
     "parse_timestamp_ns",
     "prometheus_name",
+    "remote_write_version",
 ]

@@ -10,19 +10,27 @@ from types import MappingProxyType
 from typing import Any
 
 import cramjam
-from aiops_common.prompb.types_pb2 import Label, MetricMetadata, TimeSeries
-from aiops_common.schemas import MetricBatchBuilder, MetricKind, SeriesMeta, series_key
+from aiops_common.prompb.types_pb2 import MetricMetadata, TimeSeries
+from aiops_common.schemas import STALE_NAN, MetricBatchBuilder, MetricKind, SeriesMeta, series_key
 from google.protobuf.message import DecodeError
 
 from aiops_ingestion.normalize._enricher import Enricher
-from aiops_ingestion.normalize._errors import InvalidPayloadError, Rejections
+from aiops_ingestion.normalize._errors import InvalidPayloadError, Refused, Rejections
 from aiops_ingestion.normalize._labels import LabelChecker
 from aiops_ingestion.normalize._limits import Limits
+from aiops_ingestion.normalize._remote_write_histograms import bound_label, histogram_count, native_buckets
 from aiops_ingestion.normalize._remote_write_view import RawWriteRequest, single_sample_tails
 from aiops_ingestion.normalize._sample_values import is_stale_marker, value_problem
 from aiops_ingestion.normalize._series_cache import SeriesCache
 
-__all__ = ["metric_kind", "metric_name_problem", "normalize_remote_write", "parse_remote_write"]
+__all__ = [
+    "RemoteWriteCounts",
+    "inflate_remote_write",
+    "metric_kind",
+    "metric_name_problem",
+    "normalize_remote_write",
+    "parse_remote_write",
+]
 
 _METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 _MT = MetricMetadata.MetricType
@@ -45,6 +53,27 @@ _DEFAULT_LIMITS = Limits()
 _NO_FAMILIES: Mapping[str, MetricKind] = MappingProxyType({})
 
 
+@dataclasses.dataclass(slots=True)
+class RemoteWriteCounts:
+    """What one request wrote, for the 2.0 ``X-Prometheus-Remote-Write-*-Written`` response headers.
+
+    ``exemplars`` counts the exemplars that were stored: always 0, the metric
+    record schema has no place for them (``exemplars_received`` counts those sent).
+    """
+
+    samples: int = 0
+    histograms: int = 0
+    exemplars: int = 0
+    exemplars_received: int = 0
+
+    def headers(self) -> dict[str, str]:
+        return {
+            "X-Prometheus-Remote-Write-Samples-Written": str(self.samples),
+            "X-Prometheus-Remote-Write-Histograms-Written": str(self.histograms),
+            "X-Prometheus-Remote-Write-Exemplars-Written": str(self.exemplars),
+        }
+
+
 def parse_remote_write(body: bytes, limits: Limits = _DEFAULT_LIMITS) -> Any:
     """A remote write body: snappy block format (not framed) around a ``prometheus.WriteRequest``.
 
@@ -54,6 +83,17 @@ def parse_remote_write(body: bytes, limits: Limits = _DEFAULT_LIMITS) -> Any:
     as its bytes: :func:`normalize_remote_write` parses a series only when it has not
     seen its labels before, so a malformed series is reported from there.
     """
+    data = inflate_remote_write(body, limits)
+    request = RawWriteRequest()
+    try:
+        request.ParseFromString(memoryview(data))
+    except DecodeError as exc:
+        raise InvalidPayloadError(f"remote write body is not a valid protobuf WriteRequest: {exc}") from None
+    return request
+
+
+def inflate_remote_write(body: bytes, limits: Limits = _DEFAULT_LIMITS) -> bytes:
+    """The protobuf bytes of a remote write body (snappy block format), its declared size checked first (413)."""
     if not body:
         raise InvalidPayloadError("remote write body is empty")
     try:
@@ -69,12 +109,7 @@ def parse_remote_write(body: bytes, limits: Limits = _DEFAULT_LIMITS) -> Any:
         data = cramjam.snappy.decompress_raw(body)
     except cramjam.DecompressionError as exc:
         raise InvalidPayloadError(f"remote write body is not valid snappy block data: {exc}") from None
-    request = RawWriteRequest()
-    try:
-        request.ParseFromString(memoryview(data))
-    except DecodeError as exc:
-        raise InvalidPayloadError(f"remote write body is not a valid protobuf WriteRequest: {exc}") from None
-    return request
+    return bytes(data)
 
 
 def metric_name_problem(name: str) -> str | None:
@@ -115,6 +150,7 @@ def normalize_remote_write(
     *,
     now_ms: int | None = None,
     cache: SeriesCache | None = None,
+    counts: RemoteWriteCounts | None = None,
 ) -> MetricBatchBuilder:
     """Every sample of a remote write request, as flat series.
 
@@ -124,7 +160,9 @@ def normalize_remote_write(
     enricher's metadata. Labels with an empty value are dropped: Prometheus treats
     them as absent. The kind comes from :func:`metric_kind`; a GAUGE guess for a
     series with a ``quantile`` label becomes SUMMARY. Stale markers are kept; a NaN
-    quantile (a summary with no observations yet) is skipped.
+    quantile (a summary with no observations yet) is skipped. Native histograms
+    become the ``_bucket``/``_sum``/``_count`` series of a classic one (see
+    :meth:`_Writer.histograms`); exemplars are counted, not kept.
 
     ``request`` is what :func:`parse_remote_write` returns, or a
     ``prometheus.WriteRequest`` message. With a ``cache`` (one per server), a series
@@ -132,6 +170,7 @@ def normalize_remote_write(
     validated and normalized again; its samples are still checked one by one.
 
     Each ``TimeSeries`` entry counts toward ``max_series_per_request`` (413 beyond it).
+    ``counts``, when given, is filled with what the request wrote.
     """
     if request.DESCRIPTOR is not RawWriteRequest.DESCRIPTOR:
         request = RawWriteRequest.FromString(request.SerializeToString())
@@ -174,7 +213,7 @@ def normalize_remote_write(
             values.append(value)
         else:
             writer.samples(meta, ((ts, value),))
-    return writer.finish(len(blobs))
+    return writer.finish(len(blobs), counts)
 
 
 class _Writer:
@@ -202,10 +241,18 @@ class _Writer:
         self._enrich = enricher.labels_for if enricher else None
         self._kinds: dict[str, MetricKind] = {}
         self._retyped: dict[str, SeriesMeta] = {}
+        self._derived: dict[tuple[str, str, str], SeriesMeta] = {}
+        self.histogram_count = 0  # native histogram samples written
+        self.derived_count = 0  # the samples of their _bucket/_sum/_count series
+        self.exemplar_count = 0  # exemplars received (none are kept)
 
-    def finish(self, series_count: int) -> MetricBatchBuilder:
+    def finish(self, series_count: int, counts: RemoteWriteCounts | None = None) -> MetricBatchBuilder:
         self.rejections.raise_if_any(series_count)
         self.builder.extend(self.sids, self.times, self.values)
+        if counts is not None:
+            counts.samples = len(self.sids) - self.derived_count
+            counts.histograms = self.histogram_count
+            counts.exemplars_received = self.exemplar_count
         return self.builder
 
     def new_prefix(self, prefix: bytes, blob: bytes) -> SeriesMeta | None:
@@ -226,7 +273,7 @@ class _Writer:
         if labels_only is None or labels_only.samples:
             self.series(blob)
             return None
-        meta = self._new_series(labels_only.labels)
+        meta = self._new_series([(label.name, label.value) for label in labels_only.labels])
         if meta is not None:
             self.cache.put(prefix, meta)
         return meta
@@ -237,22 +284,30 @@ class _Writer:
             parsed = TimeSeries.FromString(blob)
         except DecodeError as exc:
             raise InvalidPayloadError(f"remote write body is not a valid protobuf WriteRequest: {exc}") from None
-        sent = parsed.labels
         # A key of another type than the prefixes of the hot loop: the label list as sent.
-        key = tuple((label.name, label.value) for label in sent)
-        meta = self.cache.get(key)
+        key = tuple((label.name, label.value) for label in parsed.labels)
+        self.exemplar_count += len(parsed.exemplars)
+        meta = self.known_series(key)
         if meta is None:
-            meta = self._new_series(sent)
-            if meta is None:
-                return
-            self.cache.put(key, meta)
+            return
         if self.families:
             meta = self.retype(meta)
         self.samples(meta, ((sample.timestamp, sample.value) for sample in parsed.samples))
+        if parsed.histograms:
+            self.histograms(meta, parsed.histograms)
 
-    def _new_series(self, sent: Sequence[Label]) -> SeriesMeta | None:
+    def known_series(self, pairs: tuple[tuple[str, str], ...]) -> SeriesMeta | None:
+        """The series of a label list, from the cache or checked and cached; None after recording a refusal."""
+        meta = self.cache.get(pairs)
+        if meta is None:
+            meta = self._new_series(pairs)
+            if meta is not None:
+                self.cache.put(pairs, meta)
+        return meta
+
+    def _new_series(self, sent: Sequence[tuple[str, str]]) -> SeriesMeta | None:
         """The normalized series of a label list not seen before, or None after recording why it is refused."""
-        labels = {label.name: label.value for label in sent}
+        labels = dict(sent)
         name = labels.pop("__name__", "")
         problem = None
         if len(labels) != len(sent) - 1 or name not in self._good_names:
@@ -312,12 +367,66 @@ class _Writer:
         if problem is not None:
             self.rejections.add(meta.key, problem)
 
+    def histograms(self, meta: SeriesMeta, histograms: Iterable[Any]) -> None:
+        """Native histogram samples as the series of a classic histogram: ``_bucket{le}``, ``_sum``, ``_count``.
 
-def _label_list_problem(sent: Iterable[Label]) -> str | None:
+        Bucket counts are made cumulative with ``le`` bounds (see :func:`native_buckets`),
+        ``le="+Inf"`` is the count. A stale marker (the sum is the stale NaN) marks
+        ``_sum`` and ``_count`` stale. Float histograms are taken as they are; the
+        reset hint is not kept (the stream layer finds counter resets itself).
+        A histogram that cannot be converted refuses its series, naming why.
+        """
+        if "le" in meta.labels:
+            self.rejections.add(meta.key, "label 'le' clashes with the native histogram's bucket label")
+            return
+        window = self.window
+        rows: list[tuple[SeriesMeta, int, float]] = []
+        for histogram in histograms:
+            ts = histogram.timestamp
+            try:
+                if ts < window.min_ms or ts > window.max_ms:
+                    raise Refused(window.problem_ms(ts))
+                count, total = histogram_count(histogram), histogram.sum
+                if is_stale_marker(total):
+                    rows.append((self._derive(meta, "_sum"), ts, STALE_NAN))
+                    rows.append((self._derive(meta, "_count"), ts, STALE_NAN))
+                    self.histogram_count += 1
+                    continue
+                problem = value_problem(total) or value_problem(count)
+                if problem:
+                    raise Refused(f"native histogram: {problem}")
+                for bound, cumulative in native_buckets(histogram):
+                    rows.append((self._derive(meta, "_bucket", bound_label(bound)), ts, cumulative))
+            except Refused as exc:
+                self.rejections.add(meta.key, str(exc))
+                return
+            rows.append((self._derive(meta, "_bucket", "+Inf"), ts, count))
+            rows.append((self._derive(meta, "_sum"), ts, total))
+            rows.append((self._derive(meta, "_count"), ts, count))
+            self.histogram_count += 1
+        series_id = self.builder.series_id
+        for derived, ts, value in rows:
+            self.sids.append(series_id(derived, derived.key))
+            self.times.append(ts)
+            self.values.append(value)
+        self.derived_count += len(rows)
+
+    def _derive(self, meta: SeriesMeta, suffix: str, le: str = "") -> SeriesMeta:
+        """The ``_bucket``/``_sum``/``_count`` series of the native histogram ``meta``, kind HISTOGRAM."""
+        memo_key = (meta.key, suffix, le)
+        derived = self._derived.get(memo_key)
+        if derived is None:
+            labels = {**meta.labels, "le": le} if le else meta.labels
+            derived = SeriesMeta(meta.name + suffix, dict(sorted(labels.items())), MetricKind.HISTOGRAM, meta.unit)
+            self._derived[memo_key] = derived
+        return derived
+
+
+def _label_list_problem(sent: Iterable[tuple[str, str]]) -> str | None:
     """The duplicate-name or missing-name problem of a series' label list, if it has one."""
     seen: set[str] = set()
-    for label in sent:
-        if label.name in seen:
-            return f"duplicate label name {label.name!r}"
-        seen.add(label.name)
+    for name, _value in sent:
+        if name in seen:
+            return f"duplicate label name {name!r}"
+        seen.add(name)
     return None if "__name__" in seen else "series has no metric name (__name__ label)"

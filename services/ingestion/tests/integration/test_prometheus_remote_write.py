@@ -68,6 +68,26 @@ def test_scraped_samples_arrive_with_prometheus_labels(ingestion: Any, external_
     ours = {tuple(sorted((k, v) for k, v in lab.items() if k != "service")) for lab, *_ in cpu}
     theirs = {tuple(sorted((k, v) for k, v in s.items() if k != "__name__")) for s in stored}
     assert ours and ours <= theirs
+    # Prometheus' own account of what it sent: something, and not one sample failed or was dropped.
+    sent = _remote_storage_counters(prom.url)
+    assert sent["prometheus_remote_storage_samples_total"] > 0, sent
+    assert sent["prometheus_remote_storage_samples_failed_total"] == 0, sent
+    assert sent["prometheus_remote_storage_samples_dropped_total"] == 0, sent
+
+
+def _remote_storage_counters(prometheus_url: str) -> dict[str, float]:
+    """The sender's remote-write counters from its /metrics, summed over remote queues."""
+    names = (
+        "prometheus_remote_storage_samples_total",
+        "prometheus_remote_storage_samples_failed_total",
+        "prometheus_remote_storage_samples_dropped_total",
+    )
+    totals = dict.fromkeys(names, 0.0)
+    for line in httpx.get(prometheus_url + "/metrics", timeout=10).text.splitlines():
+        name = line.split("{", 1)[0].split(" ", 1)[0]
+        if name in totals:
+            totals[name] += float(line.rsplit(" ", 1)[1])
+    return totals
 
 
 def test_broker_outage_gets_503_and_prometheus_retries_land(
