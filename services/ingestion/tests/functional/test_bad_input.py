@@ -10,6 +10,8 @@ from typing import Any
 import cramjam
 import httpx
 import pytest
+from google.protobuf import json_format
+from google.rpc import status_pb2
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 
 pytestmark = pytest.mark.functional
@@ -111,7 +113,7 @@ def test_malformed_bodies_never_get_a_5xx(ingestion: Any) -> None:
                 statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
                 assert response.status_code < 500, f"{path} {hdrs} -> {response.status_code} {response.text[:300]}"
                 if response.status_code >= 400:
-                    assert response.json()["error"], "a 4xx must say what was wrong"
+                    assert _refusal(path, response), "a 4xx must say what was wrong"
         assert client.get("/health").status_code == 200
         assert client.get("/ready").status_code == 200
     assert ingestion.proc.poll() is None
@@ -125,4 +127,13 @@ def test_oversized_body_is_refused_before_it_is_read(ingestion: Any) -> None:
         ingestion.http_url + "/v1/metrics", content=big, headers={"Content-Type": "application/x-protobuf"}
     )
     assert response.status_code == 413
-    assert "limit" in response.json()["error"]
+    assert "limit" in _refusal("/v1/metrics", response)
+
+
+def _refusal(path: str, response: httpx.Response) -> str:
+    """The message of a refusal: a google.rpc.Status on the OTLP paths (binary for protobuf), else ``error``."""
+    if not path.startswith("/v1/"):
+        return str(response.json()["error"])
+    if response.headers["content-type"] == "application/x-protobuf":
+        return status_pb2.Status.FromString(response.content).message
+    return json_format.Parse(response.text, status_pb2.Status()).message
