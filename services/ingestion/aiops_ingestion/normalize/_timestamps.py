@@ -119,12 +119,12 @@ class TimeWindow:
         if ts_ms < self.min_ms:
             return (
                 f"timestamp {_iso(ts_ms)} is {(self.now_ms - ts_ms) / 1000:.0f}s old, older than the accepted "
-                f"{(self.now_ms - self.min_ms) / 1000:.0f}s ({_AGE_SETTING}={self.max_sample_age_s:g}; "
+                f"{(self.now_ms - self.min_ms) / 1000:.0f}s ({_AGE_SETTING}={self.max_sample_age_s:.15g}; "
                 "0 turns the age check off)"
             )
         return (
             f"timestamp {_iso(ts_ms)} is {(ts_ms - self.now_ms) / 1000:.0f}s ahead of the server clock, more than "
-            f"the accepted {(self.max_ms - self.now_ms) / 1000:.0f}s ({_SKEW_SETTING}={self.max_future_skew_s:g})"
+            f"the accepted {(self.max_ms - self.now_ms) / 1000:.0f}s ({_SKEW_SETTING}={self.max_future_skew_s:.15g})"
         )
 
 

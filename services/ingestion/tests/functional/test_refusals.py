@@ -16,6 +16,7 @@ import pytest
 from aiops_common.broker.reader import read_values
 from aiops_common.schemas import LogBatch, MetricBatch, SpanBatch
 from aiops_common.topics import Topics, TopicSpec
+from aiops_ingestion.settings import IngestionSettings
 from google.protobuf import json_format
 from google.rpc import code_pb2, status_pb2
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
@@ -142,7 +143,8 @@ def test_an_old_sample_is_refused_naming_the_age_setting_and_its_value(ingestion
     sample = {"name": "old_probe", "value": 1, "timestamp": "2020-01-01T00:00:00Z"}
     response = httpx.post(ingestion.http_url + "/api/v1/metrics/write", json={"samples": [sample]})
     assert response.status_code == 400
-    assert "(AIOPS_INGEST_MAX_SAMPLE_AGE_S=604800; 0 turns the age check off)" in response.json()["error"]
+    age_s = IngestionSettings().ingest_max_sample_age_s  # the service runs with the default
+    assert f"(AIOPS_INGEST_MAX_SAMPLE_AGE_S={age_s:.15g}; 0 turns the age check off)" in response.json()["error"]
 
 
 # OTLP refusals and partial success ------------------------------------------------------------
