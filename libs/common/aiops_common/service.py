@@ -61,6 +61,12 @@ class ServiceSpec:
         with requires_extra(self.extra or self.name, f"the {self.name} service"):
             return getattr(importlib.import_module(module), attr)
 
+    def resolve(self) -> None:
+        """Import every part now, so that a missing extra is reported before a broker or server starts."""
+        for path in (self.settings_class, self.install, self.servers, self.commands):
+            if path is not None:
+                self._load(path)
+
     def load_settings(self) -> CommonSettings:
         settings: CommonSettings = self._load(self.settings_class)()
         return settings
