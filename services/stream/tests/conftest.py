@@ -17,9 +17,9 @@ from aiops_common.broker import Publisher, bootstrap_servers
 from aiops_common.broker.publisher import Message
 from aiops_common.schemas import FeatureBatch, MetricBatch, TopologyEdge
 from aiops_common.topics import Topics, TopicSpec
+from aiops_stream.series_clocks import SeriesClocks
 from aiops_stream.settings import StreamSettings
-from aiops_stream.tumbling import TumblingWindows
-from aiops_stream.window_processor import window_config
+from aiops_stream.window_processor import series_clocks, window_config
 
 Rows = dict[tuple[str, int, int], dict[str, float]]
 """Feature rows by (series key, window start, window length)."""
@@ -137,12 +137,15 @@ def uninterrupted_rows(settings: dict[str, Any], stream: list[tuple[int, bytes]]
     with ``idle_ms``, then an idle flush of every partition.
     """
     parsed = {k: tuple(json.loads(v)) if k == "stream_rollups" else v for k, v in settings.items()}
-    config = window_config(StreamSettings(**parsed))
-    engines: dict[int, TumblingWindows] = {}
+    stream_settings = StreamSettings(**parsed)
+    config = window_config(stream_settings)
+    engines: dict[int, SeriesClocks] = {}
     batches: list[FeatureBatch | None] = []
     for offset, (part, value) in enumerate(stream):
         batch = MetricBatch.decode(value)
-        engine = engines.setdefault(part, TumblingWindows(config, "metrics", part))
+        engine = engines.get(part)
+        if engine is None:
+            engine = engines[part] = series_clocks(stream_settings, config, "metrics", part)
         # Offsets only order a partition's messages here; any increasing number does.
         engine.add(offset, engine.series_ids(batch.series)[batch.sid], batch.ts_ms, batch.value)
         batches.append(engine.advance())
