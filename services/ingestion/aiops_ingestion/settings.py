@@ -27,8 +27,9 @@ class IngestionSettings(CommonSettings):
     ingest_max_series_per_request: int = 200_000
     ingest_max_future_skew_s: float = 600.0
     """Samples stamped further ahead of the server clock than this are rejected."""
-    ingest_max_sample_age_s: float = 7 * 24 * 3600.0
-    """Samples older than this are rejected (0 disables the check)."""
+    ingest_max_sample_age_s: float = 31 * 24 * 3600.0
+    """Samples older than this are rejected (0 disables the check). A month: history sent to a running platform
+    (a backfill, ``aiops replay`` of a few weeks) is windowed by its series' own clocks in the stream layer."""
     ingest_series_cache_size: int = Field(default=200_000, ge=2)
     """Most series whose checked, normalized form a process keeps for the next request (about 2 KB each).
 

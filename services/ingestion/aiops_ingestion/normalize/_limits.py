@@ -20,7 +20,7 @@ class Limits:
     max_label_value_length: int = 4096
     max_series_per_request: int = 200_000
     max_future_skew_s: float = 600.0
-    max_sample_age_s: float = 7 * 24 * 3600.0
+    max_sample_age_s: float = 31 * 24 * 3600.0
     """0 disables the age check (timestamps must still be positive)."""
     max_decompressed_bytes: int = 64 * 1024 * 1024
 
