@@ -63,13 +63,14 @@ def worker(
 
 
 def _run(names: list[str], settings: PlatformSettings, embedded: bool, app_name: str) -> None:
+    from aiops_common.worker_http import WorkerHttpPortError
     from aiops_ingestion.servers import PortInUseError
 
     from aiops_cli.runner import run_services
 
     try:
         run_services(names, settings, embedded, app_name)
-    except (BrokerStartError, PortInUseError) as exc:
+    except (BrokerStartError, PortInUseError, WorkerHttpPortError) as exc:
         raise _fail(str(exc)) from None
 
 
@@ -100,10 +101,14 @@ def tail(
 
 @app.command()
 def status() -> None:
-    """Show the broker, each topic's size and the receivers' health."""
-    from aiops_cli.status import http_status, topic_status
+    """Show the broker, each topic's size, each service's liveness, consumer lag, drops and models in use.
+
+    Run from any folder below the platform's: the data folder is AIOPS_DATA_DIR, else the nearest `.aiops` upward.
+    """
+    from aiops_cli.status import describe_worker, find_data_dir, http_status, topic_status, worker_status
 
     settings = PlatformSettings()
+    settings = settings.model_copy(update={"data_dir": find_data_dir(settings)})
     url, prefix = _broker_url(settings)
     state = RunState.read(settings.data_dir)
     typer.echo(f"broker   {url}{' (embedded)' if state and state.embedded_broker else ''}")
@@ -120,6 +125,10 @@ def status() -> None:
         typer.echo("")
         for path, result in http_status(state.http_url).items():
             typer.echo(f"ingestion {path:<8} {result}")
+    if state is not None and state.probe_url:
+        typer.echo("")
+        for line in describe_worker(state.services, worker_status(state.probe_url)):
+            typer.echo(line)
 
 
 @app.command()

@@ -12,6 +12,7 @@ import mode
 from aiops_common.broker import EmbeddedBroker, ensure_topics
 from aiops_common.faust_app import create_app
 from aiops_common.observability import configure_logging
+from aiops_common.worker_http import WorkerHttp
 from aiops_ingestion.settings import IngestionSettings
 
 from aiops_cli.catalog import SERVICES
@@ -34,7 +35,9 @@ def run_services(names: Sequence[str], settings: PlatformSettings, embedded: boo
     try:
         asyncio.run(ensure_topics(broker_url, settings.topic_prefix))
         app = create_app(app_name, settings, broker_url)
-        services: list[mode.Service] = []
+        # Probes first: /health answers while agents still recover their tables.
+        probes = WorkerHttp(app, settings, broker_url)
+        services: list[mode.Service] = [probes]
         http_url = grpc_address = None
         for name in names:
             entry = SERVICES[name]
@@ -49,9 +52,9 @@ def run_services(names: Sequence[str], settings: PlatformSettings, embedded: boo
             services.append(
                 HostTelemetry(f"{http_url}/v1/metrics", settings.host_metrics_service, settings.host_metrics_interval_s)
             )
-        RunState(broker_url, embedded, settings.topic_prefix, list(names), http_url, grpc_address, os.getpid()).write(
-            settings.data_dir
-        )
+        RunState(
+            broker_url, embedded, settings.topic_prefix, list(names), http_url, grpc_address, os.getpid(), probes.url
+        ).write(settings.data_dir)
         # The platform's own JSON log handler stays in place (Faust would install its own).
         worker = faust.Worker(
             app, *services, loglevel=settings.log_level, redirect_stdouts=False, override_logging=False

@@ -19,6 +19,7 @@ class RunState:
     http_url: str | None
     grpc_address: str | None
     pid: int
+    probe_url: str | None = None  # the worker's /health, /ready and /metrics (every service of this process)
 
     @staticmethod
     def path(data_dir: Path) -> Path:
