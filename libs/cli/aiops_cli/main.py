@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import getpass
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from aiops_common.broker import BrokerStartError
+from aiops_common.labels import parse_labels
 from aiops_common.topics import ALL_TOPICS
 
 from aiops_cli.catalog import SERVICES
 from aiops_cli.settings import PlatformSettings
 from aiops_cli.state import RunState
-from aiops_cli.train import parse_labels, train
 
 __all__ = ["app"]
 
@@ -146,36 +144,6 @@ def config() -> None:
             secret = "secret" in name or "password" in name or "token" in name
             shown = "***" if secret and value else repr(value)
             typer.echo(f"  AIOPS_{name.upper():<36} {shown:<28} {field.description or ''}")
-
-
-app.command()(train)
-
-
-@app.command()
-def feedback(
-    anomaly_id: Annotated[str, typer.Argument(help="The anomaly's id, as `aiops tail anomalies` shows it.")],
-    false_positive: Annotated[
-        bool, typer.Option("--false-positive", help="Not an anomaly: make its series less sensitive.")
-    ] = False,
-    true_positive: Annotated[bool, typer.Option("--true-positive", help="A real anomaly: keep or tighten.")] = False,
-    note: Annotated[str, typer.Option(help="Why, for whoever retrains or reviews.")] = "",
-    by: Annotated[str | None, typer.Option(help="Who labels it; default: the current user.")] = None,
-) -> None:
-    """Label an anomaly a true or a false positive; the detection service moves its series' threshold."""
-    from aiops_common.schemas import FeedbackLabel, FeedbackRecord
-
-    from aiops_cli.feedback import send_feedback
-
-    if false_positive == true_positive:
-        raise _fail("give exactly one of --false-positive and --true-positive")
-    label = FeedbackLabel.FALSE_POSITIVE if false_positive else FeedbackLabel.TRUE_POSITIVE
-    record = FeedbackRecord(
-        subject_id=anomaly_id, label=label, by=by or getpass.getuser(), at=datetime.now(UTC), note=note
-    )
-    settings = PlatformSettings()
-    url, prefix = _broker_url(settings)
-    asyncio.run(send_feedback(url, prefix, record, settings.publish_timeout_s))
-    typer.echo(f"{label.value} on {anomaly_id} ({record.id})")
 
 
 @app.command()

@@ -1,20 +1,30 @@
-"""``aiops train``: train the detection cascades on TSDB history and store them as new model versions."""
+"""Detection's own ``aiops`` commands: ``train`` (cascades on TSDB history) and ``feedback`` (label an anomaly).
+
+Heavy imports (torch, the detectors) happen inside the commands, so ``aiops --help`` stays fast.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import getpass
 import re
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from aiops_common.labels import parse_labels
 
 if TYPE_CHECKING:
     from aiops_common.models import ModelVersion
+    from aiops_common.schemas import FeedbackRecord
+
     from aiops_detection.service_settings import DetectionServiceSettings
 
-__all__ = ["parse_duration_s", "parse_labels", "train"]
+__all__ = ["commands", "feedback", "parse_duration_s", "train"]
+
+commands = typer.Typer()
+"""Joined to the ``aiops`` command line by the detection service's spec (``aiops_detection.service``)."""
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -31,16 +41,6 @@ def parse_duration_s(text: str) -> float:
     return float(match.group(1)) * _UNITS[match.group(2) or "s"]
 
 
-def parse_labels(pairs: list[str]) -> dict[str, str]:
-    out = {}
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        if not sep or not name:
-            raise typer.BadParameter(f"--label takes name=value, got {pair!r}")
-        out[name] = value
-    return out
-
-
 async def _train(
     settings: DetectionServiceSettings,
     names: list[str],
@@ -55,9 +55,10 @@ async def _train(
     from aiops_common.models import open_model_registry
     from aiops_common.schemas import FeedbackLabel
     from aiops_common.tsdb import open_tsdb
+    from tqdm import tqdm
+
     from aiops_detection.detectors.series_detectors import cascade_params
     from aiops_detection.detectors.trained_models import encode_models, load_history, model_name, train_all
-    from tqdm import tqdm
 
     if settings.detect_torch_threads:
         torch.set_num_threads(settings.detect_torch_threads)
@@ -105,6 +106,7 @@ async def _train(
     return stored
 
 
+@commands.command()
 def train(
     names: Annotated[
         list[str] | None, typer.Argument(help="Feature series names, e.g. red.latency_s; none: every series.")
@@ -135,3 +137,74 @@ def train(
     )
     if not stored:
         raise typer.Exit(code=1)
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    return typer.Exit(code=1)
+
+
+async def _send_label(record: FeedbackRecord, force: bool, settings: DetectionServiceSettings) -> None:
+    from aiops_common.broker import Publisher
+    from aiops_common.broker.publisher import Message
+    from aiops_common.feedback import open_feedback_store
+    from aiops_common.run_state import running_broker
+    from aiops_common.topics import Topics
+
+    if not force:
+        store = open_feedback_store(settings.feedback_url)
+        try:
+            known = await store.anomaly(record.subject_id)
+        finally:
+            await store.close()
+        if known is None:
+            raise _fail(
+                f"no anomaly {record.subject_id!r} in the feedback store {settings.feedback_url}, where the detection"
+                " service archives every anomaly it publishes. Check the id (`aiops tail anomalies`); if the"
+                " platform keeps its feedback store elsewhere (AIOPS_FEEDBACK_URL), or the anomaly was only"
+                " just published, give --force: the label is kept and applied when the anomaly is archived."
+            )
+    broker = running_broker(settings)
+    if broker is None:
+        raise _fail(f"no platform is running from {settings.data_dir} and AIOPS_BROKER_URL is not set (run `aiops up`)")
+    publisher = Publisher(broker[0], broker[1], timeout_s=settings.publish_timeout_s)
+    try:
+        # Keyed by its subject, as the topic says: every label on one anomaly stays in order.
+        await publisher.publish([Message(Topics.FEEDBACK, record.encode(), key=record.subject_id.encode())])
+    finally:
+        await publisher.stop()
+
+
+@commands.command()
+def feedback(
+    anomaly_id: Annotated[str, typer.Argument(help="The anomaly's id, as `aiops tail anomalies` shows it.")],
+    false_positive: Annotated[
+        bool, typer.Option("--false-positive", help="Not an anomaly: make its series less sensitive.")
+    ] = False,
+    true_positive: Annotated[bool, typer.Option("--true-positive", help="A real anomaly: keep or tighten.")] = False,
+    note: Annotated[str, typer.Option(help="Why, for whoever retrains or reviews.")] = "",
+    by: Annotated[str | None, typer.Option(help="Who labels it; default: the current user.")] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Send the label even if the feedback store does not know the anomaly (yet); it waits there for it.",
+        ),
+    ] = False,
+) -> None:
+    """Label an anomaly a true or a false positive; the detection service moves its series' threshold.
+
+    The id is checked against the feedback store (AIOPS_FEEDBACK_URL) first: an unknown id exits 1.
+    """
+    from aiops_common.schemas import FeedbackLabel, FeedbackRecord
+
+    from aiops_detection.service_settings import DetectionServiceSettings
+
+    if false_positive == true_positive:
+        raise _fail("give exactly one of --false-positive and --true-positive")
+    label = FeedbackLabel.FALSE_POSITIVE if false_positive else FeedbackLabel.TRUE_POSITIVE
+    record = FeedbackRecord(
+        subject_id=anomaly_id, label=label, by=by or getpass.getuser(), at=datetime.now(UTC), note=note
+    )
+    asyncio.run(_send_label(record, force, DetectionServiceSettings()))
+    typer.echo(f"{label.value} on {anomaly_id} ({record.id})")

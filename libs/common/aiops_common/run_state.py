@@ -1,0 +1,63 @@
+"""The running platform's address book (``<data_dir>/state.json``): written by ``aiops up``, read by every command."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from aiops_common.settings import CommonSettings
+
+__all__ = ["RunState", "running_broker"]
+
+
+@dataclass(frozen=True, slots=True)
+class RunState:
+    broker_url: str
+    embedded_broker: bool
+    topic_prefix: str
+    services: list[str]
+    http_url: str | None
+    grpc_address: str | None
+    pid: int
+    probe_url: str | None = None  # the worker's /health, /ready and /metrics (every service of this process)
+
+    @staticmethod
+    def path(data_dir: Path) -> Path:
+        return Path(data_dir) / "state.json"
+
+    def write(self, data_dir: Path) -> None:
+        path = self.path(data_dir)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(self), indent=2))
+        tmp.replace(path)
+
+    @classmethod
+    def read(cls, data_dir: Path) -> RunState | None:
+        """The state of a platform still running from ``data_dir``, else None."""
+        path = cls.path(data_dir)
+        try:
+            state = cls(**json.loads(path.read_text()))
+        except (OSError, ValueError, TypeError):
+            return None
+        try:
+            os.kill(state.pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            pass
+        return state
+
+    @classmethod
+    def clear(cls, data_dir: Path) -> None:
+        cls.path(data_dir).unlink(missing_ok=True)
+
+
+def running_broker(settings: CommonSettings) -> tuple[str, str] | None:
+    """The broker a command talks to and its topic prefix: ``AIOPS_BROKER_URL``, else the one ``aiops up`` runs."""
+    if settings.broker_url:
+        return settings.broker_url, settings.topic_prefix
+    state = RunState.read(settings.data_dir)
+    return None if state is None else (state.broker_url, state.topic_prefix)
