@@ -38,7 +38,7 @@ def scaled(timeout_s: float, settings: TestTimingSettings | None = None) -> floa
 
 @overload
 async def eventually(
-    check: Callable[[], Awaitable[T]],
+    check: Callable[[], Awaitable[T | None]],
     timeout: float = ...,  # noqa: ASYNC109
     what: str = ...,
     interval: float = ...,
@@ -48,7 +48,7 @@ async def eventually(
 
 @overload
 async def eventually(
-    check: Callable[[], T],
+    check: Callable[[], T | None],
     timeout: float = ...,  # noqa: ASYNC109
     what: str = ...,
     interval: float = ...,

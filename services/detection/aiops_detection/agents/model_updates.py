@@ -18,14 +18,19 @@ from dataclasses import dataclass
 import faust
 import structlog
 from aiops_common.models import ModelRegistry, open_model_registry
+from prometheus_client import Gauge
 
 from aiops_detection.detectors.series_detectors import TrainedSeries, cascade_params
 from aiops_detection.detectors.trained_models import decode_models, model_name
 from aiops_detection.service_settings import DetectionServiceSettings
 
-__all__ = ["LoadedModels", "ModelBook", "install"]
+__all__ = ["MODEL_VERSION", "LoadedModels", "ModelBook", "install"]
 
 log = structlog.get_logger(__name__)
+
+MODEL_VERSION = Gauge(
+    "aiops_detection_model_version", "Trained model version the detector partitions use (absent: none yet)", ["model"]
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +88,8 @@ class ModelBook:
             log.info("model loaded", model=name, version=latest.version, series=len(series))
         if fresh:
             self.loaded = loaded
+            for models in fresh:
+                MODEL_VERSION.labels(models.name).set(models.version)
         return fresh
 
 

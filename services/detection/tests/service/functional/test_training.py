@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,7 +14,7 @@ from aiops_common.topics import Topics
 from aiops_common.tsdb import open_tsdb
 
 from ..conftest import SHIFT, SPIKE, T0, WINDOW_MS, incident_history
-from .conftest import DetectionWorker, aiops, read_until, send_windows
+from .conftest import STATE_S, DetectionWorker, aiops, read_until, send_windows
 
 pytestmark = pytest.mark.functional
 
@@ -24,7 +24,7 @@ HISTORY = 150  # windows in the TSDB before the worker sees any
 
 
 async def test_a_trained_version_is_picked_up_and_spares_the_cold_start(
-    detection_worker: Callable[[], DetectionWorker],
+    detection_worker: Callable[[], Awaitable[DetectionWorker]],
     publisher: Publisher,
     service_env: dict[str, str],
     broker_url: str,
@@ -40,7 +40,7 @@ async def test_a_trained_version_is_picked_up_and_spares_the_cold_start(
     await tsdb.write(builder.build())
     await tsdb.close()
 
-    worker = detection_worker()
+    worker = await detection_worker()
     end = datetime.fromtimestamp((T0 + HISTORY * WINDOW_MS) / 1000, UTC).isoformat()
     done = aiops(service_env, "train", "cpu", "--window", "60", "--since", "30d", "--end", end)
     assert "cascade-60s version 1: 1 series, 150 points" in done.stdout, done.stdout
@@ -48,7 +48,12 @@ async def test_a_trained_version_is_picked_up_and_spares_the_cold_start(
     latest = await registry.latest("cascade-60s")
     assert latest is not None and latest.version == 1
     assert latest.training_end_ms == T0 + HISTORY * WINDOW_MS and latest.metrics["series"] == 1.0
-    await worker.until_logged("model loaded")
+    version = await worker.eventually(
+        lambda: worker.metric("aiops_detection_model_version", model="cascade-60s"),
+        STATE_S,
+        "the worker to load cascade-60s (its /metrics)",
+    )
+    assert version == 1.0
 
     for i in range(HISTORY, 300, 10):
         chunk = {"value": values[i : i + 10], "count": [6.0] * 10}
