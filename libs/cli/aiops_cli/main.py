@@ -9,16 +9,20 @@ from typing import Annotated
 
 import typer
 from aiops_common.broker import BrokerStartError
+from aiops_common.extras import MissingExtraError
 from aiops_common.labels import parse_labels
+from aiops_common.service import ServiceStartError, discover_services
 from aiops_common.topics import ALL_TOPICS
 
-from aiops_cli.catalog import SERVICES
 from aiops_cli.settings import PlatformSettings
 from aiops_cli.state import RunState
 
 __all__ = ["app"]
 
 app = typer.Typer(help="AIOps platform: ingest telemetry, detect anomalies, find root causes.", no_args_is_help=True)
+
+#: Every installed service, found by entry point (``aiops.services``): the CLI imports no service itself.
+SERVICES = discover_services()
 
 
 def _fail(message: str) -> typer.Exit:
@@ -62,13 +66,12 @@ def worker(
 
 def _run(names: list[str], settings: PlatformSettings, embedded: bool, app_name: str) -> None:
     from aiops_common.worker_http import WorkerHttpPortError
-    from aiops_ingestion.servers import PortInUseError
 
     from aiops_cli.runner import run_services
 
     try:
         run_services(names, settings, embedded, app_name)
-    except (BrokerStartError, PortInUseError, WorkerHttpPortError) as exc:
+    except (BrokerStartError, ServiceStartError, MissingExtraError, WorkerHttpPortError) as exc:
         raise _fail(str(exc)) from None
 
 
@@ -193,3 +196,17 @@ def replay(
     except ReplayError as exc:
         raise _fail(str(exc)) from None
     typer.echo(f"{sent} samples acknowledged by {url}")
+
+
+def _add_service_commands() -> None:
+    """Each service's own commands (``aiops train`` from detection) join the ``aiops`` command line."""
+    for spec in SERVICES.values():
+        try:
+            commands = spec.load_commands()
+        except MissingExtraError:
+            continue  # not installed in this image; `aiops worker NAME` says which extra to add
+        if commands is not None:
+            app.add_typer(commands)
+
+
+_add_service_commands()

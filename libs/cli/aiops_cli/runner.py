@@ -10,13 +10,12 @@ from pathlib import Path
 import faust
 import mode
 from aiops_common.broker import EmbeddedBroker, ensure_topics
+from aiops_common.extras import requires_extra
 from aiops_common.faust_app import create_app
 from aiops_common.observability import configure_logging
+from aiops_common.service import Endpoint, discover_services
 from aiops_common.worker_http import WorkerHttp
-from aiops_ingestion.settings import IngestionSettings
 
-from aiops_cli.catalog import SERVICES
-from aiops_cli.host_telemetry import HostTelemetry
 from aiops_cli.settings import PlatformSettings
 from aiops_cli.state import RunState
 
@@ -26,6 +25,9 @@ __all__ = ["run_services"]
 def run_services(names: Sequence[str], settings: PlatformSettings, embedded: bool, app_name: str) -> None:
     """Run ``names`` until SIGINT/SIGTERM; start (and stop) the embedded broker when ``embedded``."""
     configure_logging(settings.log_level, settings.log_format)
+    specs = [discover_services()[name] for name in names]
+    for spec in specs:
+        spec.resolve()  # a missing extra is one line before anything starts
     broker: EmbeddedBroker | None = None
     if embedded:
         broker = EmbeddedBroker(settings.broker_port, log_path=Path(settings.data_dir) / "broker.log")
@@ -38,20 +40,17 @@ def run_services(names: Sequence[str], settings: PlatformSettings, embedded: boo
         # Probes first: /health answers while agents still recover their tables.
         probes = WorkerHttp(app, settings, broker_url)
         services: list[mode.Service] = [probes]
-        http_url = grpc_address = None
-        for name in names:
-            entry = SERVICES[name]
-            svc_settings = entry.load_settings()
-            entry.install_agents(app, svc_settings)
-            servers = entry.make_servers(svc_settings, broker_url)
+        urls: dict[str, str] = {}
+        for spec in specs:
+            svc_settings = spec.load_settings()
+            spec.install_agents(app, svc_settings)
+            servers = spec.make_servers(svc_settings, broker_url)
             if servers is not None:
                 services.append(servers)
-            if isinstance(svc_settings, IngestionSettings):
-                http_url, grpc_address = svc_settings.http_url, svc_settings.grpc_address
+            urls.update(svc_settings.advertised_urls())
+        http_url, grpc_address = urls.get(Endpoint.TELEMETRY_HTTP), urls.get(Endpoint.TELEMETRY_GRPC)
         if settings.host_metrics and http_url is not None:
-            services.append(
-                HostTelemetry(f"{http_url}/v1/metrics", settings.host_metrics_service, settings.host_metrics_interval_s)
-            )
+            services.append(_host_telemetry(f"{http_url}/v1/metrics", settings))
         RunState(
             broker_url, embedded, settings.topic_prefix, list(names), http_url, grpc_address, os.getpid(), probes.url
         ).write(settings.data_dir)
@@ -66,3 +65,10 @@ def run_services(names: Sequence[str], settings: PlatformSettings, embedded: boo
     finally:
         if broker is not None:
             broker.stop()
+
+
+def _host_telemetry(endpoint: str, settings: PlatformSettings) -> mode.Service:
+    with requires_extra("host-metrics", "reporting this host's metrics (turn it off with AIOPS_HOST_METRICS=false)"):
+        from aiops_cli.host_telemetry import HostTelemetry
+
+    return HostTelemetry(endpoint, settings.host_metrics_service, settings.host_metrics_interval_s)
