@@ -29,7 +29,8 @@ __all__ = [
 
 _DROPS = re.compile(r".*drop.*_total$")
 """Every counter of skipped input, whatever layer adds it (``aiops_agent_dropped_records_total``, the stream's ...)."""
-_MODELS = re.compile(r".*model.*_info$")
+_MODELS = re.compile(r".*model.*(_info|_version)$")
+"""The models in use: an info series (labels say it all) or a version gauge (its value is the version)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +96,7 @@ class WorkerStatus:
     lag: dict[str, list[float]] = field(default_factory=dict)  # topic -> lag of each assigned partition
     drops: dict[str, float] = field(default_factory=dict)  # 'metric{labels}' -> count
     records_in: dict[str, float] = field(default_factory=dict)  # agent -> messages taken
-    models: list[dict[str, str]] = field(default_factory=list)  # labels of each ``*model*_info`` series
+    models: list[dict[str, str]] = field(default_factory=list)  # labels (and version) of each model in use
 
 
 def _labels(labels: dict[str, str]) -> str:
@@ -119,7 +120,8 @@ def worker_status(url: str, timeout_s: float = 2.0) -> WorkerStatus:
             elif _DROPS.match(sample.name) and sample.value:
                 status.drops[f"{sample.name}{{{_labels(sample.labels)}}}"] = sample.value
             elif _MODELS.match(sample.name) and sample.value:
-                status.models.append(dict(sample.labels))
+                version = {} if sample.name.endswith("_info") else {"version": str(int(sample.value))}
+                status.models.append({**sample.labels, **version})
     status.lag = dict(lag)
     return status
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import faust
-import structlog
+from aiops_common.agent_loop import decode_or_skip
 from aiops_common.feedback import FeedbackStore
-from aiops_common.schemas import AnomalyRecord, SchemaError
+from aiops_common.schemas import AnomalyRecord
 from aiops_common.topics import Topics, declare
 
 from aiops_detection.agents.feedback_labels import apply_labels
@@ -15,24 +15,20 @@ from aiops_detection.service_settings import DetectionServiceSettings
 
 __all__ = ["install"]
 
-log = structlog.get_logger(__name__)
-
 
 def install(app: faust.App, settings: DetectionServiceSettings, store: FeedbackStore) -> None:
     topic = declare(app, Topics.ANOMALIES, settings.topic_prefix)
 
+    async def record(anomaly: AnomalyRecord) -> int:
+        # Recorded before its labels are looked up: a label kept in between finds this
+        # anomaly on its own side and is applied there (see ``feedback_labels``).
+        await store.record_anomaly(anomaly)
+        if await store.labels(anomaly.id):
+            # Labelled before it got here: the same path as a label arriving second applies it.
+            await apply_labels(store, anomaly.series_key, settings)
+        return 0  # publishes nothing
+
     @app.agent(topic, name="anomaly_archive")
     async def archive(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
-        async for value in stream:
-            try:
-                anomaly = AnomalyRecord.decode(value)
-            except SchemaError as exc:
-                log.error("skipping undecodable anomaly", error=str(exc))
-                continue
-            # Recorded before its labels are looked up: a label kept in between finds this
-            # anomaly on its own side and is applied there (see ``feedback_labels``).
-            await store.record_anomaly(anomaly)
-            if await store.labels(anomaly.id):
-                # Labelled before it got here: the same path as a label arriving second applies it.
-                await apply_labels(store, anomaly.series_key, settings)
+        async for _ in decode_or_skip(stream, "anomaly_archive", AnomalyRecord.decode, record):
             yield None

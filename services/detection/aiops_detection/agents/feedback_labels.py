@@ -14,8 +14,9 @@ from datetime import UTC, datetime
 
 import faust
 import structlog
+from aiops_common.agent_loop import decode_or_skip
 from aiops_common.feedback import FeedbackStore, Sensitivity
-from aiops_common.schemas import FeedbackRecord, SchemaError
+from aiops_common.schemas import FeedbackRecord
 from aiops_common.topics import Topics, declare
 
 from aiops_detection.detectors.sensitivity import fold_labels
@@ -50,20 +51,18 @@ async def apply_labels(store: FeedbackStore, series_key: str, settings: Detectio
 def install(app: faust.App, settings: DetectionServiceSettings, store: FeedbackStore) -> None:
     topic = declare(app, Topics.FEEDBACK, settings.topic_prefix)
 
+    async def take_label(feedback: FeedbackRecord) -> int:
+        # Kept before the anomaly is looked up: if the archive records the anomaly in
+        # between, it finds this label and applies it (the store serialises both).
+        await store.add_label(feedback)
+        anomaly = await store.anomaly(feedback.subject_id) if feedback.subject_kind == "anomaly" else None
+        if anomaly is None:
+            log.info("label pending until its anomaly is archived", subject=feedback.subject_id)
+        else:
+            await apply_labels(store, anomaly.series_key, settings)
+        return 0  # publishes nothing
+
     @app.agent(topic, name="feedback_labels")
     async def labels(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
-        async for value in stream:
-            try:
-                feedback = FeedbackRecord.decode(value)
-            except SchemaError as exc:
-                log.error("skipping undecodable feedback", error=str(exc))
-                continue
-            # Kept before the anomaly is looked up: if the archive records the anomaly in
-            # between, it finds this label and applies it (the store serialises both).
-            await store.add_label(feedback)
-            anomaly = await store.anomaly(feedback.subject_id) if feedback.subject_kind == "anomaly" else None
-            if anomaly is None:
-                log.info("label pending until its anomaly is archived", subject=feedback.subject_id)
-            else:
-                await apply_labels(store, anomaly.series_key, settings)
+        async for _ in decode_or_skip(stream, "feedback_labels", FeedbackRecord.decode, take_label):
             yield None

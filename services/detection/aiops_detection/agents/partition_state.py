@@ -31,6 +31,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 import faust
 import structlog
+from aiops_common.agent_loop import AGENT_DROPPED, AgentMeter
 from aiops_common.partition_replay import ReplayingStage, pack, unpack
 from aiops_common.schemas import FeatureBatch, SchemaError
 
@@ -159,6 +160,7 @@ class FeatureStage(ReplayingStage[SeriesPartition[R]]):
         self._checkpointed_at: dict[int, float] = {}
         self.undecodable = 0
         self.failed = 0
+        self.meter = AgentMeter(name)
 
     def create(self, partition: int) -> SeriesPartition[R]:
         return self.factory(partition)
@@ -189,7 +191,7 @@ class FeatureStage(ReplayingStage[SeriesPartition[R]]):
             batch = FeatureBatch.decode(value or b"")
         except SchemaError as exc:
             self.undecodable += 1
-            log.error("skipping undecodable feature batch", stage=self.name, error=str(exc))
+            self.meter.dropped("undecodable", str(exc))
             return []
         try:
             return part.process(batch)
@@ -197,13 +199,17 @@ class FeatureStage(ReplayingStage[SeriesPartition[R]]):
             # A batch that breaks a detector must not stall its partition for good (the agent would crash
             # on it again after every restart): logged with its traceback and skipped.
             self.failed += 1
+            AGENT_DROPPED.labels(self.name, "failed").inc()
             log.exception("feature batch failed; skipped", stage=self.name, batch=batch.id)
             return []
 
     async def take(self, partition: int, part: SeriesPartition[R], value: bytes | None, offset: int) -> None:
-        found = await asyncio.to_thread(self._process, part, value)
-        if found:
-            await self.emit(found)
+        self.meter.took()
+        with self.meter.timed():
+            found = await asyncio.to_thread(self._process, part, value)
+            if found:
+                await self.emit(found)
+        self.meter.sent(len(found))
 
     async def after_delivery(self, partition: int, part: SeriesPartition[R]) -> None:
         if time.monotonic() - self._checkpointed_at.get(partition, 0.0) >= self.checkpoint_interval_s:
