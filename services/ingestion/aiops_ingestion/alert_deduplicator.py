@@ -12,13 +12,11 @@ import time
 from collections.abc import AsyncIterator
 
 import faust
-import structlog
-from aiops_common.schemas import AlertRecord, SchemaError
+from aiops_common.agent_loop import decode_or_skip
+from aiops_common.schemas import AlertRecord
 from aiops_common.topics import Topics, declare
 
 __all__ = ["install_alert_deduplicator"]
-
-log = structlog.get_logger(__name__)
 
 
 def install_alert_deduplicator(app: faust.App, prefix: str, ttl_s: float) -> None:
@@ -32,20 +30,18 @@ def install_alert_deduplicator(app: faust.App, prefix: str, ttl_s: float) -> Non
         help="dedup key -> first time it was seen (epoch seconds)",
     )
 
+    async def pass_on_first(alert: AlertRecord) -> int:
+        key = alert.dedup_key
+        if key in seen:
+            return 0
+        # Send before recording: a crash in between re-sends (at-least-once), never loses.
+        await deduplicated.send(key=alert.fingerprint.encode(), value=alert.encode())
+        seen[key] = time.time()
+        return 1
+
     @app.agent(received, name="alert_deduplicator")
     async def deduplicate(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
-        async for value in stream:
-            try:
-                alert = AlertRecord.decode(value)
-            except SchemaError as exc:
-                log.error("skipping undecodable alert", error=str(exc))
-                continue
-            key = alert.dedup_key
-            if key in seen:
-                continue
-            # Send before recording: a crash in between re-sends (at-least-once), never loses.
-            await deduplicated.send(key=alert.fingerprint.encode(), value=alert.encode())
-            seen[key] = time.time()
+        async for _ in decode_or_skip(stream, "alert_deduplicator", AlertRecord.decode, pass_on_first):
             yield None
 
     @app.timer(interval=max(ttl_s / 10, 1.0), name="alert_deduplicator_expiry")  # type: ignore[untyped-decorator]  # faust leaves it unannotated
