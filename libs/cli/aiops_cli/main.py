@@ -11,11 +11,11 @@ import typer
 from aiops_common.broker import BrokerStartError
 from aiops_common.extras import MissingExtraError
 from aiops_common.labels import parse_labels
+from aiops_common.run_state import RunState, running_broker
 from aiops_common.service import ServiceStartError, discover_services
 from aiops_common.topics import ALL_TOPICS
 
 from aiops_cli.settings import PlatformSettings
-from aiops_cli.state import RunState
 
 __all__ = ["app"]
 
@@ -32,12 +32,10 @@ def _fail(message: str) -> typer.Exit:
 
 def _broker_url(settings: PlatformSettings) -> tuple[str, str]:
     """The broker to talk to: AIOPS_BROKER_URL, else the one ``aiops up`` started; plus the topic prefix."""
-    if settings.broker_url:
-        return settings.broker_url, settings.topic_prefix
-    state = RunState.read(settings.data_dir)
-    if state is None:
+    found = running_broker(settings)
+    if found is None:
         raise _fail(f"no platform is running from {settings.data_dir} and AIOPS_BROKER_URL is not set (run `aiops up`)")
-    return state.broker_url, state.topic_prefix
+    return found
 
 
 @app.command()

@@ -13,11 +13,11 @@ from aiops_common.broker import EmbeddedBroker, ensure_topics
 from aiops_common.extras import requires_extra
 from aiops_common.faust_app import create_app
 from aiops_common.observability import configure_logging
+from aiops_common.run_state import RunState
 from aiops_common.service import Endpoint, discover_services
 from aiops_common.worker_http import WorkerHttp
 
 from aiops_cli.settings import PlatformSettings
-from aiops_cli.state import RunState
 
 __all__ = ["run_services"]
 

@@ -11,11 +11,10 @@ import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 from aiops_common.broker import bootstrap_servers
+from aiops_common.run_state import RunState
 from aiops_common.settings import CommonSettings
 from aiops_common.topics import ALL_TOPICS
 from prometheus_client.parser import text_string_to_metric_families
-
-from aiops_cli.state import RunState
 
 __all__ = [
     "TopicStatus",
