@@ -63,13 +63,11 @@ def worker(
 
 
 def _run(names: list[str], settings: PlatformSettings, embedded: bool, app_name: str) -> None:
-    from aiops_common.worker_http import WorkerHttpPortError
-
     from aiops_cli.runner import run_services
 
     try:
         run_services(names, settings, embedded, app_name)
-    except (BrokerStartError, ServiceStartError, MissingExtraError, WorkerHttpPortError) as exc:
+    except (BrokerStartError, ServiceStartError, MissingExtraError) as exc:
         raise _fail(str(exc)) from None
 
 

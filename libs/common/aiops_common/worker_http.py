@@ -20,6 +20,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from aiops_common.broker.addresses import bootstrap_servers
+from aiops_common.service import ServiceStartError
 from aiops_common.settings import CommonSettings
 
 __all__ = ["ConsumerLagCollector", "WorkerHttp", "WorkerHttpPortError"]
@@ -27,7 +28,7 @@ __all__ = ["ConsumerLagCollector", "WorkerHttp", "WorkerHttpPortError"]
 log = structlog.get_logger(__name__)
 
 
-class WorkerHttpPortError(OSError):
+class WorkerHttpPortError(ServiceStartError):
     """The probe server's port is taken; the message is one line for the user."""
 
 
