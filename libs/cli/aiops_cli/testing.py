@@ -6,12 +6,24 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Self
+from typing import Self, TypeVar
 
-__all__ = ["WorkerProcess", "worker_env"]
+import httpx
+from aiops_common.testing.eventually import EventuallyTimeoutError, eventually
+
+__all__ = ["STARTUP_S", "WorkerExitedError", "WorkerProcess", "worker_env"]
+
+V = TypeVar("V")
+
+STARTUP_S = 120.0
+"""Budget for a worker to take its partitions (imports, group join, a killed member's session to expire)."""
+
+
+class WorkerExitedError(RuntimeError):
+    """The worker a test waits on has exited; not an ``AssertionError``, so ``eventually()`` stops at once."""
 
 
 def worker_env(broker_url: str, topic_prefix: str, data_dir: Path, **settings: object) -> dict[str, str]:
@@ -34,24 +46,64 @@ def worker_env(broker_url: str, topic_prefix: str, data_dir: Path, **settings: o
 
 @dataclass
 class WorkerProcess:
-    """One worker process and its log; ``kill`` is SIGKILL, ``stop`` a clean SIGTERM."""
+    """One worker process and its log; ``kill`` is SIGKILL, ``stop`` a clean SIGTERM.
+
+    Started with ``http_port``, it serves its probes there (``AIOPS_WORKER_HTTP_PORT``)
+    and :meth:`until_ready` waits for ``/ready``: the worker holds its partitions, so a
+    budget that starts after it measures the work, not the start-up.
+    """
 
     proc: subprocess.Popen[bytes]
     log_path: Path
+    probe_url: str = ""
 
     @classmethod
-    def start(cls, service: str, env: Mapping[str, str], log_path: Path) -> Self:
+    def start(cls, service: str, env: Mapping[str, str], log_path: Path, http_port: int | None = None) -> Self:
+        environment = dict(env)
+        if http_port is not None:
+            environment["AIOPS_WORKER_HTTP_PORT"] = str(http_port)
         with log_path.open("ab") as log:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "aiops_cli", "worker", service],
-                env=dict(env),
+                env=environment,
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        return cls(proc, log_path)
+        return cls(proc, log_path, f"http://127.0.0.1:{http_port}" if http_port is not None else "")
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def check_alive(self) -> None:
+        if self.proc.poll() is not None:
+            raise WorkerExitedError(f"worker exited with {self.proc.returncode}\n{self.log()[-6000:]}")
+
+    async def until_ready(self, timeout_s: float = STARTUP_S) -> None:
+        """Wait until the worker's ``/ready`` answers 200 (it was started with ``http_port``)."""
+        if not self.probe_url:
+            raise ValueError("the worker was started without http_port: it has no /ready to wait for")
+
+        async def ready() -> bool:
+            try:
+                async with httpx.AsyncClient(timeout=5.0) as client:
+                    return (await client.get(self.probe_url + "/ready")).status_code == 200
+            except httpx.TransportError:
+                return False  # the probe server is not listening yet
+
+        await self.eventually(ready, timeout_s, "the worker's /ready (partitions assigned)")
+
+    async def eventually(self, check: Callable[[], Awaitable[V | None]], timeout_s: float, what: str) -> V:
+        """:func:`eventually` that stops at once if the worker exits, and shows its log on time-out."""
+
+        async def alive_check() -> V | None:
+            self.check_alive()
+            return await check()
+
+        try:
+            found: V = await eventually(alive_check, timeout=timeout_s, what=what)
+        except EventuallyTimeoutError as exc:
+            raise EventuallyTimeoutError(f"{exc}\n{self.log()[-6000:]}") from None
+        return found
 
     def kill(self) -> None:
         """SIGKILL: no shutdown, no final commit, no flush."""

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,9 +11,10 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiops_cli.testing import WorkerProcess, worker_env
-from aiops_common.broker import Publisher, bootstrap_servers
+from aiops_common.broker import Publisher, bootstrap_servers, free_port
 from aiops_common.broker.publisher import Message
 from aiops_common.schemas import FeatureBatch, MetricBatch, TopologyEdge
+from aiops_common.testing.eventually import eventually
 from aiops_common.topics import Topics, TopicSpec
 from aiops_stream.series_clocks import SeriesClocks
 from aiops_stream.settings import StreamSettings
@@ -31,12 +30,15 @@ StreamWorker = WorkerProcess
 
 @pytest.fixture
 def stream_worker(broker_url: str, topic_prefix: str, tmp_path: Path) -> Iterator[Callable[..., StreamWorker]]:
-    """Start the stream worker with ``AIOPS_*`` settings; every one started is stopped after the test."""
+    """Start the stream worker with ``AIOPS_*`` settings and its probe server; every one started is stopped after.
+
+    :meth:`TopicReader.until` waits for the worker's ``/ready`` before its budget starts.
+    """
     started: list[StreamWorker] = []
 
     def start(**settings: Any) -> StreamWorker:
         env = worker_env(broker_url, topic_prefix, tmp_path / "data", **settings)
-        worker = WorkerProcess.start("stream", env, tmp_path / f"stream-{len(started)}.log")
+        worker = WorkerProcess.start("stream", env, tmp_path / f"stream-{len(started)}.log", http_port=free_port())
         started.append(worker)
         return worker
 
@@ -64,12 +66,14 @@ class TopicReader:
             bootstrap_servers=bootstrap_servers(self.broker_url), enable_auto_commit=False
         )
         await self._consumer.start()
-        partitions = self._consumer.partitions_for_topic(self.name) or set()
-        deadline = time.monotonic() + 10
-        while not partitions and time.monotonic() < deadline:
-            await self._consumer._client.force_metadata_update()
-            partitions = self._consumer.partitions_for_topic(self.name) or set()
-        tps = [TopicPartition(self.name, p) for p in sorted(partitions)]
+        consumer = self._consumer
+
+        async def partitions() -> set[int]:
+            await consumer._client.force_metadata_update()  # metadata is lazy in aiokafka
+            return consumer.partitions_for_topic(self.name) or set()
+
+        found = await eventually(partitions, timeout=10, what=f"{self.name}'s partitions in the broker's metadata")
+        tps = [TopicPartition(self.name, p) for p in sorted(found)]
         self._consumer.assign(tps)
         await self._consumer.seek_to_beginning(*tps)
 
@@ -86,16 +90,26 @@ class TopicReader:
     async def until(
         self, done: Callable[[list[Any]], bool], timeout_s: float, worker: StreamWorker | None = None
     ) -> None:
-        """Poll until ``done(values)``; fail with the worker's log after ``timeout_s``."""
-        deadline = time.monotonic() + timeout_s
-        while not done(self.values):
-            if time.monotonic() > deadline:
-                detail = worker.log() if worker is not None else ""
-                pytest.fail(f"{self.name}: condition not met in {timeout_s}s ({len(self.values)} values)\n{detail}")
-            if worker is not None and worker.proc.poll() is not None:
-                pytest.fail(f"stream worker exited with {worker.proc.returncode}\n{worker.log()}")
+        """Poll until ``done(values)``, within ``timeout_s`` scaled by ``AIOPS_TEST_TIMEOUT_SCALE``.
+
+        With a ``worker``, the budget starts once it holds its partitions (its ``/ready``),
+        the wait ends at once if it exits, and a time-out shows its log.
+        """
+        if worker is not None:
+            await worker.until_ready()
+        if done(self.values):
+            return
+
+        async def holds() -> bool:
             await self.poll()
-            await asyncio.sleep(0)
+            assert done(self.values), f"condition not met by {len(self.values)} values"
+            return True
+
+        what = f"{self.name} to hold what the test expects"
+        if worker is None:
+            await eventually(holds, timeout=timeout_s, what=what, interval=0)
+        else:
+            await worker.eventually(holds, timeout_s, what)
 
 
 @pytest.fixture
@@ -122,10 +136,13 @@ async def until_committed(broker_url: str, prefix: str, partition: int, minimum:
     await consumer.start()
     try:
         tp = TopicPartition(Topics.METRICS_RAW.full_name(prefix), partition)
-        deadline = time.monotonic() + 30
-        while (await consumer.committed(tp) or 0) < minimum:
-            assert time.monotonic() < deadline, worker.log()
-            await asyncio.sleep(0.2)
+
+        async def committed() -> int:
+            offset = await consumer.committed(tp) or 0
+            assert offset >= minimum, f"committed offset {offset}"
+            return offset
+
+        await worker.eventually(committed, 30, f"the stream group to commit offset {minimum} on {tp}")
     finally:
         await consumer.stop()
 

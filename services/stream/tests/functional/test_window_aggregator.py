@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import math
 import struct
-import time
 from pathlib import Path
 
 import numpy as np
@@ -105,11 +103,11 @@ async def test_windows_rollups_counters_and_absence(
 async def _until_points(
     tsdb: TimeSeriesStore, matchers: dict[str, str], count: int, worker: StreamWorker
 ) -> list[tuple[int, float]]:
-    """The points of the one series ``matchers`` select, once it has ``count`` of them."""
-    deadline = time.monotonic() + 30
-    while True:
+    """The points of the one series ``matchers`` select, once it has ``count`` of them (the TSDB's rows)."""
+
+    async def points() -> list[tuple[int, float]]:
         found = await tsdb.query_range(matchers, T0 - 60_000, T0 + 600_000)
-        if found and len(found[0].ts_ms) >= count:
-            return found[0].points()
-        assert time.monotonic() < deadline and worker.proc.poll() is None, (matchers, found, worker.log())
-        await asyncio.sleep(0.2)  # polling another process's writes, with a deadline
+        assert found and len(found[0].ts_ms) >= count, found
+        return found[0].points()
+
+    return await worker.eventually(points, 30, f"{count} points of {matchers} in the TSDB")
