@@ -23,38 +23,42 @@ _CLOCK_CAPACITY = 16
 @dataclass(slots=True)
 class _Clock:
     windows: TumblingWindows
+    keys: list[str]
+    """The series on this clock: those that got one with the same message."""
     created: int
-    """The first input offset whose samples of the series went to this clock."""
+    """The first input offset whose samples went to this clock."""
     live_at_input: int
     """The partition's event time (latest timestamp) when the clock last took samples."""
 
 
-def _clock_name(key: str) -> str:
-    return hashlib.blake2b(key.encode(), digest_size=6).hexdigest()
+def _clock_name(number: int) -> str:
+    return f"clock{number}"
 
 
 class SeriesClocks:
-    """The windows of one input partition: one engine on the partition's clock, and one per series on its own.
+    """The windows of one input partition: one engine on the partition's clock, and own clocks for history.
 
     The partition's engine (:attr:`live`) closes windows as the partition's event time
     passes them, which is right for the series that report now: a sample behind
     every window its series has had closed is late and dropped. A series the engine has
     no sample of, whose samples come from before the open windows (history sent for
-    it, a backfill), gets an engine of its own instead, whose clock follows that
-    series' samples only: its history is windowed by its own time while the live series
-    keep theirs, as Prometheus-style stores keep time per series.
+    it, a backfill), gets an engine of its own instead, whose clock follows its own
+    samples only: its history is windowed by its own time while the live series keep
+    theirs, as Prometheus-style stores keep time per series. The series that start
+    their history in the same message share one such clock (a backfill sends its
+    series in time order together), so a backfill of many series costs one engine.
 
-    A series' clock that has taken no sample while the partition's event time moved
+    An own clock that has taken no sample while the partition's event time moved
     ``quiet_after_ms`` is idle, as a partition whose input is quiet: its windows close as
     the partition's time goes on (the way the idle timer closes a quiet partition's, but
     on event time, so a replay decides the same). Once it has been quiet for the
     lookback and every window that could hold one of its samples is closed on the
-    partition's clock too, it hands the series over to the partition's engine, counter
-    baselines and all: its later samples are windowed, or dropped as late, there.
+    partition's clock too, it hands its series over to the partition's engine, counter
+    baselines and all: their later samples are windowed, or dropped as late, there.
 
     Every decision depends only on the state and the input, so the state is rebuilt by a
     replay as :class:`~aiops_stream.tumbling.TumblingWindows`' is: the checkpoint holds
-    each own clock's small checkpoint and the offset it started at, and
+    each own clock's small checkpoint, its series and the offset it started at, and
     :attr:`replay_from` is the earliest offset any engine needs again.
 
     >>> from aiops_common.schemas import SeriesMeta
@@ -84,14 +88,17 @@ class SeriesClocks:
             config.lengths_ms[0] + config.allowed_lateness_ms if quiet_after_ms is None else quiet_after_ms
         )
         self.live = TumblingWindows(config, source, partition)
-        self.clocks: dict[str, _Clock] = {}
-        """Own clocks by series key."""
+        self.clocks: dict[int, _Clock] = {}
+        """Own clocks by number, in the order they started."""
+        self.clock_of: dict[str, int] = {}
+        """The own clock of a series, by series key."""
+        self.next_clock = 0
         self.batch_shards = np.zeros(0, dtype=np.int64)
         """Shard of each series of the batch :meth:`advance` or :meth:`idle` returned last, in its order."""
         self.dropped_clock_limit = 0
         self._unbound: set[str] = set()
-        """Restored clocks whose series the partition's series table does not know yet."""
-        self._touched: set[str] = set()
+        """Series of restored clocks that the partition's series table does not know yet."""
+        self._touched: set[int] = set()
 
     # -- the surface of TumblingWindows that processors use ----------------------------------------------
 
@@ -134,7 +141,7 @@ class SeriesClocks:
         for key in list(self._unbound):
             sid = tab.by_key.get(key)
             if sid is not None and tab.alive[sid]:
-                tab.own_clock[sid] = True
+                tab.clock[sid] = self.clock_of[key]
                 self._unbound.discard(key)
 
     # -- input ------------------------------------------------------------------------------------------
@@ -162,9 +169,9 @@ class SeriesClocks:
         # Messages a restored checkpoint covers are read again only to rebuild state: no clock starts there.
         covered = offset <= live.restored_applied
         if self.clocks and sid.size:
-            own = live.series.own_clock[sid]
-            if own.any():
-                sid, ts, value = self._route(offset, covered, own, sid, ts, value)
+            clock = live.series.clock[sid]
+            if (clock >= 0).any():
+                sid, ts, value = self._route(offset, covered, clock, sid, ts, value)
         floor = live.open_floor()
         if floor is not None and sid.size and not covered and int(ts.min()) < floor:
             sid, ts, value = self._start_clocks(offset, floor, sid, ts, value)
@@ -174,24 +181,27 @@ class SeriesClocks:
         self,
         offset: int,
         covered: bool,
-        own: npt.NDArray[np.bool_],
+        clock: npt.NDArray[np.int64],
         sid: npt.NDArray[np.uint32],
         ts: npt.NDArray[np.int64],
         value: npt.NDArray[np.float64],
     ) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.int64], npt.NDArray[np.float64]]:
-        """Give the samples of series on their own clocks to those clocks; the rest stay for the partition's."""
+        """Give the samples of series on own clocks (``clock`` per sample, -1: none) to them; return the rest."""
         metas = self.live.series.metas
-        for s in np.unique(sid[own]).tolist():
-            clock = self.clocks[metas[s].key]
-            if offset < clock.created:
-                own &= sid != s  # read again from before the clock started: it went where the rest went
+        own = clock >= 0
+        for number in np.unique(clock[own]).tolist():
+            target = self.clocks[number]
+            mine = clock == number
+            if offset < target.created:
+                own &= ~mine  # read again from before the clock started: they went where the rest went
                 continue
-            mine = sid == s
-            ids = clock.windows.series_ids([metas[s]])
-            clock.windows.add(offset, np.repeat(ids, int(mine.sum())), ts[mine], value[mine])
+            windows = target.windows
+            local = np.unique(sid[mine], return_inverse=True)
+            ids = windows.series_ids([metas[s] for s in local[0].tolist()])
+            windows.add(offset, ids[local[1]], ts[mine], value[mine])
             if not covered:  # a restored clock already has the partition's time of its latest input
-                clock.live_at_input = max(clock.live_at_input, self._live_time)
-            self._touched.add(metas[s].key)
+                target.live_at_input = max(target.live_at_input, self._live_time)
+            self._touched.add(number)
         rest = ~own
         return sid[rest], ts[rest], value[rest]
 
@@ -203,29 +213,37 @@ class SeriesClocks:
         ts: npt.NDArray[np.int64],
         value: npt.NDArray[np.float64],
     ) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.int64], npt.NDArray[np.float64]]:
-        """Series the partition's engine has no sample of, with samples behind its open windows, get own clocks."""
+        """Series the partition's engine has no sample of, with samples behind its open windows, get a clock."""
         tab = self.live.series
         fresh = (ts < floor) & (tab.last_any_ts[sid] == NO_TS)
         if not fresh.any():
             return sid, ts, value
         new = np.unique(sid[fresh]).tolist()
-        room = max(0, self.max_clocks - len(self.clocks))
-        for s in new[:room]:
-            key = tab.metas[s].key
+        room = max(0, self.max_clocks - len(self.clock_of))
+        taken, refused = new[:room], new[room:]
+        if taken:
+            number = self.next_clock
+            self.next_clock += 1
+            keys = [tab.metas[s].key for s in taken]
             windows = TumblingWindows(
-                self.config, self.source, self.partition, clock=_clock_name(key), series_capacity=_CLOCK_CAPACITY
+                self.config,
+                self.source,
+                self.partition,
+                clock=_clock_name(number),
+                series_capacity=max(_CLOCK_CAPACITY, len(keys)),
             )
-            self.clocks[key] = _Clock(windows, offset, self._live_time)
-            tab.own_clock[s] = True
-        if len(new) > room:
-            refused = np.isin(sid, np.asarray(new[room:], dtype=sid.dtype))
-            n = int(refused.sum())
+            self.clocks[number] = _Clock(windows, keys, offset, self._live_time)
+            self.clock_of.update(dict.fromkeys(keys, number))
+            tab.clock[np.asarray(taken, dtype=np.int64)] = number
+        if refused:
+            out = np.isin(sid, np.asarray(refused, dtype=sid.dtype))
+            n = int(out.sum())
             self.dropped_clock_limit += n
             count_dropped(self.source, DropReason.CLOCK_LIMIT, n, self.partition)
-            keep = ~refused
+            keep = ~out
             sid, ts, value = sid[keep], ts[keep], value[keep]
-        own = tab.own_clock[sid]
-        return self._route(offset, False, own, sid, ts, value) if own.any() else (sid, ts, value)
+        clock = tab.clock[sid]
+        return self._route(offset, False, clock, sid, ts, value) if (clock >= 0).any() else (sid, ts, value)
 
     @property
     def _live_time(self) -> int:
@@ -238,8 +256,8 @@ class SeriesClocks:
         closed: list[tuple[FeatureBatch, npt.NDArray[np.int64]]] = []
         self._collect(self.live, self.live.advance(), closed)
         moved = bool(closed)
-        for key in sorted(self._touched):
-            clock = self.clocks.get(key)
+        for number in sorted(self._touched):
+            clock = self.clocks.get(number)
             if clock is not None:
                 self._collect(clock.windows, clock.windows.advance(), closed)
         self._touched.clear()
@@ -266,8 +284,8 @@ class SeriesClocks:
         floor = live.open_floor()
         wm = live.watermark
         tab = live.series
-        for key in sorted(self.clocks):
-            clock = self.clocks[key]
+        for number in sorted(self.clocks):
+            clock = self.clocks[number]
             windows = clock.windows
             quiet = live.max_ts - clock.live_at_input + idle_ms
             if quiet < self.quiet_after_ms:
@@ -275,20 +293,22 @@ class SeriesClocks:
             self._collect(windows, windows.idle(quiet), closed)
             if quiet < self.config.lookback_ms or floor is None or wm is None:
                 continue
-            # Every window with a sample of the series is closed on the partition's clock, and none past its marks.
+            # Every window with a sample of its series is closed on the partition's clock, and none past its marks.
             if windows.max_ts is None or windows.max_ts >= floor:
                 continue
             if any(m is None or p is None or m > p for m, p in zip(windows.closed, live.closed, strict=True)):
                 continue
             self._collect(windows, windows.flush_to(wm), closed)
-            del self.clocks[key]
-            self._unbound.discard(key)
-            sid = tab.by_key.get(key)
-            if sid is not None and tab.alive[sid]:
-                tab.own_clock[sid] = False
-                theirs = windows.series.by_key.get(key)
-                if theirs is not None:
-                    live.take_over(sid, windows, theirs)
+            del self.clocks[number]
+            for key in clock.keys:
+                del self.clock_of[key]
+                self._unbound.discard(key)
+                sid = tab.by_key.get(key)
+                if sid is not None and tab.alive[sid]:
+                    tab.clock[sid] = -1
+                    theirs = windows.series.by_key.get(key)
+                    if theirs is not None:
+                        live.take_over(sid, windows, theirs)
 
     @staticmethod
     def _collect(
@@ -331,19 +351,33 @@ class SeriesClocks:
     def checkpoint(self) -> dict[str, Any]:
         state = self.live.checkpoint()
         state["replay_from"] = self.replay_from
-        if self.clocks:
+        if self.clocks or self.next_clock:
+            state["next_clock"] = self.next_clock
             state["clocks"] = {
-                key: {**c.windows.checkpoint(), "created": c.created, "live_at_input": c.live_at_input}
-                for key, c in self.clocks.items()
+                str(number): {
+                    **c.windows.checkpoint(),
+                    "keys": c.keys,
+                    "created": c.created,
+                    "live_at_input": c.live_at_input,
+                }
+                for number, c in self.clocks.items()
             }
         return state
 
     def restore(self, state: Mapping[str, Any]) -> None:
         self.live.restore(state)
-        for key, clock_state in state.get("clocks", {}).items():
+        self.next_clock = int(state.get("next_clock", 0))
+        for name, clock_state in state.get("clocks", {}).items():
+            number = int(name)
+            keys = [str(k) for k in clock_state["keys"]]
             windows = TumblingWindows(
-                self.config, self.source, self.partition, clock=_clock_name(key), series_capacity=_CLOCK_CAPACITY
+                self.config,
+                self.source,
+                self.partition,
+                clock=_clock_name(number),
+                series_capacity=max(_CLOCK_CAPACITY, len(keys)),
             )
             windows.restore(clock_state)
-            self.clocks[key] = _Clock(windows, int(clock_state["created"]), int(clock_state["live_at_input"]))
-            self._unbound.add(key)
+            self.clocks[number] = _Clock(windows, keys, int(clock_state["created"]), int(clock_state["live_at_input"]))
+            self.clock_of.update(dict.fromkeys(keys, number))
+            self._unbound.update(keys)

@@ -114,8 +114,8 @@ class _SeriesTable:
         self.shard = np.zeros(0, dtype=np.int64)
         self.alive = np.zeros(0, dtype=bool)
         self.last_any_ts = np.zeros(0, dtype=np.int64)
-        self.own_clock = np.zeros(0, dtype=bool)
-        """Series whose samples go to a window engine of their own (:mod:`aiops_stream.series_clocks`)."""
+        self.clock = np.zeros(0, dtype=np.int64)
+        """Per series, the own clock its samples go to (:mod:`aiops_stream.series_clocks`); -1: this engine."""
         # Per window length: the latest real sample, and the latest sample of any sort, before the closed mark.
         self.base_ts = np.zeros((lengths, 0), dtype=np.int64)
         self.base_val = np.zeros((lengths, 0), dtype=np.float64)
@@ -144,7 +144,7 @@ class _SeriesTable:
         self.shard = pad(self.shard, 0)
         self.alive = pad(self.alive, False)
         self.last_any_ts = pad(self.last_any_ts, _NO_TS)
-        self.own_clock = pad(self.own_clock, False)
+        self.clock = pad(self.clock, -1)
         self.base_ts = pad(self.base_ts, _NO_TS)
         self.base_val = pad(self.base_val, np.nan)
         self.prev_ts = pad(self.prev_ts, _NO_TS)
@@ -218,6 +218,7 @@ class _SeriesTable:
         sid = sid[~self.alive[sid]]  # a forgotten series that returns starts again; a live one keeps its state
         self.alive[sid] = True
         self.last_any_ts[sid] = _NO_TS
+        self.clock[sid] = -1
         self.base_ts[:, sid] = _NO_TS
         self.base_val[:, sid] = np.nan
         self.prev_ts[:, sid] = _NO_TS
@@ -252,7 +253,7 @@ class _SeriesTable:
         self.shard = self.shard[keep]
         self.alive = self.alive[keep]
         self.last_any_ts = self.last_any_ts[keep]
-        self.own_clock = self.own_clock[keep]
+        self.clock = self.clock[keep]
         self.base_ts = self.base_ts[:, keep]
         self.base_val = self.base_val[:, keep]
         self.prev_ts = self.prev_ts[:, keep]
@@ -645,7 +646,7 @@ class TumblingWindows:
         tab = self.series
         n = len(tab)
         # A series on its own clock has its samples elsewhere; it is forgotten there.
-        tab.evict(tab.alive[:n] & ~tab.own_clock[:n] & (tab.last_any_ts[:n] < horizon))
+        tab.evict(tab.alive[:n] & (tab.clock[:n] < 0) & (tab.last_any_ts[:n] < horizon))
         while self._messages and self._messages[0][1] < horizon:
             self._messages.popleft()
         remap = tab.compact()

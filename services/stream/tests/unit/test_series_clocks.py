@@ -108,7 +108,7 @@ def test_past_the_clock_limit_history_is_dropped_and_counted() -> None:
     feed(engine, live(0, 20))
     before = dropped("series_clock_limit")
     got = feed(engine, [(OLD, [NOW - 86_400_000], [1.0]), (other, [NOW - 86_400_000], [2.0])], first_offset=20)
-    assert list(engine.clocks) == [OLD.key]
+    assert list(engine.clock_of) == [OLD.key]
     got.update(rows_of(engine.idle(CONFIG.lookback_ms)))
     assert other.key not in {k[0] for k in got} and OLD.key in {k[0] for k in got}
     assert engine.dropped_clock_limit == 1 and dropped("series_clock_limit") - before == 1
@@ -140,8 +140,8 @@ def test_a_restart_mid_backfill_replays_to_the_same_rows() -> None:
         if emitted[-1]:
             checkpoints.append((offset, whole.checkpoint()))
     # Checkpoints taken while the history's clock was open, and the last one after the hand-over.
-    mid = [(o, s) for o, s in checkpoints if "clocks" in s]
-    assert mid and "clocks" not in checkpoints[-1][1]
+    mid = [(o, s) for o, s in checkpoints if s.get("clocks")]
+    assert mid and not checkpoints[-1][1].get("clocks")
     for offset, state in (mid[len(mid) // 2], mid[-1]):
         restarted = SeriesClocks(CONFIG, "metrics", max_clocks=10)
         restarted.restore(state)
@@ -157,3 +157,34 @@ def test_a_restart_mid_backfill_replays_to_the_same_rows() -> None:
 def test_the_counter_is_in_the_default_registry() -> None:
     assert DROPPED_SAMPLES._name == "aiops_stream_dropped_samples"  # prometheus_client drops the _total suffix
     assert any(m.name == "aiops_stream_dropped_samples" for m in REGISTRY.collect())
+
+
+def test_series_that_start_their_history_together_share_one_clock() -> None:
+    metas = [SeriesMeta("column", {"i": str(i)}, MetricKind.COUNTER if i % 2 else MetricKind.GAUGE) for i in range(20)]
+    start = NOW - 7 * 86_400_000
+    # A CSV of 20 columns replayed in time order: every message holds every series.
+    messages = []
+    for m in range(10):
+        ts = np.repeat(start + (np.arange(40) + 40 * m) * 15_000, len(metas))
+        sid = np.tile(np.arange(len(metas)), 40)
+        messages.append((sid, ts, (ts % 97).astype(np.float64) + sid))
+    engine = SeriesClocks(CONFIG, "metrics", max_clocks=100)
+    feed(engine, live(0, 20))
+    reference = TumblingWindows(CONFIG, "metrics")
+    got: Rows = {}
+    want: Rows = {}
+    for offset, (sid, ts, values) in enumerate(messages, start=20):
+        ids = engine.series_ids(metas)
+        engine.add(offset, ids[sid], ts, values)
+        got.update(rows_of(engine.advance()))
+        assert len(engine.clocks) == 1
+        reference.add(offset, reference.series_ids(metas)[sid], ts, values)
+        want.update(rows_of(reference.advance()))
+    for quiet_ms in range(0, 2 * CONFIG.lookback_ms, 5_000):
+        want.update(rows_of(reference.idle(quiet_ms)))
+    got.update(feed(engine, live(100, 40), first_offset=30))
+    assert not engine.clocks
+    got = {k: v for k, v in got.items() if k[0] != LIVE.key}
+    assert got.keys() == want.keys() and len(got) > 1000
+    for key, row in want.items():
+        assert got[key] == pytest.approx(row, nan_ok=True), key
