@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from aiops_common.broker import BrokerStartError
-from aiops_common.extras import MissingExtraError
+from aiops_common.extras import MissingExtraError, requires_extra
 from aiops_common.labels import parse_labels
 from aiops_common.run_state import RunState, running_broker
 from aiops_common.service import ServiceStartError, discover_services
@@ -201,8 +203,27 @@ def _add_service_commands() -> None:
             commands = spec.load_commands()
         except MissingExtraError:
             continue  # not installed in this image; `aiops worker NAME` says which extra to add
-        if commands is not None:
-            app.add_typer(commands)
+        if commands is None:
+            continue
+        for command in commands.registered_commands:
+            if command.callback is not None:
+                name = command.name or command.callback.__name__.replace("_", "-")
+                command.callback = _naming_the_extra(command.callback, spec.extra or spec.name, f"aiops {name}")
+        app.add_typer(commands)
+
+
+def _naming_the_extra(callback: Callable[..., Any], extra: str, what: str) -> Callable[..., Any]:
+    """``callback`` failing as one line naming ``extra`` when a dependency it imports on use is not installed."""
+
+    @functools.wraps(callback)  # typer reads the options from the wrapped signature
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            with requires_extra(extra, what):
+                return callback(*args, **kwargs)
+        except MissingExtraError as exc:
+            raise _fail(str(exc)) from None
+
+    return run
 
 
 _add_service_commands()

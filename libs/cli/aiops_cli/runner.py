@@ -9,12 +9,13 @@ from pathlib import Path
 
 import faust
 import mode
+from aiokafka.errors import KafkaError
 from aiops_common.broker import EmbeddedBroker, ensure_topics
 from aiops_common.extras import requires_extra
 from aiops_common.faust_app import create_app
 from aiops_common.observability import configure_logging
 from aiops_common.run_state import RunState
-from aiops_common.service import Endpoint, discover_services
+from aiops_common.service import Endpoint, ServiceStartError, discover_services
 from aiops_common.worker_http import WorkerHttp
 
 from aiops_cli.settings import PlatformSettings
@@ -35,7 +36,12 @@ def run_services(names: Sequence[str], settings: PlatformSettings, embedded: boo
     else:
         broker_url = settings.require_broker_url()
     try:
-        asyncio.run(ensure_topics(broker_url, settings.topic_prefix))
+        try:
+            asyncio.run(ensure_topics(broker_url, settings.topic_prefix))
+        except KafkaError as exc:
+            raise ServiceStartError(
+                f"cannot reach the broker at {broker_url} ({exc}); check AIOPS_BROKER_URL"
+            ) from None
         app = create_app(app_name, settings, broker_url)
         # Probes first: /health answers while agents still recover their tables.
         probes = WorkerHttp(app, settings, broker_url)

@@ -72,3 +72,26 @@ def test_a_service_without_its_extra_is_one_line_naming_it(tmp_path: Path) -> No
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith("error: the ingestion service needs the 'ingestion' extra, which is not installed")
     assert line.endswith("pip install 'aiops-platform[ingestion]'")
+
+
+def test_a_service_command_without_its_extra_is_one_line_naming_it(tmp_path: Path) -> None:
+    result = _aiops_without_extras("train", tmp_path=tmp_path)
+    assert result.returncode == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("error: aiops train needs the 'detection' extra, which is not installed")
+    assert line.endswith("pip install 'aiops-platform[detection]'")
+
+
+def test_an_unreachable_broker_is_one_line(tmp_path: Path) -> None:
+    env = {**os.environ, "AIOPS_DATA_DIR": str(tmp_path), "AIOPS_BROKER_URL": "kafka://127.0.0.1:1"}
+    env["AIOPS_LOG_LEVEL"] = "CRITICAL"  # the client's own connection errors are logged; the verdict is the last line
+    result = subprocess.run(
+        [sys.executable, "-m", "aiops_cli", "worker", "stream"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith("error: cannot reach the broker at kafka://127.0.0.1:1")
