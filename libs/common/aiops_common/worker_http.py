@@ -47,7 +47,7 @@ class ConsumerLagCollector(Collector):
 
     Read at scrape time from the Faust consumer's own bookkeeping, so a scrape costs no
     broker round trip; a partition whose highwater the consumer has not fetched yet is left out.
-    Table changelog partitions the worker holds are listed too, under their own topic.
+    Table changelog partitions are left out: they are read only to recover a table.
     """
 
     def __init__(self, app: faust.App) -> None:
@@ -62,7 +62,9 @@ class ConsumerLagCollector(Collector):
         )
         if self.active:
             consumer = self.app.consumer
-            for tp in sorted(consumer.assignment()):
+            # A table's changelog is only read to recover it, never committed: its "lag" would mean nothing.
+            changelogs = self.app.tables.changelog_topics
+            for tp in sorted(tp for tp in consumer.assignment() if tp.topic not in changelogs):
                 # A rebalance may revoke the partition between listing and reading it; it is then simply left out.
                 with contextlib.suppress(Exception):
                     highwater = consumer.highwater(tp)
