@@ -22,6 +22,7 @@ __all__ = [
     "describe_worker",
     "find_data_dir",
     "http_status",
+    "read_metrics",
     "topic_status",
     "worker_status",
 ]
@@ -109,6 +110,12 @@ def worker_status(url: str, timeout_s: float = 2.0) -> WorkerStatus:
         text = httpx.get(url + "/metrics", timeout=timeout_s).text
     except httpx.HTTPError:
         return status
+    read_metrics(status, text)
+    return status
+
+
+def read_metrics(status: WorkerStatus, text: str) -> None:
+    """Fill ``status`` from a worker's ``/metrics`` text: lag, records in, non-zero drops, models in use."""
     lag: dict[str, list[float]] = defaultdict(list)
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
@@ -122,7 +129,6 @@ def worker_status(url: str, timeout_s: float = 2.0) -> WorkerStatus:
                 version = {} if sample.name.endswith("_info") else {"version": str(int(sample.value))}
                 status.models.append({**sample.labels, **version})
     status.lag = dict(lag)
-    return status
 
 
 def describe_worker(services: list[str], status: WorkerStatus) -> list[str]:
