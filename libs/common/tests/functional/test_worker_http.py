@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
 import httpx
 import pytest
-from aiops_cli.testing import WorkerProcess, worker_env
+from aiops_cli.testing import STARTUP_S, WorkerProcess, worker_env
 from aiops_common.broker import Publisher, free_port
 from aiops_common.broker.publisher import Message
 from aiops_common.schemas import MetricBatchBuilder, MetricKind
@@ -23,27 +23,26 @@ T = TypeVar("T")
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
-def poll(check: Callable[[], T | None], what: str, worker: WorkerProcess, budget_s: float = 120.0) -> T:
-    """``check()`` until it returns something; the worker's log tail when it does not within the budget."""
-    deadline = time.monotonic() + budget_s
-    while time.monotonic() < deadline:
-        assert worker.proc.poll() is None, f"worker exited while waiting for {what}:\n{worker.log()[-3000:]}"
-        found = check()
-        if found is not None:
-            return found
-        time.sleep(0.2)
-    pytest.fail(f"{what} not seen in {budget_s} s:\n{worker.log()[-3000:]}")
+async def poll(check: Callable[[], Awaitable[T | None]], what: str, worker: WorkerProcess, budget_s: float) -> T:
+    """``check()`` until it returns something, through ``eventually()``; the worker's log tail if it does not."""
+    return await worker.eventually(check, budget_s, what)
 
 
-def get(url: str) -> httpx.Response | None:
+async def get(url: str) -> httpx.Response | None:
     try:
-        return httpx.get(url, timeout=2.0)
+        async with httpx.AsyncClient(timeout=5.0) as client:
+            return await client.get(url)
     except httpx.HTTPError:
         return None
 
 
-def scrape(url: str) -> Samples:
-    response = get(url + "/metrics")
+async def status_200(url: str) -> httpx.Response | None:
+    response = await get(url)
+    return response if response is not None and response.status_code == 200 else None
+
+
+async def scrape(url: str) -> Samples:
+    response = await get(url + "/metrics")
     if response is None or response.status_code != 200:
         return {}
     return {
@@ -63,7 +62,8 @@ def stream_worker(broker_url: str, topic_prefix: str, tmp_path: Path) -> Iterato
     port = free_port()
     env = worker_env(broker_url, topic_prefix, tmp_path / "data", worker_http_port=port, stream_tsdb_enabled="false")
     worker = WorkerProcess.start("stream", env, tmp_path / "stream.log")
-    yield worker, f"http://127.0.0.1:{port}"
+    worker.probe_url = f"http://127.0.0.1:{port}"
+    yield worker, worker.probe_url
     worker.stop()
 
 
@@ -71,14 +71,11 @@ async def test_probes_lag_records_and_undecodable_drops(
     stream_worker: tuple[WorkerProcess, str], publisher: Publisher, topic_prefix: str
 ) -> None:
     worker, url = stream_worker
-    health = poll(
-        lambda: r if (r := get(url + "/health")) is not None and r.status_code == 200 else None, "/health 200", worker
-    )
+    health = await poll(lambda: status_200(url + "/health"), "/health 200", worker, STARTUP_S)
     assert health.json()["status"] == "ok"
 
-    ready = poll(
-        lambda: r if (r := get(url + "/ready")) is not None and r.status_code == 200 else None, "/ready 200", worker
-    )
+    # The budgets after this one start once the worker holds its partitions.
+    ready = await poll(lambda: status_200(url + "/ready"), "/ready 200", worker, STARTUP_S)
     assert ready.json()["status"] == "ready"
     assert ready.json()["assigned_partitions"] > 0
 
@@ -90,8 +87,8 @@ async def test_probes_lag_records_and_undecodable_drops(
 
     raw = f"{topic_prefix}{Topics.METRICS_RAW.name}"
 
-    def counted() -> Samples | None:
-        samples = scrape(url)
+    async def counted() -> Samples | None:
+        samples = await scrape(url)
         dropped = value(samples, "aiops_agent_dropped_records_total", agent="window_aggregator", reason="undecodable")
         taken = value(samples, "aiops_agent_records_in_total", agent="window_aggregator")
         # Every input partition the worker holds has a lag figure, not only the one written to.
@@ -99,14 +96,15 @@ async def test_probes_lag_records_and_undecodable_drops(
         return samples if dropped == 1 and taken == 2 and None not in lags else None
 
     partitions = Topics.METRICS_RAW.partitions
-    samples = poll(counted, "two records in, one undecodable drop and the lag of every metrics.raw partition", worker)
+    samples = await poll(
+        counted, "two records in, one undecodable drop and the lag of every metrics.raw partition", worker, 120
+    )
     assert value(samples, "aiops_agent_batch_seconds_count", agent="window_aggregator") == 2
     assert all(value(samples, "aiops_consumer_lag", topic=raw, partition=str(p)) == 0 for p in range(1, partitions))
     assert "skipping input" in worker.log()
 
     # Lag follows the committed offsets: once the worker has committed both messages, partition 0 has none.
-    poll(
-        lambda: True if value(scrape(url), "aiops_consumer_lag", topic=raw, partition="0") == 0 else None,
-        "no lag on metrics.raw partition 0 once its messages are committed",
-        worker,
-    )
+    async def no_lag() -> bool:
+        return value(await scrape(url), "aiops_consumer_lag", topic=raw, partition="0") == 0
+
+    await poll(no_lag, "no lag on metrics.raw partition 0 once its messages are committed", worker, 120)
