@@ -147,6 +147,26 @@ async def until_committed(broker_url: str, prefix: str, partition: int, minimum:
         await consumer.stop()
 
 
+async def until_checkpointed(broker_url: str, prefix: str, partition: int, worker: StreamWorker) -> None:
+    """Wait until the window aggregator's checkpoint of a partition is in its changelog: what a restart restores."""
+    topic = f"{prefix}aiops-stream-window_aggregator-checkpoints-changelog"
+    key = str(partition).encode()  # the main entry; the processors' own entries have a suffix
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers(broker_url), enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tp = TopicPartition(topic, partition)
+        consumer.assign([tp])
+        await consumer.seek_to_beginning(tp)
+
+        async def written() -> bool:
+            batch = await consumer.getmany(tp, timeout_ms=200)
+            return any(record.key == key for records in batch.values() for record in records)
+
+        await worker.eventually(written, 30, f"partition {partition}'s checkpoint in {topic}")
+    finally:
+        await consumer.stop()
+
+
 def uninterrupted_rows(settings: dict[str, Any], stream: list[tuple[int, bytes]], idle_ms: int | None = None) -> Rows:
     """What a worker never interrupted emits for ``stream``, (partition, MetricBatch) in the order produced.
 

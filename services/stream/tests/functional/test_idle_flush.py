@@ -14,30 +14,33 @@ from ..conftest import (
     feature_rows,
     send,
     uninterrupted_rows,
+    until_checkpointed,
     until_committed,
 )
 
 pytestmark = pytest.mark.functional
 
-T0 = 1_700_000_040_000  # a multiple of 4 s
+T0 = 1_700_000_040_000  # a multiple of 20 s
 PARTITION = 3
 SETTINGS = {
-    "stream_window_s": 2,
-    "stream_rollups": "[4]",
-    "stream_allowed_lateness_s": 1.5,  # quiet for 3.5 s of wall-clock time: event time moves on
+    "stream_window_s": 10,
+    "stream_rollups": "[20]",
+    # Quiet for 17.5 s of wall-clock time, event time moves on: the first worker must be killed before that,
+    # so the margin is wide for a loaded machine (the worker commits within about a second).
+    "stream_allowed_lateness_s": 7.5,
     "stream_absent_after_windows": 1,
     "stream_tsdb_enabled": False,
 }
 
 
 def make_messages() -> list[bytes]:
-    """Samples every 0.5 s of event time from T0 + 0.5 s to T0 + 5.5 s, three messages."""
+    """Samples every 2.5 s of event time from T0 + 2.5 s to T0 + 27.5 s, three messages."""
     out = []
     for part in range(3):
         builder = MetricBatchBuilder()
         for i in range(4):
-            at = 500 + part * 2_000 + i * 500
-            if at > 5_500:
+            at = 2_500 + part * 10_000 + i * 2_500
+            if at > 27_500:
                 continue
             builder.add("cpu", {"host": "a"}, T0 + at, float(at % 7), MetricKind.GAUGE)
             builder.add("requests_total", {"host": "a"}, T0 + at, float(at // 100), MetricKind.COUNTER)
@@ -53,20 +56,22 @@ async def test_quiet_partition_closes_its_last_windows_across_a_restart(
     topic_prefix: str,
 ) -> None:
     messages = make_messages()
-    # Quiet for 5 s: the watermark reaches T0 + 9 s, closing [4, 6) and [6, 8) and the 4 s window [4, 8).
-    want = uninterrupted_rows(SETTINGS, [(PARTITION, m) for m in messages], idle_ms=5_000)
-    last_window = ('cpu{host="a"}', T0 + 4_000, 2_000)
-    assert {last_window, ('cpu{host="a"}', T0 + 4_000, 4_000)} <= set(want)
-    assert want[('cpu{host="a"}', T0 + 6_000, 2_000)]["absent"] == 1.0
+    # Quiet for 25 s: the watermark reaches T0 + 45 s, closing [20, 30) and [30, 40) and the 20 s window [20, 40).
+    want = uninterrupted_rows(SETTINGS, [(PARTITION, m) for m in messages], idle_ms=25_000)
+    last_window = ('cpu{host="a"}', T0 + 20_000, 10_000)
+    assert {last_window, ('cpu{host="a"}', T0 + 20_000, 20_000)} <= set(want)
+    assert want[('cpu{host="a"}', T0 + 30_000, 10_000)]["absent"] == 1.0
 
     worker = stream_worker(**SETTINGS)
     for value in messages:
         await send(publisher, Topics.METRICS_RAW, value, PARTITION)
-    # The input closed [0, 2) and [2, 4); the worker dies before the partition has been quiet long enough,
-    # but after committing its input, so nothing is delivered to the restarted one.
-    await features.until(lambda v: ('cpu{host="a"}', T0 + 2_000, 2_000) in feature_rows(v), 60, worker)
+    # The input closed [0, 10) and [10, 20); the worker dies before the partition has been quiet long enough,
+    # but after committing its input and checkpointing, so nothing is delivered to the restarted one.
+    await features.until(lambda v: ('cpu{host="a"}', T0 + 10_000, 10_000) in feature_rows(v), 60, worker)
     await until_committed(broker_url, topic_prefix, PARTITION, minimum=len(messages), worker=worker)
+    await until_checkpointed(broker_url, topic_prefix, PARTITION, worker)
     worker.kill()
+    assert "closed idle windows" not in worker.log(), "the first worker flushed before it was killed"
     assert last_window not in feature_rows(features.values)
 
     # No more input: the restarted worker opens the partition from its checkpoint and flushes it.

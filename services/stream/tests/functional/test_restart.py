@@ -19,6 +19,7 @@ from ..conftest import (
     feature_rows,
     send,
     uninterrupted_rows,
+    until_checkpointed,
     until_committed,
 )
 
@@ -87,6 +88,7 @@ async def test_sigkill_mid_stream_loses_and_double_counts_nothing(
     # Mid-stream: the worker has emitted some windows, and is still producing more when it dies.
     await features.until(lambda v: len(feature_rows(v)) > len(want) // 5, 60, worker)
     await until_committed(broker_url, topic_prefix, 0, minimum=20, worker=worker)
+    await until_checkpointed(broker_url, topic_prefix, 0, worker)  # the restart has a checkpoint to restore
     sending = asyncio.ensure_future(_send_all(publisher, second))
     await asyncio.sleep(0)
     worker.kill()
