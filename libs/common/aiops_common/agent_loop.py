@@ -7,6 +7,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, I
 from contextlib import contextmanager
 from typing import TypeVar
 
+import faust
 import structlog
 from prometheus_client import Counter, Histogram
 
@@ -84,10 +85,8 @@ async def decode_or_skip(
     ``handle`` returns how many messages it published (records out). A message that does
     not decode (:class:`~aiops_common.schemas.SchemaError`) is skipped: it is counted in
     ``aiops_agent_dropped_records_total{reason="undecodable"}`` and logged (rate-limited),
-    so one bad producer neither stops the agent nor goes unseen. An agent body is::
-
-        async for _ in decode_or_skip(stream, "alert_deduplicator", AlertRecord.decode, deduplicate):
-            yield None
+    so one bad producer neither stops the agent nor goes unseen. :func:`install_agent`
+    makes an agent of it.
     """
     meter = AgentMeter(agent)
     async for value in stream:
@@ -101,3 +100,14 @@ async def decode_or_skip(
             published = await handle(record)
         meter.sent(published)
         yield published
+
+
+def install_agent(
+    app: faust.App, topic: faust.TopicT, name: str, decode: Callable[[bytes], T], handle: Callable[[T], Awaitable[int]]
+) -> None:
+    """Add the Faust agent ``name`` that runs :func:`decode_or_skip` over ``topic`` with ``handle``."""
+
+    @app.agent(topic, name=name)
+    async def run(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
+        async for _ in decode_or_skip(stream, name, decode, handle):
+            yield None

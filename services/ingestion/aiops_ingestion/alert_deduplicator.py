@@ -9,10 +9,9 @@ survives a worker restart (rebuilt from its changelog).
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 
 import faust
-from aiops_common.agent_loop import decode_or_skip
+from aiops_common.agent_loop import install_agent
 from aiops_common.schemas import AlertRecord
 from aiops_common.topics import Topics, declare
 
@@ -39,10 +38,7 @@ def install_alert_deduplicator(app: faust.App, prefix: str, ttl_s: float) -> Non
         seen[key] = time.time()
         return 1
 
-    @app.agent(received, name="alert_deduplicator")
-    async def deduplicate(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
-        async for _ in decode_or_skip(stream, "alert_deduplicator", AlertRecord.decode, pass_on_first):
-            yield None
+    install_agent(app, received, "alert_deduplicator", AlertRecord.decode, pass_on_first)
 
     @app.timer(interval=max(ttl_s / 10, 1.0), name="alert_deduplicator_expiry")  # type: ignore[untyped-decorator]  # faust leaves it unannotated
     async def expire() -> None:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import faust
-from aiops_common.agent_loop import decode_or_skip
+from aiops_common.agent_loop import install_agent
 from aiops_common.schemas import FeatureBatch, MetricBatch, MetricBatchBuilder, MetricKind
 from aiops_common.topics import Topics, declare
 from aiops_common.tsdb import TimeSeriesStore, open_tsdb
@@ -73,7 +73,4 @@ def _writer(
             await tsdb().write(samples)
         return 0  # publishes nothing
 
-    @app.agent(topic, name=name)
-    async def write(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
-        async for _ in decode_or_skip(stream, name, samples_of, write_samples):
-            yield None
+    install_agent(app, topic, name, samples_of, write_samples)

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import faust
-from aiops_common.agent_loop import decode_or_skip
+from aiops_common.agent_loop import install_agent
 from aiops_common.feedback import FeedbackStore
 from aiops_common.schemas import AnomalyRecord
 from aiops_common.topics import Topics, declare
@@ -28,7 +26,4 @@ def install(app: faust.App, settings: DetectionServiceSettings, store: FeedbackS
             await apply_labels(store, anomaly.series_key, settings)
         return 0  # publishes nothing
 
-    @app.agent(topic, name="anomaly_archive")
-    async def archive(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
-        async for _ in decode_or_skip(stream, "anomaly_archive", AnomalyRecord.decode, record):
-            yield None
+    install_agent(app, topic, "anomaly_archive", AnomalyRecord.decode, record)

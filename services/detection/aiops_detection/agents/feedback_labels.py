@@ -9,12 +9,11 @@ its labels and records, in the same transaction, that each label was applied.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import faust
 import structlog
-from aiops_common.agent_loop import decode_or_skip
+from aiops_common.agent_loop import install_agent
 from aiops_common.feedback import FeedbackStore, Sensitivity
 from aiops_common.schemas import FeedbackRecord
 from aiops_common.topics import Topics, declare
@@ -62,7 +61,4 @@ def install(app: faust.App, settings: DetectionServiceSettings, store: FeedbackS
             await apply_labels(store, anomaly.series_key, settings)
         return 0  # publishes nothing
 
-    @app.agent(topic, name="feedback_labels")
-    async def labels(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
-        async for _ in decode_or_skip(stream, "feedback_labels", FeedbackRecord.decode, take_label):
-            yield None
+    install_agent(app, topic, "feedback_labels", FeedbackRecord.decode, take_label)
