@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 from aiops_common.broker import free_port
+from aiops_common.testing.eventually import EventuallyTimeoutError, eventually
 
 
 @dataclass
@@ -39,17 +40,21 @@ class IngestionProcess:
         return self.log_path.read_text(errors="replace")[-4000:]
 
     def wait_ready(self, timeout_s: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
+        """Until ``/ready`` answers 200 (``timeout_s`` scaled by ``AIOPS_TEST_TIMEOUT_SCALE``); at once if it exits."""
+
+        async def ready() -> bool:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"ingestion exited with {self.proc.returncode}:\n{self.log()}")
             try:
-                if httpx.get(self.http_url + "/ready", timeout=1.0).status_code == 200:
-                    return
+                async with httpx.AsyncClient(timeout=5.0) as client:
+                    return (await client.get(self.http_url + "/ready")).status_code == 200
             except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise TimeoutError(f"ingestion not ready within {timeout_s}s:\n{self.log()}")
+                return False  # not listening yet
+
+        try:
+            asyncio.run(eventually(ready, timeout=timeout_s, what="the ingestion service's /ready"))
+        except EventuallyTimeoutError as exc:
+            raise EventuallyTimeoutError(f"{exc}\n{self.log()}") from None
 
     def stop(self) -> None:
         if self.proc.poll() is None:

@@ -17,6 +17,7 @@ import pytest
 from aiops_common.broker import EmbeddedBroker
 from aiops_common.broker.reader import read_values
 from aiops_common.schemas import LogBatch, MetricBatch, SpanBatch
+from aiops_common.testing.eventually import scaled
 from aiops_common.topics import Topics, TopicSpec
 from google.protobuf.message import Message
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
@@ -118,7 +119,7 @@ def test_valid_export_is_ok_and_lands_on_its_topic(name: str, ingestion: Any) ->
     def ours(values: list[bytes]) -> bool:
         return any(service in services(raw) for raw in values)
 
-    values = asyncio.run(read_values(ingestion.broker_url, spec, ingestion.prefix, until=ours, timeout_s=30))
+    values = asyncio.run(read_values(ingestion.broker_url, spec, ingestion.prefix, until=ours, timeout_s=scaled(30)))
     assert ours(values)
     assert _requests_total(ingestion.http_url, f"grpc:{name}", "OK") >= 1
 

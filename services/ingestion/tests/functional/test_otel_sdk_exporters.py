@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from aiops_common.broker.reader import read_values
 from aiops_common.schemas import LogBatch, MetricBatch, MetricKind, SpanBatch
+from aiops_common.testing.eventually import scaled
 from aiops_common.topics import Topics
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricExporter, PeriodicExportingMetricReader
@@ -48,7 +49,7 @@ def _exporters(transport: str, ingestion: Any) -> dict[str, Any]:
 
 
 def _read(ingestion: Any, spec: Any, done: Callable[[list[bytes]], bool]) -> list[bytes]:
-    return asyncio.run(read_values(ingestion.broker_url, spec, ingestion.prefix, until=done, timeout_s=30))
+    return asyncio.run(read_values(ingestion.broker_url, spec, ingestion.prefix, until=done, timeout_s=scaled(30)))
 
 
 @pytest.mark.parametrize("transport", ["http", "grpc"])

@@ -15,6 +15,7 @@ import httpx
 import pytest
 from aiops_common.broker.reader import read_values
 from aiops_common.schemas import LogBatch, MetricBatch, SpanBatch
+from aiops_common.testing.eventually import scaled
 from aiops_common.topics import Topics, TopicSpec
 from aiops_ingestion.settings import IngestionSettings
 from google.protobuf import json_format
@@ -68,7 +69,7 @@ def _gauges(service: str, times_ns: list[int]) -> metrics_service_pb2.ExportMetr
 
 
 def _read(ingestion: Any, spec: TopicSpec, done: Callable[[list[bytes]], bool]) -> list[bytes]:
-    return asyncio.run(read_values(ingestion.broker_url, spec, ingestion.prefix, until=done, timeout_s=30))
+    return asyncio.run(read_values(ingestion.broker_url, spec, ingestion.prefix, until=done, timeout_s=scaled(30)))
 
 
 def _counter(http_url: str, name: str, endpoint: str) -> float:
@@ -115,9 +116,9 @@ def test_otlp_refuses_an_unknown_content_type_with_a_json_status(ingestion: Any)
 
 
 def test_a_time_in_the_wrong_unit_is_named_even_without_an_age_limit(
-    broker_url: str, ingestion_factory: Callable[..., Any]
+    broker_url: str, topic_prefix: str, ingestion_factory: Callable[..., Any]
 ) -> None:
-    service = ingestion_factory(broker_url, "units.", AIOPS_INGEST_MAX_SAMPLE_AGE_S="0")
+    service = ingestion_factory(broker_url, topic_prefix, AIOPS_INGEST_MAX_SAMPLE_AGE_S="0")
     now_ms = time.time_ns() // 1_000_000
     # OTLP/HTTP protobuf: milliseconds in timeUnixNano land in 1970; refused with a protobuf Status.
     body = _gauges("units", [now_ms]).SerializeToString()

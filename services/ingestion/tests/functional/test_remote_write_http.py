@@ -15,6 +15,7 @@ from aiops_common.prompb.io.prometheus.write.v2 import types_pb2 as v2
 from aiops_common.prompb.remote_pb2 import WriteRequest
 from aiops_common.prompb.types_pb2 import Label, Sample, TimeSeries
 from aiops_common.schemas import MetricBatch
+from aiops_common.testing.eventually import scaled
 from aiops_common.topics import Topics
 
 pytestmark = pytest.mark.functional
@@ -83,7 +84,7 @@ def _samples(ingestion: Any, names: set[str]) -> list[tuple[str, dict[str, str],
         return {name for name, *_ in found(values)} >= names
 
     values = asyncio.run(
-        read_values(ingestion.broker_url, Topics.METRICS_RAW, ingestion.prefix, until=arrived, timeout_s=60)
+        read_values(ingestion.broker_url, Topics.METRICS_RAW, ingestion.prefix, until=arrived, timeout_s=scaled(60))
     )
     return found(values)
 

@@ -13,6 +13,7 @@ import pytest
 from aiops_common.broker.reader import read_values
 from aiops_common.schemas import AlertRecord, AlertStatus
 from aiops_common.testing import AlertmanagerServer
+from aiops_common.testing.eventually import scaled
 from aiops_common.topics import Topics
 
 pytestmark = pytest.mark.integration
@@ -44,7 +45,9 @@ def test_firing_and_resolved_arrive_once_despite_repeats(ingestion: Any, externa
 
     def read(spec: Any, until: Callable[[list[AlertRecord]], bool]) -> list[AlertRecord]:
         got = asyncio.run(
-            read_values(ingestion.broker_url, spec, ingestion.prefix, until=lambda v: until(mine(v)), timeout_s=60)
+            read_values(
+                ingestion.broker_url, spec, ingestion.prefix, until=lambda v: until(mine(v)), timeout_s=scaled(60)
+            )
         )
         return mine(got)
 

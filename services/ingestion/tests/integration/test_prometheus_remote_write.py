@@ -19,6 +19,7 @@ from aiops_common.broker.reader import read_values
 from aiops_common.prompb import remote_pb2, types_pb2
 from aiops_common.schemas import MetricBatch, MetricKind
 from aiops_common.testing import NodeExporter, PrometheusServer
+from aiops_common.testing.eventually import eventually, scaled
 from aiops_common.topics import Topics
 
 pytestmark = pytest.mark.integration
@@ -54,7 +55,9 @@ def test_scraped_samples_arrive_with_prometheus_labels(ingestion: Any, external_
     def arrived(values: list[bytes]) -> bool:
         return bool(_samples(values, "up")) and bool(_samples(values, "node_cpu_seconds_total"))
 
-    values = asyncio.run(read_values(ingestion.broker_url, Topics.METRICS_RAW, ingestion.prefix, until=arrived))
+    values = asyncio.run(
+        read_values(ingestion.broker_url, Topics.METRICS_RAW, ingestion.prefix, until=arrived, timeout_s=scaled(30))
+    )
     up = _samples(values, "up")
     assert up, "no `up` sample arrived"
     labels, _kind, ts, value = up[0]
@@ -111,7 +114,7 @@ def _outage(broker: EmbeddedBroker, service: Any, external_server: Callable[...,
         return sorted({ts for _l, _k, ts, _v in _samples(values, "up")})
 
     def read(until: Callable[[list[bytes]], bool]) -> list[bytes]:
-        return asyncio.run(read_values(broker.url, Topics.METRICS_RAW, "outage.", until=until, timeout_s=60))
+        return asyncio.run(read_values(broker.url, Topics.METRICS_RAW, "outage.", until=until, timeout_s=scaled(60)))
 
     assert len(up_times(read(lambda v: len(up_times(v)) >= 2))) >= 2
 
@@ -129,8 +132,12 @@ def _outage(broker: EmbeddedBroker, service: Any, external_server: Callable[...,
         assert refused.status_code == 503, refused.text
         assert int(refused.headers["Retry-After"]) > 0
         assert httpx.get(service.http_url + "/ready", timeout=10).status_code == 503
-        while time.time() - outage_start < 6:  # let Prometheus scrape and retry through the outage
-            time.sleep(0.2)
+
+        # At least 6 s, and until Prometheus has scraped 4 times in it: its retries have samples to carry.
+        def outage_done() -> bool:
+            return time.time() - outage_start >= 6 and _scraped_since(prom.url, outage_start) >= 4
+
+        asyncio.run(eventually(outage_done, timeout=60, what="4 scrapes by Prometheus during the outage"))
     finally:
         os.kill(pid, signal.SIGCONT)
     outage_end = time.time()
@@ -141,6 +148,13 @@ def _outage(broker: EmbeddedBroker, service: Any, external_server: Callable[...,
     gaps = [b - a for a, b in itertools.pairwise(after)]
     assert max(gaps) < 2500, f"a gap of {max(gaps)} ms: acknowledged or retried data was lost"
     prom.stop()  # while ingestion still answers, so its remote-write queue drains at once
+
+
+def _scraped_since(prometheus_url: str, since_s: float) -> int:
+    """How many ``up`` samples Prometheus has stored (scraped) at or after ``since_s``."""
+    response = httpx.get(prometheus_url + "/api/v1/query", params={"query": "up[5m]"}, timeout=10)
+    series = response.json()["data"]["result"]
+    return sum(1 for s in series for ts, _value in s["values"] if float(ts) >= since_s)
 
 
 def _one_sample_write_request() -> bytes:
