@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 import faust
 import pytest
 from aiops_common.partition_replay import ReplayingStage
+from aiops_common.testing.eventually import scaled
 
 Taken = list[tuple[int, bytes | None]]
 """(offset, value) of every message a partition's state took, in the order it took them."""
@@ -20,7 +21,7 @@ class RecordingStage(ReplayingStage[Taken]):
 
     def __init__(self, app: faust.App, topic: str, checkpoints: Mapping[int, int]) -> None:
         source = app.topic(topic, value_type=bytes, value_serializer="raw")
-        super().__init__(app, "recorder", source, 2, replay_timeout_s=5.0)
+        super().__init__(app, "recorder", source, 2, replay_timeout_s=scaled(5.0))
         self.checkpoints = dict(checkpoints)
         self.restores: list[tuple[int, int | None]] = []
         self.deliveries = 0

@@ -9,6 +9,7 @@ from aiops_common.broker import BrokerStartError, EmbeddedBroker, Publisher, ens
 from aiops_common.broker.publisher import Message
 from aiops_common.broker.reader import read_values
 from aiops_common.schemas import MetricBatch, MetricBatchBuilder
+from aiops_common.testing.eventually import scaled
 from aiops_common.topics import Topics
 
 pytestmark = pytest.mark.functional
@@ -34,7 +35,7 @@ async def test_publish_is_acknowledged_and_lands_on_the_chosen_partitions(broker
         Topics.METRICS_RAW,
         topic_prefix,
         until=lambda v: sum(len(MetricBatch.decode(x)) for x in v) >= 1000,
-        timeout_s=20,
+        timeout_s=scaled(20),
     )
     assert sorted(v for raw in values for _m, _t, v in MetricBatch.decode(raw).samples()) == [
         float(i) for i in range(1000)

@@ -11,6 +11,7 @@ from aiokafka import TopicPartition
 from aiops_common.broker import Publisher, bootstrap_servers, ensure_topics
 from aiops_common.broker.publisher import Message
 from aiops_common.partition_replay import read_range
+from aiops_common.testing.eventually import scaled
 from aiops_common.topics import TopicSpec
 
 pytestmark = pytest.mark.functional
@@ -78,7 +79,7 @@ async def test_a_range_the_partition_does_not_hold_yet_times_out(broker_url: str
 
     tp = TopicPartition(topic, 1)
     servers = bootstrap_servers(broker_url)
-    assert await read_range(servers, tp, 1, 3, take, timeout_s=10) == 3
+    assert await read_range(servers, tp, 1, 3, take, timeout_s=scaled(10)) == 3
     assert taken == [1, 2]
     taken.clear()
     with pytest.raises(TimeoutError, match=r"from 0 did not reach 5"):
