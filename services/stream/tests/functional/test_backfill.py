@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import httpx
 import pytest
 from aiops_common.broker import Publisher
 from aiops_common.schemas import MetricBatchBuilder, MetricKind
@@ -69,7 +70,20 @@ async def test_a_replayed_series_two_weeks_old_is_windowed_while_live_samples_ho
     # The host's windows went on at now, one row each, the late samples in none of them.
     host_rows = [rows[(HOST, NOW + s * 1000, 10_000)] for s in range(0, 100, 10)]
     assert [r["count"] for r in host_rows] == [2.0] * 10
-    # The three late host samples were dropped, counted by reason and logged (rate-limited: one line at first).
+    # The three late host samples were dropped, counted by reason in the worker's /metrics ...
+    counted = 'aiops_stream_dropped_samples_total{reason="late",stage="metrics"} 3.0'
+
+    async def metrics() -> str | None:
+        try:
+            async with httpx.AsyncClient(timeout=5.0) as client:
+                text = (await client.get(worker.probe_url + "/metrics")).text
+        except httpx.TransportError:
+            return None
+        return text if counted in text else None
+
+    text = await worker.eventually(metrics, 30, "the late samples in the worker's /metrics")
+    assert "series_clock_limit" not in text
+    # ... and logged, rate-limited: one line at first, the rest with the next line after 10 s.
     lines = [line for line in worker.log().splitlines() if "samples dropped" in line]
     assert lines and "reason=late" in lines[0] and "stage=metrics" in lines[0], worker.log()
     logged = sum(int(m) for m in re.findall(r"samples=(\d+)", "\n".join(lines)))
