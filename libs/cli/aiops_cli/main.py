@@ -170,8 +170,9 @@ def replay(
 
     By default the times move forward by whole minutes so the last sample lands now;
     the ingestion service refuses samples older than AIOPS_INGEST_MAX_SAMPLE_AGE_S
-    (7 days unless set; 0 turns the check off), so start it with a larger value for
-    longer files. Follow the anomalies with `aiops tail anomalies`.
+    (31 days unless set; 0 turns the check off), so start it with a larger value for
+    longer files. A running platform windows the history of a new series by that
+    series' own clock. Follow the anomalies with `aiops tail anomalies`.
     """
     from tqdm import tqdm
 
