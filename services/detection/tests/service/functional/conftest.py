@@ -22,7 +22,7 @@ from aiops_common.broker.reader import read_values
 from aiops_common.partition_replay import unpack
 from aiops_common.schemas import SeriesMeta
 from aiops_common.schemas.metrics import shard_of
-from aiops_common.testing.eventually import EventuallyTimeoutError, eventually
+from aiops_common.testing.eventually import EventuallyTimeoutError, eventually, scaled
 from aiops_common.topics import Topics, TopicSpec
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -30,10 +30,15 @@ from ..conftest import SERVICE_SETTINGS, window_batch
 
 V = TypeVar("V")
 
-STARTUP_S = 120.0
+# Budgets are ceilings, not waits: a passing test takes what the work takes. They are wide because
+# the work itself (every tier learning hundreds of windows) slows with the machine's load, and every
+# budget is multiplied by AIOPS_TEST_TIMEOUT_SCALE.
+STARTUP_S = 180.0
 """Budget for a worker to take its partitions (imports, group join, a dead member's session to expire)."""
-STATE_S = 60.0
+STATE_S = 180.0
 """Budget for state to follow input once the worker holds its partitions."""
+TEST_S = scaled(900.0)
+"""pytest-timeout for a whole worker test: above the sum of its budgets."""
 
 
 class DetectionWorker(WorkerProcess):
@@ -122,7 +127,7 @@ def detection_worker(service_env: dict[str, str], tmp_path: Path) -> Iterator[Ca
 def aiops(env: dict[str, str], *args: str, status: int = 0) -> subprocess.CompletedProcess[str]:
     """Run an ``aiops`` command; fail the test with its output unless it exits with ``status``."""
     done = subprocess.run(
-        [sys.executable, "-m", "aiops_cli", *args], env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "aiops_cli", *args], env=env, capture_output=True, text=True, timeout=scaled(600)
     )
     assert done.returncode == status, f"aiops {' '.join(args)} exited {done.returncode}\n{done.stdout}\n{done.stderr}"
     return done

@@ -14,9 +14,9 @@ from aiops_common.schemas import AnomalyRecord, AnomalySeverity, PredictionRecor
 from aiops_common.topics import Topics
 
 from ..conftest import COLD_SPIKE, SECOND_SPIKE, SHIFT, SPIKE, T0, WINDOW_MS, incident_history
-from .conftest import STATE_S, Checkpoint, DetectionWorker, aiops, read_until, send_windows, until_checkpointed
+from .conftest import STATE_S, TEST_S, Checkpoint, DetectionWorker, aiops, read_until, send_windows, until_checkpointed
 
-pytestmark = pytest.mark.functional
+pytestmark = [pytest.mark.functional, pytest.mark.timeout(TEST_S)]
 
 A = SeriesMeta("cpu", {"host": "a", "service": "api"})
 B = SeriesMeta("cpu", {"host": "b", "service": "api"})  # the same values as A, never labelled: the control

@@ -11,9 +11,9 @@ from aiops_common.schemas.metrics import shard_of
 from aiops_common.topics import Topics
 
 from ..conftest import WINDOW_MS, periodic_history
-from .conftest import DetectionWorker, send_windows, until_checkpointed
+from .conftest import TEST_S, DetectionWorker, send_windows, until_checkpointed
 
-pytestmark = pytest.mark.functional
+pytestmark = [pytest.mark.functional, pytest.mark.timeout(TEST_S)]
 
 A = SeriesMeta("cpu", {"host": "a"})
 IDLE_WINDOWS = 30

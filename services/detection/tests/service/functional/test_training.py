@@ -14,9 +14,9 @@ from aiops_common.topics import Topics
 from aiops_common.tsdb import open_tsdb
 
 from ..conftest import SHIFT, SPIKE, T0, WINDOW_MS, incident_history
-from .conftest import STATE_S, DetectionWorker, aiops, read_until, send_windows
+from .conftest import STATE_S, TEST_S, DetectionWorker, aiops, read_until, send_windows
 
-pytestmark = pytest.mark.functional
+pytestmark = [pytest.mark.functional, pytest.mark.timeout(TEST_S)]
 
 TRAINED = SeriesMeta("cpu", {"host": "a", "service": "api"})
 UNTRAINED = SeriesMeta("cpu", {"host": "c", "service": "api"})  # the same values, no history in the TSDB
