@@ -2,23 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
-from aiops_common.broker import free_port
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiops_common.broker import bootstrap_servers, free_port
+from aiops_common.testing.eventually import EventuallyTimeoutError, eventually, scaled
+from aiops_common.topics import TopicSpec
 
 
 def aiops(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    """Run the ``aiops`` CLI with ``env``; its output as text."""
+    """Run the ``aiops`` CLI with ``env``; its output as text (``timeout`` scaled by ``AIOPS_TEST_TIMEOUT_SCALE``)."""
     return subprocess.run(
-        [sys.executable, "-m", "aiops_cli", *args], env=env, capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-m", "aiops_cli", *args], env=env, capture_output=True, text=True, timeout=scaled(timeout)
     )
 
 
@@ -31,6 +35,35 @@ class Platform:
 
 
 StartPlatform = Callable[..., Platform]
+
+
+def until_caught_up(platform: Platform, *topics: TopicSpec, timeout_s: float = 120.0) -> None:
+    """Wait until ``aiops up``'s consumer group has committed every record of ``topics``, on every partition."""
+    state = json.loads((Path(platform.env["AIOPS_DATA_DIR"]) / "state.json").read_text())
+    prefix = state["topic_prefix"]
+
+    async def caught_up() -> bool:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap_servers(state["broker_url"]),
+            group_id=f"{prefix}aiops-platform",  # the app `aiops up` runs every agent in
+            enable_auto_commit=False,
+        )
+        await consumer.start()
+        try:
+            behind: dict[str, int] = {}
+            for spec in topics:
+                tps = [TopicPartition(spec.full_name(prefix), p) for p in range(spec.partitions)]
+                for tp, end in (await consumer.end_offsets(tps)).items():
+                    committed = await consumer.committed(tp) or 0
+                    if committed < end:
+                        behind[f"{tp.topic}[{tp.partition}]"] = end - committed
+        finally:
+            await consumer.stop()
+        assert not behind, f"records not committed yet: {behind}"
+        return True
+
+    names = ", ".join(spec.name for spec in topics)
+    asyncio.run(eventually(caught_up, timeout=timeout_s, what=f"aiops up to commit all of {names}", interval=0.5))
 
 
 @pytest.fixture
@@ -54,16 +87,28 @@ def start_platform(tmp_path: Path) -> Iterator[StartPlatform]:
             proc = subprocess.Popen([sys.executable, "-m", "aiops_cli", "up", *args], env=env, stdout=out, stderr=out)
         platform = Platform(proc, env, f"http://127.0.0.1:{http_port}", log)
         started.append(platform)
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, log.read_text()[-3000:]
+
+        async def answers_200(url: str) -> bool:
+            if proc.poll() is not None:  # not an AssertionError: the wait ends at once
+                raise RuntimeError(f"aiops up exited with {proc.returncode}: " + log.read_text()[-3000:])
             try:
-                if httpx.get(platform.http_url + "/ready", timeout=1).status_code == 200:
-                    return platform
+                async with httpx.AsyncClient(timeout=5.0) as client:
+                    return (await client.get(url)).status_code == 200
             except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        pytest.fail("aiops up did not become ready: " + log.read_text()[-3000:])
+                return False  # not listening yet
+
+        async def ready() -> bool:
+            # Ingestion answers, and the workers hold their partitions: a test's budgets measure the work.
+            if not await answers_200(platform.http_url + "/ready"):
+                return False
+            state = json.loads((Path(env["AIOPS_DATA_DIR"]) / "state.json").read_text())  # written before ingestion
+            return await answers_200(state["probe_url"] + "/ready")
+
+        try:
+            asyncio.run(eventually(ready, timeout=120, what="aiops up's ingestion /ready and worker /ready"))
+        except EventuallyTimeoutError as exc:
+            pytest.fail(f"{exc}\n" + log.read_text()[-3000:])
+        return platform
 
     yield start
     for platform in started:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -14,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 from aiops_common.broker import free_port
+from aiops_common.testing.eventually import eventually, scaled
 
 from .conftest import Platform, aiops
 
@@ -25,7 +27,9 @@ def test_up_reports_host_metrics_tails_and_stops_cleanly(platform: Platform) -> 
     assert state["embedded_broker"] is True and state["broker_url"].startswith("kafka://127.0.0.1:")
 
     # The host's own metrics flow through the OTLP path onto metrics.raw.
-    tail = aiops("tail", "metrics.raw", "--from-beginning", "--max", "200", "--idle-timeout", "30", env=platform.env)
+    tail = aiops(
+        "tail", "metrics.raw", "--from-beginning", "--max", "200", "--idle-timeout", f"{scaled(30):g}", env=platform.env
+    )
     assert tail.returncode == 0, tail.stderr
     records = [json.loads(line) for line in tail.stdout.splitlines()]
     names = {r["name"] for r in records}
@@ -102,23 +106,37 @@ def test_broker_url_switches_to_an_external_broker(tmp_path: Path) -> None:
                 [sys.executable, "-m", "aiops_cli", "up", "--no-host-metrics"], env=env, stdout=out, stderr=out
             )
         try:
-            deadline = time.monotonic() + 60
-            while not (Path(env["AIOPS_DATA_DIR"]) / "state.json").exists() and time.monotonic() < deadline:
-                assert proc.poll() is None, log.read_text()[-2000:]
-                time.sleep(0.1)
-            state = json.loads((Path(env["AIOPS_DATA_DIR"]) / "state.json").read_text())
+            state_path = Path(env["AIOPS_DATA_DIR"]) / "state.json"
+
+            def running() -> None:
+                if proc.poll() is not None:  # not an AssertionError: the wait ends at once
+                    raise RuntimeError(f"aiops up exited with {proc.returncode}: {log.read_text()[-2000:]}")
+
+            def state_written() -> bool:
+                running()
+                return state_path.exists()
+
+            asyncio.run(eventually(state_written, timeout=60, what="aiops up's state.json"))
+            state = json.loads(state_path.read_text())
             assert state["broker_url"] == external.url and state["embedded_broker"] is False
             sample = {
                 "samples": [{"name": "probe", "labels": {"service": "x"}, "value": 1.5, "timestamp": time.time()}]
             }
-            while time.monotonic() < deadline:
+
+            async def answered() -> list[httpx.Response]:
+                running()
                 try:
-                    response = httpx.post(f"http://127.0.0.1:{http_port}/api/v1/metrics/write", json=sample, timeout=5)
-                    break
-                except httpx.HTTPError:
-                    time.sleep(0.1)
+                    async with httpx.AsyncClient(timeout=5.0) as client:
+                        url = f"http://127.0.0.1:{http_port}/api/v1/metrics/write"
+                        return [await client.post(url, json=sample)]
+                except httpx.TransportError:
+                    return []  # not listening yet
+
+            (response,) = asyncio.run(eventually(answered, timeout=60, what="ingestion to answer a write"))
             assert response.status_code == 200, response.text
-            tail = aiops("tail", "metrics.raw", "--from-beginning", "-n", "1", "--idle-timeout", "20", env=env)
+            tail = aiops(
+                "tail", "metrics.raw", "--from-beginning", "-n", "1", "--idle-timeout", f"{scaled(20):g}", env=env
+            )
             assert json.loads(tail.stdout)["value"] == 1.5
         finally:
             proc.send_signal(signal.SIGTERM)

@@ -15,8 +15,10 @@ import time
 import httpx
 import numpy as np
 import pytest
+from aiops_common.testing.eventually import scaled
+from aiops_common.topics import Topics
 
-from .conftest import StartPlatform, aiops
+from .conftest import StartPlatform, aiops, until_caught_up
 
 pytestmark = pytest.mark.functional
 
@@ -55,11 +57,15 @@ def test_a_sample_stream_becomes_exactly_one_anomaly(start_platform: StartPlatfo
         assert response.status_code == 200, response.text
 
     tail = aiops(
-        "tail", "anomalies", "--from-beginning", "-n", "1", "--idle-timeout", "120", env=platform.env, timeout=180
-    )
+        "tail", "anomalies", "--from-beginning", "-n", "1", "--idle-timeout", f"{scaled(120):g}",
+        env=platform.env, timeout=180,
+    )  # fmt: skip
     assert tail.returncode == 0 and tail.stdout, tail.stderr + platform.log.read_text()[-3000:]
-    # The first one is out; read them all once the pipeline has had time to say more.
-    everything = aiops("tail", "anomalies", "--from-beginning", "--idle-timeout", "15", env=platform.env, timeout=60)
+    # The first one is out; read them all once the windows and the detector have taken every record in.
+    until_caught_up(platform, Topics.METRICS_RAW, Topics.FEATURES)
+    everything = aiops(
+        "tail", "anomalies", "--from-beginning", "--idle-timeout", f"{scaled(15):g}", env=platform.env, timeout=60
+    )
     anomalies = [json.loads(line) for line in everything.stdout.splitlines()]
     assert len(anomalies) == 1, everything.stdout
     (anomaly,) = anomalies
