@@ -22,7 +22,7 @@ from aiops_common.broker.reader import read_values
 from aiops_common.partition_replay import unpack
 from aiops_common.schemas import SeriesMeta
 from aiops_common.schemas.metrics import shard_of
-from aiops_common.testing.eventually import EventuallyTimeoutError, eventually, scaled
+from aiops_common.testing.eventually import scaled
 from aiops_common.topics import Topics, TopicSpec
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -42,54 +42,23 @@ TEST_S = scaled(900.0)
 
 
 class DetectionWorker(WorkerProcess):
-    """``python -m aiops_cli worker detection`` against the test broker, with its probe server's URL."""
-
-    probe_url: str = ""
-
-    def check_alive(self) -> None:
-        if self.proc.poll() is not None:
-            pytest.fail(f"detection worker exited with {self.proc.returncode}\n{self.log()[-6000:]}")
-
-    async def _get(self, path: str) -> httpx.Response | None:
-        self.check_alive()
-        try:
-            async with httpx.AsyncClient(timeout=5.0) as client:
-                return await client.get(f"{self.probe_url}{path}")
-        except httpx.TransportError:
-            return None  # the probe server is not listening yet
-
-    async def until_ready(self, timeout_s: float = STARTUP_S) -> None:
-        """Wait until ``/ready``: the worker has its partitions, so budgets that follow measure the work only."""
-
-        async def ready() -> str | None:
-            response = await self._get("/ready")
-            return None if response is None or response.status_code != 200 else response.text
-
-        await self.eventually(ready, timeout_s, "the worker's /ready (partitions assigned)")
+    """``python -m aiops_cli worker detection`` against the test broker, started with its probe port."""
 
     async def metric(self, name: str, **labels: str) -> float | None:
         """One sample of the worker's ``/metrics``, or None while it is absent."""
-        response = await self._get("/metrics")
-        if response is None or response.status_code != 200:
+        self.check_alive()
+        try:
+            async with httpx.AsyncClient(timeout=5.0) as client:
+                response = await client.get(f"{self.probe_url}/metrics")
+        except httpx.TransportError:
+            return None
+        if response.status_code != 200:
             return None
         for family in text_string_to_metric_families(response.text):
             for sample in family.samples:
                 if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
                     return float(sample.value)
         return None
-
-    async def eventually(self, check: Callable[[], Awaitable[V | None]], timeout_s: float, what: str) -> V:
-        """:func:`eventually` that fails at once, with the log, if the worker dies, and shows the log on time-out."""
-
-        async def alive_check() -> V | None:
-            self.check_alive()
-            return await check()
-
-        try:
-            found: V = await eventually(alive_check, timeout=timeout_s, what=what)
-        except EventuallyTimeoutError as exc:
-            pytest.fail(f"{exc}\n{self.log()[-6000:]}")
-        return found
 
 
 @pytest.fixture
@@ -111,12 +80,10 @@ def detection_worker(service_env: dict[str, str], tmp_path: Path) -> Iterator[Ca
     started: list[DetectionWorker] = []
 
     async def start() -> DetectionWorker:
-        port = free_port()
-        env = {**service_env, "AIOPS_WORKER_HTTP_PORT": str(port)}
-        worker = DetectionWorker.start("detection", env, tmp_path / f"detection-{len(started)}.log")
-        worker.probe_url = f"http://127.0.0.1:{port}"
+        log = tmp_path / f"detection-{len(started)}.log"
+        worker = DetectionWorker.start("detection", service_env, log, http_port=free_port())
         started.append(worker)
-        await worker.until_ready()
+        await worker.until_ready(STARTUP_S)
         return worker
 
     yield start
