@@ -14,6 +14,7 @@ score, the cold start and the refractory windows.
 from __future__ import annotations
 
 import json
+import re
 import time
 from datetime import datetime
 from pathlib import Path
@@ -116,7 +117,14 @@ def test_a_replayed_nab_file_raises_the_benchmark_cascades_alerts(start_platform
     assert sent.returncode == 0, sent.stderr
     assert "4032 samples acknowledged" in sent.stdout
 
-    (series,) = shift_to_end(read_series(path), int(time.time() * 1000))
+    # The replay moved the file to its own "now": take the shift it applied from the first time it printed,
+    # not from this process's clock, which may have passed a minute boundary since.
+    printed_first = re.search(r" from (\S+Z)", sent.stdout)
+    assert printed_first is not None, sent.stdout
+    first_ms = int(datetime.fromisoformat(printed_first.group(1)).timestamp() * 1000)
+    (original,) = read_series(path)
+    (series,) = shift_to_end([original], first_ms + int(original.ts_ms[-1] - original.ts_ms[0]))
+    assert int(series.ts_ms[0]) == first_ms
     expected = expected_alerts(series.values)
     assert len(expected) >= 5  # the file has anomalies to find
 
