@@ -35,7 +35,7 @@ from aiops_common.agent_loop import AGENT_DROPPED, AgentMeter
 from aiops_common.partition_replay import ReplayingStage, pack, unpack
 from aiops_common.schemas import FeatureBatch, SchemaError
 
-__all__ = ["FeatureStage", "SeriesPartition", "SeriesStates", "dump_state", "load_state"]
+__all__ = ["FeatureStage", "SeriesPartition", "SeriesStates", "dump_state", "load_entry", "load_state"]
 
 log = structlog.get_logger(__name__)
 
@@ -51,17 +51,28 @@ class WindowedState(Protocol):
 S = TypeVar("S", bound=WindowedState)
 
 
-def dump_state(state: object, fingerprint: str) -> bytes:
-    return zlib.compress(pickle.dumps((fingerprint, state), protocol=5), 1)
+def dump_state(state: object, fingerprint: str, heard_ms: float | None = None) -> bytes:
+    """``state`` as a checkpoint entry; ``heard_ms``: the partition's event time when its series last had a row."""
+    return zlib.compress(pickle.dumps((fingerprint, state, heard_ms), protocol=5), 1)
+
+
+def load_entry(blob: bytes, fingerprint: str) -> tuple[Any, float | None]:
+    """The state in ``blob`` and when its series was last heard, or (None, None) when other code wrote it.
+
+    An entry from before ``heard_ms`` was written (a pair) loads with it unknown.
+    """
+    try:
+        written_by, state, *heard = pickle.loads(zlib.decompress(blob))
+    except Exception:  # a state that will not even load is a state to start again without
+        return None, None
+    if written_by != fingerprint:
+        return None, None
+    return state, heard[0] if heard else None
 
 
 def load_state(blob: bytes, fingerprint: str) -> Any:
     """The state in ``blob``, or None when other code wrote it (or it is unreadable)."""
-    try:
-        written_by, state = pickle.loads(zlib.decompress(blob))
-    except Exception:  # a state that will not even load is a state to start again without
-        return None
-    return state if written_by == fingerprint else None
+    return load_entry(blob, fingerprint)[0]
 
 
 class SeriesPartition(Protocol[R]):
@@ -80,7 +91,7 @@ class SeriesPartition(Protocol[R]):
 
 
 class SeriesStates(Generic[S]):
-    """The per-series states of one partition and which changed since the last checkpoint.
+    """The per-series states of one partition, which changed since the last checkpoint, and when each was heard.
 
     Subclasses say what a state is (``state_type``) and which code writes it
     (``fingerprint``), and mark a series changed in ``_changed`` when they touch it.
@@ -93,42 +104,66 @@ class SeriesStates(Generic[S]):
         self.states: dict[str, S] = {}
         self._changed: set[str] = set()
         self._forgotten: set[str] = set()
+        # Per series: its latest window start when last looked at, and the partition's event time then.
+        self._heard: dict[str, tuple[int, float]] = {}
         self._newest_start_ms = -math.inf
         self._swept_ms = -math.inf
 
     def changed(self) -> dict[str, bytes | None]:
         out: dict[str, bytes | None] = {ident: None for ident in self._forgotten if ident not in self.states}
-        out.update({ident: dump_state(self.states[ident], self.fingerprint) for ident in self._changed})
+        for ident in self._changed:
+            heard = self._hear(ident)
+            out[ident] = dump_state(self.states[ident], self.fingerprint, None if heard is None else heard[1])
         self._changed.clear()
         self._forgotten.clear()
         return out
 
+    def _hear(self, ident: str) -> tuple[int, float] | None:
+        """Stamp ``ident`` with the partition's event time if it has had a window since it was last stamped.
+
+        A series is stamped when it is checkpointed or swept, whichever comes first
+        after its row: later than the row by at most that, never earlier. A model swap
+        touches a series without a window, and does not count as hearing from it.
+        """
+        start = self.states[ident].last_start_ms
+        heard = self._heard.get(ident)
+        if (heard is None or heard[0] != start) and self._newest_start_ms > -math.inf:
+            heard = self._heard[ident] = (start, self._newest_start_ms)
+        return heard
+
     def forget_idle(self, batch_start_ms: int, idle_ms: float) -> list[str]:
-        """Forget every series whose latest window started more than ``idle_ms`` before the partition's event time.
+        """Forget every series the partition has not heard from for ``idle_ms`` of the partition's event time.
 
         The event time is the newest window start of the batches so far
         (``batch_start_ms``: the newest of this one), so a stopped pipeline forgets
-        nothing. Looked at once per ``idle_ms / 24`` of it; 0 never forgets. The next
-        checkpoint deletes the forgotten series' entries; one that comes back starts
-        again. Returns the series ids dropped.
+        nothing. A series is measured by the event time when it last had a window, not
+        by its own windows' starts: a backfilled series, windowed days behind the live
+        ones on its own clock, is kept while it keeps reporting. Looked at once per
+        ``idle_ms / 24`` of event time; 0 never forgets. The next checkpoint deletes the
+        forgotten series' entries; one that comes back starts again. Returns the series
+        ids dropped.
         """
         self._newest_start_ms = max(self._newest_start_ms, batch_start_ms)
         if idle_ms <= 0 or self._newest_start_ms - self._swept_ms < idle_ms / 24:
             return []
         self._swept_ms = self._newest_start_ms
         cutoff = self._newest_start_ms - idle_ms
-        gone = [ident for ident, state in self.states.items() if state.last_start_ms < cutoff]
+        gone = [ident for ident in self.states if (heard := self._hear(ident)) is not None and heard[1] < cutoff]
         for ident in gone:
             del self.states[ident]
+            del self._heard[ident]
             self._changed.discard(ident)
             self._forgotten.add(ident)
         return gone
 
     def restore(self, states: Mapping[str, bytes]) -> None:
         for ident, blob in states.items():
-            state = load_state(blob, self.fingerprint)
+            state, heard_ms = load_entry(blob, self.fingerprint)
             if isinstance(state, self.state_type):
                 self.states[ident] = state
+                if heard_ms is not None:
+                    self._heard[ident] = (state.last_start_ms, heard_ms)
+                # else: a checkpoint from before this was kept; the first sweep stamps it, a full horizon again
             else:
                 log.warning("checkpointed state written by other code; the series starts again", series=ident)
 

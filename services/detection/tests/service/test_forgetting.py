@@ -8,12 +8,16 @@ checkpoint, its table entry; if it comes back it starts cold.
 
 from __future__ import annotations
 
+import pickle
+import zlib
 from collections.abc import Callable
 
 import pytest
 from aiops_common.schemas import FeatureBatch, SeriesMeta
 from aiops_detection.agents.anomaly_detector import AnomalyPartition
 from aiops_detection.agents.crossing_predictor import CrossingPartition
+from aiops_detection.agents.partition_state import load_state
+from aiops_detection.detectors.series_detectors import STATE_FINGERPRINT
 from aiops_detection.service_settings import DetectionServiceSettings
 
 from .conftest import (
@@ -97,3 +101,60 @@ def test_nothing_is_forgotten_while_the_partition_sees_no_new_windows(service_se
     feed(part, B, periodic_history(10), first=5)  # B's windows end later than A's, but not 30 minutes later
     feed(part, A, periodic_history(10))  # A delivered again: no newer event time
     assert {ident(A), ident(B)} == set(part.states)
+
+
+DAYS_BEHIND = 3 * 1440  # windows: a backfill three days behind the live series, a hundred horizons
+
+
+def test_a_backfilled_series_days_behind_is_kept_while_it_reports_and_forgotten_once_silent(
+    service_settings: Settings,
+) -> None:
+    settings = service_settings(detect_forget_after_s=IDLE_WINDOWS * WINDOW_MS / 1000)
+    part = new_partition(settings)
+    live, history = periodic_history(DAYS_BEHIND + 200), periodic_history(120, seed=2)
+    # A reports now; B's history is replayed on its own clock, days behind, a batch of each in turn for
+    # four horizons of partition time: B is heard from at every batch and kept, though its windows are old.
+    for first in range(0, 120, 10):
+        feed(part, A, live[DAYS_BEHIND + first :][:10], first=DAYS_BEHIND + first)
+        feed(part, B, history[first : first + 10], first=first)
+        assert {ident(A), ident(B)} == set(part.states)
+        # A checkpoint, as the worker writes one every minute, stamps B with the partition's time now.
+        assert ident(B) in part.changed()
+    assert part.states[ident(B)].seen == 120
+
+    # B's backfill ends: silent for less than the horizon of partition time it stays, past it it goes.
+    feed(part, A, live[DAYS_BEHIND + 120 : DAYS_BEHIND + 145], first=DAYS_BEHIND + 120)
+    assert ident(B) in part.states
+    feed(part, A, live[DAYS_BEHIND + 145 : DAYS_BEHIND + 160], first=DAYS_BEHIND + 145)
+    assert set(part.states) == {ident(A)}
+    assert part.changed()[ident(B)] is None
+
+
+def test_a_backfilled_series_survives_a_restart_and_its_first_sweep(service_settings: Settings) -> None:
+    settings = service_settings(detect_forget_after_s=IDLE_WINDOWS * WINDOW_MS / 1000)
+    part = new_partition(settings)
+    live, history = periodic_history(DAYS_BEHIND + 100), periodic_history(60, seed=2)
+    for first in range(0, 50, 10):
+        feed(part, A, live[DAYS_BEHIND + first :][:10], first=DAYS_BEHIND + first)
+        feed(part, B, history[first : first + 10], first=first)
+    checkpoint = part.changed()
+
+    # Restarted: the first batch (the live series') sweeps at once; B, heard from just before, is kept,
+    # and its backfill goes on from its checkpoint.
+    restarted = new_partition(settings)
+    restarted.restore({sid: blob for sid, blob in checkpoint.items() if blob is not None})
+    feed(restarted, A, live[DAYS_BEHIND + 50 : DAYS_BEHIND + 60], first=DAYS_BEHIND + 50)
+    assert {ident(A), ident(B)} == set(restarted.states)
+    feed(restarted, B, history[50:60], first=50)
+    assert restarted.states[ident(B)].seen == 60
+
+    # A checkpoint written before the partition's time was kept loads too; its series gets a full horizon.
+    old_format = zlib.compress(
+        pickle.dumps((STATE_FINGERPRINT, load_state(checkpoint[ident(B)] or b"", STATE_FINGERPRINT)))
+    )
+    upgraded = new_partition(settings)
+    upgraded.restore({ident(B): old_format})
+    feed(upgraded, A, live[DAYS_BEHIND + 50 : DAYS_BEHIND + 60], first=DAYS_BEHIND + 50)
+    assert ident(B) in upgraded.states
+    feed(upgraded, A, live[DAYS_BEHIND + 60 : DAYS_BEHIND + 100], first=DAYS_BEHIND + 60)
+    assert ident(B) not in upgraded.states
