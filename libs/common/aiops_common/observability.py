@@ -42,10 +42,11 @@ def configure_logging(level: str = "INFO", fmt: str = "auto") -> None:
 
 
 class LogRateLimit:
-    """At most one log line per key every ``interval_s``, for events that can come by the thousand (bad input).
+    """At most one log line per key every ``interval_s``, for events that can come by the thousand (bad input, drops).
 
     ``limit(key)`` is None when the line is to be held back, else how many were held
     back since the last one written, which the line should carry so nothing goes unseen.
+    :meth:`note` counts events that come ``n`` at a time (samples in a batch).
     """
 
     def __init__(self, interval_s: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
@@ -55,10 +56,19 @@ class LogRateLimit:
         self._held: dict[str, int] = {}
 
     def __call__(self, key: str) -> int | None:
+        noted = self.note(key)
+        return None if noted is None else noted[0] - 1
+
+    def note(self, key: str, n: int = 1) -> tuple[int, float | None] | None:
+        """Count ``n`` events: None to hold the line back, else (events since the last line, seconds since it).
+
+        The events include these ``n``; the seconds are None for a key's first line.
+        """
         now = self.clock()
         last = self._last.get(key)
+        held = self._held.pop(key, 0) + n
         if last is not None and now - last < self.interval_s:
-            self._held[key] = self._held.get(key, 0) + 1
+            self._held[key] = held
             return None
         self._last[key] = now
-        return self._held.pop(key, 0)
+        return held, None if last is None else now - last

@@ -64,3 +64,13 @@ def test_log_rate_limit_holds_back_and_reports_how_many() -> None:
     now[0] = 10.0
     assert limit("a") == 2
     assert limit("a") is None
+
+
+def test_log_rate_limit_notes_events_that_come_in_batches() -> None:
+    now = [5.0]
+    limit = LogRateLimit(10.0, clock=lambda: now[0])
+    assert limit.note("late", 300) == (300, None)
+    assert limit.note("late", 20) is None and limit.note("late", 7) is None
+    now[0] = 17.5
+    assert limit.note("late", 1) == (28, 12.5)  # everything since the last line, this batch included
+    assert limit.note("late", 4) is None

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
+
 import numpy as np
 import pytest
+import structlog
 from aiops_common.schemas import FeatureBatch, MetricKind, SeriesMeta
-from aiops_stream.drops import DROPPED_SAMPLES
+from aiops_stream.drops import DROPPED_SAMPLES, DropReason, count_dropped
 from aiops_stream.series_clocks import SeriesClocks
 from aiops_stream.tumbling import TumblingWindows, WindowConfig
 from prometheus_client import REGISTRY
@@ -188,3 +191,16 @@ def test_series_that_start_their_history_together_share_one_clock() -> None:
     assert got.keys() == want.keys() and len(got) > 1000
     for key, row in want.items():
         assert got[key] == pytest.approx(row, nan_ok=True), key
+
+
+def test_drops_are_counted_each_and_logged_once_per_stage_and_reason_at_a_bounded_rate() -> None:
+    stage = f"test-{uuid.uuid4().hex[:8]}"  # the process' limiter and counter are shared: a stage of its own
+    with structlog.testing.capture_logs() as logs:
+        count_dropped(stage, DropReason.LATE, 300, partition=3)
+        count_dropped(stage, DropReason.LATE, 20, partition=3)  # within 10 s of the first line: held back
+        count_dropped(stage, DropReason.CLOCK_LIMIT, 5, partition=3)
+    assert DROPPED_SAMPLES.labels(stage, "late")._value.get() == 320
+    assert [(line["event"], line["reason"], line["samples"], line["since_s"], line["partition"]) for line in logs] == [
+        ("samples dropped", "late", 300, None, 3),
+        ("samples dropped", "series_clock_limit", 5, None, 3),
+    ]
