@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pickle
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 from aiops_common.schemas import FeatureBatch, SeriesMeta
@@ -106,26 +106,35 @@ def test_nothing_is_forgotten_while_the_partition_sees_no_new_windows(service_se
 DAYS_BEHIND = 3 * 1440  # windows: a backfill three days behind the live series, a hundred horizons
 
 
+def feed_live(part: AnomalyPartition, first: int, stop: int) -> None:
+    """Live series A's windows ``first...stop``, counted from the backfill's start, ``DAYS_BEHIND`` after it."""
+    feed(part, A, periodic_history(DAYS_BEHIND + stop)[DAYS_BEHIND + first :], first=DAYS_BEHIND + first)
+
+
+def backfill_beside_live(part: AnomalyPartition, stop: int) -> Iterator[None]:
+    """A reporting now and B's history, replayed on its own clock days behind, a batch of each in turn."""
+    history = periodic_history(stop, seed=2)
+    for first in range(0, stop, 10):
+        feed_live(part, first, first + 10)
+        feed(part, B, history[first : first + 10], first=first)
+        yield
+
+
 def test_a_backfilled_series_days_behind_is_kept_while_it_reports_and_forgotten_once_silent(
     service_settings: Settings,
 ) -> None:
-    settings = service_settings(detect_forget_after_s=IDLE_WINDOWS * WINDOW_MS / 1000)
-    part = new_partition(settings)
-    live, history = periodic_history(DAYS_BEHIND + 200), periodic_history(120, seed=2)
-    # A reports now; B's history is replayed on its own clock, days behind, a batch of each in turn for
-    # four horizons of partition time: B is heard from at every batch and kept, though its windows are old.
-    for first in range(0, 120, 10):
-        feed(part, A, live[DAYS_BEHIND + first :][:10], first=DAYS_BEHIND + first)
-        feed(part, B, history[first : first + 10], first=first)
+    part = new_partition(service_settings(detect_forget_after_s=IDLE_WINDOWS * WINDOW_MS / 1000))
+    # Four horizons of partition time: B is heard from at every batch and kept, though its windows are old.
+    for _ in backfill_beside_live(part, 120):
         assert {ident(A), ident(B)} == set(part.states)
         # A checkpoint, as the worker writes one every minute, stamps B with the partition's time now.
         assert ident(B) in part.changed()
     assert part.states[ident(B)].seen == 120
 
     # B's backfill ends: silent for less than the horizon of partition time it stays, past it it goes.
-    feed(part, A, live[DAYS_BEHIND + 120 : DAYS_BEHIND + 145], first=DAYS_BEHIND + 120)
+    feed_live(part, 120, 145)
     assert ident(B) in part.states
-    feed(part, A, live[DAYS_BEHIND + 145 : DAYS_BEHIND + 160], first=DAYS_BEHIND + 145)
+    feed_live(part, 145, 160)
     assert set(part.states) == {ident(A)}
     assert part.changed()[ident(B)] is None
 
@@ -133,19 +142,17 @@ def test_a_backfilled_series_days_behind_is_kept_while_it_reports_and_forgotten_
 def test_a_backfilled_series_survives_a_restart_and_its_first_sweep(service_settings: Settings) -> None:
     settings = service_settings(detect_forget_after_s=IDLE_WINDOWS * WINDOW_MS / 1000)
     part = new_partition(settings)
-    live, history = periodic_history(DAYS_BEHIND + 100), periodic_history(60, seed=2)
-    for first in range(0, 50, 10):
-        feed(part, A, live[DAYS_BEHIND + first :][:10], first=DAYS_BEHIND + first)
-        feed(part, B, history[first : first + 10], first=first)
+    for _ in backfill_beside_live(part, 50):
+        pass
     checkpoint = part.changed()
 
     # Restarted: the first batch (the live series') sweeps at once; B, heard from just before, is kept,
     # and its backfill goes on from its checkpoint.
     restarted = new_partition(settings)
     restarted.restore({sid: blob for sid, blob in checkpoint.items() if blob is not None})
-    feed(restarted, A, live[DAYS_BEHIND + 50 : DAYS_BEHIND + 60], first=DAYS_BEHIND + 50)
+    feed_live(restarted, 50, 60)
     assert {ident(A), ident(B)} == set(restarted.states)
-    feed(restarted, B, history[50:60], first=50)
+    feed(restarted, B, periodic_history(60, seed=2)[50:], first=50)
     assert restarted.states[ident(B)].seen == 60
 
     # A checkpoint written before the partition's time was kept loads too; its series gets a full horizon.
@@ -154,7 +161,7 @@ def test_a_backfilled_series_survives_a_restart_and_its_first_sweep(service_sett
     )
     upgraded = new_partition(settings)
     upgraded.restore({ident(B): old_format})
-    feed(upgraded, A, live[DAYS_BEHIND + 50 : DAYS_BEHIND + 60], first=DAYS_BEHIND + 50)
+    feed_live(upgraded, 50, 60)
     assert ident(B) in upgraded.states
-    feed(upgraded, A, live[DAYS_BEHIND + 60 : DAYS_BEHIND + 100], first=DAYS_BEHIND + 60)
+    feed_live(upgraded, 60, 100)
     assert ident(B) not in upgraded.states
