@@ -21,10 +21,11 @@ ROOT = Path(__file__).resolve().parents[3]
 BASE = "base"  # the [project] dependencies every install gets
 
 #: Where each package lives and which extras (beyond the base) may install its imports.
-#: A service's own extra is named like it; aiops_common's embedded broker and the CLI's
-#: host metrics import their extra's packages only when used (aiops_common.extras.requires_extra).
+#: A service's own extra is named like it; aiops_common's embedded broker and Elasticsearch document
+#: store, and the CLI's host metrics, import their extra's packages only when used
+#: (aiops_common.extras.requires_extra).
 PACKAGES: dict[str, tuple[str, tuple[str, ...]]] = {
-    "aiops_common": ("libs/common/aiops_common", ("embedded",)),
+    "aiops_common": ("libs/common/aiops_common", ("embedded", "elasticsearch")),
     "aiops_cli": ("libs/cli/aiops_cli", ("host-metrics",)),
     "aiops_ingestion": ("services/ingestion/aiops_ingestion", ("ingestion",)),
     "aiops_stream": ("services/stream/aiops_stream", ("stream",)),

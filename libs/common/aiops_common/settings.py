@@ -34,6 +34,10 @@ class CommonSettings(BaseSettings):
     feedback_url: str = ""
     """Feedback store (operator labels, the anomalies they name, per-series sensitivity): ``sqlite:///path``;
     empty means ``sqlite:///<data_dir>/feedback.sqlite``."""
+    documents_url: str = ""
+    """Document store (incidents, RCA results, executions, audit, logs): ``sqlite:///path``,
+    ``elasticsearch://host:port[/index-prefix]`` (``elasticsearchs://`` for TLS); empty means
+    ``sqlite:///<data_dir>/documents.sqlite``."""
 
     @model_validator(mode="after")
     def _store_urls_under_data_dir(self) -> Self:
@@ -43,6 +47,8 @@ class CommonSettings(BaseSettings):
             object.__setattr__(self, "tsdb_url", f"sqlite:///{self.data_dir / 'tsdb.sqlite'}")
         if not self.feedback_url:
             object.__setattr__(self, "feedback_url", f"sqlite:///{self.data_dir / 'feedback.sqlite'}")
+        if not self.documents_url:
+            object.__setattr__(self, "documents_url", f"sqlite:///{self.data_dir / 'documents.sqlite'}")
         return self
 
     log_level: str = "INFO"
