@@ -38,6 +38,9 @@ class CommonSettings(BaseSettings):
     """Document store (incidents, RCA results, executions, audit, logs): ``sqlite:///path``,
     ``elasticsearch://host:port[/index-prefix]`` (``elasticsearchs://`` for TLS); empty means
     ``sqlite:///<data_dir>/documents.sqlite``."""
+    topology_url: str = ""
+    """Topology store (services, call edges, changes): ``sqlite:///path``, ``memory://``, ``neo4j://host:port``,
+    ``bolt://host:port``; empty means ``sqlite:///<data_dir>/topology.sqlite``."""
 
     @model_validator(mode="after")
     def _store_urls_under_data_dir(self) -> Self:
@@ -49,6 +52,8 @@ class CommonSettings(BaseSettings):
             object.__setattr__(self, "feedback_url", f"sqlite:///{self.data_dir / 'feedback.sqlite'}")
         if not self.documents_url:
             object.__setattr__(self, "documents_url", f"sqlite:///{self.data_dir / 'documents.sqlite'}")
+        if not self.topology_url:
+            object.__setattr__(self, "topology_url", f"sqlite:///{self.data_dir / 'topology.sqlite'}")
         return self
 
     log_level: str = "INFO"

