@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Self, TypeVar
 
 import httpx
+from aiops_common.process import stop_process
 from aiops_common.testing.eventually import EventuallyTimeoutError, eventually
 
 __all__ = ["STARTUP_S", "WorkerExitedError", "WorkerProcess", "worker_env"]
@@ -111,10 +112,4 @@ class WorkerProcess:
         self.proc.wait(10)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, 20)

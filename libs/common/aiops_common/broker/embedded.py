@@ -10,6 +10,7 @@ from types import TracebackType
 
 from aiops_common.broker.addresses import free_port, port_is_free
 from aiops_common.extras import MissingExtraError, requires_extra
+from aiops_common.process import stop_process
 
 __all__ = ["BrokerStartError", "EmbeddedBroker"]
 
@@ -99,13 +100,7 @@ class EmbeddedBroker:
 
     def stop(self, timeout_s: float = 5.0) -> None:
         proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_process(proc, timeout_s)
         if self._log_file is not None:
             self._log_file.close()  # type: ignore[attr-defined]
             self._log_file = None

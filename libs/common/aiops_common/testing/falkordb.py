@@ -24,6 +24,7 @@ from pathlib import Path
 from types import TracebackType
 
 from aiops_common.broker.addresses import free_port
+from aiops_common.process import stop_process
 
 __all__ = ["FalkorDBServer", "namespaces_available"]
 
@@ -92,13 +93,7 @@ class FalkorDBServer:
     def stop(self) -> None:
         procs, self._procs = self._procs, []
         for proc in reversed(procs):
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            stop_process(proc, 10)
 
     def __enter__(self) -> FalkorDBServer:
         self.start()

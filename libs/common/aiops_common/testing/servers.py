@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import signal
 import subprocess
 import time
 from pathlib import Path
@@ -14,6 +13,7 @@ import httpx
 import yaml
 
 from aiops_common.broker.addresses import free_port
+from aiops_common.process import stop_process
 
 __all__ = ["AlertmanagerServer", "ExternalServer", "NodeExporter", "PrometheusServer"]
 
@@ -70,13 +70,7 @@ class ExternalServer:
 
     def stop(self) -> None:
         proc, self.proc = self.proc, None
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_process(proc, 15)
 
     def __enter__(self) -> ExternalServer:
         self.start()
