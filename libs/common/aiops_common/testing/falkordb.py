@@ -25,6 +25,7 @@ from types import TracebackType
 
 from aiops_common.broker.addresses import free_port
 from aiops_common.process import stop_process
+from aiops_common.testing.eventually import scaled
 
 __all__ = ["FalkorDBServer", "namespaces_available"]
 
@@ -67,6 +68,7 @@ class FalkorDBServer:
             self._procs.append(subprocess.Popen([unshare, "-n", *inner], stdout=log, stderr=log))
             outer = [*me, "relay", f"tcp:127.0.0.1:{self.port}", f"unix:{self.socket_path}"]
             self._procs.append(subprocess.Popen(outer, stdout=log, stderr=log))
+        timeout_s = scaled(timeout_s)  # a loaded machine starts servers slowly too
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             for proc in self._procs:

@@ -14,6 +14,7 @@ import yaml
 
 from aiops_common.broker.addresses import free_port
 from aiops_common.process import stop_process
+from aiops_common.testing.eventually import scaled
 
 __all__ = ["AlertmanagerServer", "ExternalServer", "NodeExporter", "PrometheusServer"]
 
@@ -52,6 +53,7 @@ class ExternalServer:
             raise FileNotFoundError(f"none of {self.binary_names} is installed")
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(self.args(binary), stdout=log, stderr=log, cwd=self.workdir)
+        timeout_s = scaled(timeout_s)  # a loaded machine starts servers slowly too
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

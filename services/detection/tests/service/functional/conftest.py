@@ -154,7 +154,7 @@ async def read_table(broker_url: str, topic: str) -> dict[bytes, bytes | None]:
             return latest
         consumer.assign(todo)
         await consumer.seek_to_beginning(*todo)
-        deadline = time.monotonic() + 30.0
+        deadline = time.monotonic() + scaled(30.0)
         while todo and time.monotonic() < deadline:
             for msgs in (await consumer.getmany(*todo, timeout_ms=200)).values():
                 for message in msgs:
