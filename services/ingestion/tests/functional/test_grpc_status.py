@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +14,7 @@ import httpx
 import pytest
 from aiops_common.broker import EmbeddedBroker
 from aiops_common.broker.reader import read_values
+from aiops_common.process import suspended
 from aiops_common.schemas import LogBatch, MetricBatch, SpanBatch
 from aiops_common.testing.eventually import scaled
 from aiops_common.topics import Topics, TopicSpec
@@ -141,14 +140,11 @@ def test_broker_outage_is_unavailable_on_every_service(tmp_path: Path, ingestion
         try:
             assert broker._proc is not None
             pid = broker._proc.pid
-            os.kill(pid, signal.SIGSTOP)  # the broker hangs: nothing sent to it is acknowledged
-            try:
+            with suspended(pid):  # the broker hangs: nothing sent to it is acknowledged
                 for name in SIGNALS:
                     error = _export_error(service.grpc_address, name, _valid(name, f"grpc-outage-{name}"))
                     assert error.code() == grpc.StatusCode.UNAVAILABLE, (name, error.details())
                     assert error.details() == "the message broker is unavailable; retry later"
                     assert _requests_total(service.http_url, f"grpc:{name}", "UNAVAILABLE") == 1
-            finally:
-                os.kill(pid, signal.SIGCONT)
         finally:
             service.stop()  # before its broker goes away, so it can leave its consumer group

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import os
-import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +14,7 @@ import httpx
 import pytest
 from aiops_common.broker import EmbeddedBroker
 from aiops_common.broker.reader import read_values
+from aiops_common.process import suspended
 from aiops_common.prompb import remote_pb2, types_pb2
 from aiops_common.schemas import MetricBatch, MetricKind
 from aiops_common.testing import NodeExporter, PrometheusServer
@@ -120,9 +119,8 @@ def _outage(broker: EmbeddedBroker, service: Any, external_server: Callable[...,
 
     assert broker._proc is not None
     pid = broker._proc.pid
-    os.kill(pid, signal.SIGSTOP)  # the broker hangs: nothing sent to it is acknowledged
-    outage_start = time.time()
-    try:
+    with suspended(pid):  # the broker hangs: nothing sent to it is acknowledged
+        outage_start = time.time()
         refused = httpx.post(
             write_url,
             content=_one_sample_write_request(),
@@ -138,8 +136,6 @@ def _outage(broker: EmbeddedBroker, service: Any, external_server: Callable[...,
             return time.time() - outage_start >= 6 and _scraped_since(prom.url, outage_start) >= 4
 
         asyncio.run(eventually(outage_done, timeout=60, what="4 scrapes by Prometheus during the outage"))
-    finally:
-        os.kill(pid, signal.SIGCONT)
     outage_end = time.time()
 
     after = up_times(read(lambda v: bool(up_times(v)) and up_times(v)[-1] / 1000 > outage_end + 3))

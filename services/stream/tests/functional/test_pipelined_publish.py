@@ -12,6 +12,7 @@ import pytest
 from aiops_common.broker import EmbeddedBroker, ensure_topics
 from aiops_common.faust_app import create_app
 from aiops_common.partition_replay import unpack
+from aiops_common.process import suspended
 from aiops_common.schemas import FeatureBatch, MetricBatchBuilder
 from aiops_common.topics import Topics
 from aiops_stream import window_aggregator
@@ -74,14 +75,11 @@ async def test_a_close_is_checkpointed_only_once_the_broker_has_its_features(
     await asyncio.wait_for(stage.settle(), 20)
     assert applied(stage) == 1
 
-    broker.send_signal(signal.SIGSTOP)
-    try:
+    with suspended(broker.pid):
         # Neither message waits for the broker, which answers nothing now.
         await asyncio.wait_for(stage.handle(PARTITION, 2, scrape(26)), 5)  # closes [T0 + 10 s, T0 + 20 s)
         await asyncio.wait_for(stage.handle(PARTITION, 3, scrape(36)), 5)
         assert applied(stage) == 1, "a checkpoint claimed features the broker has not acknowledged"
-    finally:
-        broker.send_signal(signal.SIGCONT)
     await asyncio.wait_for(stage.settle(), 20)
     assert applied(stage) == 3
 
