@@ -16,6 +16,7 @@ from aiops_common.schemas import (
     ChangeEvent,
     FeatureBatch,
     FeedbackRecord,
+    IncidentRecord,
     LogBatch,
     MetricBatch,
     PredictionRecord,
@@ -95,7 +96,17 @@ class Topics:
     # Layer 3
     ANOMALIES = TopicSpec("anomalies", "series key", AnomalyRecord, 4, 7 * _DAY, False, "Detected anomalies")
     PREDICTIONS = TopicSpec("predictions", "series key", PredictionRecord, 1, 7 * _DAY, False, "Predictive alerts")
-    INCIDENTS = TopicSpec("incidents", "incident id", None, 1, 30 * _DAY, False, "Correlated incidents")
+    CORRELATION_EVENTS = TopicSpec(
+        "correlation.events",
+        "constant: one ordered log",
+        bytes,
+        1,
+        7 * _DAY,
+        False,
+        "What the correlator takes, in the order it takes it: alerts, anomalies, predictions, changes, feedback"
+        " and its own clock ticks, each in its own record schema",
+    )
+    INCIDENTS = TopicSpec("incidents", "incident id", IncidentRecord, 1, 30 * _DAY, False, "Correlated incidents")
     RCA_RESULTS = TopicSpec("rca.results", "incident id", None, 1, 30 * _DAY, False, "Ranked root causes")
     # Layer 4 and gateway
     ACTIONS = TopicSpec("actions", "execution id", None, 1, 30 * _DAY, False, "Runbook executions")

@@ -9,6 +9,18 @@ from aiops_common.schemas.anomalies import AnomalyRecord, AnomalySeverity, anoma
 from aiops_common.schemas.changes import ChangeEvent
 from aiops_common.schemas.features import FEATURE_COLUMNS, FeatureBatch, FeatureRow
 from aiops_common.schemas.feedback import FeedbackLabel, FeedbackRecord
+from aiops_common.schemas.incidents import (
+    IncidentMember,
+    IncidentMerge,
+    IncidentRecord,
+    IncidentSeverity,
+    IncidentStatus,
+    JoinReason,
+    LinkedChange,
+    MemberKind,
+    StatusChange,
+    incident_id,
+)
 from aiops_common.schemas.logs import LogBatch, LogRecord
 from aiops_common.schemas.metrics import (
     STALE_NAN,
@@ -36,8 +48,16 @@ __all__ = [
     "FeatureRow",
     "FeedbackLabel",
     "FeedbackRecord",
+    "IncidentMember",
+    "IncidentMerge",
+    "IncidentRecord",
+    "IncidentSeverity",
+    "IncidentStatus",
+    "JoinReason",
+    "LinkedChange",
     "LogBatch",
     "LogRecord",
+    "MemberKind",
     "MetricBatch",
     "MetricBatchBuilder",
     "MetricKind",
@@ -46,10 +66,12 @@ __all__ = [
     "SeriesMeta",
     "Span",
     "SpanBatch",
+    "StatusChange",
     "TopologyEdge",
     "anomaly_id",
     "decode_envelope",
     "encode_envelope",
+    "incident_id",
     "is_stale_marker",
     "prediction_id",
     "record_id",

@@ -14,6 +14,10 @@ __all__ = ["FeedbackLabel", "FeedbackRecord"]
 class FeedbackLabel(enum.StrEnum):
     TRUE_POSITIVE = "true_positive"
     FALSE_POSITIVE = "false_positive"
+    NOT_IN_INCIDENT = "not_in_incident"
+    """Split: ``related_id`` (a member's fingerprint) does not belong in incident ``subject_id``."""
+    SAME_INCIDENT = "same_incident"
+    """Merge: incidents ``subject_id`` and ``related_id`` are one."""
 
 
 class FeedbackRecord(VersionedRecord):
@@ -28,8 +32,11 @@ class FeedbackRecord(VersionedRecord):
     by: str
     at: datetime
     note: str = ""
+    related_id: str = ""
+    """The second subject of a label about two (a member to split off, an incident to merge with)."""
 
     @property
     def id(self) -> str:
         """Deterministic: the same label delivered again has the same id."""
-        return record_id("fb", self.subject_kind, self.subject_id, self.label.value, self.by, self.at.isoformat())
+        parts = [self.subject_kind, self.subject_id, self.label.value, self.by, self.at.isoformat()]
+        return record_id("fb", *parts, *([self.related_id] if self.related_id else []))

@@ -1,0 +1,1 @@
+"""The correlation service's Faust agents, one per module (I/O: topics and stores)."""
