@@ -1,0 +1,1 @@
+"""The correlation service's ``aiops`` command groups, one module per group."""
