@@ -89,6 +89,8 @@ COLLECTIONS: Mapping[str, Collection] = {
             message="text",
         ),
         _collection("logs", "at", services="keywords", severity="keyword", source="keyword", message="text"),
+        # Signals Dynamic-X-Y held back (flapping, below their learned X): kept so they can still be found.
+        _collection("suppressed", "at", key="keyword", kind="keyword", services="keywords", reason="text"),
     )
 }
 

@@ -10,6 +10,8 @@ from aiops_common.schemas.changes import ChangeEvent
 from aiops_common.schemas.features import FEATURE_COLUMNS, FeatureBatch, FeatureRow
 from aiops_common.schemas.feedback import FeedbackLabel, FeedbackRecord
 from aiops_common.schemas.incidents import (
+    CorrelationTick,
+    IncidentCommand,
     IncidentMember,
     IncidentMerge,
     IncidentRecord,
@@ -43,11 +45,13 @@ __all__ = [
     "AnomalyRecord",
     "AnomalySeverity",
     "ChangeEvent",
+    "CorrelationTick",
     "CrossingDirection",
     "FeatureBatch",
     "FeatureRow",
     "FeedbackLabel",
     "FeedbackRecord",
+    "IncidentCommand",
     "IncidentMember",
     "IncidentMerge",
     "IncidentRecord",

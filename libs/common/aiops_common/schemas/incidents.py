@@ -11,6 +11,8 @@ from aiops_common.schemas._ids import record_id
 from aiops_common.schemas._model import VersionedRecord
 
 __all__ = [
+    "CorrelationTick",
+    "IncidentCommand",
     "IncidentMember",
     "IncidentMerge",
     "IncidentRecord",
@@ -181,3 +183,23 @@ class IncidentRecord(VersionedRecord):
     def document(self) -> dict[str, object]:
         """The body kept in the document store's ``incidents`` collection."""
         return self.model_dump(mode="json")
+
+
+class IncidentCommand(VersionedRecord):
+    """A person's lifecycle change of an incident (acknowledge, mitigate, resolve, reopen), with who and why."""
+
+    schema_name = "incidents.command"
+
+    incident_id: str
+    status: IncidentStatus
+    by: str
+    at: datetime
+    note: str = ""
+
+
+class CorrelationTick(VersionedRecord):
+    """The correlator's clock: written to its input so that a replay sees the same ticks at the same places."""
+
+    schema_name = "correlation.tick"
+
+    at: datetime
