@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aiops_common.schemas._codec import SchemaError, decode_envelope, encode_envelope
+from aiops_common.schemas._codec import SchemaError, decode_envelope, encode_envelope, envelope_schema
 from aiops_common.schemas._ids import record_id
 from aiops_common.schemas.alerts import AlertRecord, AlertStatus
 from aiops_common.schemas.anomalies import AnomalyRecord, AnomalySeverity, anomaly_id
@@ -75,6 +75,7 @@ __all__ = [
     "anomaly_id",
     "decode_envelope",
     "encode_envelope",
+    "envelope_schema",
     "incident_id",
     "is_stale_marker",
     "prediction_id",

@@ -7,7 +7,7 @@ from typing import Any
 
 import msgpack
 
-__all__ = ["SchemaError", "decode_envelope", "encode_envelope", "encode_envelope_with_rows"]
+__all__ = ["SchemaError", "decode_envelope", "encode_envelope", "encode_envelope_with_rows", "envelope_schema"]
 
 
 class SchemaError(ValueError):
@@ -20,6 +20,17 @@ def encode_envelope(schema: str, version: int, body: dict[str, Any]) -> bytes:
 
 
 _UNPACK_ERRORS = (ValueError, TypeError, msgpack.OutOfData, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError)
+
+
+def envelope_schema(data: bytes) -> str:
+    """The schema name of an envelope, for a topic that carries several schemas."""
+    try:
+        envelope = msgpack.unpackb(data, raw=False, strict_map_key=False)
+    except _UNPACK_ERRORS as exc:
+        raise SchemaError(f"not a msgpack envelope: {exc}") from exc
+    if not isinstance(envelope, dict) or not isinstance(envelope.get("schema"), str):
+        raise SchemaError("value has no schema envelope")
+    return str(envelope["schema"])
 
 
 def decode_envelope(
