@@ -1,0 +1,192 @@
+"""The correlator: one ordered log of records in, incident changes and held-back signals out (no I/O)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiops_common.schemas import (
+    AlertRecord,
+    AnomalyRecord,
+    ChangeEvent,
+    CorrelationTick,
+    FeedbackLabel,
+    FeedbackRecord,
+    IncidentCommand,
+    IncidentRecord,
+    IncidentStatus,
+    PredictionRecord,
+    SchemaError,
+    envelope_schema,
+)
+from aiops_common.topology import from_millis, millis
+
+from aiops_correlation.policy.clustering import ClusterConfig, Clusterer
+from aiops_correlation.policy.dynamic_xy import DxyConfig, DynamicXY, Verdict
+from aiops_correlation.policy.signals import Signal, from_alert, from_anomaly, from_prediction
+from aiops_correlation.policy.topology_view import TopologyView
+
+__all__ = ["Correlator", "HeldSignal", "Outcome"]
+
+_SIGNALS = {
+    AlertRecord.schema_name: lambda data: from_alert(AlertRecord.decode(data)),
+    AnomalyRecord.schema_name: lambda data: from_anomaly(AnomalyRecord.decode(data)),
+    PredictionRecord.schema_name: lambda data: from_prediction(PredictionRecord.decode(data)),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class HeldSignal:
+    """A signal Dynamic-X-Y held back: no incident, but kept where people can find it."""
+
+    signal: Signal
+    verdict: Verdict
+
+    def document(self) -> dict[str, Any]:
+        return {
+            "at": from_millis(self.signal.at_ms).isoformat(),
+            "fingerprint": self.signal.fingerprint,
+            "key": self.signal.key,
+            "kind": self.signal.kind.value,
+            "name": self.signal.name,
+            "services": [self.signal.service] if self.signal.service else [],
+            "labels": dict(self.signal.labels),
+            "reason": self.verdict.reason,
+            "x": self.verdict.x,
+            "y_s": self.verdict.y_ms / 1000,
+            "count": self.verdict.count,
+            "learned": self.verdict.learned,
+        }
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What one record changed: incidents to publish (latest revision of each) and signals held back."""
+
+    incidents: list[IncidentRecord] = field(default_factory=list)
+    held: list[HeldSignal] = field(default_factory=list)
+    ignored: str = ""
+    """Why a record changed nothing on purpose (feedback about something else, say); empty otherwise."""
+
+
+class Correlator:
+    """Dynamic-X-Y then clustering over every record of the correlator's input, in the order given.
+
+    A pure function of the records and the topology view: the same records in the same order give
+    the same incidents, which is what makes a restarted worker's replay publish nothing new. Records
+    are told apart by their envelope's schema name; an undecodable one raises ``SchemaError``.
+    """
+
+    def __init__(self, dxy: DynamicXY, clusterer: Clusterer) -> None:
+        self.dxy = dxy
+        self.clusterer = clusterer
+        # Fingerprint -> incident id, and signal key -> fingerprints, of members of open incidents: an episode
+        # of a signal that is already in an open incident joins it whatever Dynamic-X-Y says.
+        self._incident_of: dict[str, str] = {}
+        self._fingerprints_of_key: dict[str, list[str]] = {}
+        self.now_ms = 0
+
+    @classmethod
+    def new(cls, dxy_config: DxyConfig, cluster_config: ClusterConfig, topology: TopologyView) -> Correlator:
+        return cls(DynamicXY(dxy_config), Clusterer(cluster_config, topology))
+
+    @property
+    def topology(self) -> TopologyView:
+        return self.clusterer.topology
+
+    @topology.setter
+    def topology(self, view: TopologyView) -> None:
+        self.clusterer.topology = view
+
+    def take(self, data: bytes) -> Outcome:
+        schema = envelope_schema(data)
+        signal = _SIGNALS.get(schema)
+        if signal is not None:
+            return self.take_signal(signal(data))
+        if schema == ChangeEvent.schema_name:
+            change = ChangeEvent.decode(data)
+            self.now_ms = max(self.now_ms, millis(change.at))
+            return self._changed(self.clusterer.add_change(change))
+        if schema == FeedbackRecord.schema_name:
+            return self.take_feedback(FeedbackRecord.decode(data))
+        if schema == IncidentCommand.schema_name:
+            command = IncidentCommand.decode(data)
+            return self._changed(
+                self.clusterer.set_status(
+                    command.incident_id, command.status, command.by, millis(command.at), command.note
+                )
+            )
+        if schema == CorrelationTick.schema_name:
+            return self.tick(millis(CorrelationTick.decode(data).at))
+        raise SchemaError(f"the correlator takes no {schema!r} records")
+
+    def take_signal(self, signal: Signal) -> Outcome:
+        self.now_ms = max(self.now_ms, signal.at_ms)
+        if signal.resolved:
+            return self._changed(self.clusterer.resolve(signal))
+        verdict = self.dxy.observe(signal.key, signal.at_ms)
+        in_open = any(fp in self._incident_of for fp in self._fingerprints_of_key.get(signal.key, ()))
+        if not verdict.raised and not in_open:
+            return Outcome(held=[HeldSignal(signal, verdict)])
+        outcome = self._changed(self.clusterer.add(signal, "" if verdict.raised else verdict.reason))
+        keys = self._fingerprints_of_key.setdefault(signal.key, [])
+        if signal.fingerprint not in keys:
+            keys.append(signal.fingerprint)
+        return outcome
+
+    def take_feedback(self, feedback: FeedbackRecord) -> Outcome:
+        at_ms = millis(feedback.at)
+        if feedback.label == FeedbackLabel.NOT_IN_INCIDENT:
+            changed = self.clusterer.split(feedback.subject_id, feedback.related_id, feedback.by, at_ms, feedback.note)
+        elif feedback.label == FeedbackLabel.SAME_INCIDENT:
+            changed = self.clusterer.merge(feedback.subject_id, feedback.related_id, feedback.by, at_ms, feedback.note)
+        else:
+            return Outcome(ignored=f"{feedback.label.value} feedback is not about incident membership")
+        return self._changed(changed)
+
+    def tick(self, now_ms: int) -> Outcome:
+        self.now_ms = max(self.now_ms, now_ms)
+        outcome = self._changed(self.clusterer.tick(self.now_ms))
+        # Keys whose members all left open incidents are forgotten, so the map stays as small as the open set.
+        for key, fingerprints in list(self._fingerprints_of_key.items()):
+            kept = [fp for fp in fingerprints if fp in self._incident_of]
+            if kept:
+                self._fingerprints_of_key[key] = kept
+            else:
+                del self._fingerprints_of_key[key]
+        return outcome
+
+    def _changed(self, incidents: list[IncidentRecord]) -> Outcome:
+        # Closed ones first: a merge returns the absorbed incident (members moved) and the survivor.
+        for incident in incidents:
+            if incident.merged_into is not None or incident.status == IncidentStatus.RESOLVED:
+                for fp in [fp for fp, owner in self._incident_of.items() if owner == incident.id]:
+                    del self._incident_of[fp]
+        for incident in incidents:
+            if incident.merged_into is None and incident.status != IncidentStatus.RESOLVED:
+                for member in incident.members:
+                    self._incident_of[member.fingerprint] = incident.id
+        return Outcome(incidents=incidents)
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "dxy": self.dxy.snapshot(),
+            "clusterer": self.clusterer.snapshot(),
+            "incident_of": dict(self._incident_of),
+            "keys": {k: list(v) for k, v in self._fingerprints_of_key.items()},
+            "now_ms": self.now_ms,
+        }
+
+    @classmethod
+    def restore(
+        cls, dxy_config: DxyConfig, cluster_config: ClusterConfig, topology: TopologyView, snapshot: Mapping[str, Any]
+    ) -> Correlator:
+        correlator = cls(
+            DynamicXY.restore(dxy_config, snapshot["dxy"]),
+            Clusterer.restore(cluster_config, topology, snapshot["clusterer"]),
+        )
+        correlator._incident_of = dict(snapshot["incident_of"])
+        correlator._fingerprints_of_key = {k: list(v) for k, v in snapshot["keys"].items()}
+        correlator.now_ms = int(snapshot["now_ms"])
+        return correlator
