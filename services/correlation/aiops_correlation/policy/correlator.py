@@ -15,7 +15,6 @@ from aiops_common.schemas import (
     FeedbackRecord,
     IncidentCommand,
     IncidentRecord,
-    IncidentStatus,
     PredictionRecord,
     SchemaError,
     envelope_schema,
@@ -81,10 +80,6 @@ class Correlator:
     def __init__(self, dxy: DynamicXY, clusterer: Clusterer) -> None:
         self.dxy = dxy
         self.clusterer = clusterer
-        # Fingerprint -> incident id, and signal key -> fingerprints, of members of open incidents: an episode
-        # of a signal that is already in an open incident joins it whatever Dynamic-X-Y says.
-        self._incident_of: dict[str, str] = {}
-        self._fingerprints_of_key: dict[str, list[str]] = {}
         self.now_ms = 0
 
     @classmethod
@@ -126,14 +121,9 @@ class Correlator:
         if signal.resolved:
             return self._changed(self.clusterer.resolve(signal))
         verdict = self.dxy.observe(signal.key, signal.at_ms)
-        in_open = any(fp in self._incident_of for fp in self._fingerprints_of_key.get(signal.key, ()))
-        if not verdict.raised and not in_open:
+        if not verdict.raised:
             return Outcome(held=[HeldSignal(signal, verdict)])
-        outcome = self._changed(self.clusterer.add(signal, "" if verdict.raised else verdict.reason))
-        keys = self._fingerprints_of_key.setdefault(signal.key, [])
-        if signal.fingerprint not in keys:
-            keys.append(signal.fingerprint)
-        return outcome
+        return self._changed(self.clusterer.add(signal))
 
     def take_feedback(self, feedback: FeedbackRecord) -> Outcome:
         at_ms = millis(feedback.at)
@@ -147,34 +137,15 @@ class Correlator:
 
     def tick(self, now_ms: int) -> Outcome:
         self.now_ms = max(self.now_ms, now_ms)
-        outcome = self._changed(self.clusterer.tick(self.now_ms))
-        # Keys whose members all left open incidents are forgotten, so the map stays as small as the open set.
-        for key, fingerprints in list(self._fingerprints_of_key.items()):
-            kept = [fp for fp in fingerprints if fp in self._incident_of]
-            if kept:
-                self._fingerprints_of_key[key] = kept
-            else:
-                del self._fingerprints_of_key[key]
-        return outcome
+        return self._changed(self.clusterer.tick(self.now_ms))
 
     def _changed(self, incidents: list[IncidentRecord]) -> Outcome:
-        # Closed ones first: a merge returns the absorbed incident (members moved) and the survivor.
-        for incident in incidents:
-            if incident.merged_into is not None or incident.status == IncidentStatus.RESOLVED:
-                for fp in [fp for fp, owner in self._incident_of.items() if owner == incident.id]:
-                    del self._incident_of[fp]
-        for incident in incidents:
-            if incident.merged_into is None and incident.status != IncidentStatus.RESOLVED:
-                for member in incident.members:
-                    self._incident_of[member.fingerprint] = incident.id
         return Outcome(incidents=incidents)
 
     def snapshot(self) -> dict[str, Any]:
         return {
             "dxy": self.dxy.snapshot(),
             "clusterer": self.clusterer.snapshot(),
-            "incident_of": dict(self._incident_of),
-            "keys": {k: list(v) for k, v in self._fingerprints_of_key.items()},
             "now_ms": self.now_ms,
         }
 
@@ -186,7 +157,5 @@ class Correlator:
             DynamicXY.restore(dxy_config, snapshot["dxy"]),
             Clusterer.restore(cluster_config, topology, snapshot["clusterer"]),
         )
-        correlator._incident_of = dict(snapshot["incident_of"])
-        correlator._fingerprints_of_key = {k: list(v) for k, v in snapshot["keys"].items()}
         correlator.now_ms = int(snapshot["now_ms"])
         return correlator
