@@ -17,6 +17,8 @@ from aiops_common.topology._protocol import (
     Neighbourhood,
     Service,
     TopologyStore,
+    from_millis,
+    millis,
 )
 
 __all__ = [
@@ -31,7 +33,9 @@ __all__ = [
     "TopologyFile",
     "TopologyFileError",
     "TopologyStore",
+    "from_millis",
     "load_topology",
+    "millis",
     "open_topology_store",
     "parse_topology_file",
 ]
