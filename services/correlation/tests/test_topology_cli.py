@@ -152,3 +152,23 @@ def test_the_aiops_command_loads_the_example_file(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("loaded 6 services and 6 dependencies")
+
+
+def test_a_running_worker_s_store_sees_a_file_loaded_beside_it(tmp_path: Path) -> None:
+    """``aiops up`` holds the SQLite store open while ``aiops topology load`` writes the file: the worker's
+    store reads the loaded services, and the edges it records from traces keep the file's source."""
+    store = open_topology_store(env(tmp_path)["AIOPS_TOPOLOGY_URL"])
+    try:
+        assert asyncio.run(store.services()) == []
+        code, out = aiops(tmp_path, "load", str(EXAMPLE))  # another connection writes the file
+        assert code == 0, out
+        traced = Dependency("checkout", "payment", frozenset({"traces"}), NOW, NOW)
+        asyncio.run(store.upsert_dependencies([traced]))
+        assert len(asyncio.run(store.services())) == 6
+        payment = asyncio.run(store.service("payment"))
+        assert payment is not None and payment.tier == "app"
+    finally:
+        asyncio.run(store.close())
+    shown = json.loads(aiops(tmp_path, "show", "--json")[1])
+    edges = {(d["from"], d["to"]): d["sources"] for d in shown["dependencies"]}
+    assert edges["checkout", "payment"] == ["file", "traces"]

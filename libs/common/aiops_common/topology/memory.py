@@ -58,6 +58,7 @@ class NetworkxTopologyStore:
         self._graph: nx.DiGraph[str] = nx.DiGraph()
         self._changes: dict[str, Change] = {}
         self._db: sqlite3.Connection | None = None
+        self._data_version = 0
         if url.startswith("sqlite:"):
             path = path_from_url(url)
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -65,6 +66,19 @@ class NetworkxTopologyStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.executescript(_SCHEMA)
             self._load(self._db)
+            self._data_version = self._db.execute("PRAGMA data_version").fetchone()[0]
+
+    def _sync(self) -> None:
+        """Load the file again when another connection (``aiops topology load``, another worker) wrote it since
+        this one last looked: the graph must not go stale, nor a merge here write over what that one wrote."""
+        if self._db is None:
+            return
+        version = self._db.execute("PRAGMA data_version").fetchone()[0]
+        if version != self._data_version:
+            self._graph.clear()
+            self._changes.clear()
+            self._load(self._db)
+            self._data_version = version
 
     def _load(self, db: sqlite3.Connection) -> None:
         for name, attributes in db.execute("SELECT name, attributes FROM services"):
@@ -90,6 +104,7 @@ class NetworkxTopologyStore:
         return [(name, "{}")]
 
     async def upsert_services(self, services: Iterable[Service]) -> None:
+        self._sync()
         rows: dict[str, tuple[Any, ...]] = {}
         for service in services:
             self._ensure(service.name)
@@ -99,6 +114,7 @@ class NetworkxTopologyStore:
         self._write("INSERT OR REPLACE INTO services VALUES (?, ?)", list(rows.values()))
 
     async def upsert_dependencies(self, dependencies: Iterable[Dependency]) -> None:
+        self._sync()
         nodes: list[tuple[Any, ...]] = []
         rows: dict[tuple[str, str], tuple[Any, ...]] = {}
         for dep in dependencies:
@@ -123,6 +139,7 @@ class NetworkxTopologyStore:
         self._write("INSERT OR REPLACE INTO dependencies VALUES (?, ?, ?, ?, ?)", list(rows.values()))
 
     async def add_changes(self, changes: Iterable[Change]) -> None:
+        self._sync()
         nodes: list[tuple[Any, ...]] = []
         rows: list[tuple[Any, ...]] = []
         for change in changes:
@@ -145,15 +162,19 @@ class NetworkxTopologyStore:
         return Dependency(caller, callee, data["sources"], from_millis(data["first"]), from_millis(data["last"]))
 
     async def services(self) -> list[Service]:
+        self._sync()
         return [self._service(name) for name in sorted(self._graph.nodes)]
 
     async def service(self, name: str) -> Service | None:
+        self._sync()
         return self._service(name) if name in self._graph else None
 
     async def dependencies(self) -> list[Dependency]:
+        self._sync()
         return [self._dependency(a, b) for a, b in sorted(self._graph.edges)]
 
     async def changes(self, since: datetime, until: datetime, services: Sequence[str] | None = None) -> list[Change]:
+        self._sync()
         lo, hi = millis(since), millis(until)
         wanted = None if services is None else set(services)
         found = [
@@ -169,9 +190,11 @@ class NetworkxTopologyStore:
         return {name: self._service(name) for name in names if name in self._graph}
 
     async def neighbourhood(self, seeds: Iterable[str], hops: int, direction: Direction = "both") -> Neighbourhood:
+        self._sync()
         return await _walk.neighbourhood(seeds, hops, direction, self._step, self._services)
 
     async def shortest_path(self, a: str, b: str, directed: bool = False, max_hops: int = 16) -> list[str] | None:
+        self._sync()
         known = {name for name in (a, b) if name in self._graph}
         return await _walk.shortest_path(a, b, directed, max_hops, self._step, known)
 
