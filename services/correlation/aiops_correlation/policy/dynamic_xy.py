@@ -13,7 +13,7 @@ from fnmatch import fnmatchcase
 from itertools import pairwise
 from typing import Any
 
-__all__ = ["Basis", "DxyConfig", "DynamicXY", "Learned", "Verdict", "learn"]
+__all__ = ["Basis", "DxyConfig", "DynamicXY", "Learned", "Verdict", "learn", "poisson_threshold"]
 
 SNAPSHOT_VERSION = 1
 
@@ -36,24 +36,28 @@ class DxyConfig:
     ma_width_ms: int = 1_800_000
     """Width of the moving average of the event count: a gap longer than this ends a persistent region."""
     bin_ms: int = 60_000
-    """Resolution of region durations and the shortest Y."""
+    """Resolution of region durations."""
     min_region_events: int = 3
     """A region with fewer events is a transient, self-resolving blip, not a persistent region."""
     flapping_coverage: float = 0.25
-    """A key whose persistent regions cover at least this share of its history is flapping: X above its usual rate."""
+    """A key whose persistent regions cover at least this share of its recent history is flapping."""
+    coverage_window_ms: int = 86_400_000
+    """Coverage is measured over this most recent span, so a key that starts or stops flapping is followed."""
     min_span_ms: int = 6 * 3_600_000
-    """Coverage is measured over at least this span, so a young key's first long episode is not its normal."""
+    """... and over at least this span, so a young key's first long episode is not taken for its normal."""
+    min_y_ms: int = 300_000
     max_y_ms: int = 900_000
-    """The quantum (Y) is clamped to at most this, so a burst is seen within minutes."""
-    headroom_sigmas: float = 3.0
-    """X sits this many Poisson deviations above the usual count per Y, so the usual flapping stays below it."""
+    """The quantum (Y) is clamped to ``[min_y_ms, max_y_ms]``: long enough for a stable count, short enough
+    that a burst is seen within minutes."""
+    by_chance: float = 1e-3
+    """A flapping key's X is the least count its usual rate reaches by chance in at most this share of Y windows."""
     max_events: int = 1024
     """At most this many most recent events are kept per key."""
     max_keys: int = 250_000
     """At most this many keys are tracked; the one whose last event came longest ago (in arrival order) goes first."""
 
     def __post_init__(self) -> None:
-        for name in ("relearn_ms", "history_ms", "default_y_ms", "ma_width_ms", "bin_ms", "max_y_ms"):
+        for name in ("relearn_ms", "history_ms", "default_y_ms", "ma_width_ms", "bin_ms", "min_y_ms", "max_y_ms"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"DxyConfig.{name} must be positive, got {getattr(self, name)}")
         for name in ("default_x", "min_events", "min_region_events", "max_events", "max_keys"):
@@ -61,8 +65,10 @@ class DxyConfig:
                 raise ValueError(f"DxyConfig.{name} must be at least 1, got {getattr(self, name)}")
         if not 0.0 < self.flapping_coverage <= 1.0:
             raise ValueError(f"DxyConfig.flapping_coverage must be in (0, 1], got {self.flapping_coverage}")
-        if self.headroom_sigmas < 0:
-            raise ValueError(f"DxyConfig.headroom_sigmas must not be negative, got {self.headroom_sigmas}")
+        if self.min_y_ms > self.max_y_ms or self.min_span_ms > self.coverage_window_ms:
+            raise ValueError("DxyConfig: min_y_ms must not exceed max_y_ms, nor min_span_ms coverage_window_ms")
+        if not 0.0 < self.by_chance < 1.0:
+            raise ValueError(f"DxyConfig.by_chance must be in (0, 1), got {self.by_chance}")
         for pattern, x, y_ms in self.overrides:
             if x < 1 or y_ms <= 0:
                 raise ValueError(f"override {pattern!r}: X must be at least 1 and Y positive, got X={x} Y={y_ms}")
@@ -107,28 +113,44 @@ class Learned:
     regions: int
     """Persistent regions found."""
     coverage: float
-    """Share of the history span that the persistent regions cover."""
+    """Share of the recent history (``coverage_window_ms``, at least ``min_span_ms``) in persistent regions."""
     usual: float
     """Median of the regions' event counts per quantum Y (the paper's X(i)); 0 when not flapping."""
+
+
+def poisson_threshold(usual: float, by_chance: float) -> int:
+    """The least count k with P(N >= k) <= ``by_chance`` for N ~ Poisson(``usual``).
+
+    >>> poisson_threshold(5.0, 1e-3), poisson_threshold(0.5, 1e-3)
+    (14, 5)
+    """
+    k, below = 0, 0.0  # below: P(N < k)
+    log_usual = math.log(usual) if usual > 0 else -math.inf
+    far = usual + 40.0 * math.sqrt(usual) + 40.0  # beyond any float tail; guards against rounding
+    while 1.0 - below > by_chance and k < far:
+        below += math.exp(k * log_usual - usual - math.lgamma(k + 1)) if usual > 0 else float(k == 0)
+        k += 1
+    return k
 
 
 def learn(events: Sequence[int], now_ms: int, config: DxyConfig) -> Learned:
     """X and Y from one key's sorted event times, without labels.
 
     A persistent region is a maximal stretch in which the moving average of the event count over
-    ``ma_width_ms`` stays above zero; fewer than ``min_region_events`` events make a transient blip
-    instead. The quantum Q is the shortest persistent region (every region lasts at least that long),
-    clamped to ``[bin_ms, max_y_ms]``: it becomes Y. Each region i gives X(i) = Q / P(i).duration *
-    P(i).count, its event count per quantum; their median is the key's usual count per Y. Regions
-    covering at least ``flapping_coverage`` of the history make the key flapping, and X is set
-    ``headroom_sigmas`` Poisson deviations above the usual count, so its usual flapping stays below X
-    while a burst well above it raises; otherwise the key is quiet and X is 1.
+    ``ma_width_ms`` stays above zero; fewer than ``min_region_events`` events make a transient,
+    self-resolving blip instead. The quantum Q is the shortest persistent region (every region lasts at
+    least that long), clamped to ``[min_y_ms, max_y_ms]``: it becomes Y. Each region i gives
+    X(i) = Q / P(i).duration * P(i).count, its event count per quantum, and their median is the key's
+    usual count per Y. If persistent regions cover at least ``flapping_coverage`` of the recent history,
+    firing again and again is the key's normal: it is flapping, and X is the least count that its usual
+    rate reaches by chance in at most ``by_chance`` of Y windows, so its usual flapping stays below X and a
+    burst well above it raises. Otherwise the key is quiet and X is 1.
 
     >>> cfg = DxyConfig()
     >>> flapping = list(range(0, 86_400_000, 180_000))  # every 3 minutes for a day
     >>> found = learn(flapping, flapping[-1], cfg)
     >>> found.basis.name, found.x, found.y_ms, round(found.usual, 1)
-    ('FLAPPING', 12, 900000, 5.0)
+    ('FLAPPING', 14, 900000, 5.0)
     >>> learn([0, 3_600_000, 7_200_000], 7_200_000, cfg).basis.name  # too few events to learn from
     'DEFAULT'
     >>> learn(list(range(0, 7 * 86_400_000, 43_200_000)), 7 * 86_400_000, cfg).basis.name  # twice a day
@@ -138,25 +160,29 @@ def learn(events: Sequence[int], now_ms: int, config: DxyConfig) -> Learned:
     if n < config.min_events:
         return Learned(Basis.DEFAULT, config.default_x, config.default_y_ms, n, 0, 0.0, 0.0)
     bin_ms = config.bin_ms
-    regions: list[tuple[int, int]] = []  # (event count, duration ms rounded up to whole bins)
+    regions: list[tuple[int, int, int]] = []  # (start ms, duration ms rounded up to whole bins, event count)
     start = prev = events[0]
     count = 0
     for t in events:
         if t - prev > config.ma_width_ms:  # the moving average fell to zero between prev and t
             if count >= config.min_region_events:
-                regions.append((count, ((prev - start) // bin_ms + 1) * bin_ms))
+                regions.append((start, ((prev - start) // bin_ms + 1) * bin_ms, count))
             start, count = t, 0
         count += 1
         prev = t
     if count >= config.min_region_events:
-        regions.append((count, ((prev - start) // bin_ms + 1) * bin_ms))
-    span = max(now_ms - events[0] + bin_ms, config.min_span_ms)
-    coverage = min(1.0, sum(duration for _, duration in regions) / span)
+        regions.append((start, ((prev - start) // bin_ms + 1) * bin_ms, count))
+    recent = now_ms - config.coverage_window_ms
+    covered = sum(max(0, start + duration - max(start, recent)) for start, duration, _ in regions)
+    span = min(max(now_ms - events[0] + bin_ms, config.min_span_ms), config.coverage_window_ms)
+    coverage = min(1.0, covered / span)
     if not regions or coverage < config.flapping_coverage:
         return Learned(Basis.QUIET, 1, config.default_y_ms, n, len(regions), coverage, 0.0)
-    y_ms = min(max(min(duration for _, duration in regions), bin_ms), config.max_y_ms)
-    usual = float(statistics.median(y_ms / duration * count for count, duration in regions))
-    x = max(2, math.floor(usual + config.headroom_sigmas * math.sqrt(usual)) + 1)
+    y_ms = min(max(min(duration for _, duration, _ in regions), config.min_y_ms), config.max_y_ms)
+    usual = float(statistics.median(y_ms / duration * count for _, duration, count in regions))
+    # X is capped by the events kept, else a key could never raise.
+    x = config.max_events if usual >= config.max_events else max(2, poisson_threshold(usual, config.by_chance))
+    x = min(x, config.max_events)
     return Learned(Basis.FLAPPING, x, y_ms, n, len(regions), coverage, usual)
 
 
@@ -283,7 +309,7 @@ class DynamicXY:
         if basis == Basis.QUIET:
             return (
                 f"{head} learned from {state.learned_from} events "
-                f"(not flapping: persistent regions cover {state.coverage:.0%} of the history)"
+                f"(not flapping: persistent regions cover {state.coverage:.0%} of the recent history)"
             )
         if basis == Basis.OVERRIDE:
             return f"{head} (override {self._config.overrides[state.override][0]})"
