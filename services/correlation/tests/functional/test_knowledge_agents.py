@@ -186,3 +186,56 @@ async def test_edges_changes_and_logs_reach_their_stores_once(
             await store.close()
     finally:
         worker.stop()
+
+
+async def test_a_worker_killed_mid_stream_and_restarted_indexes_each_record_once(
+    broker_url: str, topic_prefix: str, publisher: Publisher, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    documents_url = f"sqlite:///{data / 'documents.sqlite'}"
+    env = worker_env(broker_url, topic_prefix, data, documents_url=documents_url, logs_index_min_severity="debug")
+    batches = [
+        LogBatch(log_record(f"svc{b % 4}", "INFO", f"request {b}-{i} done", 60) for i in range(50)) for b in range(60)
+    ]
+    edges = [edge(f"svc{w % 4}", f"svc{(w + 1) % 4}", w) for w in range(60)]
+    await publisher.publish(
+        [Message(Topics.LOGS_RAW, b.encode(), key=b.rows[0].service.encode()) for b in batches]
+        + [Message(Topics.TOPOLOGY_EDGES, e.encode(), key=e.caller.encode()) for e in edges]
+    )
+
+    async def count() -> int:
+        store = open_document_store(documents_url)
+        try:
+            return await store.count("logs")
+        finally:
+            await store.close()
+
+    first = start_knowledge_worker(env, tmp_path / "first.log")
+    try:
+        await first.until_ready()
+        await first.eventually(count, 60, "some log documents indexed")
+    finally:
+        first.kill()  # SIGKILL: whatever was indexed but not committed is read again
+    second = start_knowledge_worker(env, tmp_path / "second.log")
+    try:
+
+        async def all_indexed() -> bool:
+            n = await count()
+            assert n == 60 * 50, n
+            return True
+
+        await second.eventually(all_indexed, 120, "every record indexed")
+
+        async def edges_recorded() -> list[Dependency]:
+            store = open_topology_store(f"sqlite:///{data / 'topology.sqlite'}")
+            try:
+                deps = await store.dependencies()
+            finally:
+                await store.close()
+            assert len(deps) == 4 and deps[-1].last_seen == at_ms(T0_MS + 60 * WINDOW_MS), deps
+            return deps
+
+        deps = await second.eventually(edges_recorded, 60, "the four edges with their last window")
+        assert [d.first_seen for d in deps] == [at_ms(T0_MS + w * WINDOW_MS) for w in (0, 1, 2, 3)]
+    finally:
+        second.stop()
