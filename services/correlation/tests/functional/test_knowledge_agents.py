@@ -77,9 +77,11 @@ def metric(text: str, name: str, **labels: str) -> float:
     return 0.0
 
 
+@pytest.mark.parametrize("whole_service", [False, True], ids=["knowledge-agents", "aiops-worker-correlation"])
 async def test_edges_changes_and_logs_reach_their_stores_once(
-    broker_url: str, topic_prefix: str, publisher: Publisher, tmp_path: Path
+    broker_url: str, topic_prefix: str, publisher: Publisher, tmp_path: Path, whole_service: bool
 ) -> None:
+    """Alone, and in ``aiops worker correlation`` beside the incident builder (the wiring in ``worker.py``)."""
     data = tmp_path / "data"
     topology_url = f"sqlite:///{data / 'topology.sqlite'}"
     documents_url = f"sqlite:///{data / 'documents.sqlite'}"
@@ -103,7 +105,10 @@ async def test_edges_changes_and_logs_reach_their_stores_once(
         logs_index_retention_s=3600,
         logs_index_min_severity="info",
     )
-    worker = start_knowledge_worker(env, tmp_path / "knowledge.log")
+    if whole_service:
+        worker = WorkerProcess.start("correlation", env, tmp_path / "correlation.log", http_port=free_port())
+    else:
+        worker = start_knowledge_worker(env, tmp_path / "knowledge.log")
     try:
         edges = [edge("api", "db", 1), edge("api", "db", 0), edge("web", "api", 3), edge("api", "db", 2)]
         changes = [
