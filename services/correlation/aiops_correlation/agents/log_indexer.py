@@ -15,6 +15,7 @@ import structlog
 from aiops_common.documents import DocumentStore
 from aiops_common.schemas import LogBatch, LogRecord
 from aiops_common.schemas.logs import SEVERITY_NAMES
+from aiops_common.service import ServiceStartError
 from aiops_common.topics import Topics, declare
 from prometheus_client import Counter
 
@@ -108,7 +109,7 @@ def install(app: faust.App, settings: CorrelationSettings, store: DocumentStore)
     topic = declare(app, Topics.LOGS_RAW, settings.topic_prefix)
     minimum = severity_rank(settings.logs_index_min_severity)
     if minimum is None:
-        raise ValueError(
+        raise ServiceStartError(
             f"AIOPS_LOGS_INDEX_MIN_SEVERITY={settings.logs_index_min_severity!r} is not a severity;"
             f" use one of {', '.join(name.lower() for name in SEVERITY_NAMES)}"
         )

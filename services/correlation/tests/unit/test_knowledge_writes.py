@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import doctest
 import time
 from pathlib import Path
@@ -10,10 +11,13 @@ from types import ModuleType
 import pytest
 from aiops_common.agent_loop import AgentMeter
 from aiops_common.documents import open_document_store
+from aiops_common.faust_app import create_app
 from aiops_common.schemas import LogRecord
+from aiops_common.service import ServiceStartError
 from aiops_correlation.agents import _store_batches, change_recorder, dependency_recorder, log_indexer
 from aiops_correlation.agents._store_batches import write_with_retry
 from aiops_correlation.agents.log_indexer import document_id
+from aiops_correlation.settings import CorrelationSettings
 from prometheus_client import REGISTRY
 
 DELAYS = (0.01, 0.02, 0.04)
@@ -98,3 +102,15 @@ def test_a_log_record_s_id_is_its_content() -> None:
     other_pod = LogRecord(1_700_000_000_000_000_000, "api", "timeout", "ERROR", 17, {"pod": "api-1"}, "t1", "s1")
     later = LogRecord(1_700_000_000_000_000_001, "api", "timeout", "ERROR", 17, {"pod": "api-0"}, "t1", "s1")
     assert len({document_id(record), document_id(other_pod), document_id(later)}) == 3
+
+
+@pytest.mark.functional
+def test_an_unknown_minimum_severity_stops_the_start_with_one_line(tmp_path: Path) -> None:
+    settings = CorrelationSettings(broker_url="kafka://127.0.0.1:9", data_dir=tmp_path, logs_index_min_severity="loud")
+    app = create_app("correlation", settings)
+    store = open_document_store(settings.documents_url)
+    try:
+        with pytest.raises(ServiceStartError, match="AIOPS_LOGS_INDEX_MIN_SEVERITY='loud' is not a severity; use one"):
+            log_indexer.install(app, settings, store)
+    finally:
+        asyncio.run(store.close())
