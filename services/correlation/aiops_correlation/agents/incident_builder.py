@@ -215,17 +215,11 @@ def install(
     incidents = declare(app, Topics.INCIDENTS, settings.topic_prefix)
     builder = IncidentBuilder(app, settings, events, incidents, documents, topology)
 
-    @app.timer(settings.correlate_tick_s, name="correlation_clock")
     async def tick() -> None:
         # Written to the input, so a replay meets the tick at the same place as the first run did.
         await events.send(key=KEY, value=CorrelationTick(at=datetime.now(UTC)).encode(), force=True)
 
-    @app.timer(builder.publish_interval_s, name="incident_publisher")
-    async def publish() -> None:
-        await builder.flush()
-
-    @app.timer(settings.correlate_topology_refresh_s, name="topology_refresh")
-    async def refresh() -> None:
-        await builder.refresh_topology()
-
+    app.timer(settings.correlate_tick_s, name="correlation_clock")(tick)
+    app.timer(builder.publish_interval_s, name="incident_publisher")(builder.flush)
+    app.timer(settings.correlate_topology_refresh_s, name="topology_refresh")(builder.refresh_topology)
     return builder

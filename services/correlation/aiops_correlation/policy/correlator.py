@@ -120,7 +120,7 @@ class Correlator:
         self.now_ms = max(self.now_ms, signal.at_ms)
         if signal.resolved:
             return self._changed(self.clusterer.resolve(signal))
-        verdict = self.dxy.observe(signal.key, signal.at_ms)
+        verdict = self.dxy.observe(signal.policy_key or signal.key, signal.at_ms)
         if not verdict.raised:
             return Outcome(held=[HeldSignal(signal, verdict)])
         return self._changed(self.clusterer.add(signal))

@@ -50,8 +50,9 @@ class Signal:
     """One thing that may belong in an incident, at its onset in event time.
 
     ``key`` names the signal across episodes (an alert's name and service and instance, an anomaly's
-    series): Dynamic-X-Y counts events by it, and episodes of one key in one incident fold into one
-    member. ``fingerprint`` names this member (Alertmanager's fingerprint, the anomaly or prediction id).
+    series): episodes of one key in one incident fold into one member. Dynamic-X-Y counts events by
+    ``policy_key`` (or ``key``). ``fingerprint`` names this member (Alertmanager's fingerprint, the
+    anomaly or prediction id).
     """
 
     fingerprint: str
@@ -62,6 +63,9 @@ class Signal:
     severity: IncidentSeverity
     at_ms: int
     labels: Mapping[str, str] = field(default_factory=dict)
+    policy_key: str = ""
+    """What Dynamic-X-Y learns by, when coarser than ``key``: an alert's name and service, so every pod of a
+    service shares one learned policy and a pod that is new has it at once. Empty: ``key``."""
     resolved: bool = False
     """True for the end of an episode (an alert resolved): it closes the member, it opens nothing."""
     end_ms: int | None = None
@@ -82,6 +86,7 @@ def from_alert(alert: AlertRecord) -> Signal:
         fingerprint=alert.fingerprint,
         kind=MemberKind.ALERT,
         key=f"alert:{alert.name}:{service}:{instance}",
+        policy_key=f"alert:{alert.name}:{service}",
         name=alert.name,
         service=service,
         severity=severity_of(alert.severity or labels.get("severity", "")),
