@@ -171,6 +171,37 @@ def show(
     typer.echo("\n".join(_show(IncidentRecord.model_validate(body))))
 
 
+async def _held(settings: CorrelationSettings, since: datetime | None, service: str | None, limit: int) -> list[Any]:
+    from aiops_common.documents import DocumentFilter, open_document_store
+
+    store = open_document_store(settings.documents_url)
+    try:
+        page = await store.query("suppressed", DocumentFilter(start=since, service=service), limit=limit)
+        return [doc.body for doc in page.documents]
+    finally:
+        await store.close()
+
+
+@group.command("held")
+def held(
+    since: Annotated[str | None, typer.Option(help="Held since: 30m, 6h, 7d, or an ISO-8601 time.")] = None,
+    service: Annotated[str | None, typer.Option(help="Of this service.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="At most this many, newest first.")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON array of the held-back signals.")] = False,
+) -> None:
+    """Signals Dynamic-X-Y held back (flapping, or fewer than their learned X in Y): no incident, and why."""
+    bodies = asyncio.run(_held(_settings(), parse_since(since, datetime.now(UTC)) if since else None, service, limit))
+    if as_json:
+        typer.echo(json.dumps(bodies, indent=2))
+        return
+    if not bodies:
+        typer.echo("no held-back signals")
+        return
+    for body in bodies:
+        typer.echo(f"{body['at']}  {body['kind']:<10} {','.join(body['services']) or '-':<16} {body['name']}")
+        typer.echo(f"    {body['reason']}")
+
+
 async def _send(topic_name: str, key: str, value: bytes, settings: CorrelationSettings) -> None:
     from aiops_common.broker import Publisher
     from aiops_common.broker.publisher import Message
