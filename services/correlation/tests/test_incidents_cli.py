@@ -82,6 +82,16 @@ def env(tmp_path: Path) -> dict[str, str]:
                 incident("fp-db", IncidentStatus.RESOLVED, "db", 600),
             ):
                 await store.upsert("incidents", record.id, record.document())
+            onset = NOW - timedelta(minutes=10)
+            for n, (severity, minutes, message) in enumerate(
+                [
+                    ("error", 2, "payment gateway timeout after 5000 ms"),
+                    ("info", 1, "request served"),
+                    ("error", 40, "old"),
+                ]
+            ):
+                line = {"at": (onset + timedelta(minutes=minutes)).isoformat(), "services": ["payment"]}
+                await store.upsert("logs", f"log-{n}", {**line, "severity": severity, "message": message})
             await store.upsert(
                 "suppressed",
                 "fp-flap",
@@ -136,6 +146,9 @@ def test_show_explains_every_member(env: dict[str, str]) -> None:
     assert "payment v2.4.1 deployed 8 min before onset" in shown.output
     assert "why: topology: checkout calls payment (1 hop), 40 s later" in shown.output
     assert " * alert" in shown.output  # the lead is marked
+    # Its services' error lines around onset: not the info line, not the error 40 minutes later.
+    assert "payment gateway timeout after 5000 ms" in shown.output
+    assert "request served" not in shown.output and "  old" not in shown.output
     as_json = runner.invoke(cli.commands, ["incidents", "show", incident_id("fp-pay"), "--json"], env=env)
     assert IncidentRecord.model_validate(json.loads(as_json.output)).id == incident_id("fp-pay")
 

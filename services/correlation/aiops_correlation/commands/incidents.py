@@ -71,6 +71,32 @@ async def _query(
         await store.close()
 
 
+_ERROR_SEVERITIES = ("error", "fatal", "critical")
+
+
+async def _error_logs(settings: CorrelationSettings, body: dict[str, Any], limit: int) -> list[dict[str, Any]]:
+    """Error lines of the incident's services in [onset - 15 min, onset + 15 min], oldest first."""
+    from aiops_common.documents import DocumentFilter, open_document_store
+
+    onset = datetime.fromisoformat(body["started_at"])
+    store = open_document_store(settings.documents_url)
+    lines: list[dict[str, Any]] = []
+    try:
+        for service in body.get("services", []):
+            for severity in _ERROR_SEVERITIES:
+                where = DocumentFilter(
+                    start=onset - timedelta(minutes=15),
+                    end=onset + timedelta(minutes=15),
+                    service=service,
+                    severity=severity,
+                )
+                page = await store.query("logs", where, oldest_first=True, limit=limit)
+                lines.extend(doc.body for doc in page.documents)
+    finally:
+        await store.close()
+    return sorted(lines, key=lambda line: str(line["at"]))[:limit]
+
+
 async def _get(settings: CorrelationSettings, incident_id: str) -> dict[str, Any] | None:
     from aiops_common.documents import open_document_store
 
@@ -157,18 +183,28 @@ def _show(incident: IncidentRecord) -> list[str]:
 @group.command("show")
 def show(
     incident_id: Annotated[str, typer.Argument(help="The incident's id, as `aiops incidents list` shows it.")],
-    as_json: Annotated[bool, typer.Option("--json", help="The incident as stored, in JSON.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="The incident as stored, in JSON (no log lines).")] = False,
+    logs: Annotated[
+        int, typer.Option(min=0, max=1000, help="Error log lines of its services around onset (+-15 min) to show.")
+    ] = 10,
 ) -> None:
-    """Show one incident: its members (the lead marked *) and why each joined, linked changes, history."""
+    """Show one incident: its members (the lead marked *) and why each joined, linked changes, history, and the
+    error log lines of its services around onset."""
     from aiops_common.schemas import IncidentRecord
 
-    body = asyncio.run(_get(_settings(), incident_id))
+    settings = _settings()
+    body = asyncio.run(_get(settings, incident_id))
     if body is None:
-        raise _fail(f"no incident {incident_id!r} in {_settings().documents_url}")
+        raise _fail(f"no incident {incident_id!r} in {settings.documents_url}")
     if as_json:
         typer.echo(json.dumps(body, indent=2))
         return
+    lines = asyncio.run(_error_logs(settings, body, logs)) if logs else []
     typer.echo("\n".join(_show(IncidentRecord.model_validate(body))))
+    if lines:
+        typer.echo(f"error logs around onset ({len(lines)}):")
+        for line in lines:
+            typer.echo(f"  {line['at']}  {','.join(line.get('services', []))}  {line.get('message', '')}")
 
 
 async def _held(settings: CorrelationSettings, since: datetime | None, service: str | None, limit: int) -> list[Any]:
