@@ -25,7 +25,7 @@ from aiops_common.topology import from_millis, millis
 from aiops_correlation.policy.signals import Signal
 from aiops_correlation.policy.similarity import (
     IGNORED_LABELS,
-    compared_pairs,
+    attribute_pairs,
     discriminating_pairs,
     label_similarity,
     time_factor,
@@ -38,6 +38,7 @@ __all__ = ["ClusterConfig", "Clusterer"]
 
 SNAPSHOT_VERSION = 1
 _SEVERITIES = list(IncidentSeverity)
+_RANK = {severity: rank for rank, severity in enumerate(_SEVERITIES)}
 _CHANGE_VERBS = {
     "deployment": "deployed",
     "config": "config changed",
@@ -64,7 +65,13 @@ class ClusterConfig:
     join_score: float = 0.5
     """A signal joins an incident when its best link scores at least this (weight x time factor x learned)."""
     merge_score: float = 0.6
-    """Two incidents merge when one signal links to both, each link scoring at least this."""
+    """Two incidents merge when one signal links to both, each link scoring at least this, and the link to
+    the one merged in says shared cause (the signal is a probable cause of its member: a callee that started
+    no later than the tolerance, or shared labels, a shared change, a learned link). A signal that is only
+    an effect of both (a caller both cascades reached) joins the better one and merges nothing."""
+    late_cause_weight: float = 0.45
+    """Weight of a callee link when the callee started more than ``lead_tolerance_ms`` after the member
+    (too late to be its cause, and effects travel to callers): below ``join_score`` on its own."""
     time_decay: float = 0.25
     """How much a link loses from a gap of 0 to a gap of a whole window."""
     label_weight: float = 0.9
@@ -97,6 +104,8 @@ class _Link:
     path: tuple[str, ...] = ()
     similarity: float | None = None
     text: str = ""
+    causal: bool = False
+    """The link says shared cause (see ``ClusterConfig.merge_score``)."""
 
 
 @dataclass(slots=True)
@@ -116,6 +125,8 @@ class _Member:
     joined_ms: int
     lead: bool = False
     model: IncidentMember | None = None
+    pairs: tuple[tuple[str, str], ...] | None = None
+    """Its discriminating label pairs, worked out once."""
 
     @property
     def active_ms(self) -> int:
@@ -226,6 +237,23 @@ class _Incident:
     firing: int = 0
     title: str = ""
     services: list[str] = field(default_factory=list)
+    top_rank: int = 0
+    """Highest member severity (as its rank)."""
+    not_alerts: int = 0
+    """Members that are anomalies or predictions."""
+    rendered: list[IncidentMember] | None = None
+    """The members as published, lead first; None when it must be rebuilt (a lead change, a member gone)."""
+    positions: dict[str, int] = field(default_factory=dict)
+    """Where each member is in ``rendered``."""
+    lead_view: TopologyView | None = None
+    """The topology the lead was chosen with (a refreshed view chooses again)."""
+    text: tuple[tuple[Any, ...], str, str] | None = None
+    """Title and summary, with what they were made from."""
+
+    def aggregate(self) -> None:
+        self.top_rank = max((_RANK[m.severity] for m in self.members.values()), default=0)
+        self.not_alerts = sum(m.kind != MemberKind.ALERT for m in self.members.values())
+        self.rendered = None
 
     @property
     def is_open(self) -> bool:
@@ -305,7 +333,7 @@ class Clusterer:
                 return []
             return [self._open(signal, held)]
         best = links[0]
-        connected = [best] + [link for link in links[1:] if link.score >= self.config.merge_score]
+        connected = [best] + [link for link in links[1:] if link.causal and link.score >= self.config.merge_score]
         if best.score < self.config.merge_score:
             connected = [best]
         survivor = min((self._incidents[link.incident] for link in connected), key=lambda i: (i.started_ms, i.id))
@@ -343,7 +371,7 @@ class Clusterer:
         end = max(end, member.active_ms)
         self._clock_ms = max(self._clock_ms, end)
         member.ended_ms = end
-        member.model = None
+        self._refresh(incident, member)
         incident.firing -= 1
         if incident.firing == 0:
             self._quiet[incident.id] = None
@@ -531,7 +559,11 @@ class Clusterer:
                     continue
                 related = self._incidents[inc_id].members[seen.last_fp if gap >= 0 else seen.first_fp]
                 learned = self._learned(related, signal)
-                score = weight * time_factor(gap, cfg.window_ms, cfg.time_decay) * learned
+                # A callee can be the cause of its callers' alerts only if it started about as early.
+                causal = kind in ("calls", "chain_down") and at - seen.first_ms <= cfg.lead_tolerance_ms
+                late = kind in ("calls", "chain_down") and not causal
+                base = min(weight, cfg.late_cause_weight) if late else weight
+                score = base * time_factor(gap, cfg.window_ms, cfg.time_decay) * learned
                 if score < cfg.join_score:
                     continue
                 path = (view.path(other, service, distance) or [other, service]) if kind == "far" else []
@@ -547,6 +579,7 @@ class Clusterer:
                         tuple(path),
                         None,
                         f"{text}, {_gap_text(gap)} {related.service}/{related.name}",
+                        causal,
                     )
                 )
         self._label_links(signal, offer)
@@ -559,9 +592,8 @@ class Clusterer:
         pairs = discriminating_pairs(signal.labels, cfg.ignored_labels)
         if not pairs:
             return
-        mine = compared_pairs(
-            signal.labels, self.topology.attributes(signal.service), cfg.attribute_keys, cfg.ignored_labels
-        )
+        mine = frozenset(pairs)
+        my_attributes = attribute_pairs(self.topology.attributes(signal.service), cfg.attribute_keys)
         tried: set[tuple[str, str]] = set()
         for pair in pairs:
             for inc_id in sorted(self._by_label.get(pair, ())):
@@ -573,10 +605,11 @@ class Clusterer:
                 if (inc_id, related.fingerprint) in tried:
                     continue
                 tried.add((inc_id, related.fingerprint))
-                theirs = compared_pairs(
-                    related.labels, self.topology.attributes(related.service), cfg.attribute_keys, cfg.ignored_labels
+                theirs = frozenset(self._pairs(related))
+                similarity = label_similarity(
+                    (mine, theirs),
+                    (my_attributes, attribute_pairs(self.topology.attributes(related.service), cfg.attribute_keys)),
                 )
-                similarity = label_similarity(mine, theirs)
                 if similarity < cfg.label_similarity:
                     continue
                 gap = signal.at_ms - related.active_ms
@@ -586,7 +619,7 @@ class Clusterer:
                     * time_factor(gap, cfg.window_ms, cfg.time_decay)
                     * self._learned(related, signal)
                 )
-                shared = ", ".join(f"{k}={v}" for k, v in sorted(mine & theirs) if not k.startswith("@"))
+                shared = ", ".join(f"{k}={v}" for k, v in sorted(mine & theirs))
                 offer(
                     _Link(
                         inc_id,
@@ -598,6 +631,7 @@ class Clusterer:
                         round(similarity, 4),
                         f"shares {shared} with {related.service}/{related.name} (similarity {similarity:.2f}), "
                         f"{_gap_text(gap)} it",
+                        True,
                     )
                 )
 
@@ -623,6 +657,7 @@ class Clusterer:
                         None,
                         f"{_change_phrase(change)} {before_min:.0f} min before, "
                         f"as for {related.service}/{related.name}",
+                        True,
                     )
                 )
 
@@ -651,6 +686,7 @@ class Clusterer:
                         None,
                         f"operators merged incidents of {other} and {signal.service} before (weight {learned:.2f}), "
                         f"{_gap_text(gap)} {related.service}/{related.name}",
+                        True,
                     )
                 )
 
@@ -724,9 +760,10 @@ class Clusterer:
             member.ended_ms = None
             incident.firing += 1
             self._quiet.pop(incident.id, None)
-        if signal.severity.rank > member.severity.rank:
+        if _RANK[signal.severity] > _RANK[member.severity]:
             member.severity = signal.severity
-        member.model = None
+            incident.top_rank = max(incident.top_rank, _RANK[member.severity])
+        self._refresh(incident, member)
         self._note_seen(incident, member)
         incident.activity_ms = max(incident.activity_ms, at)
         incident.updated_ms = max(incident.updated_ms, at)
@@ -734,6 +771,11 @@ class Clusterer:
 
     def _join(self, incident: _Incident, member: _Member) -> None:
         incident.members[member.fingerprint] = member
+        incident.top_rank = max(incident.top_rank, _RANK[member.severity])
+        incident.not_alerts += member.kind != MemberKind.ALERT
+        if incident.rendered is not None:
+            incident.positions[member.fingerprint] = len(incident.rendered)
+            incident.rendered.append(member.render())
         if member.ended_ms is None:
             incident.firing += 1
             self._quiet.pop(incident.id, None)
@@ -742,14 +784,15 @@ class Clusterer:
         incident.started_ms = min(incident.started_ms, member.started_ms)
         incident.activity_ms = max(incident.activity_ms, member.active_ms, member.ended_ms or 0)
         incident.updated_ms = max(incident.updated_ms, member.joined_ms)
-        new_service = member.service not in incident.seen
+        before = incident.seen.get(member.service)
+        first = (before.first_ms, before.first_fp) if before is not None else None
         self._note_member(incident, member)
-        if new_service:
+        if before is None:
             for change in self._recent_changes(member.service, member.started_ms):
                 self._link_change(incident, change)
-        # Cheap (the incident's services times their callees) and always current: an earlier onset, a new
-        # service or a refreshed topology may each move the lead.
-        self._choose_lead(incident)
+        # The lead depends on the services, their first onsets and the topology: choose again when one moved.
+        if before is None or first != (before.first_ms, before.first_fp) or incident.lead_view is not self.topology:
+            self._choose_lead(incident)
 
     def _note_member(self, incident: _Incident, member: _Member) -> None:
         """Index a member: its key, fingerprint, service and label pairs point at the incident while open."""
@@ -759,22 +802,39 @@ class Clusterer:
             self._by_key[member.key] = incident.id
             self._by_fp[member.fingerprint] = incident.id
             self._by_service.setdefault(member.service, {})[incident.id] = None
-            for pair in discriminating_pairs(member.labels, self.config.ignored_labels):
+            for pair in self._pairs(member):
                 self._by_label.setdefault(pair, {})[incident.id] = None
 
     def _note_seen(self, incident: _Incident, member: _Member) -> None:
-        for at in {member.started_ms, member.active_ms}:
+        pairs = self._pairs(member)
+        for at in (member.started_ms, member.active_ms) if member.last_seen_ms is not None else (member.started_ms,):
             seen = incident.seen.get(member.service)
             if seen is None:
                 incident.seen[member.service] = _Seen(at, member.fingerprint, at, member.fingerprint)
             else:
                 seen.note(at, member.fingerprint)
-            for pair in discriminating_pairs(member.labels, self.config.ignored_labels):
+            for pair in pairs:
                 found = incident.labels.get(pair)
                 if found is None:
                     incident.labels[pair] = _Seen(at, member.fingerprint, at, member.fingerprint)
                 else:
                     found.note(at, member.fingerprint)
+
+    def _pairs(self, member: _Member) -> tuple[tuple[str, str], ...]:
+        if member.pairs is None:
+            member.pairs = tuple(discriminating_pairs(member.labels, self.config.ignored_labels))
+        return member.pairs
+
+    def _refresh(self, incident: _Incident, member: _Member) -> None:
+        """A member changed: its published form is rebuilt, in place in the incident's list when it is there."""
+        member.model = None
+        rendered = incident.rendered
+        if rendered is not None:
+            at = incident.positions.get(member.fingerprint)
+            if at is None or at >= len(rendered) or rendered[at].fingerprint != member.fingerprint:
+                incident.rendered = None
+            else:
+                rendered[at] = member.render()
 
     def _link_change(self, incident: _Incident, change: _Change) -> None:
         if change.id in incident.changes:
@@ -787,7 +847,7 @@ class Clusterer:
         """The probable origin: among services no callee in the incident explains (a callee whose onset is
         not later than theirs by more than the tolerance), the earliest onset, then the deepest; its earliest
         member leads."""
-        view = self.topology
+        view = incident.lead_view = self.topology
         tolerance = self.config.lead_tolerance_ms
         seen = incident.seen
         origins = [
@@ -799,6 +859,7 @@ class Clusterer:
         lead = seen[service].first_fp
         if lead != incident.lead:
             old = incident.members.get(incident.lead)
+            incident.rendered = None
             if old is not None:
                 old.lead = False
                 old.model = None
@@ -806,7 +867,6 @@ class Clusterer:
             new.lead = True
             new.model = None
             incident.lead = lead
-        incident.title = ""
 
     def _absorb(
         self, survivor: _Incident, victim: _Incident, at: int, why: str, via: Signal | None, by: str = "correlation"
@@ -834,6 +894,7 @@ class Clusterer:
         victim.members = {}
         victim.keys = {}
         victim.firing = 0
+        victim.aggregate()
         victim.merged_into = survivor.id
         victim.lead = ""
         self._close(victim, IncidentStatus.RESOLVED, at, by, f"merged into {survivor.id}")
@@ -878,6 +939,7 @@ class Clusterer:
     def _remove_member(self, incident: _Incident, member: _Member) -> None:
         self._drop_indexes(incident)
         del incident.members[member.fingerprint]
+        incident.aggregate()
         if member.ended_ms is None:
             incident.firing -= 1
         member.lead = False
@@ -906,36 +968,51 @@ class Clusterer:
         return self._render(incident)
 
     def _render(self, incident: _Incident) -> IncidentRecord:
-        members = list(incident.members.values())
-        lead = incident.members.get(incident.lead)
+        members = incident.members
+        lead = members.get(incident.lead)
         services = sorted(incident.seen, key=lambda s: (lead is None or s != lead.service, s))
         if incident.merged_into is not None:
             services = incident.services
         incident.services = services
-        rendered = [m.render() for m in members if m.lead] + [m.render() for m in members if not m.lead]
-        base = max((m.severity.rank for m in members), default=IncidentSeverity.INFO.rank)
+        rendered = incident.rendered
+        if rendered is None:
+            order = ([lead] if lead is not None else []) + [m for m in members.values() if m is not lead]
+            rendered = incident.rendered = [m.render() for m in order]
+            incident.positions = {m.fingerprint: i for i, m in enumerate(order)}
         low, high = self.config.blast_radius
         bump = (len(services) >= low) + (len(services) >= high)
-        severity = _SEVERITIES[min(len(_SEVERITIES) - 1, base + bump)] if members else IncidentSeverity.INFO
-        title, summary = _describe(incident, lead, members, services, self.config)
-        incident.title = title
-        return IncidentRecord(
-            id=incident.id,
-            revision=incident.revision,
-            title=title,
-            summary=summary,
-            status=incident.status,
-            severity=severity,
-            services=services,
-            started_at=from_millis(incident.started_ms),
-            updated_at=from_millis(incident.updated_ms),
-            resolved_at=_at(incident.resolved_ms),
-            members=rendered,
-            changes=[_linked(c, incident.started_ms) for c in incident.changes.values()],
-            merged=list(incident.merged),
-            merged_into=incident.merged_into,
-            history=list(incident.history),
+        top = min(len(_SEVERITIES) - 1, incident.top_rank + bump)
+        severity = _SEVERITIES[top] if members else IncidentSeverity.INFO
+        linked = [_linked(c, incident.started_ms) for c in incident.changes.values()]
+        made_from = (
+            incident.lead,
+            len(members),
+            tuple(services),
+            tuple(c.text for c in linked),
+            incident.not_alerts > 0,
         )
+        if incident.text is None or incident.text[0] != made_from:
+            incident.text = (made_from, *_describe(incident, lead, len(members), services, linked))
+        _, title, summary = incident.text
+        incident.title = title
+        fields: dict[str, Any] = {
+            "id": incident.id,
+            "revision": incident.revision,
+            "title": title,
+            "summary": summary,
+            "status": incident.status,
+            "severity": severity,
+            "services": services,
+            "started_at": from_millis(incident.started_ms),
+            "updated_at": from_millis(incident.updated_ms),
+            "resolved_at": _at(incident.resolved_ms),
+            "members": list(rendered),
+            "changes": linked,
+            "merged": list(incident.merged),
+            "merged_into": incident.merged_into,
+            "history": list(incident.history),
+        }
+        return IncidentRecord(**fields)
 
 
 def incident_id_for(seed: str) -> str:
@@ -973,15 +1050,14 @@ def _member(signal: Signal, reason: JoinReason, at: int) -> _Member:
 
 
 def _describe(
-    incident: _Incident, lead: _Member | None, members: list[_Member], services: list[str], config: ClusterConfig
+    incident: _Incident, lead: _Member | None, n: int, services: list[str], linked: list[LinkedChange]
 ) -> tuple[str, str]:
     if lead is None:
         if incident.merged_into is not None:
             return incident.title or f"merged into {incident.merged_into}", f"Merged into {incident.merged_into}."
         return "empty incident", ""
     where = lead.service or lead.name
-    n = len(members)
-    noun = "alerts" if all(m.kind == MemberKind.ALERT for m in members) else "signals"
+    noun = "signals" if incident.not_alerts else "alerts"
     title = f"{where}: {lead.name}"
     if n > 1:
         title += (
@@ -992,7 +1068,9 @@ def _describe(
         f"Probable origin: {where}/{lead.name}, firing since {from_millis(lead.started_ms):%Y-%m-%d %H:%M:%S} UTC.",
         f"Affected: {shown}.",
     ]
-    parts.extend(_linked(c, incident.started_ms).text + "." for c in incident.changes.values())
+    parts.extend(f"{c.text}." for c in linked[:3])
+    if len(linked) > 3:
+        parts.append(f"{len(linked) - 3} more changes linked.")
     return title, " ".join(parts)
 
 
@@ -1096,6 +1174,7 @@ def _incident_from_state(s: Mapping[str, Any], changes: Mapping[str, list[_Chang
         incident.members[member.fingerprint] = member
         if member.ended_ms is None:
             incident.firing += 1
+    incident.aggregate()
     for c in s["changes"]:
         incident.changes[c[0]] = _Change(c[0], c[1], c[2], c[3], c[4])
     return incident

@@ -11,8 +11,9 @@ from aiops_correlation.policy.topology_view import TopologyView
 
 __all__ = [
     "IGNORED_LABELS",
-    "compared_pairs",
+    "attribute_pairs",
     "discriminating_pairs",
+    "jaccard",
     "label_similarity",
     "time_factor",
     "topology_text",
@@ -116,24 +117,36 @@ def discriminating_pairs(labels: Mapping[str, str], ignored: Collection[str]) ->
     return sorted((k, v) for k, v in labels.items() if k not in ignored and v)
 
 
-def compared_pairs(
-    labels: Mapping[str, str],
-    attributes: Mapping[str, AttributeValue],
-    attribute_keys: Collection[str],
-    ignored: Collection[str],
+def attribute_pairs(
+    attributes: Mapping[str, AttributeValue], attribute_keys: Collection[str]
 ) -> frozenset[tuple[str, str]]:
-    """Discriminating labels plus the service's chosen topology attributes (as ``@zone`` and so on)."""
-    pairs = {(k, v) for k, v in labels.items() if k not in ignored and v}
-    pairs.update((f"@{k}", str(attributes[k])) for k in attribute_keys if k in attributes)
-    return frozenset(pairs)
+    """The chosen topology attributes of a service (``tier``, ``zone``, ``team``) as pairs."""
+    return frozenset((k, str(attributes[k])) for k in attribute_keys if k in attributes)
 
 
-def label_similarity(a: frozenset[tuple[str, str]], b: frozenset[tuple[str, str]]) -> float:
-    """Jaccard similarity of two pair sets (0 when both are empty).
-
-    >>> n1, n2 = frozenset({("node", "n1"), ("@zone", "a")}), frozenset({("node", "n2"), ("@zone", "a")})
-    >>> label_similarity(n1, n1), round(label_similarity(n1, n2), 3)
-    (1.0, 0.333)
-    """
+def jaccard(a: frozenset[tuple[str, str]], b: frozenset[tuple[str, str]]) -> float:
+    """Jaccard similarity of two pair sets (0 when both are empty)."""
     union = len(a | b)
     return len(a & b) / union if union else 0.0
+
+
+def label_similarity(
+    labels: tuple[frozenset[tuple[str, str]], frozenset[tuple[str, str]]],
+    attributes: tuple[frozenset[tuple[str, str]], frozenset[tuple[str, str]]],
+    attribute_share: float = 0.2,
+) -> float:
+    """Similarity in [0, 1] of two signals: Jaccard of their discriminating labels, and for
+    ``attribute_share`` of it the Jaccard of their services' attributes (when either has any), so a shared
+    zone or team adds to shared labels but two services of different teams sharing a label still match.
+
+    >>> node_1, node_2 = frozenset({("node", "n1")}), frozenset({("node", "n2")})
+    >>> same, other = frozenset({("zone", "a")}), frozenset({("zone", "b")})
+    >>> label_similarity((node_1, node_1), (same, same)), label_similarity((node_1, node_1), (same, other))
+    (1.0, 0.8)
+    >>> label_similarity((node_1, node_2), (same, same))
+    0.2
+    """
+    by_labels = jaccard(*labels)
+    if not (attributes[0] or attributes[1]):
+        return by_labels
+    return (1 - attribute_share) * by_labels + attribute_share * jaccard(*attributes)

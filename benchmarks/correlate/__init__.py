@@ -1,0 +1,1 @@
+"""The correlation benchmark: a seeded alert storm with true groups, scored through the correlator."""
