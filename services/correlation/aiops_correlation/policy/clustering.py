@@ -551,7 +551,7 @@ class Clusterer:
             found = self._by_service.get(other)
             if not found:
                 continue
-            weight, kind, via = topology_weight(view, other, service, distance)
+            weight, kind, path = topology_weight(view, other, service, distance)
             for inc_id in found:
                 seen = self._incidents[inc_id].seen[other]
                 gap = _gap(at, seen)
@@ -566,8 +566,6 @@ class Clusterer:
                 score = base * time_factor(gap, cfg.window_ms, cfg.time_decay) * learned
                 if score < cfg.join_score:
                     continue
-                path = (view.path(other, service, distance) or [other, service]) if kind == "far" else []
-                text, path = topology_text(kind, other, service, via, path)
                 gap = at - related.active_ms
                 offer(
                     _Link(
@@ -578,7 +576,7 @@ class Clusterer:
                         gap,
                         tuple(path),
                         None,
-                        f"{text}, {_gap_text(gap)} {related.service}/{related.name}",
+                        f"{topology_text(kind, path)}, {_gap_text(gap)} {related.service}/{related.name}",
                         causal,
                     )
                 )

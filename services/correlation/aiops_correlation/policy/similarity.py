@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Collection, Mapping
+from itertools import pairwise
 
 from aiops_common.topology import AttributeValue
 
@@ -64,6 +65,7 @@ _WEIGHTS = {
 }
 _FAR_WEIGHT = 0.6
 _FAR_DECAY = 0.75
+_CHAIN_DECAY = 0.8
 
 
 def time_factor(gap_ms: int, window_ms: int, decay: float) -> float:
@@ -71,45 +73,57 @@ def time_factor(gap_ms: int, window_ms: int, decay: float) -> float:
     return 1.0 - decay * min(1.0, abs(gap_ms) / window_ms) if window_ms > 0 else 1.0
 
 
-def topology_weight(view: TopologyView, a: str, b: str, distance: int) -> tuple[float, str, str]:
+def topology_weight(view: TopologyView, a: str, b: str, distance: int) -> tuple[float, str, list[str]]:
     """Weight of the relation between services ``a`` and ``b`` (``distance`` hops apart), its kind and the
-    service between them (for two-hop relations).
+    services from ``a`` to ``b`` along it.
 
     A shared callee (or caller) ``m`` counts less the more services share it: ``0.6 / log2(fan)`` once
     more than two do, so a database every service calls does not tie every pair of them together.
+    Beyond two hops, a chain of calls one way keeps ``0.75 x 0.8`` per extra hop, any other path
+    ``0.6 x 0.75`` per extra hop.
     """
     if distance > 2:
-        return _FAR_WEIGHT * _FAR_DECAY ** (distance - 2), "far", ""
+        path = view.path(a, b, distance) or [a, b]
+        steps = list(pairwise(path))
+        if steps and all(view.calls(x, y) for x, y in steps):
+            return _WEIGHTS["chain_down"] * _CHAIN_DECAY ** (distance - 2), "chain_down", path
+        if steps and all(view.calls(y, x) for x, y in steps):
+            return _WEIGHTS["chain_up"] * _CHAIN_DECAY ** (distance - 2), "chain_up", path
+        return _FAR_WEIGHT * _FAR_DECAY ** (distance - 2), "far", path
     kind, via = view.relation(a, b)
     if kind == "far":
-        return _FAR_WEIGHT * _FAR_DECAY ** max(0, distance - 2), kind, via
+        return _FAR_WEIGHT, kind, [a, b]
     weight = _WEIGHTS[kind]
     if kind == "common_callee":
         weight /= max(1.0, math.log2(len(view.callers(via))))
     elif kind == "common_caller":
         weight /= max(1.0, math.log2(len(view.callees(via))))
-    return weight, kind, via
+    if kind == "same":
+        return weight, kind, [a]
+    return weight, kind, [a, via, b] if via else [a, b]
 
 
-def topology_text(kind: str, a: str, b: str, via: str, path: list[str]) -> tuple[str, list[str]]:
-    """A phrase for people saying how ``b`` (the joining signal's service) relates to ``a``, and the path."""
+def topology_text(kind: str, path: list[str]) -> str:
+    """A phrase for people saying how the last service of ``path`` (the joining signal's) relates to the
+    first (the member's it joins), e.g. ``checkout calls payment (1 hop)``."""
+    a, b = path[0], path[-1]
+    hops = len(path) - 1
     match kind:
         case "same":
-            return f"same service {a}", [a]
+            return f"same service {a}"
         case "calls":
-            return f"{a} calls {b} (1 hop)", [a, b]
+            return f"{a} calls {b} (1 hop)"
         case "called_by":
-            return f"{b} calls {a} (1 hop)", [a, b]
+            return f"{b} calls {a} (1 hop)"
         case "chain_down":
-            return f"{a} calls {via} calls {b} (2 hops)", [a, via, b]
+            return f"{' calls '.join(path)} ({hops} hops)"
         case "chain_up":
-            return f"{b} calls {via} calls {a} (2 hops)", [a, via, b]
+            return f"{' calls '.join(reversed(path))} ({hops} hops)"
         case "common_callee":
-            return f"{a} and {b} both call {via} (2 hops)", [a, via, b]
+            return f"{a} and {b} both call {path[1]} (2 hops)"
         case "common_caller":
-            return f"{via} calls both {a} and {b} (2 hops)", [a, via, b]
-    hops = max(0, len(path) - 1)
-    return f"{' - '.join(path)} ({hops} hops)", path
+            return f"{path[1]} calls both {a} and {b} (2 hops)"
+    return f"{' - '.join(path)} ({hops} hops)"
 
 
 def discriminating_pairs(labels: Mapping[str, str], ignored: Collection[str]) -> list[tuple[str, str]]:
