@@ -72,7 +72,7 @@ class ClusterConfig:
     late_cause_weight: float = 0.45
     """Weight of a callee link when the callee started more than ``lead_tolerance_ms`` after the member
     (too late to be its cause, and effects travel to callers): below ``join_score`` on its own."""
-    time_decay: float = 0.25
+    time_decay: float = 0.5
     """How much a link loses from a gap of 0 to a gap of a whole window."""
     label_weight: float = 0.9
     change_weight: float = 0.8
@@ -560,8 +560,10 @@ class Clusterer:
                 related = self._incidents[inc_id].members[seen.last_fp if gap >= 0 else seen.first_fp]
                 learned = self._learned(related, signal)
                 # A callee can be the cause of its callers' alerts only if it started about as early.
-                causal = kind in ("calls", "chain_down") and at - seen.first_ms <= cfg.lead_tolerance_ms
-                late = kind in ("calls", "chain_down") and not causal
+                # Only a direct callee counts as a shared cause for merging: two hops down from a busy caller
+                # reach too many services for one alert there to tie two incidents together.
+                causal = kind == "calls" and at - seen.first_ms <= cfg.lead_tolerance_ms
+                late = kind in ("calls", "chain_down") and at - seen.first_ms > cfg.lead_tolerance_ms
                 base = min(weight, cfg.late_cause_weight) if late else weight
                 score = base * time_factor(gap, cfg.window_ms, cfg.time_decay) * learned
                 if score < cfg.join_score:

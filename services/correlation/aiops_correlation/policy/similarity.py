@@ -53,7 +53,9 @@ IGNORED_LABELS: tuple[str, ...] = (
 service it is about (topology answers for services), and scopes so broad that unrelated faults share them."""
 
 # Relation weights: a cascade travels along call edges, so a direct edge or a chain of calls is strong
-# evidence; two services that merely share a callee (or a caller) are related only when few others do.
+# evidence. Two callers of one callee alerting together point at that callee (failing before it says so),
+# when few others call it; two callees of one caller failing together point at nothing in particular, so
+# that alone never joins (0.45 < the default join score).
 _WEIGHTS = {
     "same": 1.0,
     "calls": 0.9,
@@ -61,7 +63,7 @@ _WEIGHTS = {
     "chain_down": 0.75,
     "chain_up": 0.75,
     "common_callee": 0.6,
-    "common_caller": 0.6,
+    "common_caller": 0.45,
 }
 _FAR_WEIGHT = 0.6
 _FAR_DECAY = 0.75
