@@ -27,7 +27,9 @@ class CorrelationSettings(CommonSettings):
     correlate_dxy_history_s: float = 7 * 86400.0
     """How much of each signal's event history Dynamic-X-Y keeps and learns from."""
     correlate_checkpoint_every: int = 500
-    """The correlator writes its state to its changelog after this many events (and on every tick)."""
+    """The correlator writes its state to its changelog after this many events (and on ticks)..."""
+    correlate_checkpoint_interval_s: float = 5.0
+    """...but at most once per this many seconds: a state with 100k learned signals takes about a second to write."""
     logs_index_retention_s: float = 3 * 86400.0
     """Log records older than this are deleted from the document store's ``logs`` collection."""
     logs_index_min_severity: str = "info"

@@ -153,7 +153,11 @@ class IncidentBuilder(ReplayingStage[Correlator]):
         now = time.monotonic()
         if self._changed and now - self._last_publish >= self.publish_interval_s:
             await self._publish()
-        if self._since_checkpoint >= self.settings.correlate_checkpoint_every and now - self._last_checkpoint >= 1.0:
+        interval = self.settings.correlate_checkpoint_interval_s
+        if (
+            self._since_checkpoint >= self.settings.correlate_checkpoint_every
+            and now - self._last_checkpoint >= interval
+        ):
             await self._checkpoint(partition, state)
 
     # -- publishing and checkpoints --------------------------------------------------------------------
@@ -187,11 +191,12 @@ class IncidentBuilder(ReplayingStage[Correlator]):
 
     async def flush(self) -> None:
         """Timer: publish what changed since the last publish; checkpoint when events came since the last one."""
+        interval = self.settings.correlate_checkpoint_interval_s
         async with self._lock:
             if self._changed or self._held:
                 await self._publish()
             for partition, state in self.states.items():
-                if self._since_checkpoint and time.monotonic() - self._last_checkpoint >= 1.0:
+                if self._since_checkpoint and time.monotonic() - self._last_checkpoint >= interval:
                     await self._checkpoint(partition, state)
 
     async def refresh_topology(self) -> None:

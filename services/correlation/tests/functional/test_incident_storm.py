@@ -161,7 +161,14 @@ def platform(broker_url: str, topic_prefix: str, tmp_path: Path) -> Iterator[Pla
 
     def start_correlation() -> WorkerProcess:
         # Ticks every second: checkpoints and publishing are driven by them as much as by input.
-        env = worker_env(broker_url, topic_prefix, data_dir, correlate_tick_s=1, correlate_checkpoint_every=3)
+        env = worker_env(
+            broker_url,
+            topic_prefix,
+            data_dir,
+            correlate_tick_s=1,
+            correlate_checkpoint_every=3,
+            correlate_checkpoint_interval_s=1,
+        )
         worker = WorkerProcess.start("correlation", env, tmp_path / "correlation.log", http_port=free_port())
         started.append(worker)
         return worker
@@ -307,6 +314,17 @@ def test_sigkill_mid_storm_gives_the_same_incidents_and_no_duplicates(platform: 
         return await platform.incidents(lambda i: any(len(x.members) >= 3 for x in i.values()), scaled(60))
 
     before = asyncio.run(first_half())
+
+    async def checkpointed() -> bool:
+        # The restart must begin from a checkpoint and replay after it, not only from the log's start.
+        async with httpx.AsyncClient(timeout=10) as client:
+            text = (await client.get(correlation.probe_url + "/metrics")).text
+        return any(
+            line.startswith("aiops_correlation_checkpoints_total ") and float(line.split()[1]) >= 1
+            for line in text.splitlines()
+        )
+
+    asyncio.run(correlation.eventually(checkpointed, scaled(30), "a checkpoint of the correlator"))
     correlation.kill()
 
     async def second_half() -> dict[str, IncidentRecord]:
