@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DATASETS ?= ../shared/datasets
 
-.PHONY: install run test lint typecheck unit protos bench bench-ingest bench-stream bench-nab bench-detect bench-latency clean
+.PHONY: install run test lint typecheck unit protos bench bench-ingest bench-stream bench-nab bench-detect bench-latency bench-correlate clean
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -38,7 +38,7 @@ protos: $(STAMP)
 	$(BIN)/python -m grpc_tools.protoc -I libs/common --python_out=libs/common --pyi_out=libs/common \
 		$(PROMPB)/types.proto $(PROMPB)/remote.proto $(PROMPB)/io/prometheus/write/v2/types.proto
 
-bench: bench-ingest bench-stream bench-nab bench-detect bench-latency
+bench: bench-ingest bench-stream bench-nab bench-detect bench-latency bench-correlate
 
 bench-ingest: $(STAMP)
 	$(BIN)/python -m benchmarks.ingest
@@ -54,6 +54,9 @@ bench-nab: $(STAMP)
 
 bench-detect: $(STAMP)
 	$(BIN)/python -m benchmarks.detect
+
+bench-correlate: $(STAMP)
+	$(BIN)/python -m benchmarks.correlate --worker
 
 clean:
 	rm -rf $(VENV) .aiops .pytest_cache .mypy_cache .ruff_cache

@@ -50,6 +50,8 @@ class StormShape:
     """Pod alerts that fire and resolve all day long, with two days of history before the storm."""
     noise: int = 300
     """Isolated single alerts."""
+    start: datetime = T0
+    """When the storm begins (its flapping history two days before)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +83,7 @@ class Fault:
 
 @dataclass(slots=True)
 class Storm:
+    start: datetime
     services: list[Service]
     dependencies: list[Dependency]
     episodes: list[Episode] = field(default_factory=list)
@@ -149,7 +152,7 @@ class _Builder:
         for a, b in sorted(edges):
             self.callers.setdefault(b, []).append(a)
         deps = [Dependency(a, b, frozenset({"file"}), T0, T0) for a, b in sorted(edges)]
-        storm = Storm(services, deps)
+        storm = Storm(self.shape.start, services, deps)
         for s in services:
             n = rng.randint(*self.shape.pods)
             storm.pods[s.name] = [f"{s.name}-{_fingerprint({'p': s.name, 'i': str(i)})[:5]}" for i in range(n)]
@@ -196,7 +199,7 @@ class _Builder:
                 continue
             start = at + timedelta(seconds=self.rng.uniform(0, jitter_s))
             key = f"{name}/{pod}"
-            if self.busy.get(key, T0 - timedelta(days=9)) > start - timedelta(minutes=30):
+            if self.busy.get(key, self.shape.start - timedelta(days=9)) > start - timedelta(minutes=30):
                 continue
             end = ends + timedelta(seconds=self.rng.uniform(0, 120))
             self.busy[key] = end
@@ -235,20 +238,20 @@ class _Builder:
         def pick_root(depths: tuple[int, ...], at: datetime) -> str:
             for _ in range(50):
                 name = rng.choice(by_layer[rng.choice(depths)])
-                if recent_roots.get(name, T0 - timedelta(days=1)) < at - timedelta(hours=1):
+                if recent_roots.get(name, shape.start - timedelta(days=1)) < at - timedelta(hours=1):
                     break
             recent_roots[name] = at
             return name
 
         deep = tuple(range(1, len(shape.layers)))
         for i in range(shape.cascades):
-            onset = T0 + timedelta(seconds=rng.uniform(0, span_s))
+            onset = shape.start + timedelta(seconds=rng.uniform(0, span_s))
             root = pick_root(deep, onset)
             cause = rng.choice(_CAUSES[LAYERS[self.layer_of[root] % len(LAYERS)]])
             storm.faults.append(Fault(f"cascade-{i}", "cascade", root, onset))
             self.cascade(f"cascade-{i}", root, onset, cause)
         for i in range(shape.deployments):
-            onset = T0 + timedelta(seconds=rng.uniform(0, span_s))
+            onset = shape.start + timedelta(seconds=rng.uniform(0, span_s))
             root = pick_root(tuple(range(0, len(shape.layers) - 1)), onset)
             group = f"deploy-{i}"
             version = f"v{rng.randint(1, 9)}.{rng.randint(0, 30)}.{rng.randint(0, 9)}"
@@ -260,7 +263,7 @@ class _Builder:
             late = onset + timedelta(minutes=rng.uniform(9, 20))
             self.fire(group, "PodRestarting", root, late, late + timedelta(minutes=10), "warning", jitter_s=60)
         for i in range(shape.shared_stores):
-            onset = T0 + timedelta(seconds=rng.uniform(0, span_s))
+            onset = shape.start + timedelta(seconds=rng.uniform(0, span_s))
             group = f"store-{i}"
             users = rng.sample([s.name for s in storm.services if self.layer_of[s.name] >= 2], 3)
             storm.faults.append(Fault(group, "shared_store", "", onset))
@@ -275,7 +278,7 @@ class _Builder:
                     extra={"datastore": f"ext-store-{i}"},
                 )
         for i in range(shape.noise):
-            at = T0 + timedelta(seconds=rng.uniform(0, span_s))
+            at = shape.start + timedelta(seconds=rng.uniform(0, span_s))
             service = rng.choice(storm.services).name
             pod = rng.choice(storm.pods[service])
             record = self.alert(
@@ -287,17 +290,17 @@ class _Builder:
 
     def _flapping(self, span_s: float) -> None:
         """Pod alerts firing for a minute or two every few minutes, for two days before the storm and during it."""
-        rng, storm = self.rng, self.storm
+        rng, storm, start = self.rng, self.storm, self.shape.start
         for i in range(self.shape.flapping):
             service = rng.choice(storm.services).name
             pod = rng.choice(storm.pods[service])
-            record = self.alert(_FLAPPERS[i % len(_FLAPPERS)], service, pod, T0, "warning", {})
+            record = self.alert(_FLAPPERS[i % len(_FLAPPERS)], service, pod, start, "warning", {})
             period = rng.uniform(4, 15) * 60
-            at = T0 - timedelta(days=2) + timedelta(seconds=rng.uniform(0, period))
-            while at < T0 + timedelta(seconds=span_s):
+            at = start - timedelta(days=2) + timedelta(seconds=rng.uniform(0, period))
+            while at < start + timedelta(seconds=span_s):
                 end = at + timedelta(seconds=rng.uniform(40, min(150, period / 2)))
                 episode = record.model_copy(update={"starts_at": at})
-                storm.episodes.append(Episode(episode, "flap", end, in_storm=at >= T0))
+                storm.episodes.append(Episode(episode, "flap", end, in_storm=at >= start))
                 at = end + timedelta(seconds=max(60.0, rng.gauss(period, period / 5)))
 
 
