@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -238,6 +238,16 @@ class DocumentStore(Protocol):
         ``expected_version``: the version this write was based on (0: the document must not exist yet);
         when another is stored the write is refused with :class:`VersionConflictError`. None: write whatever
         is stored (a replay of the same state, or a single writer).
+        """
+
+    async def upsert_many(self, collection: str, documents: Sequence[tuple[str, Mapping[str, Any]]]) -> int:
+        """Write each ``(doc_id, body)`` as :meth:`upsert` does with no expected version; how many were written.
+
+        Every body is checked before anything is written: a bad one raises ``ValueError`` naming its id, and
+        nothing of the call is written. The same id twice: the later body is kept and the version counts both
+        writes (so the count returned is ``len(documents)``). SQLite writes the whole call in one transaction;
+        Elasticsearch in ``_bulk`` requests, where a document it refuses leaves the others written and raises
+        one error naming every refused id.
         """
 
     async def get(self, collection: str, doc_id: str) -> Document | None: ...

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -26,7 +27,7 @@ from aiops_common.extras import requires_extra
 with requires_extra("elasticsearch", "the Elasticsearch document store"):
     from elasticsearch import AsyncElasticsearch, BadRequestError, ConflictError, NotFoundError
 
-__all__ = ["ElasticsearchDocumentStore", "mapping"]
+__all__ = ["BulkWriteError", "ElasticsearchDocumentStore", "mapping"]
 
 _TYPES = {
     "time": {"type": "date", "format": "epoch_millis"},
@@ -34,6 +35,32 @@ _TYPES = {
     "keywords": {"type": "keyword"},
     "text": {"type": "text"},
 }
+
+
+_BULK_CHUNK = 500
+"""Documents per ``_mget`` and ``_bulk`` request: a log batch of thousands goes as a few requests of bounded size."""
+
+
+class BulkWriteError(RuntimeError):
+    """Documents of one ``upsert_many`` that Elasticsearch refused (``failed``: id -> reason); the others were
+    written. Version conflicts are not among them: those are read again and written over, as ``upsert`` does."""
+
+    def __init__(self, collection: str, failed: Mapping[str, str]) -> None:
+        self.collection, self.failed = collection, dict(failed)
+        by_reason: dict[str, list[str]] = {}
+        for doc_id, reason in self.failed.items():
+            by_reason.setdefault(reason, []).append(doc_id)
+        refused = "; ".join(f"{reason}: {', '.join(ids)}" for reason, ids in by_reason.items())
+        super().__init__(
+            f"{collection}: Elasticsearch refused {len(self.failed)} document(s) of a bulk write: {refused}"
+        )
+
+
+def _reason(error: Any) -> str:
+    if isinstance(error, Mapping):
+        kind, why = error.get("type", "error"), error.get("reason")
+        return f"{kind}: {why}" if why else str(kind)
+    return str(error)
 
 
 def mapping(schema: Collection) -> dict[str, Any]:
@@ -121,6 +148,66 @@ class ElasticsearchDocumentStore:
                     ) from None
                 continue  # another writer came between the read and the write: write over what it wrote
             return version + 1
+
+    async def _stored_many(self, index: str, ids: list[str]) -> dict[str, tuple[int, int, int]]:
+        """(version, seq_no, primary_term) of each of ``ids`` that is stored."""
+        got = await self._client.mget(index=index, ids=ids, source_includes=["version"])
+        return {
+            doc["_id"]: (int(doc["_source"]["version"]), int(doc["_seq_no"]), int(doc["_primary_term"]))
+            for doc in got["docs"]
+            if doc.get("found")
+        }
+
+    async def upsert_many(self, collection_name: str, documents: Sequence[tuple[str, Mapping[str, Any]]]) -> int:
+        schema = collection(collection_name)
+        # Every body is checked before the first request: a bad one writes nothing. A repeated id keeps its
+        # later body, and its version counts every write.
+        sources: dict[str, tuple[dict[str, Any], int]] = {}
+        for doc_id, body in documents:
+            if not isinstance(doc_id, str) or not doc_id:
+                raise ValueError(f"{schema.name}: a document id must be a non-empty string, not {doc_id!r}")
+            try:
+                values = {k: v for k, v in indexed_values(schema, body).items() if v is not None}
+                json.dumps(body)  # what SQLite stores is JSON; the same bodies are refused here as there
+            except (ValueError, TypeError) as exc:
+                raise ValueError(f"{schema.name}/{doc_id}: {exc} (nothing of this upsert_many was written)") from None
+            writes = sources[doc_id][1] + 1 if doc_id in sources else 1
+            sources[doc_id] = ({**values, "id": doc_id, "doc": dict(body)}, writes)
+        if not sources:
+            return 0
+        _, index = await self._index(collection_name)
+        failed: dict[str, str] = {}
+        pending = list(sources)
+        while pending:
+            conflicted: list[str] = []
+            for start in range(0, len(pending), _BULK_CHUNK):
+                chunk = pending[start : start + _BULK_CHUNK]
+                stored = await self._stored_many(index, chunk)
+                operations: list[Mapping[str, Any]] = []
+                for doc_id in chunk:
+                    source, writes = sources[doc_id]
+                    now = stored.get(doc_id)
+                    if now is None:
+                        operations.append({"create": {"_id": doc_id}})
+                    else:
+                        operations.append({"index": {"_id": doc_id, "if_seq_no": now[1], "if_primary_term": now[2]}})
+                    operations.append({**source, "version": (0 if now is None else now[0]) + writes})
+                # No refresh, as upsert: queries see these writes once refresh() was called.
+                done = await self._client.bulk(index=index, operations=operations)
+                if not done["errors"]:
+                    continue
+                for doc_id, item in zip(chunk, done["items"], strict=True):
+                    (result,) = item.values()
+                    if "error" not in result:
+                        continue
+                    if result.get("status") == 409:
+                        conflicted.append(doc_id)  # another writer came between the read and the write
+                    else:
+                        failed[doc_id] = _reason(result["error"])
+            pending = conflicted
+        if failed:
+            raise BulkWriteError(schema.name, failed)
+        return len(documents)
 
     async def get(self, collection_name: str, doc_id: str) -> Document | None:
         _, index = await self._index(collection_name)

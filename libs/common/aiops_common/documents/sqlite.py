@@ -6,7 +6,8 @@ import asyncio
 import json
 import sqlite3
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -74,10 +75,46 @@ def _ddl(schema: Collection, fts5: bool) -> str:
 
 def _column_values(schema: Collection, body: Mapping[str, Any]) -> dict[str, Any]:
     """The indexed fields as column values: a keyword list as a JSON array, matched through json_each."""
+    return _as_columns(schema, indexed_values(schema, body))
+
+
+def _as_columns(schema: Collection, values: Mapping[str, Any]) -> dict[str, Any]:
     return {
         field: json.dumps(value) if schema.fields[field] == "keywords" and value is not None else value
-        for field, value in indexed_values(schema, body).items()
+        for field, value in values.items()
     }
+
+
+_IDS_PER_SELECT = 500
+"""Ids bound in one ``IN (...)``: well under the bound-parameter limit of every SQLite still in use (999)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Row:
+    """One document of an ``upsert_many``, checked and encoded; ``writes``: how often the call named its id."""
+
+    columns: list[Any]
+    encoded: str
+    text: list[str]
+    writes: int
+
+
+def _checked_rows(schema: Collection, documents: Sequence[tuple[str, Mapping[str, Any]]]) -> dict[str, _Row]:
+    """Every document checked and encoded before anything is written; a repeated id keeps its later body."""
+    rows: dict[str, _Row] = {}
+    for doc_id, body in documents:
+        if not isinstance(doc_id, str) or not doc_id:
+            raise ValueError(f"{schema.name}: a document id must be a non-empty string, not {doc_id!r}")
+        try:
+            values = indexed_values(schema, body)
+            encoded = json.dumps(body, separators=(",", ":"))
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"{schema.name}/{doc_id}: {exc} (nothing of this upsert_many was written)") from None
+        columns = list(_as_columns(schema, values).values())
+        text = [values[f] or "" for f in schema.text_fields]
+        writes = rows[doc_id].writes + 1 if doc_id in rows else 1
+        rows[doc_id] = _Row(columns, encoded, text, writes)
+    return rows
 
 
 class SqliteDocumentStore:
@@ -171,6 +208,48 @@ class SqliteDocumentStore:
         self, collection_name: str, doc_id: str, body: Mapping[str, Any], expected_version: int | None = None
     ) -> int:
         return await asyncio.to_thread(self._upsert, collection(collection_name), doc_id, body, expected_version)
+
+    def _upsert_many(self, schema: Collection, documents: Sequence[tuple[str, Mapping[str, Any]]]) -> int:
+        rows = _checked_rows(schema, documents)
+        if not rows:
+            return 0
+        table, fields = _table(schema), list(schema.fields)
+        names = ", ".join(f'"{f}"' for f in fields)
+        marks = ", ".join("?" * len(fields))
+        sets = ", ".join(f'"{f}" = excluded."{f}"' for f in fields)
+        # A stored document goes up by as many versions as the call wrote it; a new one starts there.
+        upsert = (
+            f"INSERT INTO {table} (id, version, body, {names}) VALUES (?, ?, ?, {marks})"
+            f" ON CONFLICT (id) DO UPDATE SET version = version + excluded.version, body = excluded.body, {sets}"
+        )
+        ids = list(rows)
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.executemany(
+                    upsert, ((doc_id, row.writes, row.encoded, *row.columns) for doc_id, row in rows.items())
+                )
+                if self.fts5 and schema.text_fields:
+                    rowids: list[tuple[int, str]] = []
+                    for start in range(0, len(ids), _IDS_PER_SELECT):
+                        chunk = ids[start : start + _IDS_PER_SELECT]
+                        rowids += self._db.execute(
+                            f"SELECT rowid, id FROM {table} WHERE id IN ({', '.join('?' * len(chunk))})", chunk
+                        ).fetchall()
+                    fts, text = _fts(schema), schema.text_fields
+                    self._db.executemany(f"DELETE FROM {fts} WHERE rowid = ?", ((rowid,) for rowid, _ in rowids))
+                    self._db.executemany(
+                        f"INSERT INTO {fts} (rowid, {', '.join(text)}) VALUES (?{', ?' * len(text)})",
+                        ((rowid, *rows[doc_id].text) for rowid, doc_id in rowids),
+                    )
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+        return len(documents)
+
+    async def upsert_many(self, collection_name: str, documents: Sequence[tuple[str, Mapping[str, Any]]]) -> int:
+        return await asyncio.to_thread(self._upsert_many, collection(collection_name), documents)
 
     def _run(self, sql: str, args: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
         with self._lock:

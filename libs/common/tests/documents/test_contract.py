@@ -324,3 +324,120 @@ async def test_the_elasticsearch_url_names_scheme_credentials_and_index_prefix()
     assert tls._client._headers["authorization"].startswith("Basic ")
     await plain.close()
     await tls.close()
+
+
+def log(n: int, message: str = "request failed: timeout", **more: Any) -> dict[str, Any]:
+    at = (T0 + timedelta(seconds=n)).isoformat()
+    return {"at": at, "services": ["payment"], "severity": "error", "source": "pod-1", "message": message, **more}
+
+
+async def test_upsert_many_writes_new_and_stored_documents_like_upsert(store: DocumentStore) -> None:
+    assert await store.upsert("logs", "log-0", log(0)) == 1
+    assert await store.upsert("logs", "log-0", log(0, "second")) == 2
+    batch = [(f"log-{n}", log(n, f"batch write {n}", labels={"pod": f"p{n}"})) for n in range(4)]
+    assert await store.upsert_many("logs", batch) == 4
+    await store.refresh("logs")
+    for doc_id, body in batch:
+        got = await store.get("logs", doc_id)
+        assert got is not None
+        assert (got.id, got.version, got.body) == (doc_id, 3 if doc_id == "log-0" else 1, body)
+    assert await store.count("logs") == 4
+    assert await ids(store, "logs", DocumentFilter(text="batch write"), oldest_first=True) == [d for d, _ in batch]
+    # The text written over is no longer found: the old words went with the old body.
+    assert await store.count("logs", DocumentFilter(text="second")) == 0
+    # upsert after upsert_many goes on from the version upsert_many left.
+    assert await store.upsert("logs", "log-1", log(1), expected_version=1) == 2
+    assert await store.upsert_many("logs", []) == 0
+    assert await store.upsert_many("incidents", [("inc-1", incident(1, services=["db"]))]) == 1
+    assert await store.get("rca_results", "inc-1") is None
+
+
+async def test_upsert_many_with_an_id_twice_keeps_the_later_body_and_counts_both_writes(
+    store: DocumentStore,
+) -> None:
+    await store.upsert("logs", "old", log(0, "first"))
+    batch = [("new", log(1, "early")), ("old", log(0, "middle")), ("new", log(1, "late")), ("old", log(0, "last"))]
+    assert await store.upsert_many("logs", batch) == 4
+    await store.refresh("logs")
+    new, old = await store.get("logs", "new"), await store.get("logs", "old")
+    assert new is not None and old is not None
+    assert (new.version, new.body["message"]) == (2, "late")
+    assert (old.version, old.body["message"]) == (3, "last")
+    assert await ids(store, "logs", DocumentFilter(text="late")) == ["new"]
+    assert await store.count("logs", DocumentFilter(text="early")) == 0
+    assert await store.count("logs") == 2
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ({"message": "no time"}, r"logs/log-bad: a logs document needs 'at' as an ISO-8601 string"),
+        ({"at": "2026-03-01T12:00:00"}, r"logs/log-bad: .*no time zone"),
+        ({"at": "yesterday"}, r"logs/log-bad: Invalid isoformat string"),
+        ({"at": T0.isoformat(), "seen": T0}, r"logs/log-bad: Object of type datetime is not JSON serializable"),
+    ],
+)
+async def test_upsert_many_checks_every_body_first_and_a_bad_one_writes_nothing(
+    store: DocumentStore, bad: dict[str, Any], message: str
+) -> None:
+    await store.upsert("logs", "log-1", log(1))
+    batch = [("log-1", log(1, "changed")), ("log-2", log(2)), ("log-bad", bad), ("log-3", log(3))]
+    with pytest.raises(ValueError, match=message):
+        await store.upsert_many("logs", batch)
+    await store.refresh("logs")
+    got = await store.get("logs", "log-1")
+    assert got is not None
+    assert (got.version, got.body["message"]) == (1, "request failed: timeout")
+    assert await store.count("logs") == 1
+    with pytest.raises(ValueError, match="non-empty string"):
+        await store.upsert_many("logs", [("log-4", log(4)), ("", log(5))])
+    with pytest.raises(ValueError, match="no document collection 'nope'"):
+        await store.upsert_many("nope", [("x", log(1))])
+    assert await store.count("logs") == 1
+
+
+async def test_upsert_many_takes_batches_larger_than_one_request(store: DocumentStore) -> None:
+    batch = [(f"log-{n:04d}", log(n, f"line {n}")) for n in range(1234)]
+    assert await store.upsert_many("logs", batch[:700]) == 700
+    assert await store.upsert_many("logs", batch) == 1234
+    await store.refresh("logs")
+    assert await store.count("logs") == 1234
+    for doc_id, version in (("log-0000", 2), ("log-0699", 2), ("log-0700", 1), ("log-1233", 1)):
+        got = await store.get("logs", doc_id)
+        assert got is not None
+        assert (got.version, got.body["message"]) == (version, f"line {int(doc_id[4:])}")
+    assert await ids(store, "logs", DocumentFilter(text="1233")) == ["log-1233"]
+
+
+async def test_concurrent_upsert_many_on_the_same_ids_loses_no_write(store: DocumentStore) -> None:
+    await store.upsert_many("logs", [(f"log-{n}", log(n)) for n in range(20)])
+    writers = 4
+    counts = await asyncio.gather(
+        *(store.upsert_many("logs", [(f"log-{n}", log(n, f"writer {w}")) for n in range(20)]) for w in range(writers))
+    )
+    assert counts == [20] * writers
+    for n in range(20):
+        got = await store.get("logs", f"log-{n}")
+        assert got is not None
+        assert got.version == 1 + writers
+
+
+async def test_documents_elasticsearch_refuses_in_a_bulk_write_are_named_in_one_error(store: DocumentStore) -> None:
+    from aiops_common.documents.elasticsearch import BulkWriteError, ElasticsearchDocumentStore
+
+    if not isinstance(store, ElasticsearchDocumentStore):
+        pytest.skip("per-document refusals are Elasticsearch's; SQLite writes the whole call or nothing")
+    await store.upsert("logs", "log-1", log(1))
+    index = f"{store.index_prefix}logs"
+    await store._client.indices.put_settings(index=index, settings={"index.blocks.write": True})
+    try:
+        with pytest.raises(BulkWriteError, match=r"logs: Elasticsearch refused 2 document\(s\).*log-1, log-2") as e:
+            await store.upsert_many("logs", [("log-1", log(1, "changed")), ("log-2", log(2))])
+        assert sorted(e.value.failed) == ["log-1", "log-2"]
+        assert "cluster_block_exception" in e.value.failed["log-2"]
+    finally:
+        await store._client.indices.put_settings(index=index, settings={"index.blocks.write": False})
+    await store.refresh("logs")
+    got = await store.get("logs", "log-1")
+    assert got is not None
+    assert (got.version, got.body["message"]) == (1, "request failed: timeout")
