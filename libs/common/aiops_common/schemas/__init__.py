@@ -10,6 +10,7 @@ from aiops_common.schemas.changes import ChangeEvent
 from aiops_common.schemas.features import FEATURE_COLUMNS, FeatureBatch, FeatureRow
 from aiops_common.schemas.feedback import FeedbackLabel, FeedbackRecord
 from aiops_common.schemas.incidents import (
+    CorrelationBatch,
     CorrelationTick,
     IncidentCommand,
     IncidentMember,
@@ -45,6 +46,7 @@ __all__ = [
     "AnomalyRecord",
     "AnomalySeverity",
     "ChangeEvent",
+    "CorrelationBatch",
     "CorrelationTick",
     "CrossingDirection",
     "FeatureBatch",

@@ -7,10 +7,12 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from aiops_common.schemas._codec import SchemaError, decode_envelope, encode_envelope
 from aiops_common.schemas._ids import record_id
 from aiops_common.schemas._model import VersionedRecord
 
 __all__ = [
+    "CorrelationBatch",
     "CorrelationTick",
     "IncidentCommand",
     "IncidentMember",
@@ -198,8 +200,41 @@ class IncidentCommand(VersionedRecord):
 
 
 class CorrelationTick(VersionedRecord):
-    """The correlator's clock: written to its input so that a replay sees the same ticks at the same places."""
+    """The correlator's clock: written to its input so that a replay sees the same ticks at the same places.
+
+    The correlator's time is event time: the latest it has seen, plus ``idle_ms``, how long (wall clock) it
+    had taken no record when the tick was written. So a live stream's clock follows the wall clock, a
+    quiet one moves on by itself, and history sent later (a backfill, a replayed incident) is judged by
+    its own time, not resolved on arrival because the wall clock is days ahead.
+    """
 
     schema_name = "correlation.tick"
 
     at: datetime
+    """Wall-clock time of the tick (for people)."""
+    idle_ms: int = Field(default=0, ge=0)
+
+
+class CorrelationBatch:
+    """Records forwarded together onto ``correlation.events``, each still in its own envelope, in order.
+
+    The broker costs about the same per message whatever its size, so the correlator's input
+    carries what the forwarder took from a topic in one go as one message.
+    """
+
+    schema_name = "correlation.batch"
+    schema_version = 1
+
+    def __init__(self, records: list[bytes]) -> None:
+        self.records = records
+
+    def encode(self) -> bytes:
+        return encode_envelope(self.schema_name, self.schema_version, {"records": self.records})
+
+    @classmethod
+    def decode(cls, data: bytes) -> CorrelationBatch:
+        _, body = decode_envelope(data, cls.schema_name, (cls.schema_version,))
+        records = body.get("records")
+        if not isinstance(records, list) or not all(isinstance(r, bytes) for r in records):
+            raise SchemaError(f"malformed {cls.schema_name}: records must be a list of encoded records")
+        return cls(records)

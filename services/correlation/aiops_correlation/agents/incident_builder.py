@@ -109,6 +109,8 @@ class IncidentBuilder(ReplayingStage[Correlator]):
         self._last_publish = 0.0
         self._last_checkpoint = 0.0
         self.published = 0
+        self.last_input = time.monotonic()
+        """When the builder last took a record that is not a tick (the clock's idle time counts from it)."""
 
     # -- ReplayingStage --------------------------------------------------------------------------------
 
@@ -140,14 +142,18 @@ class IncidentBuilder(ReplayingStage[Correlator]):
             except SchemaError as exc:
                 self.meter.dropped("undecodable", f"offset {offset}: {exc}")
                 outcome = None
+        if outcome is None or not outcome.tick:
+            self.last_input = time.monotonic()
         if outcome is not None:
             for incident in outcome.incidents:
                 self._changed[incident.id] = incident
             self._held.extend(outcome.held)
             if outcome.held:
                 HELD_BACK.inc(len(outcome.held))
-            if outcome.ignored:
-                IGNORED.labels(outcome.ignored.split(" ", 1)[0]).inc()
+            for reason in outcome.ignored:
+                IGNORED.labels(reason.split(" ", 1)[0]).inc()
+            for error in outcome.undecodable:
+                self.meter.dropped("undecodable", f"a record of offset {offset}: {error}")
         self._since_checkpoint += 1
         self._checkpoint_offset = offset
         now = time.monotonic()
@@ -221,8 +227,12 @@ def install(
     builder = IncidentBuilder(app, settings, events, incidents, documents, topology)
 
     async def tick() -> None:
-        # Written to the input, so a replay meets the tick at the same place as the first run did.
-        await events.send(key=KEY, value=CorrelationTick(at=datetime.now(UTC)).encode(), force=True)
+        # Written to the input, so a replay meets the tick at the same place as the first run did; only by
+        # the worker that holds the builder's partition, the one that knows how long its input was quiet.
+        if not builder.states:
+            return
+        idle_ms = int((time.monotonic() - builder.last_input) * 1000)
+        await events.send(key=KEY, value=CorrelationTick(at=datetime.now(UTC), idle_ms=idle_ms).encode(), force=True)
 
     app.timer(settings.correlate_tick_s, name="correlation_clock")(tick)
     app.timer(builder.publish_interval_s, name="incident_publisher")(builder.flush)

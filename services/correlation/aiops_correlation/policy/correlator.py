@@ -10,6 +10,7 @@ from aiops_common.schemas import (
     AlertRecord,
     AnomalyRecord,
     ChangeEvent,
+    CorrelationBatch,
     CorrelationTick,
     FeedbackLabel,
     FeedbackRecord,
@@ -65,8 +66,25 @@ class Outcome:
 
     incidents: list[IncidentRecord] = field(default_factory=list)
     held: list[HeldSignal] = field(default_factory=list)
-    ignored: str = ""
-    """Why a record changed nothing on purpose (feedback about something else, say); empty otherwise."""
+    ignored: list[str] = field(default_factory=list)
+    """Why records changed nothing on purpose (feedback about something else, say)."""
+    undecodable: list[str] = field(default_factory=list)
+    """Why records of a batch could not be read (each skipped, the rest taken)."""
+    tick: bool = False
+    """The record was a clock tick (not input: the clock's idle time goes on)."""
+
+    def add(self, other: Outcome) -> None:
+        """Fold a later outcome into this one: an incident changed twice keeps its later revision."""
+        seen = {incident.id: n for n, incident in enumerate(self.incidents)}
+        for incident in other.incidents:
+            if incident.id in seen:
+                self.incidents[seen[incident.id]] = incident
+            else:
+                seen[incident.id] = len(self.incidents)
+                self.incidents.append(incident)
+        self.held.extend(other.held)
+        self.ignored.extend(other.ignored)
+        self.undecodable.extend(other.undecodable)
 
 
 class Correlator:
@@ -81,6 +99,9 @@ class Correlator:
         self.dxy = dxy
         self.clusterer = clusterer
         self.now_ms = 0
+        """The latest event time seen (onsets, ends, changes)."""
+        self.clock_ms = 0
+        """The clock ticks move: never behind ``now_ms`` at the last tick."""
 
     @classmethod
     def new(cls, dxy_config: DxyConfig, cluster_config: ClusterConfig, topology: TopologyView) -> Correlator:
@@ -95,7 +116,20 @@ class Correlator:
         self.clusterer.topology = view
 
     def take(self, data: bytes) -> Outcome:
+        """One message of the log: a record, or a batch of them (a bad record in a batch is skipped, the rest
+        taken; a bad message raises ``SchemaError``)."""
         schema = envelope_schema(data)
+        if schema != CorrelationBatch.schema_name:
+            return self._take_one(schema, data)
+        outcome = Outcome()
+        for record in CorrelationBatch.decode(data).records:
+            try:
+                outcome.add(self._take_one(envelope_schema(record), record))
+            except SchemaError as exc:
+                outcome.undecodable.append(str(exc))
+        return outcome
+
+    def _take_one(self, schema: str, data: bytes) -> Outcome:
         signal = _SIGNALS.get(schema)
         if signal is not None:
             return self.take_signal(signal(data))
@@ -113,11 +147,11 @@ class Correlator:
                 )
             )
         if schema == CorrelationTick.schema_name:
-            return self.tick(millis(CorrelationTick.decode(data).at))
+            return self.tick(CorrelationTick.decode(data).idle_ms)
         raise SchemaError(f"the correlator takes no {schema!r} records")
 
     def take_signal(self, signal: Signal) -> Outcome:
-        self.now_ms = max(self.now_ms, signal.at_ms)
+        self.now_ms = max(self.now_ms, signal.at_ms, signal.end_ms if signal.resolved and signal.end_ms else 0)
         if signal.resolved:
             return self._changed(self.clusterer.resolve(signal))
         verdict = self.dxy.observe(signal.policy_key or signal.key, signal.at_ms)
@@ -132,12 +166,15 @@ class Correlator:
         elif feedback.label == FeedbackLabel.SAME_INCIDENT:
             changed = self.clusterer.merge(feedback.subject_id, feedback.related_id, feedback.by, at_ms, feedback.note)
         else:
-            return Outcome(ignored=f"{feedback.label.value} feedback is not about incident membership")
+            return Outcome(ignored=[f"{feedback.label.value} feedback is not about incident membership"])
         return self._changed(changed)
 
-    def tick(self, now_ms: int) -> Outcome:
-        self.now_ms = max(self.now_ms, now_ms)
-        return self._changed(self.clusterer.tick(self.now_ms))
+    def tick(self, idle_ms: int) -> Outcome:
+        """The clock: the latest event time seen plus ``idle_ms`` of quiet (see ``CorrelationTick``)."""
+        if self.now_ms == 0:
+            return Outcome(tick=True)  # nothing seen yet: no time to tell
+        self.clock_ms = max(self.clock_ms, self.now_ms + idle_ms)
+        return Outcome(incidents=self.clusterer.tick(self.clock_ms), tick=True)
 
     def _changed(self, incidents: list[IncidentRecord]) -> Outcome:
         return Outcome(incidents=incidents)
@@ -147,6 +184,7 @@ class Correlator:
             "dxy": self.dxy.snapshot(),
             "clusterer": self.clusterer.snapshot(),
             "now_ms": self.now_ms,
+            "clock_ms": self.clock_ms,
         }
 
     @classmethod
@@ -158,4 +196,5 @@ class Correlator:
             Clusterer.restore(cluster_config, topology, snapshot["clusterer"]),
         )
         correlator.now_ms = int(snapshot["now_ms"])
+        correlator.clock_ms = int(snapshot.get("clock_ms", 0))
         return correlator

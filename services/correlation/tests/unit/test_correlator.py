@@ -10,6 +10,7 @@ from aiops_common.schemas import (
     AlertRecord,
     AlertStatus,
     ChangeEvent,
+    CorrelationBatch,
     CorrelationTick,
     FeedbackLabel,
     FeedbackRecord,
@@ -170,3 +171,27 @@ def test_signals_from_alerts_take_the_service_from_labels_and_map_severity_words
     signal = from_alert(record)
     assert signal.service == "payment" and signal.key.startswith("alert:HighLatency:payment")
     assert severity_of("page").value == "critical" and severity_of("weird").value == "warning"
+
+
+def test_a_batch_is_taken_in_order_and_a_bad_record_in_it_is_skipped() -> None:
+    records = storm()
+    one_by_one = run(correlator(), records)
+    batch = CorrelationBatch([*records[:3], b"\x00not a record", *records[3:]]).encode()
+    outcome = correlator().take(batch)
+    assert len(outcome.undecodable) == 1
+    assert {i.id: i for i in outcome.incidents} == one_by_one
+
+
+def test_the_clock_is_event_time_plus_quiet_so_history_is_judged_by_its_own_time() -> None:
+    c = correlator()
+    month_ago = T0 - timedelta(days=30)
+    opened = latest([c.take(alert("HighLatency", "payment", "p-0", month_ago)).incidents])
+    (incident_id,) = opened
+    resolve = alert("HighLatency", "payment", "p-0", month_ago, AlertStatus.RESOLVED)
+    c.take(resolve)
+    # Ticks written while the history streams in (a second of quiet each): the wall clock being a month
+    # ahead resolves nothing; ten minutes of event time after the member ended have not passed.
+    assert c.take(CorrelationTick(at=T0, idle_ms=1_000).encode()).incidents == []
+    # The input goes quiet: once the quiet period has passed on the clock, the incident resolves.
+    resolved = latest([c.take(CorrelationTick(at=T0, idle_ms=11 * 60_000).encode()).incidents])
+    assert resolved[incident_id].status == IncidentStatus.RESOLVED
