@@ -29,8 +29,6 @@ log = structlog.get_logger(__name__)
 COLLECTION = "logs"
 BATCH = 200
 WITHIN_S = 0.5
-CONCURRENT_WRITES = 32
-"""Upserts in flight at once: a remote store (Elasticsearch) answers them in parallel; SQLite takes them in turn."""
 
 LOG_INDEX_SKIPPED = Counter(
     "aiops_log_index_skipped_records_total",
@@ -132,10 +130,9 @@ def install(app: faust.App, settings: CorrelationSettings, store: DocumentStore)
             LOG_INDEX_SKIPPED.labels("below_min_severity").inc(below)
         if past:
             LOG_INDEX_SKIPPED.labels("past_retention").inc(past)
-        items = list(documents.items())
-        for start in range(0, len(items), CONCURRENT_WRITES):
-            chunk = items[start : start + CONCURRENT_WRITES]
-            await asyncio.gather(*(store.upsert(COLLECTION, doc_id, body) for doc_id, body in chunk))
+        if documents:
+            # One write for the batch: one SQLite transaction, or Elasticsearch _bulk requests.
+            await store.upsert_many(COLLECTION, list(documents.items()))
 
     install_store_agent(app, topic, "log_indexer", LogBatch.decode, index, BATCH, WITHIN_S)
 
