@@ -2,26 +2,45 @@
 
 The builder publishes at least once, so a revision may come again, or an older one after a newer
 one (a restarted builder replays from its checkpoint): a revision not above the stored one is
-skipped. Records are taken in batches and only the last revision of each incident in a batch is
-written, so a storm that revises one incident a hundred times costs one write.
+skipped. Records are taken in batches of up to a second and only the last revision of each
+incident in a batch is written, all in one ``upsert_many``, so a storm that revises one incident
+a hundred times costs one write. The store is not on the path to ``incidents``, so the second
+of delay costs no one latency.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import faust
+import structlog
 from aiops_common.agent_loop import AgentMeter
 from aiops_common.documents import DocumentStore
-from aiops_common.schemas import IncidentRecord, SchemaError
+from aiops_common.schemas import IncidentRecord, SchemaError, decode_envelope
 from aiops_common.topics import Topics, declare
 
 from aiops_correlation.settings import CorrelationSettings
 
-__all__ = ["install", "newest"]
+__all__ = ["install", "newest", "read_body"]
 
-_BATCH = 1000
-_WITHIN_S = 0.05
+log = structlog.get_logger(__name__)
+
+_BATCH = 5000
+_WITHIN_S = 1.0
+_RETRIES_S = (0.5, 1.0, 2.0, 4.0, 8.0)
+
+
+def read_body(value: bytes) -> dict[str, Any]:
+    """The incident's body as published, checked only for what archiving needs (the builder made it).
+
+    A full validation of an incident with thousands of members costs more than writing it.
+    """
+    _, body = decode_envelope(value, IncidentRecord.schema_name, (IncidentRecord.schema_version,))
+    if not isinstance(body.get("id"), str) or not isinstance(body.get("revision"), int):
+        raise SchemaError(f"malformed {IncidentRecord.schema_name}: no id or revision")
+    return body
 
 
 def newest(records: list[IncidentRecord]) -> list[IncidentRecord]:
@@ -34,6 +53,23 @@ def newest(records: list[IncidentRecord]) -> list[IncidentRecord]:
     return list(best.values())
 
 
+async def archive_bodies(store: DocumentStore, bodies: list[dict[str, Any]]) -> int:
+    """Write the newest revision of each incident that is newer than the stored one; how many were written."""
+    best: dict[str, dict[str, Any]] = {}
+    for body in bodies:
+        kept = best.get(body["id"])
+        if kept is None or body["revision"] > kept["revision"]:
+            best[body["id"]] = body
+    writes = []
+    for incident_id, body in best.items():
+        stored = await store.get("incidents", incident_id)
+        if stored is None or int(stored.body.get("revision", 0)) < body["revision"]:
+            writes.append((incident_id, body))
+    if writes:
+        await store.upsert_many("incidents", writes)
+    return len(writes)
+
+
 def install(app: faust.App, settings: CorrelationSettings, store: DocumentStore) -> None:
     source = declare(app, Topics.INCIDENTS, settings.topic_prefix)
     meter = AgentMeter("incident_archive")
@@ -43,15 +79,23 @@ def install(app: faust.App, settings: CorrelationSettings, store: DocumentStore)
         async for batch in stream.take(_BATCH, within=_WITHIN_S):
             meter.took(len(batch))
             with meter.timed():
-                records = []
+                bodies = []
                 for value in batch:
                     try:
-                        records.append(IncidentRecord.decode(value))
+                        bodies.append(read_body(value))
                     except SchemaError as exc:
                         meter.dropped("undecodable", str(exc))
-                for record in newest(records):
-                    stored = await store.get("incidents", record.id)
-                    if stored is not None and int(stored.body.get("revision", 0)) >= record.revision:
-                        continue
-                    await store.upsert("incidents", record.id, record.document())
+                for wait_s in (*_RETRIES_S, None):
+                    try:
+                        await archive_bodies(store, bodies)
+                        break
+                    except ValueError as exc:  # the store refused the bodies: retrying cannot help
+                        meter.dropped("unstorable", repr(exc), n=len(bodies))
+                        break
+                    except Exception as exc:  # the store is down: the batch's offsets wait for it
+                        if wait_s is None:
+                            meter.dropped("store_unavailable", repr(exc), n=len(bodies))
+                            break
+                        log.warning("document store unavailable; retrying", error=repr(exc), in_s=wait_s)
+                        await asyncio.sleep(wait_s)
             yield None

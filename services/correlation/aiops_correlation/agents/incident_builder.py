@@ -178,9 +178,12 @@ class IncidentBuilder(ReplayingStage[Correlator]):
         self.meter.sent(len(changed))
         self.published += len(changed)
         if held:
-            # Best kept, not acknowledged: a held-back signal is evidence for people, not state.
-            for item in held:
-                await self.documents.upsert("suppressed", item.signal.fingerprint, item.document())
+            # Evidence for people, not state: a write that fails is counted and logged, and correlation goes on.
+            documents = [(item.signal.fingerprint, item.document()) for item in held]
+            try:
+                await self.documents.upsert_many("suppressed", documents)
+            except Exception as exc:
+                self.meter.dropped("suppressed_unwritten", repr(exc), n=len(documents))
 
     async def _checkpoint(self, partition: int, state: Correlator) -> None:
         await self._publish()
