@@ -321,17 +321,23 @@ class Clusterer:
         at = signal.at_ms
         self._clock_ms = max(self._clock_ms, at)
         held = f" (held back: {suppression})" if suppression else ""
+        earlier: list[IncidentRecord] = []
+        home = self._by_key.get(signal.key, self._by_fp.get(signal.fingerprint))
+        if home is not None and self._went_quiet(self._incidents[home], at):
+            # Its incident was over before this episode began: resolve what a tick at its onset would
+            # have, so grouping does not depend on how often the clock ticked in between.
+            earlier = self.tick(at)
         home = self._by_key.get(signal.key)
         if home is not None:
-            return self._fold(self._incidents[home], signal, at)
+            return earlier + self._fold(self._incidents[home], signal, at)
         if signal.fingerprint in self._by_fp:
             # Same fingerprint under another key (a relabelled series): one member, one more episode.
-            return self._fold(self._incidents[self._by_fp[signal.fingerprint]], signal, at)
+            return earlier + self._fold(self._incidents[self._by_fp[signal.fingerprint]], signal, at)
         links = self._links_for(signal)
         if not links:
             if suppression:
-                return []
-            return [self._open(signal, held)]
+                return earlier
+            return [*earlier, self._open(signal, held)]
         best = links[0]
         connected = [best] + [link for link in links[1:] if link.causal and link.score >= self.config.merge_score]
         if best.score < self.config.merge_score:
@@ -354,7 +360,11 @@ class Clusterer:
         )
         self._join(survivor, _member(signal, reason, at))
         survivor.updated_ms = max(survivor.updated_ms, at)
-        return [self._publish(i) for i in changed]
+        return [*earlier, *(self._publish(i) for i in changed)]
+
+    def _went_quiet(self, incident: _Incident, at_ms: int) -> bool:
+        """Every member ended and nothing happened for ``quiet_ms`` before ``at_ms``: a tick would resolve it."""
+        return incident.id in self._quiet and incident.activity_ms + self.config.quiet_ms <= at_ms
 
     def resolve(self, signal: Signal) -> list[IncidentRecord]:
         """The end of a signal's episode: its member gets ``ended_at`` (a signal in no open incident: nothing)."""
