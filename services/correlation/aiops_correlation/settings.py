@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from aiops_common.settings import CommonSettings
+from pydantic import Field
 
 __all__ = ["CorrelationSettings"]
 
@@ -26,6 +27,10 @@ class CorrelationSettings(CommonSettings):
     """How often Dynamic-X-Y relearns each signal's X and Y from its history (event time)."""
     correlate_dxy_history_s: float = 7 * 86400.0
     """How much of each signal's event history Dynamic-X-Y keeps and learns from."""
+    correlate_dxy_overrides: dict[str, tuple[int, float]] = Field(default_factory=dict)
+    """Fixed X and Y (seconds) by signal pattern instead of learned ones, e.g. ``{"alert:Watchdog:*": [3, 600],
+    "anomaly:disk_*": [2, 300]}`` (JSON in the environment; patterns match the signal key, ``alert:NAME:SERVICE``
+    or ``anomaly:SERIES_KEY``, first match wins)."""
     correlate_checkpoint_every: int = 500
     """The correlator writes its state to its changelog after this many events (and on ticks)..."""
     correlate_checkpoint_interval_s: float = 5.0

@@ -64,9 +64,11 @@ def cluster_config(settings: CorrelationSettings) -> ClusterConfig:
 
 
 def dxy_config(settings: CorrelationSettings) -> DxyConfig:
+    overrides = settings.correlate_dxy_overrides
     return DxyConfig(
         relearn_ms=int(settings.correlate_dxy_relearn_s * 1000),
         history_ms=int(settings.correlate_dxy_history_s * 1000),
+        overrides=tuple((pattern, x, int(y_s * 1000)) for pattern, (x, y_s) in overrides.items()),
     )
 
 

@@ -195,3 +195,16 @@ def test_the_clock_is_event_time_plus_quiet_so_history_is_judged_by_its_own_time
     # The input goes quiet: once the quiet period has passed on the clock, the incident resolves.
     resolved = latest([c.take(CorrelationTick(at=T0, idle_ms=11 * 60_000).encode()).incidents])
     assert resolved[incident_id].status == IncidentStatus.RESOLVED
+
+
+def test_overrides_from_the_settings_fix_x_and_y_for_matching_signals() -> None:
+    from aiops_correlation.agents.incident_builder import dxy_config
+    from aiops_correlation.settings import CorrelationSettings
+
+    settings = CorrelationSettings(correlate_dxy_overrides={"alert:Watchdog:*": (3, 600)})
+    c = Correlator.new(dxy_config(settings), ClusterConfig(), VIEW)
+    first = c.take(alert("Watchdog", "search", "s-0", T0))
+    second = c.take(alert("Watchdog", "search", "s-1", T0 + timedelta(seconds=5)))
+    third = c.take(alert("Watchdog", "search", "s-2", T0 + timedelta(seconds=10)))
+    assert first.held and second.held and not third.held and third.incidents
+    assert "override alert:Watchdog:*" in first.held[0].verdict.reason
