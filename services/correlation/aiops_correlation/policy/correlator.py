@@ -173,7 +173,12 @@ class Correlator:
         """The clock: the latest event time seen plus ``idle_ms`` of quiet (see ``CorrelationTick``)."""
         if self.now_ms == 0:
             return Outcome(tick=True)  # nothing seen yet: no time to tell
-        self.clock_ms = max(self.clock_ms, self.now_ms + idle_ms)
+        return self.advance_to(self.now_ms + idle_ms)
+
+    def advance_to(self, clock_ms: int) -> Outcome:
+        """Move the clock to ``clock_ms`` (never back) and let the clusterer act on it; for a caller that
+        keeps time itself (a simulation), ticks do this with the event time plus quiet."""
+        self.clock_ms = max(self.clock_ms, clock_ms)
         return Outcome(incidents=self.clusterer.tick(self.clock_ms), tick=True)
 
     def _changed(self, incidents: list[IncidentRecord]) -> Outcome:
