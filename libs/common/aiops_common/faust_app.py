@@ -7,9 +7,21 @@ from pathlib import Path
 import faust
 
 from aiops_common.broker.addresses import bootstrap_servers
+from aiops_common.faust_transport import Transport
 from aiops_common.settings import CommonSettings
 
 __all__ = ["create_app"]
+
+
+class _App(faust.App):
+    """A Faust app on :class:`~aiops_common.faust_transport.Transport`, with the settings' fetch wait."""
+
+    fetch_max_wait_ms = 1500
+
+    def _new_transport(self) -> Transport:
+        transport = Transport(self.conf.broker_consumer, self)
+        transport.fetch_max_wait_ms = self.fetch_max_wait_ms
+        return transport
 
 
 def create_app(service: str, settings: CommonSettings, broker_url: str | None = None) -> faust.App:
@@ -25,7 +37,7 @@ def create_app(service: str, settings: CommonSettings, broker_url: str | None = 
     app_id = f"{settings.topic_prefix}aiops-{service}".replace("/", "-")
     datadir = Path(settings.data_dir) / "faust" / app_id
     datadir.parent.mkdir(parents=True, exist_ok=True)
-    return faust.App(
+    app = _App(
         app_id,
         broker=f"kafka://{servers}",
         store="memory://",
@@ -45,3 +57,5 @@ def create_app(service: str, settings: CommonSettings, broker_url: str | None = 
         stream_wait_empty=False,
         autodiscover=False,
     )
+    app.fetch_max_wait_ms = settings.consumer_fetch_wait_ms
+    return app

@@ -66,6 +66,13 @@ class CommonSettings(BaseSettings):
     It also sets how long joining a group takes on the embedded broker (about half of it),
     so it is kept short; raise it when agents run long blocking batches.
     """
+    consumer_fetch_wait_ms: int = 100
+    """Longest a worker's fetch waits at the broker for new records (Faust fixes 1500 ms).
+
+    Kafka answers a waiting fetch as soon as records arrive, so this only sets how often an idle
+    consumer asks; the embedded broker answers when the wait ends, so on it every hop between
+    agents took up to that long.
+    """
     publish_timeout_s: float = 10.0
     """How long a publish may wait for the broker's acknowledgement before the request fails."""
     worker_http_host: str = "127.0.0.1"
