@@ -127,7 +127,10 @@ class CheckpointedStage(ReplayingStage[PartitionProcessor]):
        windows of a silent partition close too. That decision is not a function of the
        input, so it is written to the table (``after`` offset, idle time) and
        acknowledged before anything it closed is published, and a restarted worker
-       applies it again right after replaying that offset. A partition that is idle
+       applies it again right after replaying that offset. Before the first idle
+       flush of a quiet spell, the partition's input is read past the last offset
+       taken: records Faust skipped at the end of a rebalance have no later record
+       to reveal the gap, and would be late once their windows were closed. A partition that is idle
        when a worker starts is opened from its checkpoint by the same timer.
 
     A worker killed between publishing and checkpointing publishes the same rows
@@ -158,6 +161,8 @@ class CheckpointedStage(ReplayingStage[PartitionProcessor]):
         self._send_failure: BaseException | None = None
         self._restored_through: dict[int, int] = {}
         self._last_input: dict[int, float] = {}
+        # Per partition, the quiet spell (its last input's time) whose tail was already read once.
+        self._tail_checked: dict[int, float] = {}
         self._pending_idle: dict[int, tuple[int, int]] = {}
         # The agent and the idle timer both move a processor's state; one at a time.
         self._lock = asyncio.Lock()
@@ -181,6 +186,7 @@ class CheckpointedStage(ReplayingStage[PartitionProcessor]):
     def forget(self, partition: int) -> None:
         super().forget(partition)
         self._last_input.pop(partition, None)
+        self._tail_checked.pop(partition, None)
         self._pending_idle.pop(partition, None)
         self._in_flight.pop(partition, None)
 
@@ -325,6 +331,8 @@ class CheckpointedStage(ReplayingStage[PartitionProcessor]):
                 quiet_s = now - self._last_input.get(partition, now)
                 if quiet_s < self.idle_after_s:
                     continue
+                if await self._read_skipped_tail(partition, processor):
+                    continue  # it was not quiet: records waited that Faust had not delivered
                 idle_ms = int(quiet_s * 1000)
                 with _collection_paused():
                     outputs = processor.idle(idle_ms)
@@ -334,6 +342,33 @@ class CheckpointedStage(ReplayingStage[PartitionProcessor]):
                 await self._put(partition, _IDLE, pack({"after": processor.applied_offset, "idle_ms": idle_ms}))
                 await self._publish(partition, outputs, processor.checkpoint())
                 log.info("closed idle windows", stage=self.name, partition=partition, idle_s=round(quiet_s, 1))
+
+    async def _read_skipped_tail(self, partition: int, processor: PartitionProcessor) -> bool:
+        """Before a partition's first idle flush of a quiet spell, read what its input holds past the last offset
+        taken; True when there was something.
+
+        Faust can skip records fetched while a rebalance's recovery ends (see ``ReplayingStage``). A gap is
+        found when a later record is delivered, but when the skipped records are the last ones sent, none
+        comes: the partition looks quiet, and an idle flush would close the windows they belong in, so that
+        they would be late once read. Checked once per quiet spell (it opens a consumer).
+        """
+        spell = self._last_input.get(partition)
+        if spell is None or self._tail_checked.get(partition) == spell:
+            return False
+        self._tail_checked[partition] = spell
+        before = self.next_offset[partition]
+        await self.replay(partition, processor, before, None)
+        if self.next_offset[partition] == before:
+            return False
+        self._last_input[partition] = time.monotonic()
+        log.warning(
+            "read records Faust had not delivered",
+            stage=self.name,
+            partition=partition,
+            start=before,
+            stop=self.next_offset[partition],
+        )
+        return True
 
     async def _open_idle_partitions(self) -> None:
         """Open assigned partitions that have a checkpoint but no input since this worker started."""
