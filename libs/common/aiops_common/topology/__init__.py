@@ -20,6 +20,7 @@ from aiops_common.topology._protocol import (
     from_millis,
     millis,
 )
+from aiops_common.topology._walk import nearest_parents, unwind_path
 
 __all__ = [
     "TOPOLOGY_BACKENDS",
@@ -36,8 +37,10 @@ __all__ = [
     "from_millis",
     "load_topology",
     "millis",
+    "nearest_parents",
     "open_topology_store",
     "parse_topology_file",
+    "unwind_path",
 ]
 
 TOPOLOGY_BACKENDS: BackendRegistry[TopologyStore] = BackendRegistry("topology store")

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 
 from aiops_common.topology._protocol import Dependency, Direction, Neighbour, Neighbourhood, Service
 
-__all__ = ["Step", "neighbourhood", "shortest_path"]
+__all__ = ["Step", "nearest_parents", "neighbourhood", "shortest_path", "unwind_path"]
 
 Step = Callable[[set[str], bool], Awaitable[list[Dependency]]]
 """``step(names, downstream)``: the edges leaving ``names`` (as callers when downstream, else as callees)."""
@@ -77,15 +77,28 @@ async def shortest_path(a: str, b: str, directed: bool, max_hops: int, step: Ste
     for _ in range(max_hops):
         if b in parent or not frontier:
             break
-        offers: dict[str, str] = {}
-        ways = [True] if directed else [True, False]
-        for downstream in ways:
+        hops: list[tuple[str, str]] = []
+        for downstream in [True] if directed else [True, False]:
             for edge in await step(frontier, downstream):
-                here, other = (edge.caller, edge.callee) if downstream else (edge.callee, edge.caller)
-                if other not in parent and (other not in offers or here < offers[other]):
-                    offers[other] = here
+                hops.append((edge.caller, edge.callee) if downstream else (edge.callee, edge.caller))
+        offers = nearest_parents(parent, hops)
         parent.update(offers)
         frontier = set(offers)
+    return unwind_path(parent, b)
+
+
+def nearest_parents(parent: Mapping[str, str | None], hops: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """One breadth-first step: of the ``(here, other)`` hops to nodes ``parent`` has not reached, each new
+    node's parent, the first ``here`` by name (how every backend and the correlator break ties)."""
+    offers: dict[str, str] = {}
+    for here, other in hops:
+        if other not in parent and (other not in offers or here < offers[other]):
+            offers[other] = here
+    return offers
+
+
+def unwind_path(parent: Mapping[str, str | None], b: str) -> list[str] | None:
+    """The path from the root of ``parent`` (the node whose parent is None) to ``b``; None if ``b`` was not reached."""
     if b not in parent:
         return None
     path = [b]

@@ -11,8 +11,8 @@ of delay costs no one latency.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Iterable
+from typing import Any, TypeVar
 
 import faust
 import structlog
@@ -26,6 +26,8 @@ from aiops_correlation.settings import CorrelationSettings
 __all__ = ["install", "newest", "read_body"]
 
 log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
 
 _BATCH = 5000
 _WITHIN_S = 1.0
@@ -43,28 +45,23 @@ def read_body(value: bytes) -> dict[str, Any]:
     return body
 
 
-def newest(records: list[IncidentRecord]) -> list[IncidentRecord]:
+def newest(items: Iterable[T], id_of: Callable[[T], str], revision_of: Callable[[T], int]) -> list[T]:
     """The highest revision of each incident, in the order incidents first appear."""
-    best: dict[str, IncidentRecord] = {}
-    for record in records:
-        kept = best.get(record.id)
-        if kept is None or record.revision > kept.revision:
-            best[record.id] = record
+    best: dict[str, T] = {}
+    for item in items:
+        kept = best.get(id_of(item))
+        if kept is None or revision_of(item) > revision_of(kept):
+            best[id_of(item)] = item
     return list(best.values())
 
 
 async def archive_bodies(store: DocumentStore, bodies: list[dict[str, Any]]) -> int:
     """Write the newest revision of each incident that is newer than the stored one; how many were written."""
-    best: dict[str, dict[str, Any]] = {}
-    for body in bodies:
-        kept = best.get(body["id"])
-        if kept is None or body["revision"] > kept["revision"]:
-            best[body["id"]] = body
     writes = []
-    for incident_id, body in best.items():
-        stored = await store.get("incidents", incident_id)
+    for body in newest(bodies, lambda b: str(b["id"]), lambda b: int(b["revision"])):
+        stored = await store.get("incidents", body["id"])
         if stored is None or int(stored.body.get("revision", 0)) < body["revision"]:
-            writes.append((incident_id, body))
+            writes.append((body["id"], body))
     if writes:
         await store.upsert_many("incidents", writes)
     return len(writes)

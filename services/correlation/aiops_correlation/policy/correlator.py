@@ -136,13 +136,13 @@ class Correlator:
         if schema == ChangeEvent.schema_name:
             change = ChangeEvent.decode(data)
             self.now_ms = max(self.now_ms, millis(change.at))
-            return self._changed(self.clusterer.add_change(change))
+            return Outcome(incidents=self.clusterer.add_change(change))
         if schema == FeedbackRecord.schema_name:
             return self.take_feedback(FeedbackRecord.decode(data))
         if schema == IncidentCommand.schema_name:
             command = IncidentCommand.decode(data)
-            return self._changed(
-                self.clusterer.set_status(
+            return Outcome(
+                incidents=self.clusterer.set_status(
                     command.incident_id, command.status, command.by, millis(command.at), command.note
                 )
             )
@@ -153,11 +153,11 @@ class Correlator:
     def take_signal(self, signal: Signal) -> Outcome:
         self.now_ms = max(self.now_ms, signal.at_ms, signal.end_ms if signal.resolved and signal.end_ms else 0)
         if signal.resolved:
-            return self._changed(self.clusterer.resolve(signal))
+            return Outcome(incidents=self.clusterer.resolve(signal))
         verdict = self.dxy.observe(signal.policy_key or signal.key, signal.at_ms)
         if not verdict.raised:
             return Outcome(held=[HeldSignal(signal, verdict)])
-        return self._changed(self.clusterer.add(signal))
+        return Outcome(incidents=self.clusterer.add(signal))
 
     def take_feedback(self, feedback: FeedbackRecord) -> Outcome:
         at_ms = millis(feedback.at)
@@ -167,7 +167,7 @@ class Correlator:
             changed = self.clusterer.merge(feedback.subject_id, feedback.related_id, feedback.by, at_ms, feedback.note)
         else:
             return Outcome(ignored=[f"{feedback.label.value} feedback is not about incident membership"])
-        return self._changed(changed)
+        return Outcome(incidents=changed)
 
     def tick(self, idle_ms: int) -> Outcome:
         """The clock: the latest event time seen plus ``idle_ms`` of quiet (see ``CorrelationTick``)."""
@@ -180,9 +180,6 @@ class Correlator:
         keeps time itself (a simulation), ticks do this with the event time plus quiet."""
         self.clock_ms = max(self.clock_ms, clock_ms)
         return Outcome(incidents=self.clusterer.tick(self.clock_ms), tick=True)
-
-    def _changed(self, incidents: list[IncidentRecord]) -> Outcome:
-        return Outcome(incidents=incidents)
 
     def snapshot(self) -> dict[str, Any]:
         return {

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from typing import ClassVar
 
-from aiops_common.topology import AttributeValue, Dependency, Service
+from aiops_common.topology import AttributeValue, Dependency, Service, nearest_parents, unwind_path
 
 __all__ = ["TopologyView"]
 
@@ -153,19 +153,15 @@ class TopologyView:
         for _ in range(max_hops):
             if b in parent or not frontier:
                 break
-            offers: dict[str, str] = {}
-            for here in frontier:
-                for other in (*self._callees.get(here, ()), *self._callers.get(here, ())):
-                    if other not in parent and (other not in offers or here < offers[other]):
-                        offers[other] = here
+            hops = [
+                (here, other)
+                for here in frontier
+                for other in (*self._callees.get(here, ()), *self._callers.get(here, ()))
+            ]
+            offers = nearest_parents(parent, hops)
             parent.update(offers)
             frontier = sorted(offers)
-        if b not in parent:
-            return None
-        path = [b]
-        while (prev := parent[path[-1]]) is not None:
-            path.append(prev)
-        return path[::-1]
+        return unwind_path(parent, b)
 
 
 def _depths(

@@ -23,6 +23,7 @@ from aiops_common.testing.eventually import scaled
 from aiops_common.topics import Topics
 from aiops_common.topology import Dependency, Service, open_topology_store
 from aiops_correlation import cli
+from aiops_correlation.agents.incident_archive import newest
 from typer.testing import CliRunner
 
 pytestmark = pytest.mark.functional
@@ -73,12 +74,8 @@ class Platform:
         """The newest revision of every incident on ``incidents``, once ``until`` holds for them."""
 
         def latest(values: list[bytes]) -> dict[str, IncidentRecord]:
-            newest: dict[str, IncidentRecord] = {}
-            for value in values:
-                record = IncidentRecord.decode(value)
-                if record.id not in newest or record.revision > newest[record.id].revision:
-                    newest[record.id] = record
-            return newest
+            records = newest([IncidentRecord.decode(v) for v in values], lambda r: r.id, lambda r: r.revision)
+            return {r.id: r for r in records}
 
         values = await read_values(
             self.broker_url, Topics.INCIDENTS, self.prefix, until=lambda v: until(latest(v)), timeout_s=timeout_s

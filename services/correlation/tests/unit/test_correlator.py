@@ -54,7 +54,8 @@ def correlator() -> Correlator:
 
 
 def latest(outcomes: list[list[IncidentRecord]]) -> dict[str, IncidentRecord]:
-    return {i.id: i for i in newest([i for batch in outcomes for i in batch])}
+    records = [i for batch in outcomes for i in batch]
+    return {i.id: i for i in newest(records, lambda r: r.id, lambda r: r.revision)}
 
 
 def storm() -> list[bytes]:
