@@ -20,6 +20,7 @@ from aiops_common.schemas import (
     LogBatch,
     MetricBatch,
     PredictionRecord,
+    RcaResult,
     SpanBatch,
     TopologyEdge,
 )
@@ -107,7 +108,7 @@ class Topics:
         " and its own clock ticks, each in its own record schema",
     )
     INCIDENTS = TopicSpec("incidents", "incident id", IncidentRecord, 1, 30 * _DAY, False, "Correlated incidents")
-    RCA_RESULTS = TopicSpec("rca.results", "incident id", None, 1, 30 * _DAY, False, "Ranked root causes")
+    RCA_RESULTS = TopicSpec("rca.results", "incident id", RcaResult, 1, 30 * _DAY, False, "Ranked root causes")
     # Layer 4 and gateway
     ACTIONS = TopicSpec("actions", "execution id", None, 1, 30 * _DAY, False, "Runbook executions")
     APPROVALS = TopicSpec("approvals", "execution id", None, 1, 30 * _DAY, False, "Operator approvals")

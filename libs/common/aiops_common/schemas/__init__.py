@@ -35,6 +35,16 @@ from aiops_common.schemas.metrics import (
     series_key,
 )
 from aiops_common.schemas.predictions import CrossingDirection, PredictionRecord, prediction_id
+from aiops_common.schemas.rca import (
+    CauseKind,
+    Evidence,
+    EvidenceKind,
+    MetricFinding,
+    RankedCause,
+    RcaResult,
+    RcaStatus,
+    rca_result_id,
+)
 from aiops_common.schemas.topology import TopologyEdge
 from aiops_common.schemas.traces import Span, SpanBatch
 
@@ -45,10 +55,13 @@ __all__ = [
     "AlertStatus",
     "AnomalyRecord",
     "AnomalySeverity",
+    "CauseKind",
     "ChangeEvent",
     "CorrelationBatch",
     "CorrelationTick",
     "CrossingDirection",
+    "Evidence",
+    "EvidenceKind",
     "FeatureBatch",
     "FeatureRow",
     "FeedbackLabel",
@@ -66,8 +79,12 @@ __all__ = [
     "MemberKind",
     "MetricBatch",
     "MetricBatchBuilder",
+    "MetricFinding",
     "MetricKind",
     "PredictionRecord",
+    "RankedCause",
+    "RcaResult",
+    "RcaStatus",
     "SchemaError",
     "SeriesMeta",
     "Span",
@@ -81,6 +98,7 @@ __all__ = [
     "incident_id",
     "is_stale_marker",
     "prediction_id",
+    "rca_result_id",
     "record_id",
     "series_key",
 ]

@@ -18,6 +18,10 @@ class FeedbackLabel(enum.StrEnum):
     """Split: ``related_id`` (a member's fingerprint) does not belong in incident ``subject_id``."""
     SAME_INCIDENT = "same_incident"
     """Merge: incidents ``subject_id`` and ``related_id`` are one."""
+    CONFIRMED_CAUSE = "confirmed_cause"
+    """Root cause: service ``related_id`` caused incident ``subject_id`` (``subject_kind`` ``incident``)."""
+    WRONG_CAUSE = "wrong_cause"
+    """Root cause: service ``related_id``, ranked for incident ``subject_id``, did not cause it."""
 
 
 class FeedbackRecord(VersionedRecord):
