@@ -79,8 +79,10 @@ class Case:
     changes: list[CaseChange] = field(default_factory=list)
     signals: list[CaseSignal] = field(default_factory=list)
     traces: list[TraceOrigin] = field(default_factory=list)
-    priors: dict[str, float] = field(default_factory=dict)
-    """Operator feedback per service: a multiplier of its prior (above 1 confirmed before, below 1 rejected)."""
+    priors: dict[tuple[str, str], float] = field(default_factory=dict)
+    """Operator feedback as multipliers of a service's prior, keyed ``(service, kind)`` with ``kind`` a
+    :class:`~aiops_common.schemas.CauseKind` value or ``"*"`` for any kind: above 1 it was confirmed as a
+    cause before, below 1 rejected."""
     onset_ms: int | None = None
     target: SeriesKey | None = None
     baseline_end_ms: int | None = None
