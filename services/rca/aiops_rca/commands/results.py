@@ -1,0 +1,201 @@
+"""``aiops rca show/confirm/reject``: an incident's stored ranking, and operators' word on its cause."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import json
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+
+import typer
+
+from aiops_rca.commands._ranking import fail, iso, ranking_lines
+
+if TYPE_CHECKING:
+    from aiops_common.documents import DocumentStore
+    from aiops_common.schemas import FeedbackRecord
+
+    from aiops_rca.settings import RcaSettings
+
+__all__ = ["confirm", "reject", "show"]
+
+T = TypeVar("T")
+RESULTS = "rca_results"
+
+
+def _settings() -> RcaSettings:
+    from aiops_rca.settings import RcaSettings
+
+    return RcaSettings()
+
+
+def _with_documents(settings: RcaSettings, use: Callable[[DocumentStore], Awaitable[T]]) -> T:
+    """Open AIOPS_DOCUMENTS_URL's store, run ``use`` on it, close it; a store that cannot be reached is one line."""
+    from aiops_common.documents import open_document_store
+
+    url = settings.documents_url
+
+    async def run() -> T:
+        store = open_document_store(url)
+        try:
+            return await use(store)
+        finally:
+            await store.close()
+
+    try:
+        return asyncio.run(run())
+    except Exception as exc:
+        # A bad URL (ValueError), a file or host that cannot be reached (OSError), SQLite's or the HTTP client's
+        # own errors: one line. Anything else is a bug and keeps its traceback.
+        if isinstance(exc, OSError | ValueError) or type(exc).__module__.split(".")[0] in {"sqlite3", "httpx"}:
+            raise fail(f"document store {url}: {type(exc).__name__}: {exc}") from None
+        raise
+
+
+async def _latest(store: DocumentStore, incident_id: str) -> dict[str, Any] | None:
+    """The stored result of the incident's highest revision analysed (the latest analysis of it on a tie)."""
+    from aiops_common.documents import DocumentFilter
+
+    where = DocumentFilter(terms=(("incident_id", incident_id),))
+    best: dict[str, Any] | None = None
+    cursor: str | None = None
+    while True:
+        page = await store.query(RESULTS, where, limit=100, cursor=cursor)
+        for doc in page.documents:
+            rank = (int(doc.body.get("incident_revision", 0)), str(doc.body.get("analyzed_at", "")))
+            if best is None or rank > (int(best.get("incident_revision", 0)), str(best.get("analyzed_at", ""))):
+                best = doc.body
+        cursor = page.cursor
+        if cursor is None:
+            return best
+
+
+def show(
+    incident_id: Annotated[str, typer.Argument(help="The incident's id, as `aiops incidents list` shows it.")],
+    evidence: Annotated[int, typer.Option(min=0, help="Evidence lines per cause in the table.")] = 3,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="The result as stored: status, onset, missing, causes best first.")
+    ] = False,
+) -> None:
+    """Show the root causes ranked for an incident: the analysis of its latest revision (AIOPS_DOCUMENTS_URL)."""
+    from aiops_common.schemas import RcaResult
+
+    settings = _settings()
+    body = _with_documents(settings, lambda store: _latest(store, incident_id))
+    if body is None:
+        raise fail(
+            f"no RCA result for incident {incident_id!r} in {settings.documents_url}"
+            " (not analysed yet, or not an incident id: `aiops incidents list` shows them)"
+        )
+    if as_json:
+        typer.echo(json.dumps(body, indent=2))
+        return
+    result = RcaResult.model_validate(body)
+    head = f"{result.incident_id} revision {result.incident_revision}, analysed {iso(result.analyzed_at)}"
+    lines = ranking_lines(
+        result.causes,
+        onset=result.onset,
+        status=result.status.value,
+        summary=result.summary,
+        missing=result.missing,
+        evidence=evidence,
+    )
+    typer.echo("\n".join([head, *lines]))
+
+
+async def _considered(store: DocumentStore, incident_id: str) -> set[str] | None:
+    """Services the incident and its analyses name (None: the store knows no such incident)."""
+    incident = await store.get("incidents", incident_id)
+    result = await _latest(store, incident_id)
+    if incident is None and result is None:
+        return None
+    names: set[str] = set()
+    if incident is not None:
+        names.update(incident.body.get("services", []))
+    if result is not None:
+        names.update(result.get("services", []))
+        names.update(c.get("service", "") for c in result.get("causes", []))
+    return names
+
+
+async def _publish(record: FeedbackRecord, settings: RcaSettings) -> None:
+    from aiops_common.broker import Publisher
+    from aiops_common.broker.publisher import Message
+    from aiops_common.run_state import running_broker
+    from aiops_common.topics import Topics
+
+    broker = running_broker(settings)
+    if broker is None:
+        raise fail(f"no platform is running from {settings.data_dir} and AIOPS_BROKER_URL is not set (run `aiops up`)")
+    publisher = Publisher(broker[0], broker[1], timeout_s=settings.publish_timeout_s)
+    try:
+        # Keyed by the incident, as the topic keys labels by subject: every label on one incident stays in order.
+        await publisher.publish([Message(Topics.FEEDBACK, record.encode(), key=record.subject_id.encode())])
+    finally:
+        await publisher.stop()
+
+
+def _label(incident_id: str, service: str, label: str, note: str, by: str | None, force: bool) -> FeedbackRecord:
+    from aiops_common.schemas import FeedbackLabel, FeedbackRecord
+
+    service = service.strip()
+    if not service:
+        raise fail("the service is empty", 2)
+    settings = _settings()
+    if not force:
+        names = _with_documents(settings, lambda store: _considered(store, incident_id))
+        if names is None:
+            raise fail(
+                f"no incident {incident_id!r} in {settings.documents_url} (`aiops incidents list` shows them);"
+                " --force sends the label anyway"
+            )
+        if service not in names:
+            raise fail(
+                f"{service!r} is not a service of incident {incident_id} or of its analysis"
+                f" ({', '.join(sorted(names)) or 'none'}); --force sends the label anyway"
+            )
+    record = FeedbackRecord(
+        subject_id=incident_id,
+        subject_kind="incident",
+        related_id=service,
+        label=FeedbackLabel(label),
+        by=by or getpass.getuser(),
+        at=datetime.now(UTC),
+        note=note,
+    )
+    asyncio.run(_publish(record, settings))
+    return record
+
+
+_NOTE = typer.Option(help="Why, for whoever reviews the ranking.")
+_BY = typer.Option(help="Who; default: the current user.")
+_FORCE = typer.Option(
+    "--force", help="Send the label even if the document store does not know the incident or the service."
+)
+_SERVICE = typer.Argument(help="The service, as the ranking names it.")
+
+
+def confirm(
+    incident_id: str,
+    service: Annotated[str, _SERVICE],
+    by: Annotated[str | None, _BY] = None,
+    note: Annotated[str, _NOTE] = "",
+    force: Annotated[bool, _FORCE] = False,
+) -> None:
+    """Confirm a service as the root cause of an incident: its prior as a cause rises for later incidents."""
+    record = _label(incident_id, service, "confirmed_cause", note, by, force)
+    typer.echo(f"{record.related_id} confirmed as the cause of {incident_id} by {record.by} ({record.id})")
+
+
+def reject(
+    incident_id: str,
+    service: Annotated[str, _SERVICE],
+    by: Annotated[str | None, _BY] = None,
+    note: Annotated[str, _NOTE] = "",
+    force: Annotated[bool, _FORCE] = False,
+) -> None:
+    """Say a service ranked for an incident did not cause it: its prior as a cause falls for later incidents."""
+    record = _label(incident_id, service, "wrong_cause", note, by, force)
+    typer.echo(f"{record.related_id} rejected as the cause of {incident_id} by {record.by} ({record.id})")
