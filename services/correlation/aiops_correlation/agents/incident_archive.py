@@ -61,6 +61,8 @@ async def archive_bodies(store: DocumentStore, bodies: list[dict[str, Any]]) -> 
     for body in newest(bodies, lambda b: str(b["id"]), lambda b: int(b["revision"])):
         stored = await store.get("incidents", body["id"])
         if stored is None or int(stored.body.get("revision", 0)) < body["revision"]:
+            if stored is not None and "rca" in stored.body:  # the RCA service's analysis stays on the incident
+                body = {**body, "rca": stored.body["rca"]}
             writes.append((body["id"], body))
     if writes:
         await store.upsert_many("incidents", writes)

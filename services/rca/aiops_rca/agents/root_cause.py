@@ -1,0 +1,378 @@
+"""Agent: ``incidents`` -> ``rca.results``, and each result onto its incident in the document store.
+
+An incident is analysed when it is new, and again when it gains members (more members, or a service
+it did not have, than at its last analysis); a resolved incident, or one merged into another, is not.
+Revisions come in storms while the correlator grows an incident, so they are taken in batches of up
+to ``rca_debounce_s`` and only the newest revision of each incident in a batch is analysed. The
+batch's offsets move on only once its results are acknowledged by the broker (at-least-once).
+
+Restart-safe: a result's id is its incident revision's, and before it takes its first batch (and
+after every rebalance) the agent reads what ``rca.results`` already holds, so a revision analysed
+before a restart is not analysed (nor published) again. What it cannot know after a restart is how
+many members an incident had at its last analysis, so a newer revision of it is analysed once.
+
+Never stops: a source that is down makes the case (and the result) degraded, the engine failing on
+a case gives a degraded result naming the error, and a document store that is down is retried with
+backoff, then counted as dropped; the result is on ``rca.results`` either way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import faust
+import numpy as np
+import structlog
+from aiokafka import TopicPartition
+from aiops_common.agent_loop import AgentMeter
+from aiops_common.broker.addresses import bootstrap_servers
+from aiops_common.documents import DocumentStore, VersionConflictError
+from aiops_common.partition_replay import Record, read_range
+from aiops_common.schemas import (
+    IncidentRecord,
+    IncidentStatus,
+    RcaResult,
+    RcaStatus,
+    SchemaError,
+    decode_envelope,
+    rca_result_id,
+)
+from aiops_common.topics import Topics, declare
+from aiops_common.topology import from_millis
+from prometheus_client import Counter, Histogram
+
+from aiops_rca.case import Case
+from aiops_rca.engine import Analysis, analyze
+from aiops_rca.feedback_priors import CausePriors
+from aiops_rca.gather import Sources, gather_case
+from aiops_rca.settings import RcaSettings
+
+__all__ = ["RETRY_DELAYS_S", "RootCause", "incident_summary", "install", "result_of"]
+
+log = structlog.get_logger(__name__)
+
+ANALYSIS_SECONDS = Histogram(
+    "aiops_rca_analysis_seconds",
+    "Time of one incident's analysis, by stage (gather: reading the stores; analyze: the engine)",
+    ["stage"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
+)
+RESULTS = Counter("aiops_rca_results_total", "RCA results published, by status", ["status"])
+SKIPPED = Counter(
+    "aiops_rca_skipped_revisions_total",
+    "Incident revisions not analysed, by reason (analysed already, no new members, resolved, merged, superseded)",
+    ["reason"],
+)
+
+BATCH = 500
+TOP_ON_INCIDENT = 3
+"""Causes copied onto the incident document (the whole result is in ``rca_results``)."""
+RETRY_DELAYS_S: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0)
+"""Waits between tries of a result's document writes: about half a minute of a store being down is ridden out."""
+LOAD_TIMEOUT_S = 120.0
+
+
+def result_of(
+    incident: IncidentRecord, case: Case, analysis: Analysis, elapsed_ms: float, analyzed_at: datetime
+) -> RcaResult:
+    """The published record of one analysis: degraded when a source was missing and the analysis otherwise held,
+    or when it found nothing moved without the series to tell."""
+    missing = list(dict.fromkeys([*case.missing, *analysis.missing]))
+    status = analysis.status
+    if missing and status == RcaStatus.OK:
+        status = RcaStatus.DEGRADED
+    elif status == RcaStatus.NO_ANOMALY and any(m.startswith("tsdb") for m in missing):
+        status = RcaStatus.DEGRADED  # "nothing moved" is not known when the series could not be read
+    onset = from_millis(analysis.onset_ms) if analysis.onset_ms is not None else incident.started_at
+    return RcaResult(
+        id=rca_result_id(incident.id, incident.revision),
+        incident_id=incident.id,
+        incident_revision=incident.revision,
+        at=incident.updated_at,
+        analyzed_at=analyzed_at,
+        status=status,
+        missing=missing,
+        onset=onset,
+        services=case.all_services(),
+        causes=analysis.causes,
+        summary=analysis.summary,
+        elapsed_ms=elapsed_ms,
+    )
+
+
+def incident_summary(result: RcaResult) -> dict[str, Any]:
+    """What the incident document carries of its analysis (field ``rca``): the id, revision, status, top causes."""
+    return {
+        "id": result.id,
+        "revision": result.incident_revision,
+        "status": result.status.value,
+        "analyzed_at": result.analyzed_at.isoformat(),
+        "summary": result.summary,
+        "missing": list(result.missing),
+        "causes": [
+            {"service": c.service, "probability": c.probability, "kind": c.kind.value, "rule": c.rule}
+            for c in result.causes[:TOP_ON_INCIDENT]
+        ],
+    }
+
+
+async def attach_to_incident(store: DocumentStore, incident: IncidentRecord, summary: dict[str, Any]) -> bool:
+    """Set the incident document's ``rca`` field, unless it holds a newer revision's; False when it does.
+
+    Written against the stored version, so an incident revision the archive writes meanwhile is not
+    overwritten (the archive carries ``rca`` over into the revisions it writes). An incident not archived
+    yet is written with this revision's body.
+    """
+    for _ in range(10):
+        stored = await store.get("incidents", incident.id)
+        if stored is None:
+            body: dict[str, Any] = {**incident.document(), "rca": summary}
+            expected = 0
+        else:
+            current = stored.body.get("rca")
+            if isinstance(current, dict) and int(current.get("revision", 0)) > summary["revision"]:
+                return False
+            body = {**stored.body, "rca": summary}
+            expected = stored.version
+        try:
+            await store.upsert("incidents", incident.id, body, expected_version=expected)
+            return True
+        except VersionConflictError:
+            continue  # the archive wrote a revision meanwhile: read it again
+    raise VersionConflictError("incidents", incident.id, -1, -1)
+
+
+class RootCause:
+    """The agent's state: the highest revision analysed per incident, and each incident's shape then."""
+
+    def __init__(
+        self,
+        settings: RcaSettings,
+        sources: Sources,
+        documents: DocumentStore | None,
+        results: faust.TopicT | None,
+        priors: CausePriors | None = None,
+        retry_delays_s: Sequence[float] = RETRY_DELAYS_S,
+    ) -> None:
+        self.settings = settings
+        self.sources = sources
+        self.documents = documents
+        self.results = results
+        self.priors = priors
+        self.retry_delays_s = retry_delays_s
+        self.meter = AgentMeter("root_cause")
+        self.analysed: dict[str, int] = {}
+        """Incident id -> the highest revision with a result on ``rca.results``."""
+        self.shapes: dict[str, tuple[int, frozenset[str]]] = {}
+        """Incident id -> (members, services) at its last analysis by this process."""
+        self.stale = True
+        """``analysed`` must be read from ``rca.results`` before the next batch (start, rebalance)."""
+
+    # -- what is analysed -----------------------------------------------------------------------------
+
+    def absorb(self, value: bytes) -> None:
+        """Take one record of ``rca.results`` into ``analysed``."""
+        _, body = decode_envelope(value, RcaResult.schema_name, (RcaResult.schema_version,))
+        incident, revision = body.get("incident_id"), body.get("incident_revision")
+        if isinstance(incident, str) and isinstance(revision, int):
+            self.analysed[incident] = max(revision, self.analysed.get(incident, 0))
+
+    async def load(self) -> None:
+        """Read every result on ``rca.results`` into ``analysed`` (the topic has one partition)."""
+        servers = bootstrap_servers(self.settings.require_broker_url())
+        name = Topics.RCA_RESULTS.full_name(self.settings.topic_prefix)
+        found = 0
+
+        async def take(record: Record) -> None:
+            nonlocal found
+            if record.value is None:
+                return
+            try:
+                self.absorb(record.value)
+                found += 1
+            except SchemaError as exc:
+                self.meter.dropped("undecodable_result", str(exc))
+
+        for partition in range(Topics.RCA_RESULTS.partitions):
+            await read_range(servers, TopicPartition(name, partition), 0, None, take, LOAD_TIMEOUT_S)
+        self.stale = False
+        log.info("rca results read", results=found, incidents=len(self.analysed))
+
+    def wanted(self, incident: IncidentRecord) -> str:
+        """Why this revision is not analysed; empty when it is."""
+        if incident.merged_into is not None:
+            return "merged"
+        if incident.status == IncidentStatus.RESOLVED:
+            return "resolved"
+        if incident.revision <= self.analysed.get(incident.id, 0):
+            return "analysed"
+        shape = self.shapes.get(incident.id)
+        if shape is not None:
+            members, services = shape
+            if len(incident.members) <= members and set(incident.services) <= services:
+                return "no_new_members"
+        return ""
+
+    def choose(self, values: list[bytes]) -> list[IncidentRecord]:
+        """The newest revision of each incident in a batch, among those to analyse."""
+        newest: dict[str, IncidentRecord] = {}
+        for value in values:
+            try:
+                incident = IncidentRecord.decode(value)
+            except SchemaError as exc:
+                self.meter.dropped("undecodable", str(exc))
+                continue
+            kept = newest.get(incident.id)
+            if kept is None or incident.revision > kept.revision:
+                if kept is not None:
+                    SKIPPED.labels("superseded").inc()
+                newest[incident.id] = incident
+            else:
+                SKIPPED.labels("superseded").inc()
+        chosen = []
+        for incident in newest.values():
+            reason = self.wanted(incident)
+            if reason:
+                SKIPPED.labels(reason).inc()
+                if reason in ("merged", "resolved"):  # nothing more will be analysed: forget its shape
+                    self.shapes.pop(incident.id, None)
+                continue
+            chosen.append(incident)
+        return chosen
+
+    # -- one analysis ---------------------------------------------------------------------------------
+
+    async def analyse(self, incident: IncidentRecord) -> RcaResult:
+        """Gather and analyse one incident revision; never raises."""
+        started = time.perf_counter()
+        try:
+            case = await gather_case(incident, self.sources, self.settings)
+        except Exception as exc:  # gathering is built not to raise; should it, the result says so
+            self.meter.dropped("gather_error", repr(exc))
+            case = Case(ts_ms=np.zeros(0, dtype=np.int64), series={}, services=list(incident.services))
+            case.missing.append(f"gather: {type(exc).__name__}: {exc}")
+        gathered = time.perf_counter()
+        ANALYSIS_SECONDS.labels("gather").observe(gathered - started)
+        try:
+            # In a thread: the engine is CPU-bound for up to seconds, the worker's loop must keep heartbeating.
+            analysis = await asyncio.to_thread(analyze, case, self.settings.config())
+        except Exception as exc:  # a case the engine cannot take: a degraded result naming the error
+            self.meter.dropped("engine_error", f"{incident.id}@{incident.revision}: {exc!r}")
+            analysis = Analysis(
+                causes=[],
+                status=RcaStatus.DEGRADED,
+                onset_ms=case.onset_ms,
+                summary="the analysis failed; see missing",
+                missing=[f"engine: {type(exc).__name__}: {exc}"],
+            )
+        done = time.perf_counter()
+        ANALYSIS_SECONDS.labels("analyze").observe(done - gathered)
+        return result_of(incident, case, analysis, (done - started) * 1000, datetime.now(UTC))
+
+    async def publish(self, results: list[RcaResult]) -> None:
+        """Send the results keyed by incident id and wait for the broker to acknowledge every one."""
+        if self.results is None or not results:
+            return
+        futures = [await self.results.send(key=r.incident_id.encode(), value=r.encode(), force=True) for r in results]
+        await asyncio.gather(*futures)
+        self.meter.sent(len(results))
+
+    async def store(self, result: RcaResult, incident: IncidentRecord) -> bool:
+        """Write the result to ``rca_results`` and onto its incident, retrying while the store is down."""
+        if self.documents is None:
+            self.meter.dropped("no_document_store", "the document store could not be opened")
+            return False
+        documents = self.documents
+        summary = incident_summary(result)
+        for attempt in range(len(self.retry_delays_s) + 1):
+            try:
+                await documents.upsert("rca_results", result.id, result.document())
+                await attach_to_incident(documents, incident, summary)
+                return True
+            except ValueError as exc:  # the store refused the body: retrying cannot help
+                self.meter.dropped("unstorable", repr(exc))
+                return False
+            except Exception as exc:  # the store is down: wait and try again
+                if attempt == len(self.retry_delays_s):
+                    self.meter.dropped("store_unavailable", f"{type(exc).__name__}: {exc}")
+                    return False
+                log.warning(
+                    "document store unavailable; retrying",
+                    error=f"{type(exc).__name__}: {exc}",
+                    attempt=attempt + 1,
+                    retry_in_s=self.retry_delays_s[attempt],
+                )
+                await asyncio.sleep(self.retry_delays_s[attempt])
+        return False  # pragma: no cover
+
+    async def handle(self, values: list[bytes]) -> list[RcaResult]:
+        """One batch of ``incidents``: analyse what is wanted, publish, remember, store. The results published."""
+        if self.stale:
+            await self.load()
+        chosen = self.choose(values)
+        results = []
+        for incident in chosen:
+            with self.meter.timed():
+                results.append(await self.analyse(incident))
+        await self.publish(results)
+        for incident, result in zip(chosen, results, strict=True):
+            self.analysed[incident.id] = incident.revision
+            self.shapes[incident.id] = (len(incident.members), frozenset(incident.services))
+            RESULTS.labels(result.status.value).inc()
+            if self.priors is not None:
+                self.priors.note_result(result)
+            top = result.top
+            log.info(
+                "incident analysed",
+                incident=incident.id,
+                revision=incident.revision,
+                status=result.status.value,
+                top=top.service if top else None,
+                probability=round(top.probability, 3) if top else None,
+                missing=result.missing,
+                elapsed_ms=round(result.elapsed_ms, 1),
+            )
+        for incident, result in zip(chosen, results, strict=True):
+            await self.store(result, incident)
+        return results
+
+
+def install(
+    app: faust.App,
+    settings: RcaSettings,
+    sources: Sources,
+    documents: DocumentStore | None,
+    priors: CausePriors | None = None,
+) -> RootCause:
+    source = declare(app, Topics.INCIDENTS, settings.topic_prefix)
+    results = declare(app, Topics.RCA_RESULTS, settings.topic_prefix)
+    agent = RootCause(settings, sources, documents, results, priors)
+
+    async def on_assigned(*args: Any, **kwargs: Any) -> None:
+        # Another worker may have published results while this one did not hold the partition.
+        agent.stale = True
+
+    app.on_partitions_assigned.connect(on_assigned)
+
+    @app.agent(source, name="root_cause")
+    async def run(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
+        async for values in stream.take(BATCH, within=settings.rca_debounce_s):
+            agent.meter.took(len(values))
+            # Faust acks a batch's offsets however its iteration ends, so a batch whose results were not
+            # acknowledged (the broker down, rca.results unreadable) is tried again here, never skipped.
+            for attempt in itertools.count():
+                try:
+                    await agent.handle(values)
+                    break
+                except Exception as exc:
+                    wait_s = RETRY_DELAYS_S[min(attempt, len(RETRY_DELAYS_S) - 1)]
+                    log.error("rca batch failed; retrying", error=repr(exc), attempt=attempt + 1, retry_in_s=wait_s)
+                    await asyncio.sleep(wait_s)
+            yield None
+
+    return agent
