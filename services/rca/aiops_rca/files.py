@@ -200,7 +200,7 @@ def load_metrics(
 
 
 def _csv_rows(path: Path) -> list[tuple[int, list[str]]]:
-    reader = csv.reader(io.StringIO(_read_text(path), newline=""))
+    reader = csv.reader(io.StringIO(_read_text(path), newline=""), strict=True)
     out: list[tuple[int, list[str]]] = []
     try:
         for row in reader:

@@ -23,6 +23,8 @@ __all__ = ["confirm", "reject", "show"]
 
 T = TypeVar("T")
 RESULTS = "rca_results"
+# Modules whose exceptions mean the store could not be reached or read (SQLite, the Elasticsearch client).
+_STORE_ERRORS = frozenset({"sqlite3", "elasticsearch", "elastic_transport", "aiohttp"})
 
 
 def _settings() -> RcaSettings:
@@ -47,9 +49,9 @@ def _with_documents(settings: RcaSettings, use: Callable[[DocumentStore], Awaita
     try:
         return asyncio.run(run())
     except Exception as exc:
-        # A bad URL (ValueError), a file or host that cannot be reached (OSError), SQLite's or the HTTP client's
-        # own errors: one line. Anything else is a bug and keeps its traceback.
-        if isinstance(exc, OSError | ValueError) or type(exc).__module__.split(".")[0] in {"sqlite3", "httpx"}:
+        # A bad URL (ValueError), a file or host that cannot be reached (OSError), SQLite's or the Elasticsearch
+        # client's own errors: one line. Anything else is a bug and keeps its traceback.
+        if isinstance(exc, OSError | ValueError) or type(exc).__module__.split(".")[0] in _STORE_ERRORS:
             raise fail(f"document store {url}: {type(exc).__name__}: {exc}") from None
         raise
 
