@@ -46,8 +46,9 @@ MAX_GAP = 3
 """Interior runs of missing points up to this long are interpolated; longer ones drop their rows."""
 
 _ADF_ALPHA = 0.05
-# Relative range under which a series counts as constant: float noise on a flat series is ~1e-16.
-_FLAT = 1e-9
+# Relative range under which a series counts as constant: rounding noise on a flat series is ~1e-16,
+# and a gauge of 1e12 that moves by 1000 still counts as moving.
+_FLAT = 1e-10
 # Condition number of the (standardized) design above which its regressors count as collinear.
 _MAX_COND = 1e8
 # Unrestricted residuals this small against the restricted ones mean a perfect fit: F is meaningless.
