@@ -23,6 +23,7 @@ __all__ = ["confirm", "reject", "show"]
 
 T = TypeVar("T")
 RESULTS = "rca_results"
+_INCIDENT = typer.Argument(help="The incident's id, as `aiops incidents list` shows it.")
 # Modules whose exceptions mean the store could not be reached or read (SQLite, the Elasticsearch client).
 _STORE_ERRORS = frozenset({"sqlite3", "elasticsearch", "elastic_transport", "aiohttp"})
 
@@ -75,7 +76,7 @@ async def _latest(store: DocumentStore, incident_id: str) -> dict[str, Any] | No
 
 
 def show(
-    incident_id: Annotated[str, typer.Argument(help="The incident's id, as `aiops incidents list` shows it.")],
+    incident_id: Annotated[str, _INCIDENT],
     evidence: Annotated[int, typer.Option(min=0, help="Evidence lines per cause in the table.")] = 3,
     as_json: Annotated[
         bool, typer.Option("--json", help="The result as stored: status, onset, missing, causes best first.")
@@ -179,25 +180,30 @@ _FORCE = typer.Option(
 _SERVICE = typer.Argument(help="The service, as the ranking names it.")
 
 
-def confirm(
-    incident_id: str,
-    service: Annotated[str, _SERVICE],
-    by: Annotated[str | None, _BY] = None,
-    note: Annotated[str, _NOTE] = "",
-    force: Annotated[bool, _FORCE] = False,
-) -> None:
-    """Confirm a service as the root cause of an incident: its prior as a cause rises for later incidents."""
-    record = _label(incident_id, service, "confirmed_cause", note, by, force)
-    typer.echo(f"{record.related_id} confirmed as the cause of {incident_id} by {record.by} ({record.id})")
+def _cause_command(label: str, verb: str, doc: str) -> Callable[..., None]:
+    """The command of one label: both say the same thing about a service and an incident, with opposite labels."""
+
+    def command(
+        incident_id: Annotated[str, _INCIDENT],
+        service: Annotated[str, _SERVICE],
+        by: Annotated[str | None, _BY] = None,
+        note: Annotated[str, _NOTE] = "",
+        force: Annotated[bool, _FORCE] = False,
+    ) -> None:
+        record = _label(incident_id, service, label, note, by, force)
+        typer.echo(f"{record.related_id} {verb} as the cause of {incident_id} by {record.by} ({record.id})")
+
+    command.__doc__ = doc
+    return command
 
 
-def reject(
-    incident_id: str,
-    service: Annotated[str, _SERVICE],
-    by: Annotated[str | None, _BY] = None,
-    note: Annotated[str, _NOTE] = "",
-    force: Annotated[bool, _FORCE] = False,
-) -> None:
-    """Say a service ranked for an incident did not cause it: its prior as a cause falls for later incidents."""
-    record = _label(incident_id, service, "wrong_cause", note, by, force)
-    typer.echo(f"{record.related_id} rejected as the cause of {incident_id} by {record.by} ({record.id})")
+confirm = _cause_command(
+    "confirmed_cause",
+    "confirmed",
+    "Confirm a service as the root cause of an incident: its prior as a cause rises for later incidents.",
+)
+reject = _cause_command(
+    "wrong_cause",
+    "rejected",
+    "Say a service ranked for an incident did not cause it: its prior as a cause falls for later incidents.",
+)
