@@ -135,7 +135,7 @@ def test_load_metrics_reads_columns_sorts_rows_and_keeps_gaps(tmp_path: Path) ->
         tmp_path,
         "metrics.csv",
         f"timestamp,{DYNAMO}:red.latency_s:p95,checkout:red.error_rate\n"
-        f"{T0 + 20},0.3,\n"
+        f"{T0 + 20},0.3, \n"
         f"{T0},0.1,0.01\n"
         "\n"
         f"2026-01-01T00:00:10Z, 0.2 ,NaN\n",
