@@ -46,7 +46,7 @@ from aiops_rca.case import Case, CaseChange, CaseSignal, SeriesKey, TraceOrigin
 from benchmarks.rca.methods import Method, baro, ours, random_ranking, robust_z
 from benchmarks.rca.scoring import summarize
 
-__all__ = ["FAULTS", "Fault", "Scenario", "SimShape", "evaluate", "generate", "simulate"]
+__all__ = ["FAULTS", "Fault", "Scenario", "SimShape", "evaluate", "generate", "simulate", "topology"]
 
 STEP_MS = 10_000
 BASE_MS = 1_767_261_600_000
@@ -106,7 +106,7 @@ def generate(shape: SimShape) -> tuple[Scenario, ...]:
     return tuple(simulate(np.random.default_rng([shape.seed, i]), shape, i) for i in range(shape.cases))
 
 
-def _topology(rng: np.random.Generator, n: int) -> tuple[list[str], dict[tuple[int, int], float]]:
+def topology(rng: np.random.Generator, n: int) -> tuple[list[str], dict[tuple[int, int], float]]:
     """Service names and call edges (caller, callee) -> calls per request; service 0 is the entry, every
     service is reached from it, and callees have higher indexes (a DAG)."""
     kinds = ["api", "svc", "worker", "auth", "cart", "pay", "search", "catalog", "ship", "user", "notify", "price"]
@@ -123,7 +123,7 @@ def _topology(rng: np.random.Generator, n: int) -> tuple[list[str], dict[tuple[i
 def simulate(rng: np.random.Generator, shape: SimShape, index: int = 0) -> Scenario:
     """One case: topology, fault and decoys drawn from ``rng``, series computed, alerts derived."""
     n = int(rng.integers(shape.services[0], shape.services[1] + 1))
-    names, edges = _topology(rng, n)
+    names, edges = topology(rng, n)
     callees: list[list[tuple[int, float]]] = [[] for _ in range(n)]
     callers: list[list[tuple[int, float]]] = [[] for _ in range(n)]
     for (a, b), w in edges.items():
@@ -319,9 +319,9 @@ def evaluate(method: Method, shape: SimShape | None = None) -> dict[str, Any]:
     out: dict[str, Any] = summarize(rankings, truths)
     out["seconds_per_case"] = elapsed / len(scenarios)
 
-    def ac1(pick: list[int]) -> dict[str, float | int]:
+    def ac1(pick: list[int]) -> dict[str, float | int | None]:
         if not pick:
-            return {"ac1": float("nan"), "ac3": float("nan"), "cases": 0}
+            return {"ac1": None, "ac3": None, "cases": 0}
         got = summarize([rankings[i] for i in pick], [truths[i] for i in pick])
         return {"ac1": got["ac1"], "ac3": got["ac3"], "cases": len(pick)}
 
@@ -365,7 +365,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     for group in ("by_fault", "by_difficulty"):
         for name, f in result[group].items():
-            print(f"  {name:20s} AC@1 {f['ac1']:.3f}  AC@3 {f['ac3']:.3f}  ({f['cases']} cases)")
+            if f["cases"]:
+                print(f"  {name:20s} AC@1 {f['ac1']:.3f}  AC@3 {f['ac3']:.3f}  ({f['cases']} cases)")
     if args.misses:
         for m in result["misses"]:
             print(f"  case {m['case']:3d} {m['kind']:11s} root {m['root']:10s} <- {m['top3']}")
