@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DATASETS ?= ../shared/datasets
 
-.PHONY: install run test lint typecheck unit protos bench bench-ingest bench-stream bench-nab bench-detect bench-latency bench-correlate clean
+.PHONY: install run test lint typecheck unit protos bench bench-ingest bench-stream bench-nab bench-detect bench-latency bench-correlate bench-rca clean
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -38,7 +38,7 @@ protos: $(STAMP)
 	$(BIN)/python -m grpc_tools.protoc -I libs/common --python_out=libs/common --pyi_out=libs/common \
 		$(PROMPB)/types.proto $(PROMPB)/remote.proto $(PROMPB)/io/prometheus/write/v2/types.proto
 
-bench: bench-ingest bench-stream bench-nab bench-detect bench-latency bench-correlate
+bench: bench-ingest bench-stream bench-nab bench-detect bench-latency bench-correlate bench-rca
 
 bench-ingest: $(STAMP)
 	$(BIN)/python -m benchmarks.ingest
@@ -57,6 +57,13 @@ bench-detect: $(STAMP)
 
 bench-correlate: $(STAMP)
 	$(BIN)/python -m benchmarks.correlate --worker
+
+# The peers run from their own packages: circa-clue without its dependencies (rpy2, torch, tigramite are
+# not needed by its simulator and RHT/DA scorers, and rpy2 needs R).
+bench-rca: $(STAMP)
+	$(BIN)/pip install --quiet fse-baro
+	$(BIN)/pip install --quiet --no-deps circa-clue
+	$(BIN)/python -m benchmarks.rca --petshop $(DATASETS)/petshop/dataset $(RCA_FLAGS)
 
 clean:
 	rm -rf $(VENV) .aiops .pytest_cache .mypy_cache .ruff_cache
