@@ -147,7 +147,7 @@ def _fmt(x: Any, digits: int = 3) -> str:
 
 def table(result: dict[str, Any], names: list[str]) -> list[str]:
     cols = [n for n in names]
-    head = f"{'suite':42s} " + " ".join(f"{c:>9s}" for c in cols) + f"  {'published':24s} goal"
+    head = f"{'suite':42s} " + " ".join(f"{c:>9s}" for c in cols) + f"  {'published':30s} goal"
     lines = [head, "-" * len(head)]
 
     def row(label: str, values: dict[str, str], published: str = "", goal: str = "") -> None:
@@ -174,6 +174,8 @@ def table(result: dict[str, Any], names: list[str]) -> list[str]:
                     pub = f"BARO {p['baro']:.2f} CIRCA {p['circa']:.2f} rnd {p['random']:.2f}"
                 circa_goal = {"avg5": ">= 0.95", "ac1": ">= 0.85"}.get(key, "") if size == "50" else ""
                 row(f"CIRCA sim {size} nodes {label}", vals, pub, circa_goal)
+            secs = {n: _fmt(m[size]["seconds_per_case"]) for n, m in suite["methods"].items() if size in m}
+            row(f"CIRCA sim {size} nodes seconds per case", secs)
     if "petshop" in result:
         suite = result["petshop"]
         published = petshop.PUBLISHED["recall"]
@@ -192,11 +194,15 @@ def table(result: dict[str, Any], names: list[str]) -> list[str]:
                     vals[n] = err(suite, n) or _fmt(m["specificity"][group][kind], 2)
                 pub_spec = "graph trav. 0.17-0.60" if kind == "latency" else ""
                 row(f"PetShop {group} {kind} specificity", vals, pub_spec, ">= 0.80")
+        secs = {n: _fmt(m["seconds_per_issue"]) for n, m in suite["methods"].items() if "error" not in m}
+        row("PetShop seconds per issue", secs)
     if "simulator" in result:
         suite = result["simulator"]
         for key, label in (("ac1", "AC@1"), ("ac3", "AC@3"), ("avg5", "Avg@5")):
             vals = {n: err(suite, n) or _fmt(m[key]) for n, m in suite["methods"].items()}
             row(f"own simulator {label}", vals, "", ">= 0.90" if key == "ac1" else "")
+        secs = {n: _fmt(m["seconds_per_case"]) for n, m in suite["methods"].items() if "error" not in m}
+        row("own simulator seconds per case", secs)
     if "latency" in result:
         lat = result["latency"]
         if "error" in lat:
