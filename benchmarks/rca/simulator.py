@@ -13,8 +13,8 @@ quieter, can move by more standard deviations than the root; errors flow up the 
 with the callee it needed, or retries it away); CPU follows the requests served.
 
 Faults, one per case on a random service: latency injection, error injection, CPU saturation
-(utilisation near 1, queueing latency), crash loop (restarts climb, errors, served traffic drops,
-failing requests are fast) and bad deployment (a deployment on the root 30 s to 10 min before onset,
+(utilisation near 1, queueing latency), crash loop (restarts climb, served traffic drops, the
+refused requests fail in the callers' client spans) and bad deployment (a deployment on the root 30 s to 10 min before onset,
 then errors and/or latency). What makes it hard, drawn per case and never looking at any method:
 noisy roots (own latency and errors with a high baseline variance), a root missing one of its signals
 (its latency, errors, traffic or resources were never collected), callers that time out on a slow
@@ -198,8 +198,11 @@ def simulate(rng: np.random.Generator, shape: SimShape, index: int = 0) -> Scena
         down = (np.arange(steps) - onset) % every < max(1, every // 3)
         turned_away = np.where(after & down, rng.uniform(0.3, 0.8), 0.0)
         served[root] = 1 - turned_away
-        own_err[root] += turned_away * 0.9 + after * rng.uniform(0.01, 0.08)
-        own_lat[root] *= 1 - 0.5 * turned_away  # refused requests fail fast
+        # Requests refused while it restarts never reach its server spans: they fail in the callers' client
+        # spans (their errors, their first failing spans); the root itself only errs while starting up.
+        own_err[root] += after * rng.uniform(0.01, 0.08)
+        for caller, w in callers[root]:
+            own_err[caller] += turned_away * min(1.0, w) * rng.uniform(0.6, 1.0)
     if kind in ("latency", "cpu") or effect in ("latency", "both"):
         for caller, _ in callers[root]:
             if rng.random() < 0.3:
@@ -215,16 +218,19 @@ def simulate(rng: np.random.Generator, shape: SimShape, index: int = 0) -> Scena
     rate = rate_in * served
 
     # Latency and errors flow up: callees first.
-    latency = np.zeros((n, steps))
+    # A service's 10 s mean is measured over its own requests: its noise (``noise``) is its own, while its
+    # callers wait on the callee's typical time, so a quiet caller of a noisy root moves more clearly.
+    true_latency = np.zeros((n, steps))
     error = np.zeros((n, steps))
     for i in reversed(range(n)):
         load = rate_in[i] / np.median(rate_in[i, :steps_normal])
-        own = own_lat[i] * (1 + 0.15 * np.clip(load - 1, 0, None)) * rng.lognormal(0, noise[i], steps)
-        latency[i] = own + sum((latency[c] * w for c, w in callees[i]), np.zeros(steps))
+        own = own_lat[i] * (1 + 0.15 * np.clip(load - 1, 0, None)) * rng.lognormal(0, 0.03, steps)
+        true_latency[i] = own + sum((true_latency[c] * w for c, w in callees[i]), np.zeros(steps))
         ok = 1 - np.clip(own_err[i] * rng.lognormal(0, noise[i], steps), 0, 1)
         for c, w in callees[i]:
             ok *= 1 - np.clip(error[c] * min(1.0, w) * rng.uniform(0.5, 1.0), 0, 1)
         error[i] = 1 - ok
+    latency = true_latency * rng.lognormal(0, noise[:, None], (n, steps))
     requests = np.maximum(rate * 10, 1)
     observed_error = rng.binomial(requests.astype(np.int64), np.clip(error, 0, 1)) / requests
     p95 = latency * p95_factor[:, None] * rng.lognormal(0, 0.08, (n, steps))
