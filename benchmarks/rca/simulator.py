@@ -14,8 +14,8 @@ with the callee it needed, or retries it away); CPU follows the requests served.
 
 Faults, one per case on a random service: latency injection, error injection, CPU saturation
 (utilisation near 1, queueing latency), crash loop (restarts climb, served traffic drops, the
-refused requests fail in the callers' client spans) and bad deployment (a deployment on the root 30 s to 10 min before onset,
-then errors and/or latency). What makes it hard, drawn per case and never looking at any method:
+refused requests fail in the callers' client spans) and bad deployment (a deployment on the root
+30 s to 10 min before onset, then errors and/or latency). What makes it hard, drawn per case and never looking at any method:
 noisy roots (own latency and errors with a high baseline variance), a root missing one of its signals
 (its latency, errors, traffic or resources were never collected), callers that time out on a slow
 callee (their own errors, their own first failing spans), decoy traffic shifts on unrelated services
