@@ -13,15 +13,15 @@ quieter, can move by more standard deviations than the root; errors flow up the 
 with the callee it needed, or retries it away); CPU follows the requests served.
 
 Faults, one per case on a random service: latency injection, error injection, CPU saturation
-(utilisation near 1, queueing latency), crash loop (restarts climb, served traffic drops, the
-refused requests fail in the callers' client spans) and bad deployment (a deployment on the root
-30 s to 10 min before onset, then errors and/or latency). What makes it hard, drawn per case and never looking at any method:
-noisy roots (own latency and errors with a high baseline variance), a root missing one of its signals
-(its latency, errors, traffic or resources were never collected), callers that time out on a slow
-callee (their own errors, their own first failing spans), decoy traffic shifts on unrelated services
-near onset (their rate, CPU and latency move, as do their callees'), decoy deployments on healthy
-services in the half hour before onset, managed datastores with no resource series at all, scrape
-gaps, and trace evidence missing in a third of the cases.
+(utilisation near 1, queueing latency), crash loop (restarts climb, served traffic drops, the refused
+requests fail in the callers' client spans) and bad deployment (a deployment on the root 30 s to 10 min
+before onset, then errors and/or latency). What makes it hard, drawn per case and never looking at any
+method: noisy roots (own latency and errors with a high baseline variance), a root missing one of its
+signals (its latency, errors, traffic or resources were never collected), callers that time out on a
+slow callee (their own errors, their own first failing spans), decoy traffic shifts on unrelated
+services near onset (their rate, CPU and latency move, as do their callees'), decoy deployments on
+healthy services in the half hour before onset, managed datastores with no resource series at all,
+scrape gaps, and trace evidence missing in a third of the cases.
 
 The case is what the agent would gather: the whole graph as the affected subgraph, every series, the
 deployments, the alerts (a series beyond 8 robust deviations for three points in a row, the incident's
