@@ -226,10 +226,16 @@ def plot(path: Path, result: dict[str, Any], names: list[str]) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(2, 2, figsize=(16, 10))
+    fig = plt.figure(figsize=(18, 10))
+    grid = fig.add_gridspec(2, 3)
+    petshop_ax = fig.add_subplot(grid[0, :])
+    circa_ax, sim_ax, lat_ax = (fig.add_subplot(grid[1, i]) for i in range(3))
+    for ax in (petshop_ax, circa_ax, sim_ax, lat_ax):
+        ax.set_axis_off()
     colours = {"ours": "tab:blue", "baro": "tab:orange", "circa": "tab:green", "random": "tab:grey"}
 
     def bars(ax: Any, groups: list[str], per_method: dict[str, list[float]], title: str, goal: float | None) -> None:
+        ax.set_axis_on()
         width = 0.8 / max(1, len(per_method))
         for j, (name, values) in enumerate(per_method.items()):
             xs = [i + (j - (len(per_method) - 1) / 2) * width for i in range(len(groups))]
@@ -249,33 +255,38 @@ def plot(path: Path, result: dict[str, Any], names: list[str]) -> None:
         sizes = [str(s) for s in suite["shape"]["sizes"]]
         groups = [f"{s} nodes {k}" for s in sizes for k in ("AC@1", "Avg@5")]
         per = {n: [m[s][k] for s in sizes for k in ("ac1", "avg5")] for n, m in ok(suite).items()}
-        bars(axes[0][0], groups, per, "CIRCA's simulator (goal on 50 nodes: Avg@5 >= 0.95, AC@1 >= 0.85)", 0.95)
+        bars(circa_ax, groups, per, "CIRCA's simulator (goal, 50 nodes: Avg@5 >= 0.95, AC@1 >= 0.85)", 0.95)
     if "petshop" in result:
         suite = result["petshop"]
         keys = [(g, t, k) for g in petshop.GROUPS for t in petshop.ISSUE_TYPES for k in ("top1", "top3")]
-        groups = [f"{g}\n{t[:5]} {k}" for g, t, k in keys]
-        per = {n: [m["recall"][g][t][k] for g, t, k in keys] for n, m in ok(suite).items()}
-        per["graph traversal (published)"] = [petshop.PUBLISHED["recall"][g][t][k] for g, t, k in keys]
+        spec_keys = [(g, t) for g in ("low", "high") for t in petshop.ISSUE_TYPES]
+        groups = [f"{g}\n{t[:5]}\n{k}" for g, t, k in keys] + [f"{g}\n{t[:5]}\nspecificity" for g, t in spec_keys]
+        per = {
+            n: [m["recall"][g][t][k] for g, t, k in keys] + [m["specificity"][g][t] for g, t in spec_keys]
+            for n, m in ok(suite).items()
+        }
+        per["graph traversal (published)"] = [petshop.PUBLISHED["recall"][g][t][k] for g, t, k in keys] + [
+            math.nan for _ in spec_keys
+        ]
         colours["graph traversal (published)"] = "tab:purple"
-        bars(axes[0][1], groups, per, "PetShop top-k recall, train + test (goal latency top-1 >= 0.80)", 0.8)
+        bars(petshop_ax, groups, per, "PetShop top-k recall (train + test) and specificity (goal 0.80)", 0.8)
     if "simulator" in result:
         suite = result["simulator"]
         groups = ["AC@1", "AC@3", "Avg@5"]
         per = {n: [m["ac1"], m["ac3"], m["avg5"]] for n, m in ok(suite).items()}
-        bars(axes[1][0], groups, per, f"Own simulator, {suite['shape']['cases']} cases (goal AC@1 >= 0.90)", 0.9)
-    ax = axes[1][1]
+        bars(sim_ax, groups, per, f"Own simulator, {suite['shape']['cases']} cases (goal AC@1 >= 0.90)", 0.9)
+    ax = lat_ax
     lat = result.get("latency", {})
     if "total" in lat:
+        ax.set_axis_on()
         parts = ["gather", "analyze", "total"]
         ax.bar([i - 0.2 for i in range(3)], [lat[p]["p50_s"] for p in parts], width=0.4, label="p50")
         ax.bar([i + 0.2 for i in range(3)], [lat[p]["p95_s"] for p in parts], width=0.4, label="p95")
         ax.axhline(2.0, color="red", linestyle=":", linewidth=1, label="goal 2 s")
         ax.set_xticks(range(3), parts)
         ax.set_ylabel("seconds")
-        ax.set_title(f"Incident -> RCA result, {lat['services']} services, a day of 10 s history", fontsize=10)
+        ax.set_title(f"Incident -> RCA result, {lat['services']} services, a day of history", fontsize=10)
         ax.legend(fontsize=8)
-    else:
-        ax.set_axis_off()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
