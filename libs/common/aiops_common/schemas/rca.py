@@ -40,6 +40,8 @@ class EvidenceKind(enum.StrEnum):
     """A series of the service moved at onset: ``series``, ``onset``, ``magnitude`` (robust z), ``value``."""
     GRANGER = "granger"
     """A Granger test along a dependency edge: ``cause``, ``effect``, ``series``, ``lag``, ``p_value``, ``q_value``."""
+    CO_MOVEMENT = "co_movement"
+    """Its series rose and fell with the symptom's over the window: ``series``, ``effect``, ``magnitude`` (Pearson r)."""
     EXPLAINED = "explained"
     """The service's movement is explained by a dependency that moved first (``cause``): evidence against it."""
     TOPOLOGY = "topology"
