@@ -82,8 +82,8 @@ async def read_to_end(
     """Hand every value of the topic, from its first offset, to ``take``; returns once the topic's end is read.
 
     The end is where the broker's end offset was at the call and a fetch then brings nothing more: a broker
-    may report the end of its last record batch as that batch's first offset, so the end offset alone is
-    not trusted to cover the newest records.
+    may report a partition's end as one past the first record of its last batch (the embedded one does),
+    so the end offset alone is not trusted to cover the newest records.
     """
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap_servers(broker_url), enable_auto_commit=False, auto_offset_reset="earliest"
