@@ -18,10 +18,13 @@ from aiops_cli.testing import WorkerProcess, worker_env
 from aiops_common.broker import Publisher, free_port
 from aiops_common.broker.publisher import Message
 from aiops_common.documents import open_document_store
+from aiops_common.feedback import open_feedback_store
 from aiops_common.schemas import (
     AnomalyRecord,
     AnomalySeverity,
     EvidenceKind,
+    FeedbackLabel,
+    FeedbackRecord,
     IncidentRecord,
     MetricBatchBuilder,
     RcaResult,
@@ -254,6 +257,33 @@ def test_a_fault_on_payment_is_ranked_first_with_its_evidence(platform: Platform
     assert summary["revision"] == incident.revision and summary["status"] == "ok"
     assert summary["causes"][0]["service"] == "payment" and summary["causes"][0]["kind"]
     assert 0 < summary["causes"][0]["probability"] <= 1
+
+    # An operator confirms the cause: the label is kept in the feedback store, for the priors and evaluation.
+    label = FeedbackRecord(
+        subject_id=incident.id,
+        subject_kind="incident",
+        label=FeedbackLabel.CONFIRMED_CAUSE,
+        by="alice",
+        at=NOW,
+        related_id="payment",
+    )
+
+    async def kept() -> bool:
+        store = open_feedback_store(f"sqlite:///{platform.data_dir / 'feedback.sqlite'}")
+        try:
+            return any(f.id == label.id for f in await store.labels(incident.id))
+        finally:
+            await store.close()
+
+    async def confirm() -> bool:
+        publisher = Publisher(platform.broker_url, platform.prefix)
+        try:
+            await publisher.publish([Message(Topics.FEEDBACK, label.encode(), key=incident.id.encode())])
+        finally:
+            await publisher.stop()
+        return await rca.eventually(kept, scaled(60), "the cause label in the feedback store")
+
+    assert asyncio.run(confirm())
 
 
 def test_tsdb_down_gives_a_degraded_result_from_what_is_left(platform: Platform) -> None:
