@@ -310,25 +310,31 @@ class RootCause:
         await asyncio.gather(*futures)
         self.meter.sent(len(results))
 
-    async def store(self, result: RcaResult, incident: IncidentRecord) -> bool:
-        """Write the result to ``rca_results`` and onto its incident, retrying while the store is down."""
+    async def store(self, pairs: Sequence[tuple[RcaResult, IncidentRecord]]) -> int:
+        """Write each result to ``rca_results`` and onto its incident, retrying while the store is down; how
+        many were written. One retry budget for the whole batch, so a store that is down holds the agent
+        about half a minute per batch, not per result."""
         if self.documents is None:
-            self.meter.dropped("no_document_store", "the document store could not be opened")
-            return False
+            self.meter.dropped("no_document_store", "the document store could not be opened", n=len(pairs))
+            return 0
         documents = self.documents
-        summary = incident_summary(result)
+        pending = list(pairs)
         for attempt in range(len(self.retry_delays_s) + 1):
             try:
-                await documents.upsert("rca_results", result.id, result.document())
-                await attach_to_incident(documents, incident, summary)
-                return True
-            except ValueError as exc:  # the store refused the body: retrying cannot help
+                while pending:
+                    result, incident = pending[0]
+                    await documents.upsert("rca_results", result.id, result.document())
+                    await attach_to_incident(documents, incident, incident_summary(result))
+                    pending.pop(0)
+                return len(pairs)
+            except ValueError as exc:  # the store refused this body: retrying cannot help; the others go on
                 self.meter.dropped("unstorable", repr(exc))
-                return False
+                pending.pop(0)
+                continue
             except Exception as exc:  # the store is down: wait and try again
                 if attempt == len(self.retry_delays_s):
-                    self.meter.dropped("store_unavailable", f"{type(exc).__name__}: {exc}")
-                    return False
+                    self.meter.dropped("store_unavailable", f"{type(exc).__name__}: {exc}", n=len(pending))
+                    return len(pairs) - len(pending)
                 log.warning(
                     "document store unavailable; retrying",
                     error=f"{type(exc).__name__}: {exc}",
@@ -336,7 +342,8 @@ class RootCause:
                     retry_in_s=self.retry_delays_s[attempt],
                 )
                 await asyncio.sleep(self.retry_delays_s[attempt])
-        return False  # pragma: no cover
+        self.meter.dropped("store_unavailable", "retries spent", n=len(pending))
+        return len(pairs) - len(pending)
 
     async def handle(self, values: list[bytes]) -> list[RcaResult]:
         """One batch of ``incidents``: analyse what is wanted, publish, remember, store. The results published."""
@@ -365,8 +372,7 @@ class RootCause:
                 missing=result.missing,
                 elapsed_ms=round(result.elapsed_ms, 1),
             )
-        for incident, result in zip(chosen, results, strict=True):
-            await self.store(result, incident)
+        await self.store(list(zip(results, chosen, strict=True)))
         return results
 
 

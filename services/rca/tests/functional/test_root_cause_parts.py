@@ -122,7 +122,7 @@ async def test_results_go_to_rca_results_and_onto_the_incident(documents: Docume
     now = datetime.now(UTC)
     second = incident(2, ["payment", "checkout"])
     # Not archived yet: the incident is written with the analysed revision's body.
-    assert await rc.store(result_of(second, case, analysis(), 1.0, now), second)
+    assert await rc.store([(result_of(second, case, analysis(), 1.0, now), second)]) == 1
     stored = await documents.get("incidents", "inc-1")
     assert stored is not None and stored.body["revision"] == 2 and stored.body["rca"]["revision"] == 2
     assert stored.body["rca"]["causes"][0] == {"service": "payment", "probability": 0.8, "kind": "unknown", "rule": ""}
@@ -130,7 +130,7 @@ async def test_results_go_to_rca_results_and_onto_the_incident(documents: Docume
     # The archive wrote a newer revision meanwhile: its body stays, the analysis is set on it.
     third = incident(3, ["payment", "checkout", "frontend"])
     await documents.upsert("incidents", "inc-1", third.document())
-    assert await rc.store(result_of(third, case, analysis(), 1.0, now), third)
+    assert await rc.store([(result_of(third, case, analysis(), 1.0, now), third)]) == 1
     stored = await documents.get("incidents", "inc-1")
     assert stored is not None and stored.body["revision"] == 3 and stored.body["rca"]["revision"] == 3
     # An older analysis arriving late does not replace a newer one on the incident.
@@ -146,8 +146,11 @@ async def test_a_document_store_that_is_down_is_retried_then_counted() -> None:
         rc = agent(down)
         case = Case(ts_ms=np.zeros(0, dtype=np.int64), series={}, services=["payment"])
         before = dropped("store_unavailable")
-        result = result_of(incident(1, ["payment"]), case, analysis(), 1.0, datetime.now(UTC))
-        assert not await rc.store(result, incident(1, ["payment"]))
-        assert dropped("store_unavailable") == before + 1
+        now = datetime.now(UTC)
+        pairs = [
+            (result_of(incident(r, ["payment"]), case, analysis(), 1.0, now), incident(r, ["payment"])) for r in (1, 2)
+        ]
+        assert await rc.store(pairs) == 0
+        assert dropped("store_unavailable") == before + 2
     finally:
         await down.close()
