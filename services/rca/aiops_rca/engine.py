@@ -41,6 +41,7 @@ _CHANGE_LLR = math.log(4.0)
 """A change on a service before onset: four times as likely to be the origin (if it moved, more below)."""
 _RULE_LLR = math.log(50.0)
 _GRANGER_LLR = 0.7
+_GRANGER_DOMINANCE = 1e-3
 _EARLIER_LLR = -0.7
 """Per upstream service that moved clearly before the candidate did: it should not have."""
 _SIGNAL_LLR = 0.3
@@ -163,9 +164,13 @@ def analyze(case: Case, config: RcaConfig | None = None) -> Analysis:
     evidenced = {s for s in services if any(e.weight > 0 for e in extra.get(s, ()) if e.kind is not EvidenceKind.ONSET)}
     if not moved and not evidenced:
         return Analysis([], RcaStatus.NO_ANOMALY, onset_ms, "no service moved beyond its baseline", missing)
-    # Every service with series or evidence is ranked: one that moved less than the threshold may still be
-    # the likeliest origin of what did move (a weak fault that callers amplify).
-    candidates = [s for s in services if s in llr or s in evidenced]
+    # Ranked: every service that moved or has evidence, every one without series (a managed datastore may be
+    # the origin its callers point to), and, up to ``top``, those that moved least short of the threshold (a
+    # weak fault that callers amplify may still be the likeliest origin).
+    unobserved = [s for s in services if s not in llr]
+    weak = sorted((s for s in llr if s not in moved and s not in evidenced), key=lambda s: -own.get(s, llr[s]))
+    candidates = [s for s in services if s in moved or s in evidenced or s in unobserved]
+    candidates += weak[: max(config.top - len(candidates), 0)]
     if case.target is not None:
         symptom_series = [scored[case.target]] if case.target in scored else []
     else:
@@ -427,6 +432,12 @@ def _granger(
     for caller, callee, a, b in edges:
         forward, backward = tests.get((a, b)), tests.get((b, a))
         direction = granger.direction([t for t in (forward, backward) if t is not None], a, b)
+        if direction == 0 and forward is not None and backward is not None and forward.significant:
+            # Both ways significant: a feedback loop, or one way far stronger. Only the far stronger counts.
+            if forward.p_value < backward.p_value * _GRANGER_DOMINANCE:
+                direction = 1
+            elif backward.p_value < forward.p_value * _GRANGER_DOMINANCE:
+                direction = -1
         if direction > 0 and forward is not None:
             # The callee's series drives the caller's: the fault flows the way calls make it flow.
             extra[callee].append(_granger_evidence(forward, _GRANGER_LLR, f"{callee} -> {caller}"))
