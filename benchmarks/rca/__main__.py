@@ -304,6 +304,11 @@ def _versions() -> dict[str, str]:
         out["aiops"] = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
         ).stdout.strip()
+        # The figures are the engine's as it is on disk: say so when that is not the commit.
+        engine = ["services/rca", "libs/common"]
+        changed = subprocess.run(["git", "status", "--porcelain", "--", *engine], capture_output=True, text=True)
+        if changed.stdout.strip():
+            out["aiops"] += " with uncommitted changes under " + " or ".join(engine)
     except (OSError, subprocess.CalledProcessError):
         out["aiops"] = "unknown"
     return out
