@@ -165,12 +165,12 @@ def analyze(case: Case, config: RcaConfig | None = None) -> Analysis:
     if not moved and not evidenced:
         return Analysis([], RcaStatus.NO_ANOMALY, onset_ms, "no service moved beyond its baseline", missing)
     # Ranked: every service that moved or has evidence, every one without series (a managed datastore may be
-    # the origin its callers point to), and, up to ``top``, those that moved least short of the threshold (a
-    # weak fault that callers amplify may still be the likeliest origin).
+    # the origin its callers point to), and the ``top`` that came closest to moving by themselves (a weak
+    # fault that callers amplify may still be the likeliest origin).
     unobserved = [s for s in services if s not in llr]
     weak = sorted((s for s in llr if s not in moved and s not in evidenced), key=lambda s: -own.get(s, llr[s]))
     candidates = [s for s in services if s in moved or s in evidenced or s in unobserved]
-    candidates += weak[: max(config.top - len(candidates), 0)]
+    candidates += weak[: config.top]
     if case.target is not None:
         symptom_series = [scored[case.target]] if case.target in scored else []
     else:

@@ -134,9 +134,10 @@ def rank(
         mine = (own or {}).get(service, llr.get(service))
         evidence: list[Evidence] = list(extra.get(service, ()))
         score = mine if mine is not None else 0.0
-        # How far the fault is expected to reach depends on how clearly the origin itself moved: a fault
-        # too small to see in its own series is not expected to show in its callers either.
-        moved = 1.0 / (1.0 + math.exp(-llr.get(service, 0.0)))
+        # How far the fault is expected to reach depends on how clearly the origin moved by itself: a fault
+        # too small to see in its own series is not expected to show in its callers either, and a service
+        # whose move its dependencies explain is not the origin of what moved above it.
+        moved = 1.0 / (1.0 + math.exp(-(mine if mine is not None else 0.0)))
         reach, spread = moved, q * moved
         on_path: set[str] = set()
         paths = best_paths(service, callers, llr, reach=reach) if symptoms else {}
