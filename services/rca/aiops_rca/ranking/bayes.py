@@ -5,8 +5,8 @@ and so on (its *upstream*). Each service ``u`` of the case has ``l(u)``, the log
 ratio that its series moved (from their robust scores). Under "the fault began in ``v``":
 
 - ``v`` itself moved: ``l(v)``;
-- each upstream service ``u`` moved with probability ``q`` (the fault may not reach it):
-  ``log(q e^l(u) + 1 - q)``, about ``l(u) + log q`` when it clearly moved and about
+- each upstream service ``u`` moved with probability ``q`` per call between them (the fault may
+  not reach it): ``log(q e^l(u) + 1 - q)``, about ``l(u) + log q`` when it clearly moved and about
   ``log(1 - q)`` (a small cost) when it did not;
 - every other service is as it normally is (no term: that is the reference).
 
@@ -34,6 +34,8 @@ PROPAGATION = 0.5
 BACKGROUND = 0.1
 """b: how likely a service moves for a reason of its own (another change, a shifted baseline) during the incident."""
 _UNREACHED = 3.0
+_DECAY = 0.9
+"""How much less likely each further call is to carry the fault up."""
 """The least cost of a symptom the origin cannot reach through calls."""
 
 
@@ -47,14 +49,20 @@ class Hypothesis:
 
 def upstream_of(service: str, callers: Mapping[str, Sequence[str]]) -> list[str]:
     """Every service that calls ``service`` directly or through others, nearest first (ties by name)."""
-    seen = {service}
-    order: list[str] = []
+    return list(upstream_hops(service, callers))
+
+
+def upstream_hops(service: str, callers: Mapping[str, Sequence[str]]) -> dict[str, int]:
+    """Every service upstream of ``service`` with its distance in calls, nearest first (ties by name)."""
+    hops = {service: 0}
+    order: dict[str, int] = {}
     queue = deque([service])
     while queue:
-        for caller in sorted(callers.get(queue.popleft(), ())):
-            if caller not in seen:
-                seen.add(caller)
-                order.append(caller)
+        node = queue.popleft()
+        for caller in sorted(callers.get(node, ())):
+            if caller not in hops:
+                hops[caller] = hops[node] + 1
+                order[caller] = hops[caller]
                 queue.append(caller)
     return order
 
@@ -174,13 +182,14 @@ def rank(
                 )
             )
         explained, explained_weight, quiet_weight, quiet = [], 0.0, 0.0, 0
-        for caller in upstream_of(service, callers):
+        for caller, hops in upstream_hops(service, callers).items():
             if caller in on_path or caller in symptoms:
                 continue
             caller_llr = llr.get(caller)
             if caller_llr is None:
                 continue
-            term = _relative(caller_llr, spread)
+            # Each call further away is less likely to show the fault (it may call the origin rarely).
+            term = _relative(caller_llr, spread * _DECAY ** (hops - 1))
             if caller_llr > 0:
                 explained.append(caller)
                 explained_weight += term
