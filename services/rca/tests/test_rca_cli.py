@@ -200,7 +200,7 @@ def result(revision: int, top: str, analyzed: datetime) -> RcaResult:
             service="checkout",
             probability=0.11,
             kind=CauseKind.LATENCY,
-            evidence=[Evidence(kind=EvidenceKind.EXPLAINED, text=f"explained by {top}", weight=-2.0)],
+            evidence=[Evidence(kind=EvidenceKind.ONSET, text=f"explained by {top}", weight=-2.0)],
         ),
     ]
     return RcaResult(
