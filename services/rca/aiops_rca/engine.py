@@ -176,7 +176,8 @@ def analyze(case: Case, config: RcaConfig | None = None) -> Analysis:
     else:
         symptom_series = [by_service[s][0] for s in symptoms if by_service.get(s) and llr.get(s, 0) > 0]
     _co_movement(by_service, symptom_series, llr, extra)
-    hypotheses = rank(candidates, callers, llr, extra, symptoms, own=own)
+    target_service = case.target.service if case.target is not None else None
+    hypotheses = rank(candidates, callers, llr, extra, symptoms, own=own, target=target_service)
     hypotheses = _rules_first(hypotheses, fires)
     causes = [_cause(h, by_service.get(h.service, []), fires.get(h.service)) for h in hypotheses[: config.top]]
     status = RcaStatus.DEGRADED if missing and case.missing else RcaStatus.OK

@@ -71,7 +71,7 @@ def best_paths(
     service: str,
     callers: Mapping[str, Sequence[str]],
     llr: Mapping[str, float],
-    max_hops: int = 8,
+    max_hops: int = 64,
     reach: float = 1.0,
 ) -> dict[str, tuple[float, list[str]]]:
     """Per service upstream of ``service``, the call path from it up to there whose interior moved most.
@@ -126,6 +126,7 @@ def rank(
     symptoms: Sequence[str] = (),
     q: float = PROPAGATION,
     own: Mapping[str, float] | None = None,
+    target: str | None = None,
 ) -> list[Hypothesis]:
     """Hypotheses for ``candidates``, best first, with probabilities over them and "none of these".
 
@@ -134,7 +135,8 @@ def rank(
     ``symptoms``: what must be explained (a named target's service, or the services the incident's
     alerts are on): each is reached from the origin along its best call path, whose interior services
     must all have been affected (their full log likelihood ratios count), or, if it cannot be reached,
-    counts against the origin. ``own``: per service, the log likelihood ratio that it moved by itself
+    counts against the origin: fully for ``target`` (the SLO under investigation), as much as leaving
+    it to the background costs for the others. ``own``: per service, the log likelihood ratio that it moved by itself
     (what its dependencies do not explain); the origin's own term (``llr`` where absent).
     """
     hypotheses = []
@@ -154,7 +156,11 @@ def rank(
                 continue
             found = paths.get(symptom)
             if found is None:
-                penalty = -max(llr.get(symptom, 0.0), _UNREACHED)
+                if symptom == target:
+                    penalty = -max(llr.get(symptom, 0.0), _UNREACHED)  # the SLO under investigation
+                else:
+                    # An alert it cannot reach is left to the background: another fault, or a decoy.
+                    penalty = -max(_relative(llr.get(symptom, 0.0), 1.0), 0.0)
                 score += penalty
                 evidence.append(
                     Evidence(
