@@ -133,10 +133,14 @@ def test_rank_prefers_the_origin_that_explains_what_moved() -> None:
     callers = {"db": ["payment"], "payment": ["frontend"]}
     llr = {"db": 2.0, "payment": 4.0, "frontend": 5.0, "noise": 6.0}
     own = {"db": 2.0, "payment": 0.5, "frontend": -1.0, "noise": 6.0}  # what the dependencies do not explain
-    ranked = rank(["db", "payment", "frontend", "noise"], callers, llr, {}, symptoms=["frontend"], own=own)
+    ranked = rank(["db", "payment", "frontend", "noise"], callers, llr, {}, ["frontend"], own=own, target="frontend")
     names = [h.service for h in ranked]
     assert names[0] == "db" and names.index("payment") < names.index("frontend")
     noise = next(h for h in ranked if h.service == "noise")
     assert noise.log_score < ranked[0].log_score - 3
     assert any("cannot explain frontend" in e.text for e in noise.evidence)
     assert 0 < sum(h.probability for h in ranked) < 1  # "none of these" keeps some
+    # An alert (not the named SLO) it cannot reach is left to the background: it costs less.
+    as_alert = rank(["db", "noise"], callers, llr, {}, ["frontend"], own=own)
+    assert [h.service for h in as_alert] == ["db", "noise"]
+    assert next(h for h in as_alert if h.service == "noise").log_score > noise.log_score
