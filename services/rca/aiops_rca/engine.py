@@ -42,6 +42,8 @@ _CHANGE_LLR = math.log(4.0)
 _RULE_LLR = math.log(50.0)
 _GRANGER_LLR = 0.7
 _GRANGER_DOMINANCE = 1e-3
+_RULE_MOVED_LLR = 1.0
+"""How clearly (log likelihood ratio of its own departure) a service must have moved for a rule to fire."""
 _EARLIER_LLR = -0.7
 """Per upstream service that moved clearly before the candidate did: it should not have."""
 _SIGNAL_LLR = 0.3
@@ -151,12 +153,9 @@ def analyze(case: Case, config: RcaConfig | None = None) -> Analysis:
         missing_granger = "granger: the normal period is apart from the incident, so no contiguous series to test"
         if missing_granger not in missing:
             missing.append(missing_granger)
-    if case.target is not None:
-        symptoms = [case.target.service]
-    else:
-        symptoms = sorted({s.service for s in case.signals if s.service} | set(case.incident_services))
+    symptoms = _symptoms(case)
     fires = _changes_and_rules(
-        case, services, symptoms, callers, callees, by_service, llr, onsets, onset_ms, config, extra
+        case, services, symptoms, callers, callees, by_service, llr, own, onsets, onset_ms, config, extra
     )
     _traces_signals_feedback(case, by_service, llr, extra)
 
@@ -174,7 +173,12 @@ def analyze(case: Case, config: RcaConfig | None = None) -> Analysis:
     if case.target is not None:
         symptom_series = [scored[case.target]] if case.target in scored else []
     else:
-        symptom_series = [by_service[s][0] for s in symptoms if by_service.get(s) and llr.get(s, 0) > 0]
+        symptom_series = [
+            failing[0]
+            for s in symptoms
+            if llr.get(s, 0) > 0
+            and (failing := [x for x in by_service.get(s, []) if kind_of(x.key.metric) is not CauseKind.TRAFFIC])
+        ]
     _co_movement(by_service, symptom_series, llr, extra)
     target_service = case.target.service if case.target is not None else None
     hypotheses = rank(candidates, callers, llr, extra, symptoms, own=own, target=target_service)
@@ -469,6 +473,7 @@ def _changes_and_rules(
     callees: dict[str, list[str]],
     by_service: dict[str, list[ScoredSeries]],
     llr: dict[str, float],
+    own: dict[str, float],
     onsets: dict[str, int | None],
     onset_ms: int | None,
     config: RcaConfig,
@@ -478,6 +483,9 @@ def _changes_and_rules(
     for service in services:
         series = by_service.get(service, [])
         moved = llr.get(service, 0.0) > 0
+        # A rule is certain only about a service that clearly moved by itself, not one its load or its
+        # dependencies moved a little.
+        clearly = own.get(service, llr.get(service, 0.0)) >= _RULE_MOVED_LLR
         own_onset = onsets.get(service) or onset_ms
         linked = changes_before(case.changes, service, own_onset, config.change_window_s) if own_onset else []
         for change in linked:
@@ -502,12 +510,23 @@ def _changes_and_rules(
                 crash_loop(service, series)
                 # A resource saturated by a surge of calls is the callers' load, not this service's fault.
                 or (None if load_surged else saturation(service, series, config.anomaly_z))
-                or deployment(service, linked, moved, first, config.deployment_rule_s)
+                or deployment(service, linked, clearly, first, config.deployment_rule_s)
             )
         if fire is not None:
             fires[service] = fire
             extra[service].append(Evidence(kind=EvidenceKind.RULE, text=fire.text, weight=_RULE_LLR, rule=fire.rule))
     return fires
+
+
+def _symptoms(case: Case) -> list[str]:
+    """What the ranking must explain: the named target's service, or the services of the incident's failure
+    signals. A signal on traffic alone (a request rate that moved) is load the callers sent, not a failure."""
+    if case.target is not None:
+        return [case.target.service]
+    failing = {s.service for s in case.signals if s.service and kind_of(s.name) is not CauseKind.TRAFFIC}
+    if not failing:
+        failing = {s.service for s in case.signals if s.service} | set(case.incident_services)
+    return sorted(failing)
 
 
 def _explains_any(service: str, symptoms: Sequence[str], callers: dict[str, list[str]]) -> bool:
