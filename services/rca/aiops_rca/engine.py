@@ -344,8 +344,8 @@ def _co_movement(
             continue
         best: tuple[float, ScoredSeries, ScoredSeries] | None = None
         for s in series:
-            if s.llr <= 0:
-                continue
+            if s.llr <= 0 or kind_of(s.key.metric) is CauseKind.TRAFFIC:
+                continue  # traffic moves with the callers' load, whatever the fault
             mine = _departure(s)
             for symptom, theirs in profiles:
                 if symptom.key.service == service:
