@@ -249,10 +249,35 @@ def _score(
         if score is None:
             continue
         onset_ms = int(window_ts[score.onset]) if score.onset is not None else None
+        if onset_ms is not None:
+            onset_ms = _change_onset(values, base, window, ts, onset_ms, config)
         scored[key] = ScoredSeries(
             key, in_window, score, anomaly_llr(score.score, config.anomaly_z, baseline.constant), onset_ms
         )
     return scored
+
+
+def _change_onset(
+    values: npt.NDArray[np.float64],
+    base: npt.NDArray[np.bool_],
+    window: npt.NDArray[np.bool_],
+    ts: npt.NDArray[np.int64],
+    crossed_ms: int,
+    config: RcaConfig,
+) -> int:
+    """When a series that crossed its threshold at ``crossed_ms`` began to change: its Bayesian change point
+    over the window and as much baseline before it, when that is strong and no later than the crossing (a
+    slow climb crosses the threshold well after it began)."""
+    where = np.flatnonzero(window)
+    if where.size < 3:
+        return crossed_ms
+    lead = max(int(where[0]) - where.size, int(np.flatnonzero(base)[0]) if base.any() else int(where[0]))
+    region = slice(lead, int(where[-1]) + 1)
+    cp = change_point(values[region])
+    if cp is None or cp.log_bayes_factor < config.min_change_bayes_factor:
+        return crossed_ms
+    at = int(ts[region][cp.index])
+    return at if at <= crossed_ms else crossed_ms
 
 
 def _service_llr(
