@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from aiops_common.settings import CommonSettings
 
-from aiops_rca.engine import RcaConfig
+if TYPE_CHECKING:  # the engine needs the rca extra (statsmodels); settings are read without it (aiops config)
+    from aiops_rca.engine import RcaConfig
 
 __all__ = ["RcaSettings"]
 
@@ -41,6 +44,8 @@ class RcaSettings(CommonSettings):
 
     def config(self) -> RcaConfig:
         """The engine's configuration from these settings."""
+        from aiops_rca.engine import RcaConfig
+
         return RcaConfig(
             anomaly_z=self.rca_anomaly_z,
             max_lag=self.rca_max_lag,
