@@ -43,6 +43,8 @@ _RULE_LLR = math.log(50.0)
 _GRANGER_LLR = 0.7
 _GRANGER_DOMINANCE = 1e-3
 _RULE_MOVED_LLR = 1.0
+_SIGNALLED_LLR = 1.0
+"""The least a service with a failure signal of the incident counts as having moved."""
 """How clearly (log likelihood ratio of its own departure) a service must have moved for a rule to fire."""
 _EARLIER_LLR = -0.7
 """Per upstream service that moved clearly before the candidate did: it should not have."""
@@ -131,6 +133,11 @@ def analyze(case: Case, config: RcaConfig | None = None) -> Analysis:
     for series in by_service.values():
         series.sort(key=lambda s: -abs(s.score.score))
     llr = _service_llr(by_service, case.target, config)
+    # An alert or anomaly of the incident says its service moved, even where its series do not show it (they
+    # are other series, or the TSDB could not be read).
+    for service in _symptoms(case):
+        if case.target is None and any(s.service == service for s in case.signals):
+            llr[service] = max(llr.get(service, _SIGNALLED_LLR), _SIGNALLED_LLR)
     onsets = {
         service: min((s.onset_ms for s in series if s.onset_ms is not None and s.llr > 0), default=None)
         for service, series in by_service.items()
@@ -449,6 +456,8 @@ def _granger(
     for caller, callee in case.edges:
         if llr.get(caller, 0) <= 0 or llr.get(callee, 0) <= 0 or caller == callee:
             continue
+        if not by_service.get(caller) or not by_service.get(callee):
+            continue  # moved by its alerts alone: no series to test
         x = case.series[by_service[callee][0].key]
         y = case.series[by_service[caller][0].key]
         a, b = str(by_service[callee][0].key), str(by_service[caller][0].key)

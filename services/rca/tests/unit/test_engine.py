@@ -226,3 +226,15 @@ def test_granger_direction_is_evidence_when_the_window_is_contiguous() -> None:
     assert top.service == "payment"
     granger = [e for e in top.evidence if e.kind is EvidenceKind.GRANGER]
     assert granger and granger[0].lag is not None and granger[0].q_value is not None and granger[0].q_value <= 0.05
+
+
+def test_with_no_series_the_alerts_and_the_topology_still_rank() -> None:
+    signals = [
+        CaseSignal("payment", "HighLatency", ONSET_MS),
+        CaseSignal("checkout", "HighLatency", ONSET_MS + 30_000),
+        CaseSignal("frontend", "HighLatency", ONSET_MS + 60_000),
+    ]
+    case = _case({}, signals=signals, onset_ms=ONSET_MS, missing=["tsdb: connection refused"])
+    analysis = analyze(case)
+    assert analysis.status is RcaStatus.DEGRADED
+    assert analysis.causes[0].service == "payment"  # the deepest alerted service explains the other alerts
