@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aiops_common.settings import CommonSettings
 
-__all__ = ["RunState", "running_broker"]
+if TYPE_CHECKING:
+    from aiops_common.broker.publisher import Message
+
+__all__ = ["PlatformNotRunningError", "RunState", "publish_to_platform", "running_broker"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,9 +60,32 @@ class RunState:
         cls.path(data_dir).unlink(missing_ok=True)
 
 
+class PlatformNotRunningError(RuntimeError):
+    """No broker to talk to: no ``aiops up`` runs from the data folder and ``AIOPS_BROKER_URL`` is not set."""
+
+
 def running_broker(settings: CommonSettings) -> tuple[str, str] | None:
     """The broker a command talks to and its topic prefix: ``AIOPS_BROKER_URL``, else the one ``aiops up`` runs."""
     if settings.broker_url:
         return settings.broker_url, settings.topic_prefix
     state = RunState.read(settings.data_dir)
     return None if state is None else (state.broker_url, state.topic_prefix)
+
+
+async def publish_to_platform(settings: CommonSettings, messages: Sequence[Message]) -> None:
+    """Publish a command's records to the running platform (:func:`running_broker`), acknowledged.
+
+    Raises :class:`PlatformNotRunningError`, with a message for people, when there is no platform to publish to.
+    """
+    from aiops_common.broker.publisher import Publisher  # the client is imported only by a command that publishes
+
+    broker = running_broker(settings)
+    if broker is None:
+        raise PlatformNotRunningError(
+            f"no platform is running from {settings.data_dir} and AIOPS_BROKER_URL is not set (run `aiops up`)"
+        )
+    publisher = Publisher(broker[0], broker[1], timeout_s=settings.publish_timeout_s)
+    try:
+        await publisher.publish(list(messages))
+    finally:
+        await publisher.stop()

@@ -145,10 +145,9 @@ def _fail(message: str) -> typer.Exit:
 
 
 async def _send_label(record: FeedbackRecord, force: bool, settings: DetectionServiceSettings) -> None:
-    from aiops_common.broker import Publisher
     from aiops_common.broker.publisher import Message
     from aiops_common.feedback import open_feedback_store
-    from aiops_common.run_state import running_broker
+    from aiops_common.run_state import PlatformNotRunningError, publish_to_platform
     from aiops_common.topics import Topics
 
     if not force:
@@ -164,15 +163,11 @@ async def _send_label(record: FeedbackRecord, force: bool, settings: DetectionSe
                 " platform keeps its feedback store elsewhere (AIOPS_FEEDBACK_URL), or the anomaly was only"
                 " just published, give --force: the label is kept and applied when the anomaly is archived."
             )
-    broker = running_broker(settings)
-    if broker is None:
-        raise _fail(f"no platform is running from {settings.data_dir} and AIOPS_BROKER_URL is not set (run `aiops up`)")
-    publisher = Publisher(broker[0], broker[1], timeout_s=settings.publish_timeout_s)
     try:
         # Keyed by its subject, as the topic says: every label on one anomaly stays in order.
-        await publisher.publish([Message(Topics.FEEDBACK, record.encode(), key=record.subject_id.encode())])
-    finally:
-        await publisher.stop()
+        await publish_to_platform(settings, [Message(Topics.FEEDBACK, record.encode(), key=record.subject_id.encode())])
+    except PlatformNotRunningError as exc:
+        raise _fail(str(exc)) from None
 
 
 @commands.command()

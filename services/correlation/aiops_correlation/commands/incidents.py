@@ -239,20 +239,15 @@ def held(
 
 
 async def _send(topic_name: str, key: str, value: bytes, settings: CorrelationSettings) -> None:
-    from aiops_common.broker import Publisher
     from aiops_common.broker.publisher import Message
-    from aiops_common.run_state import running_broker
+    from aiops_common.run_state import PlatformNotRunningError, publish_to_platform
     from aiops_common.topics import Topics
 
-    broker = running_broker(settings)
-    if broker is None:
-        raise _fail(f"no platform is running from {settings.data_dir} and AIOPS_BROKER_URL is not set (run `aiops up`)")
     spec = {"feedback": Topics.FEEDBACK, "correlation.events": Topics.CORRELATION_EVENTS}[topic_name]
-    publisher = Publisher(broker[0], broker[1], timeout_s=settings.publish_timeout_s)
     try:
-        await publisher.publish([Message(spec, value, key=key.encode())])
-    finally:
-        await publisher.stop()
+        await publish_to_platform(settings, [Message(spec, value, key=key.encode())])
+    except PlatformNotRunningError as exc:
+        raise _fail(str(exc)) from None
 
 
 def _known(settings: CorrelationSettings, incident_id: str) -> dict[str, Any]:

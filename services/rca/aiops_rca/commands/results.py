@@ -124,20 +124,15 @@ async def _considered(store: DocumentStore, incident_id: str) -> set[str] | None
 
 
 async def _publish(record: FeedbackRecord, settings: RcaSettings) -> None:
-    from aiops_common.broker import Publisher
     from aiops_common.broker.publisher import Message
-    from aiops_common.run_state import running_broker
+    from aiops_common.run_state import PlatformNotRunningError, publish_to_platform
     from aiops_common.topics import Topics
 
-    broker = running_broker(settings)
-    if broker is None:
-        raise fail(f"no platform is running from {settings.data_dir} and AIOPS_BROKER_URL is not set (run `aiops up`)")
-    publisher = Publisher(broker[0], broker[1], timeout_s=settings.publish_timeout_s)
     try:
         # Keyed by the incident, as the topic keys labels by subject: every label on one incident stays in order.
-        await publisher.publish([Message(Topics.FEEDBACK, record.encode(), key=record.subject_id.encode())])
-    finally:
-        await publisher.stop()
+        await publish_to_platform(settings, [Message(Topics.FEEDBACK, record.encode(), key=record.subject_id.encode())])
+    except PlatformNotRunningError as exc:
+        raise fail(str(exc)) from None
 
 
 def _label(incident_id: str, service: str, label: str, note: str, by: str | None, force: bool) -> FeedbackRecord:
