@@ -49,9 +49,11 @@ async def read_range(
     """Hand the records of ``[start, stop)`` of one partition to ``take`` in offset order; returns ``stop``.
 
     A plain consumer with no group, so nothing is committed and no rebalance is started.
-    ``stop=None`` reads to the partition's end as of the call. Offsets that retention has
-    deleted, or that hold no record, are passed over. Raises TimeoutError when the range
-    is not read within ``timeout_s``, ``take``'s time included.
+    ``stop=None`` reads to the partition's end: past its end offset as of the call until a
+    fetch brings nothing more (a broker may report the end as one past the first record of
+    its last batch, as the embedded one does), and returns the offset after the last record
+    read. Offsets that retention has deleted, or that hold no record, are passed over.
+    Raises TimeoutError when the range is not read within ``timeout_s``, ``take``'s time included.
     """
     consumer = AIOKafkaConsumer(
         bootstrap_servers=servers,
@@ -65,21 +67,24 @@ async def read_range(
     await consumer.start()
     try:
         consumer.assign([tp])
+        to_end = stop is None
         if stop is None:
             stop = int((await consumer.end_offsets([tp]))[tp])
         consumer.seek(tp, start)
-        while start < stop:
+        while to_end or start < stop:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"re-read of {tp.topic}[{tp.partition}] from {start} did not reach {stop}")
             records = (await consumer.getmany(tp, timeout_ms=500)).get(tp, [])
             for record in records:
-                if record.offset >= stop:
+                if not to_end and record.offset >= stop:
                     return stop
                 await take(record)
-                if record.offset == stop - 1:
+                if to_end:
+                    stop = max(stop, record.offset + 1)
+                elif record.offset == stop - 1:
                     return stop
             if not records and await consumer.position(tp) >= stop:
-                break  # the rest of the range is gone (retention) or was never records
+                break  # the rest of the range is gone (retention) or was never records; to the end: nothing more
     finally:
         await consumer.stop()
     return stop

@@ -1,4 +1,4 @@
-"""Read a topic from its beginning until a condition holds: for tests, benchmarks and tools."""
+"""Read a topic from its beginning: until a condition holds (tests, benchmarks, tools) or to its end (agents)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiops_common.broker.addresses import bootstrap_servers
 from aiops_common.topics import TopicSpec
 
-__all__ = ["read_values"]
+__all__ = ["read_to_end", "read_values"]
 
 
 async def read_values(
@@ -47,5 +47,39 @@ async def read_values(
             batch = await consumer.getmany(*tps, timeout_ms=200)
             values.extend(m.value for msgs in batch.values() for m in msgs if m.value is not None)
         return values
+    finally:
+        await consumer.stop()
+
+
+async def read_to_end(
+    broker_url: str, spec: TopicSpec, prefix: str, take: Callable[[bytes], None], timeout_s: float = 120.0
+) -> None:
+    """Hand every value of the topic, from its first offset, to ``take``; returns once the topic's end is read.
+
+    The end is where the broker's end offset was at the call and a fetch then brings nothing more: a broker
+    may report a partition's end as one past the first record of its last batch (the embedded one does),
+    so the end offset alone is not trusted to cover the newest records.
+    """
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers(broker_url), enable_auto_commit=False, auto_offset_reset="earliest"
+    )
+    deadline = time.monotonic() + timeout_s
+    await consumer.start()
+    try:
+        name = spec.full_name(prefix)
+        tps = [TopicPartition(name, p) for p in range(spec.partitions)]
+        consumer.assign(tps)
+        ends = await consumer.end_offsets(tps)
+        await consumer.seek_to_beginning(*tps)
+        while True:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{name} was not read to its end within {timeout_s} s")
+            batch = await consumer.getmany(*tps, timeout_ms=500)
+            for records in batch.values():
+                for record in records:
+                    if record.value is not None:
+                        take(record.value)
+            if not batch and all([await consumer.position(tp) >= ends[tp] for tp in tps]):
+                return
     finally:
         await consumer.stop()

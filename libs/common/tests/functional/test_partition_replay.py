@@ -10,6 +10,7 @@ import pytest
 from aiokafka import TopicPartition
 from aiops_common.broker import Publisher, bootstrap_servers, ensure_topics
 from aiops_common.broker.publisher import Message
+from aiops_common.broker.reader import read_to_end
 from aiops_common.partition_replay import read_range
 from aiops_common.testing.eventually import scaled
 from aiops_common.topics import TopicSpec
@@ -85,3 +86,26 @@ async def test_a_range_the_partition_does_not_hold_yet_times_out(broker_url: str
     with pytest.raises(TimeoutError, match=r"from 0 did not reach 5"):
         await read_range(servers, tp, 0, 5, take, timeout_s=1.5)
     assert taken == [0, 1, 2], "what there is was read before giving up"
+
+
+async def test_to_the_end_reads_past_an_end_offset_that_stops_inside_the_last_batch(
+    broker_url: str, topic_prefix: str
+) -> None:
+    spec = TopicSpec("replay", "test", None, 2, timedelta(hours=1), False, "replay test input")
+    await ensure_topics(broker_url, topic_prefix, [spec])
+    publisher = Publisher(broker_url, topic_prefix)
+    try:  # one record batch of five: the embedded broker reports the end as its first offset + 1
+        await publisher.publish([Message(spec, f"v{i}".encode(), partition=1) for i in range(5)])
+    finally:
+        await publisher.stop()
+    taken: list[int] = []
+
+    async def take(record: Any) -> None:
+        taken.append(record.offset)
+
+    tp = TopicPartition(spec.full_name(topic_prefix), 1)
+    assert await read_range(bootstrap_servers(broker_url), tp, 0, None, take, timeout_s=scaled(10)) == 5
+    assert taken == [0, 1, 2, 3, 4]
+    values: list[bytes] = []
+    await read_to_end(broker_url, spec, topic_prefix, values.append, timeout_s=scaled(10))
+    assert values == [f"v{i}".encode() for i in range(5)]

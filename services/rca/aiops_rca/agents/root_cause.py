@@ -21,16 +21,15 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import faust
 import numpy as np
 import structlog
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiops_common.agent_loop import AgentMeter
-from aiops_common.broker.addresses import bootstrap_servers
+from aiops_common.broker.reader import read_to_end
 from aiops_common.documents import DocumentStore, VersionConflictError
 from aiops_common.schemas import (
     IncidentRecord,
@@ -41,7 +40,7 @@ from aiops_common.schemas import (
     decode_envelope,
     rca_result_id,
 )
-from aiops_common.topics import Topics, TopicSpec, declare
+from aiops_common.topics import Topics, declare
 from aiops_common.topology import from_millis
 from prometheus_client import Counter, Histogram
 
@@ -51,7 +50,7 @@ from aiops_rca.feedback_priors import CausePriors
 from aiops_rca.gather import Sources, gather_case
 from aiops_rca.settings import RcaSettings
 
-__all__ = ["RETRY_DELAYS_S", "RootCause", "incident_summary", "install", "read_to_end", "result_of"]
+__all__ = ["RETRY_DELAYS_S", "RootCause", "incident_summary", "install", "result_of"]
 
 log = structlog.get_logger(__name__)
 
@@ -74,40 +73,6 @@ TOP_ON_INCIDENT = 3
 RETRY_DELAYS_S: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0)
 """Waits between tries of a result's document writes: about half a minute of a store being down is ridden out."""
 LOAD_TIMEOUT_S = 120.0
-
-
-async def read_to_end(
-    broker_url: str, spec: TopicSpec, prefix: str, take: Callable[[bytes], None], timeout_s: float = LOAD_TIMEOUT_S
-) -> None:
-    """Hand every value of the topic, from its first offset, to ``take``; returns once the topic's end is read.
-
-    The end is where the broker's end offset was at the call and a fetch then brings nothing more: a broker
-    may report a partition's end as one past the first record of its last batch (the embedded one does),
-    so the end offset alone is not trusted to cover the newest records.
-    """
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap_servers(broker_url), enable_auto_commit=False, auto_offset_reset="earliest"
-    )
-    deadline = time.monotonic() + timeout_s
-    await consumer.start()
-    try:
-        name = spec.full_name(prefix)
-        tps = [TopicPartition(name, p) for p in range(spec.partitions)]
-        consumer.assign(tps)
-        ends = await consumer.end_offsets(tps)
-        await consumer.seek_to_beginning(*tps)
-        while True:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{name} was not read to its end within {timeout_s} s")
-            batch = await consumer.getmany(*tps, timeout_ms=500)
-            for records in batch.values():
-                for record in records:
-                    if record.value is not None:
-                        take(record.value)
-            if not batch and all([await consumer.position(tp) >= ends[tp] for tp in tps]):
-                return
-    finally:
-        await consumer.stop()
 
 
 def result_of(
@@ -227,7 +192,9 @@ class RootCause:
             except SchemaError as exc:
                 self.meter.dropped("undecodable_result", str(exc))
 
-        await read_to_end(self.settings.require_broker_url(), Topics.RCA_RESULTS, self.settings.topic_prefix, take)
+        await read_to_end(
+            self.settings.require_broker_url(), Topics.RCA_RESULTS, self.settings.topic_prefix, take, LOAD_TIMEOUT_S
+        )
         self.stale = False
         log.info("rca results read", results=found, incidents=len(self.analysed))
 

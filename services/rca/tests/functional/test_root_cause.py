@@ -17,6 +17,7 @@ import pytest
 from aiops_cli.testing import WorkerProcess, worker_env
 from aiops_common.broker import Publisher, free_port
 from aiops_common.broker.publisher import Message
+from aiops_common.broker.reader import read_to_end
 from aiops_common.documents import open_document_store
 from aiops_common.feedback import open_feedback_store
 from aiops_common.schemas import (
@@ -36,7 +37,6 @@ from aiops_common.testing.eventually import scaled
 from aiops_common.topics import Topics, TopicSpec
 from aiops_common.topology import Dependency, Service, millis, open_topology_store
 from aiops_common.tsdb import open_tsdb
-from aiops_rca.agents.root_cause import read_to_end
 
 pytestmark = pytest.mark.functional
 
