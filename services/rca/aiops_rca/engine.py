@@ -122,7 +122,7 @@ def analyze(case: Case, config: RcaConfig | None = None) -> Analysis:
         else:
             # Where the target's departure began: series are judged from a step before it, against
             # their level just before it when the window has one.
-            begin = first_sustained_index(target, config.target_z)
+            begin = _target_start(target, config.target_z)
             if begin is not None and begin > 1:
                 scored = _score(case, ts, base, window, config, start=begin - 1)
                 if onset_ms is None:
@@ -133,11 +133,14 @@ def analyze(case: Case, config: RcaConfig | None = None) -> Analysis:
     for series in by_service.values():
         series.sort(key=lambda s: -abs(s.score.score))
     llr = _service_llr(by_service, case.target, config)
-    # An alert or anomaly of the incident says its service moved, even where its series do not show it (they
-    # are other series, or the TSDB could not be read).
-    for service in _symptoms(case):
-        if case.target is None and any(s.service == service for s in case.signals):
-            llr[service] = max(llr.get(service, _SIGNALLED_LLR), _SIGNALLED_LLR)
+    symptoms = _symptoms(case)
+    if case.target is None:
+        # An alert or anomaly of the incident says its service moved, even where its series do not show it
+        # (they are other series, or the TSDB could not be read).
+        signalled = {s.service for s in case.signals}
+        for service in symptoms:
+            if service in signalled:
+                llr[service] = max(llr.get(service, _SIGNALLED_LLR), _SIGNALLED_LLR)
     onsets = {
         service: min((s.onset_ms for s in series if s.onset_ms is not None and s.llr > 0), default=None)
         for service, series in by_service.items()
@@ -160,7 +163,6 @@ def analyze(case: Case, config: RcaConfig | None = None) -> Analysis:
         missing_granger = "granger: the normal period is apart from the incident, so no contiguous series to test"
         if missing_granger not in missing:
             missing.append(missing_granger)
-    symptoms = _symptoms(case)
     fires = _changes_and_rules(
         case, services, symptoms, callers, callees, by_service, llr, own, onsets, onset_ms, config, extra
     )
@@ -190,7 +192,10 @@ def analyze(case: Case, config: RcaConfig | None = None) -> Analysis:
     target_service = case.target.service if case.target is not None else None
     hypotheses = rank(candidates, callers, llr, extra, symptoms, own=own, target=target_service)
     hypotheses = _rules_first(hypotheses, fires)
-    causes = [_cause(h, by_service.get(h.service, []), fires.get(h.service)) for h in hypotheses[: config.top]]
+    causes = [
+        _cause(h, by_service.get(h.service, []), fires.get(h.service), own.get(h.service, llr.get(h.service)))
+        for h in hypotheses[: config.top]
+    ]
     status = RcaStatus.DEGRADED if missing and case.missing else RcaStatus.OK
     return Analysis(causes, status, onset_ms, _summary(causes, onset_ms), missing)
 
@@ -216,7 +221,8 @@ def _split(
     return base, ts >= start, onset_ms
 
 
-def first_sustained_index(target: ScoredSeries, threshold: float) -> int | None:
+def _target_start(target: ScoredSeries, threshold: float) -> int | None:
+    """Index in the window where the target's departure (two points in a row beyond ``threshold``) began."""
     z = (target.window - target.score.baseline.median) / target.score.baseline.spread
     return first_sustained(z, threshold)
 
@@ -502,7 +508,7 @@ def _granger_evidence(test: granger.GrangerTest, weight: float, edge: str) -> Ev
 def _changes_and_rules(
     case: Case,
     services: Sequence[str],
-    symptoms: Sequence[str] | None,
+    symptoms: Sequence[str],
     callers: dict[str, list[str]],
     callees: dict[str, list[str]],
     by_service: dict[str, list[ScoredSeries]],
@@ -536,7 +542,7 @@ def _changes_and_rules(
             )
         first = _dependency_moved_first(service, callees, llr, onsets)
         fire = None
-        if symptoms is None or _explains_any(service, symptoms, callers):
+        if _explains_any(service, symptoms, callers):
             load_surged = any(
                 kind_of(s.key.metric) is CauseKind.TRAFFIC and s.score.score >= config.anomaly_z for s in series
             )
@@ -663,7 +669,9 @@ def _instant(ms: int | None) -> datetime | None:
     return datetime.fromtimestamp(ms / 1000, UTC) if ms is not None else None
 
 
-def _cause(h: Hypothesis, series: Sequence[ScoredSeries], fire: RuleFire | None) -> RankedCause:
+def _cause(h: Hypothesis, series: Sequence[ScoredSeries], fire: RuleFire | None, own: float | None) -> RankedCause:
+    """The published cause; its most moved series carries the service's own term in the ranking (``own``: what
+    its dependencies do not explain), the others are shown for context (weight 0)."""
     findings = [
         MetricFinding(
             series=s.key.metric,
@@ -675,6 +683,8 @@ def _cause(h: Hypothesis, series: Sequence[ScoredSeries], fire: RuleFire | None)
         for s in series
     ]
     shown = [s for s in series if s.llr > 0][:_SERIES_SHOWN]
+    weight = own if own is not None else 0.0
+    explained = bool(shown) and weight < shown[0].llr - 1.0
     evidence = [
         Evidence(
             kind=EvidenceKind.SERIES,
@@ -682,8 +692,9 @@ def _cause(h: Hypothesis, series: Sequence[ScoredSeries], fire: RuleFire | None)
                 f"{s.key.metric} moved to {s.score.value:.4g} from a baseline of {s.score.baseline.median:.4g}"
                 f" (robust z {s.score.score:.1f})"
                 + (f" at {_instant(s.onset_ms):%Y-%m-%d %H:%M:%S}Z" if s.onset_ms is not None else "")
+                + (", most of it explained by the services it calls" if i == 0 and explained else "")
             ),
-            weight=s.llr if i == 0 else 0.0,
+            weight=weight if i == 0 else 0.0,
             series=s.key.metric,
             onset=_instant(s.onset_ms),
             magnitude=s.score.score,
