@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 from aiops_common.schemas import Evidence, EvidenceKind
 
-__all__ = ["Hypothesis", "best_paths", "rank", "upstream_of"]
+__all__ = ["Hypothesis", "best_paths", "rank", "upstream_hops"]
 
 PROPAGATION = 0.5
 """q: how likely a service that depends on the origin shows the fault too."""
@@ -45,11 +45,6 @@ class Hypothesis:
     log_score: float
     probability: float = 0.0
     evidence: list[Evidence] = field(default_factory=list)
-
-
-def upstream_of(service: str, callers: Mapping[str, Sequence[str]]) -> list[str]:
-    """Every service that calls ``service`` directly or through others, nearest first (ties by name)."""
-    return list(upstream_hops(service, callers))
 
 
 def upstream_hops(service: str, callers: Mapping[str, Sequence[str]]) -> dict[str, int]:
@@ -118,6 +113,95 @@ def _relative(llr: float, p: float) -> float:
     return _mix(llr, p) - _mix(llr, BACKGROUND)
 
 
+def _symptom_terms(
+    service: str,
+    callers: Mapping[str, Sequence[str]],
+    llr: Mapping[str, float],
+    symptoms: Sequence[str],
+    target: str | None,
+    reach: float,
+) -> tuple[float, list[Evidence], set[str]]:
+    """What reaching (or failing to reach) each symptom adds to the origin ``service``, and the paths' services."""
+    score, evidence, on_path = 0.0, [], set()
+    paths = best_paths(service, callers, llr, reach=reach) if symptoms else {}
+    for symptom in symptoms:
+        if symptom == service:
+            continue
+        found = paths.get(symptom)
+        if found is None:
+            if symptom == target:
+                penalty = -max(llr.get(symptom, 0.0), _UNREACHED)  # the SLO under investigation
+            else:
+                # An alert it cannot reach is left to the background: another fault, or a decoy.
+                penalty = -max(_relative(llr.get(symptom, 0.0), 1.0), 0.0)
+            score += penalty
+            evidence.append(
+                Evidence(
+                    kind=EvidenceKind.TOPOLOGY,
+                    text=f"cannot explain {symptom}: no call path from it up to {symptom}",
+                    weight=penalty,
+                    effect=symptom,
+                )
+            )
+            continue
+        _, path = found
+        # Services on several symptoms' paths count once.
+        weight = sum(_relative(llr.get(u, 0.0), reach) for u in path[1:-1] if u not in on_path)
+        on_path.update(path)
+        score += weight
+        evidence.append(
+            Evidence(
+                kind=EvidenceKind.TOPOLOGY,
+                text=f"reaches {symptom} through " + " <- ".join(reversed(path)),
+                weight=weight,
+                cause=service,
+                effect=symptom,
+                count=len(path) - 1,
+            )
+        )
+    return score, evidence, on_path
+
+
+def _upstream_terms(
+    service: str, callers: Mapping[str, Sequence[str]], llr: Mapping[str, float], counted: set[str], spread: float
+) -> tuple[float, list[Evidence]]:
+    """What the origin's other upstream services (not ``counted`` already) add: moved ones it explains, quiet ones."""
+    explained: list[str] = []
+    weights = {True: 0.0, False: 0.0}
+    quiet = 0
+    for caller, hops in upstream_hops(service, callers).items():
+        caller_llr = llr.get(caller)
+        if caller in counted or caller_llr is None:
+            continue
+        # Each call further away is less likely to show the fault (it may call the origin rarely).
+        weights[caller_llr > 0] += _relative(caller_llr, spread * _DECAY ** (hops - 1))
+        if caller_llr > 0:
+            explained.append(caller)
+        else:
+            quiet += 1
+    evidence = []
+    if explained:
+        names = ", ".join(explained[:5]) + (f" and {len(explained) - 5} more" if len(explained) > 5 else "")
+        evidence.append(
+            Evidence(
+                kind=EvidenceKind.TOPOLOGY,
+                text=f"explains {len(explained)} moved service(s) that depend on it: {names}",
+                weight=weights[True],
+                count=len(explained),
+            )
+        )
+    if quiet:
+        evidence.append(
+            Evidence(
+                kind=EvidenceKind.TOPOLOGY,
+                text=f"{quiet} service(s) that depend on it did not move",
+                weight=weights[False],
+                count=quiet,
+            )
+        )
+    return weights[True] + weights[False], evidence
+
+
 def rank(
     candidates: Sequence[str],
     callers: Mapping[str, Sequence[str]],
@@ -139,91 +223,20 @@ def rank(
     it to the background costs for the others. ``own``: per service, the log likelihood ratio that it moved by itself
     (what its dependencies do not explain); the origin's own term (``llr`` where absent).
     """
+    own = own or {}
     hypotheses = []
     for service in candidates:
-        mine = (own or {}).get(service, llr.get(service))
-        evidence: list[Evidence] = list(extra.get(service, ()))
-        score = mine if mine is not None else 0.0
+        mine = own.get(service, llr.get(service))
+        mine = mine if mine is not None else 0.0
         # How far the fault is expected to reach depends on how clearly the origin moved by itself: a fault
         # too small to see in its own series is not expected to show in its callers either, and a service
         # whose move its dependencies explain is not the origin of what moved above it.
-        moved = 1.0 / (1.0 + math.exp(-(mine if mine is not None else 0.0)))
-        reach, spread = moved, q * moved
-        on_path: set[str] = set()
-        paths = best_paths(service, callers, llr, reach=reach) if symptoms else {}
-        for symptom in symptoms:
-            if symptom == service:
-                continue
-            found = paths.get(symptom)
-            if found is None:
-                if symptom == target:
-                    penalty = -max(llr.get(symptom, 0.0), _UNREACHED)  # the SLO under investigation
-                else:
-                    # An alert it cannot reach is left to the background: another fault, or a decoy.
-                    penalty = -max(_relative(llr.get(symptom, 0.0), 1.0), 0.0)
-                score += penalty
-                evidence.append(
-                    Evidence(
-                        kind=EvidenceKind.TOPOLOGY,
-                        text=f"cannot explain {symptom}: no call path from it up to {symptom}",
-                        weight=penalty,
-                        effect=symptom,
-                    )
-                )
-                continue
-            _, path = found
-            # Services on several symptoms' paths count once.
-            fresh = [u for u in path[1:-1] if u not in on_path]
-            weight = sum(_relative(llr.get(u, 0.0), reach) for u in fresh)
-            on_path.update(path)
-            score += weight
-            evidence.append(
-                Evidence(
-                    kind=EvidenceKind.TOPOLOGY,
-                    text=f"reaches {symptom} through " + " <- ".join(reversed(path)),
-                    weight=weight,
-                    cause=service,
-                    effect=symptom,
-                    count=len(path) - 1,
-                )
-            )
-        explained, explained_weight, quiet_weight, quiet = [], 0.0, 0.0, 0
-        for caller, hops in upstream_hops(service, callers).items():
-            if caller in on_path or caller in symptoms:
-                continue
-            caller_llr = llr.get(caller)
-            if caller_llr is None:
-                continue
-            # Each call further away is less likely to show the fault (it may call the origin rarely).
-            term = _relative(caller_llr, spread * _DECAY ** (hops - 1))
-            if caller_llr > 0:
-                explained.append(caller)
-                explained_weight += term
-            else:
-                quiet += 1
-                quiet_weight += term
-        score += explained_weight + quiet_weight
-        if explained:
-            names = ", ".join(explained[:5]) + (f" and {len(explained) - 5} more" if len(explained) > 5 else "")
-            evidence.append(
-                Evidence(
-                    kind=EvidenceKind.TOPOLOGY,
-                    text=f"explains {len(explained)} moved service(s) that depend on it: {names}",
-                    weight=explained_weight,
-                    count=len(explained),
-                )
-            )
-        if quiet:
-            evidence.append(
-                Evidence(
-                    kind=EvidenceKind.TOPOLOGY,
-                    text=f"{quiet} service(s) that depend on it did not move",
-                    weight=quiet_weight,
-                    count=quiet,
-                )
-            )
-        score += sum(e.weight for e in extra.get(service, ()))
-        hypotheses.append(Hypothesis(service, score, evidence=evidence))
+        reach = 1.0 / (1.0 + math.exp(-mine))
+        path_score, path_evidence, on_path = _symptom_terms(service, callers, llr, symptoms, target, reach)
+        upstream_score, upstream_evidence = _upstream_terms(service, callers, llr, set(symptoms) | on_path, q * reach)
+        extras = list(extra.get(service, ()))
+        score = mine + path_score + upstream_score + sum(e.weight for e in extras)
+        hypotheses.append(Hypothesis(service, score, evidence=[*extras, *path_evidence, *upstream_evidence]))
     top = max([0.0, *(h.log_score for h in hypotheses)])
     total = math.exp(-top) + sum(math.exp(h.log_score - top) for h in hypotheses)  # "none of these" scores 0
     for h in hypotheses:

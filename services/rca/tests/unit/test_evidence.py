@@ -13,7 +13,7 @@ from aiops_rca.evidence.deployments import changes_before
 from aiops_rca.evidence.kinds import kind_of
 from aiops_rca.evidence.regression import residuals
 from aiops_rca.evidence.traces import origin_shares
-from aiops_rca.ranking.bayes import best_paths, rank, upstream_of
+from aiops_rca.ranking.bayes import best_paths, rank, upstream_hops
 
 pytestmark = pytest.mark.unit
 
@@ -122,7 +122,8 @@ def test_origin_shares_merge_per_service() -> None:
 
 def test_upstream_and_paths_follow_calls_up() -> None:
     callers = {"db": ["payment", "report"], "payment": ["checkout"], "checkout": ["frontend"]}
-    assert upstream_of("db", callers) == ["payment", "report", "checkout", "frontend"]
+    assert upstream_hops("db", callers) == {"payment": 1, "report": 1, "checkout": 2, "frontend": 3}
+    assert list(upstream_hops("db", callers)) == ["payment", "report", "checkout", "frontend"]  # nearest first
     llr = {"payment": 3.0, "checkout": 2.0, "report": -2.0}
     paths = best_paths("db", callers, llr)
     assert paths["frontend"][1] == ["db", "payment", "checkout", "frontend"]
