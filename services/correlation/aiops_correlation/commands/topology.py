@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -30,27 +29,17 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
 
 def _with_store(use: Callable[[TopologyStore], Awaitable[T]]) -> T:
     """Open AIOPS_TOPOLOGY_URL's store, run ``use`` on it, close it; a store that cannot be reached is one line."""
+    from aiops_common.store_access import StoreUnreachableError, with_store
     from aiops_common.topology import open_topology_store
 
     from aiops_correlation.settings import CorrelationSettings
 
-    url = CorrelationSettings().topology_url
-
-    async def run() -> T:
-        store = open_topology_store(url)
-        try:
-            return await use(store)
-        finally:
-            await store.close()
-
     try:
-        return asyncio.run(run())
-    except Exception as exc:
-        # A bad URL (ValueError), a file or host that cannot be reached (OSError), SQLite's or the Bolt
-        # driver's own errors: one line. Anything else is a bug and keeps its traceback.
-        if isinstance(exc, OSError | ValueError) or type(exc).__module__.split(".")[0] in {"sqlite3", "neo4j"}:
-            raise _fail(f"topology store {url}: {type(exc).__name__}: {exc}") from None
-        raise
+        # SQLite's and the Bolt driver's own errors mean the store could not be reached or read.
+        url = CorrelationSettings().topology_url
+        return with_store(open_topology_store, url, use, "topology store", {"sqlite3", "neo4j"})
+    except StoreUnreachableError as exc:
+        raise _fail(str(exc)) from None
 
 
 def _read_file(path: Path) -> Any:

@@ -37,24 +37,12 @@ def _settings() -> RcaSettings:
 def _with_documents(settings: RcaSettings, use: Callable[[DocumentStore], Awaitable[T]]) -> T:
     """Open AIOPS_DOCUMENTS_URL's store, run ``use`` on it, close it; a store that cannot be reached is one line."""
     from aiops_common.documents import open_document_store
-
-    url = settings.documents_url
-
-    async def run() -> T:
-        store = open_document_store(url)
-        try:
-            return await use(store)
-        finally:
-            await store.close()
+    from aiops_common.store_access import StoreUnreachableError, with_store
 
     try:
-        return asyncio.run(run())
-    except Exception as exc:
-        # A bad URL (ValueError), a file or host that cannot be reached (OSError), SQLite's or the Elasticsearch
-        # client's own errors: one line. Anything else is a bug and keeps its traceback.
-        if isinstance(exc, OSError | ValueError) or type(exc).__module__.split(".")[0] in _STORE_ERRORS:
-            raise fail(f"document store {url}: {type(exc).__name__}: {exc}") from None
-        raise
+        return with_store(open_document_store, settings.documents_url, use, "document store", _STORE_ERRORS)
+    except StoreUnreachableError as exc:
+        raise fail(str(exc)) from None
 
 
 async def _latest(store: DocumentStore, incident_id: str) -> dict[str, Any] | None:
