@@ -18,8 +18,9 @@ from aiops_common.broker import Publisher, free_port
 from aiops_common.broker.publisher import Message
 from aiops_common.broker.reader import read_values
 from aiops_common.documents import open_document_store
-from aiops_common.schemas import AnomalyRecord, AnomalySeverity, IncidentRecord, IncidentStatus, anomaly_id
+from aiops_common.schemas import AnomalyRecord, IncidentRecord, IncidentStatus
 from aiops_common.testing.eventually import scaled
+from aiops_common.testing.records import service_anomaly
 from aiops_common.topics import Topics
 from aiops_common.topology import Dependency, Service, open_topology_store
 from aiops_correlation import cli
@@ -115,21 +116,7 @@ def alert(
 
 
 def anomaly(series: str, service: str, at: datetime) -> AnomalyRecord:
-    key = f'{series}{{service="{service}"}}'
-    return AnomalyRecord(
-        id=anomaly_id(key, int(at.timestamp() * 1000), 60_000),
-        series_name=series,
-        labels={"service": service},
-        series_key=key,
-        service=service,
-        window_start=at,
-        window_end=at + timedelta(minutes=1),
-        value=2.5,
-        score=0.97,
-        severity=AnomalySeverity.CRITICAL,
-        detector="cascade",
-        detected_at=at + timedelta(minutes=1),
-    )
+    return service_anomaly(series, service, at, timedelta(minutes=1), value=2.5)
 
 
 def cascade_alerts() -> list[dict[str, Any]]:

@@ -22,7 +22,6 @@ from aiops_common.documents import open_document_store
 from aiops_common.feedback import open_feedback_store
 from aiops_common.schemas import (
     AnomalyRecord,
-    AnomalySeverity,
     EvidenceKind,
     FeedbackLabel,
     FeedbackRecord,
@@ -30,10 +29,10 @@ from aiops_common.schemas import (
     MetricBatchBuilder,
     RcaResult,
     RcaStatus,
-    anomaly_id,
     rca_result_id,
 )
 from aiops_common.testing.eventually import scaled
+from aiops_common.testing.records import service_anomaly
 from aiops_common.topics import Topics, TopicSpec
 from aiops_common.topology import Dependency, Service, millis, open_topology_store
 from aiops_common.tsdb import open_tsdb
@@ -178,21 +177,7 @@ def replay_history(tsdb_url: str) -> None:
 
 
 def anomaly(series: str, service: str, at: datetime) -> AnomalyRecord:
-    key = f'{series}{{service="{service}"}}'
-    return AnomalyRecord(
-        id=anomaly_id(key, int(at.timestamp() * 1000), 10_000),
-        series_name=series,
-        labels={"service": service},
-        series_key=key,
-        service=service,
-        window_start=at,
-        window_end=at + timedelta(seconds=10),
-        value=1.0,
-        score=0.97,
-        severity=AnomalySeverity.CRITICAL,
-        detector="cascade",
-        detected_at=at + timedelta(seconds=10),
-    )
+    return service_anomaly(series, service, at)
 
 
 def fault_anomalies() -> list[AnomalyRecord]:
