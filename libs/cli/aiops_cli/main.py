@@ -124,6 +124,11 @@ def status() -> None:
         typer.echo("")
         for path, result in http_status(state.http_url).items():
             typer.echo(f"ingestion {path:<8} {result}")
+    if state is not None and state.gateway_url:
+        typer.echo("")
+        for path, result in http_status(state.gateway_url).items():
+            typer.echo(f"gateway {path:<10} {result}")
+        typer.echo(f"operator UI and REST API: {state.gateway_url} (a key: `aiops keys create NAME --role admin`)")
     if state is not None and state.probe_url:
         typer.echo("")
         for line in describe_worker(state.services, worker_status(state.probe_url)):

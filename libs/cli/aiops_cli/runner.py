@@ -58,7 +58,15 @@ def run_services(names: Sequence[str], settings: PlatformSettings, embedded: boo
         if settings.host_metrics and http_url is not None:
             services.append(_host_telemetry(f"{http_url}/v1/metrics", settings))
         RunState(
-            broker_url, embedded, settings.topic_prefix, list(names), http_url, grpc_address, os.getpid(), probes.url
+            broker_url,
+            embedded,
+            settings.topic_prefix,
+            list(names),
+            http_url,
+            grpc_address,
+            os.getpid(),
+            probes.url,
+            urls.get(Endpoint.GATEWAY_HTTP),
         ).write(settings.data_dir)
         # The platform's own JSON log handler stays in place (Faust would install its own).
         worker = faust.Worker(

@@ -27,6 +27,7 @@ class RunState:
     grpc_address: str | None
     pid: int
     probe_url: str | None = None  # the worker's /health, /ready and /metrics (every service of this process)
+    gateway_url: str | None = None  # the REST API and the operator UI
 
     @staticmethod
     def path(data_dir: Path) -> Path:

@@ -32,6 +32,7 @@ class Endpoint(StrEnum):
 
     TELEMETRY_HTTP = "telemetry_http"  # base URL taking OTLP/HTTP (under /v1), remote write and the JSON APIs
     TELEMETRY_GRPC = "telemetry_grpc"  # host:port of OTLP/gRPC
+    GATEWAY_HTTP = "gateway_http"  # base URL of the REST API (under /api/v1) and the operator UI
 
 
 class ServiceStartError(RuntimeError):

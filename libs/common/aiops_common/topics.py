@@ -28,7 +28,7 @@ from aiops_common.schemas import (
 if TYPE_CHECKING:
     import faust
 
-__all__ = ["ALL_TOPICS", "TopicSpec", "Topics"]
+__all__ = ["ALL_TOPICS", "CORRELATION_EVENTS_KEY", "TopicSpec", "Topics"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +116,9 @@ class Topics:
         "feedback", "subject id", FeedbackRecord, 1, 365 * _DAY, False, "Operator feedback and outcomes"
     )
 
+
+#: The key of every ``correlation.events`` record: one key, so one ordered log whatever the partitioning.
+CORRELATION_EVENTS_KEY = b"correlation"
 
 ALL_TOPICS: tuple[TopicSpec, ...] = tuple(v for v in vars(Topics).values() if isinstance(v, TopicSpec))
 

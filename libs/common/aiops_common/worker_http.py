@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import socket
@@ -19,7 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from aiops_common.broker.addresses import bootstrap_servers
+from aiops_common.broker.addresses import broker_accepts_connections
 from aiops_common.service import ServiceStartError
 from aiops_common.settings import CommonSettings
 
@@ -153,17 +152,6 @@ class WorkerHttp(mode.Service):
         checked_at, ok = self._broker_ok
         if time.monotonic() - checked_at < 2.0:
             return ok
-        ok = False
-        for server in bootstrap_servers(self.broker_url):
-            host, _, port = server.rpartition(":")
-            try:
-                _, writer = await asyncio.wait_for(asyncio.open_connection(host.strip("[]"), int(port)), 1.0)
-            except (OSError, TimeoutError, ValueError):
-                continue
-            writer.close()
-            with contextlib.suppress(OSError):
-                await writer.wait_closed()
-            ok = True
-            break
+        ok = await broker_accepts_connections(self.broker_url)
         self._broker_ok = (time.monotonic(), ok)
         return ok

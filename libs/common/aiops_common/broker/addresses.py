@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import socket
 from urllib.parse import urlsplit
 
-__all__ = ["bootstrap_servers", "free_port", "port_is_free"]
+__all__ = ["bootstrap_servers", "broker_accepts_connections", "free_port", "port_is_free"]
 
 
 def bootstrap_servers(url: str) -> list[str]:
@@ -34,3 +36,18 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
         except OSError:
             return False
         return True
+
+
+async def broker_accepts_connections(url: str, timeout_s: float = 1.0) -> bool:
+    """Whether a bootstrap server of ``url`` accepts a TCP connection within ``timeout_s`` (a readiness check)."""
+    for server in bootstrap_servers(url):
+        host, _, port = server.rpartition(":")
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_connection(host.strip("[]"), int(port)), timeout_s)
+        except (OSError, TimeoutError, ValueError):
+            continue
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+        return True
+    return False

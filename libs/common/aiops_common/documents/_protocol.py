@@ -51,7 +51,7 @@ class Collection:
         return [name for name, kind in self.fields.items() if kind == "text"]
 
 
-def _collection(name: str, time_field: str, **fields: FieldKind) -> Collection:
+def _collection(name: str, time_field: str, /, **fields: FieldKind) -> Collection:
     return Collection(name, time_field, {time_field: "time", **fields})
 
 
@@ -89,6 +89,21 @@ COLLECTIONS: Mapping[str, Collection] = {
             message="text",
         ),
         _collection("logs", "at", services="keywords", severity="keyword", source="keyword", message="text"),
+        # Detection's output, kept for the API and the UI (the feedback store keeps anomalies by id for labels).
+        _collection(
+            "anomalies",
+            "window_end",
+            services="keywords",
+            severity="keyword",
+            series_key="keyword",
+            detector="keyword",
+            series_name="text",
+        ),
+        _collection("predictions", "made_at", services="keywords", series_key="keyword", series_name="text"),
+        # Operators' runtime configuration, one document per version (``aiops_common.schemas.config``).
+        _collection("config", "at", kind="keyword", by="keyword", note="text"),
+        # The gateway's API keys: only a hash of each secret is kept.
+        _collection("api_keys", "created_at", name="keyword", role="keyword", status="keyword"),
         # Signals Dynamic-X-Y held back (flapping, below their learned X): kept so they can still be found.
         _collection("suppressed", "at", key="keyword", kind="keyword", services="keywords", reason="text"),
     )

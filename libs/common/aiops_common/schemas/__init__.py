@@ -7,6 +7,13 @@ from aiops_common.schemas._ids import record_id
 from aiops_common.schemas.alerts import AlertRecord, AlertStatus
 from aiops_common.schemas.anomalies import AnomalyRecord, AnomalySeverity, anomaly_id
 from aiops_common.schemas.changes import ChangeEvent
+from aiops_common.schemas.config import (
+    DetectionConfig,
+    DetectionConfigVersion,
+    SensitivityOverride,
+    StaticRule,
+    config_doc_id,
+)
 from aiops_common.schemas.features import FEATURE_COLUMNS, FeatureBatch, FeatureRow
 from aiops_common.schemas.feedback import FeedbackLabel, FeedbackRecord
 from aiops_common.schemas.incidents import (
@@ -60,6 +67,8 @@ __all__ = [
     "CorrelationBatch",
     "CorrelationTick",
     "CrossingDirection",
+    "DetectionConfig",
+    "DetectionConfigVersion",
     "Evidence",
     "EvidenceKind",
     "FeatureBatch",
@@ -86,12 +95,15 @@ __all__ = [
     "RcaResult",
     "RcaStatus",
     "SchemaError",
+    "SensitivityOverride",
     "SeriesMeta",
     "Span",
     "SpanBatch",
+    "StaticRule",
     "StatusChange",
     "TopologyEdge",
     "anomaly_id",
+    "config_doc_id",
     "decode_envelope",
     "encode_envelope",
     "envelope_schema",

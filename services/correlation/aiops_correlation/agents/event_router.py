@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 import faust
 from aiops_common.agent_loop import AgentMeter
 from aiops_common.schemas import CorrelationBatch
-from aiops_common.topics import Topics, TopicSpec, declare
+from aiops_common.topics import CORRELATION_EVENTS_KEY, Topics, TopicSpec, declare
 
 from aiops_correlation.settings import CorrelationSettings
 
@@ -29,7 +29,7 @@ INPUTS: tuple[TopicSpec, ...] = (
     Topics.CHANGES,
     Topics.FEEDBACK,
 )
-KEY = b"correlation"
+KEY = CORRELATION_EVENTS_KEY
 """Every record of ``correlation.events`` has this key: one partition, one order."""
 
 _BATCH = 500

@@ -1,0 +1,1 @@
+"""The gateway: one REST API (query, configuration, automation), authentication, rate limits and the operator UI."""

@@ -1,0 +1,151 @@
+"""The gateway's FastAPI application: middleware (request ids, security headers, CORS), refusals as JSON, and the
+routers of every part of the API and the UI."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+import structlog
+from aiops_common.broker import BrokerUnavailableError
+from aiops_common.store_access import StoreUnreachableError
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from aiops_gateway import telemetry
+from aiops_gateway.context import Gateway
+from aiops_gateway.errors import ApiError
+from aiops_gateway.routes import (
+    anomalies,
+    config,
+    events,
+    feedback,
+    incidents,
+    ingest,
+    metrics,
+    runbooks,
+    system,
+    topology,
+)
+from aiops_gateway.ui import install_ui
+
+__all__ = ["API_PREFIX", "create_app"]
+
+log = structlog.get_logger(__name__)
+
+API_PREFIX = "/api/v1"
+
+#: Sent with every response: no sniffing, no framing by other sites, no referrer leaks, scripts only from here.
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+    ),
+}
+
+# What a store or the broker raises when it cannot be reached: 503 and Retry-After, not a 500.
+_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    BrokerUnavailableError,
+    StoreUnreachableError,
+    OSError,
+    TimeoutError,
+    sqlite3.OperationalError,
+)
+
+
+def _error(request: Request, status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    request_id = getattr(request.state, "request_id", "")
+    return JSONResponse({"error": message, "request_id": request_id}, status, headers)
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    parts = []
+    for error in exc.errors()[:10]:
+        where = ".".join(str(p) for p in error.get("loc", ()) if p != "body") or "body"
+        parts.append(f"{where}: {error.get('msg', 'invalid')}")
+    return "; ".join(parts) or "the request does not match the schema"
+
+
+def create_app(gw: Gateway) -> FastAPI:
+    settings = gw.settings
+    app = FastAPI(
+        title="AIOps platform API",
+        description=(
+            "Incidents, root causes, anomalies, metrics, topology, configuration and automation. Authenticate with "
+            "an API key (`Authorization: Bearer aiops_…` or `X-API-Key`) or an OIDC bearer token."
+        ),
+        version="1.0",
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.gateway = gw
+
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError) -> Response:
+        return _error(request, exc.status, exc.message, exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
+        return _error(request, 422, _validation_message(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        message = exc.detail if isinstance(exc.detail, str) else "refused"
+        return _error(request, exc.status_code, message, dict(exc.headers or {}))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        if isinstance(exc, _UNAVAILABLE):
+            log.warning("backend unavailable", error=f"{type(exc).__name__}: {exc}", path=request.url.path)
+            retry = {"Retry-After": "5"}
+            return _error(request, 503, f"a store or the broker is unavailable ({type(exc).__name__}); retry", retry)
+        log.exception("unexpected error", path=request.url.path)
+        return _error(request, 500, "internal error; the gateway's log has the details under this request id")
+
+    @app.middleware("http")
+    async def request_context(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        request_id = request.headers.get("x-request-id", "")
+        if not request_id or len(request_id) > 128 or not request_id.isprintable():
+            request_id = uuid.uuid4().hex
+        request.state.request_id = request_id
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        started = time.perf_counter()
+        try:
+            response = await call_next(request)
+        finally:
+            structlog.contextvars.unbind_contextvars("request_id")
+        elapsed = time.perf_counter() - started
+        route = request.scope.get("route")
+        template = getattr(route, "path", "unmatched")
+        telemetry.REQUESTS.labels(request.method, template, str(response.status_code)).inc()
+        telemetry.LATENCY.labels(request.method, template).observe(elapsed)
+        response.headers["X-Request-ID"] = request_id
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        return response
+
+    if settings.gateway_cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.gateway_cors_origins,
+            allow_methods=["GET", "POST", "PUT", "DELETE"],
+            allow_headers=["Authorization", "X-API-Key", "Content-Type", "X-Request-ID"],
+            expose_headers=["X-Request-ID", "Retry-After"],
+            max_age=600,
+        )
+
+    app.include_router(system.router)
+    for module in (incidents, anomalies, metrics, topology, config, runbooks, feedback, ingest, events):
+        app.include_router(module.router, prefix=API_PREFIX)
+    install_ui(app)
+    return app

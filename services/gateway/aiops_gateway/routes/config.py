@@ -1,0 +1,11 @@
+"""``/api/v1``: config."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from aiops_gateway.errors import ERROR_RESPONSES
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["config"], responses=ERROR_RESPONSES)

@@ -1,0 +1,11 @@
+"""``/api/v1``: metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from aiops_gateway.errors import ERROR_RESPONSES
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["metrics"], responses=ERROR_RESPONSES)
