@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import httpx
 from aiops_common.broker import Publisher
 from aiops_common.broker.addresses import broker_accepts_connections
 from aiops_common.documents import DocumentStore, open_document_store
@@ -34,6 +35,7 @@ class Gateway:
     publisher: Publisher
     auth: Authenticator
     live: LiveFeed
+    http: httpx.AsyncClient  # forwards the ingestion routes to the ingestion service
     _broker_checked: tuple[float, bool] = (0.0, False)
 
     @classmethod
@@ -55,6 +57,10 @@ class Gateway:
             ),
             auth=Authenticator(settings, KeyStore(documents)),
             live=LiveFeed(settings, broker_url),
+            http=httpx.AsyncClient(
+                timeout=settings.gateway_request_timeout_s,
+                limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
+            ),
         )
 
     async def start(self) -> None:
@@ -73,6 +79,7 @@ class Gateway:
     async def close(self) -> None:
         await self.live.stop()
         await self.publisher.stop()
+        await self.http.aclose()
         for store in (self.documents, self.topology, self.tsdb, self.feedback):
             await store.close()
 
