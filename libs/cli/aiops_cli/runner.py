@@ -6,6 +6,7 @@ import asyncio
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import faust
 import mode
@@ -43,9 +44,7 @@ def run_services(names: Sequence[str], settings: PlatformSettings, embedded: boo
                 f"cannot reach the broker at {broker_url} ({exc}); check AIOPS_BROKER_URL"
             ) from None
         app = create_app(app_name, settings, broker_url)
-        # Probes first: /health answers while agents still recover their tables.
-        probes = WorkerHttp(app, settings, broker_url)
-        services: list[mode.Service] = [probes]
+        services: list[mode.Service] = []
         urls: dict[str, str] = {}
         for spec in specs:
             svc_settings = spec.load_settings()
@@ -54,6 +53,12 @@ def run_services(names: Sequence[str], settings: PlatformSettings, embedded: boo
             if servers is not None:
                 services.append(servers)
             urls.update(svc_settings.advertised_urls())
+        # A process of servers only (the gateway alone) has no topic to consume, and Faust refuses to start a
+        # consumer with none: it then runs without the Faust app.
+        consumes = bool(app.agents)
+        # Probes first: /health answers while agents still recover their tables.
+        probes = WorkerHttp(app, settings, broker_url, consumes=consumes)
+        services.insert(0, probes)
         http_url, grpc_address = urls.get(Endpoint.TELEMETRY_HTTP), urls.get(Endpoint.TELEMETRY_GRPC)
         if settings.host_metrics and http_url is not None:
             services.append(_host_telemetry(f"{http_url}/v1/metrics", settings))
@@ -69,9 +74,8 @@ def run_services(names: Sequence[str], settings: PlatformSettings, embedded: boo
             urls.get(Endpoint.GATEWAY_HTTP),
         ).write(settings.data_dir)
         # The platform's own JSON log handler stays in place (Faust would install its own).
-        worker = faust.Worker(
-            app, *services, loglevel=settings.log_level, redirect_stdouts=False, override_logging=False
-        )
+        options: dict[str, Any] = {"loglevel": settings.log_level, "redirect_stdouts": False, "override_logging": False}
+        worker = faust.Worker(app, *services, **options) if consumes else mode.Worker(*services, **options)
         try:
             worker.execute_from_commandline()
         finally:

@@ -78,6 +78,7 @@ def start_platform(tmp_path: Path) -> Iterator[StartPlatform]:
             "AIOPS_DATA_DIR": str(tmp_path / "data"),
             "AIOPS_INGEST_HTTP_PORT": str(http_port),
             "AIOPS_INGEST_GRPC_PORT": str(free_port()),
+            "AIOPS_GATEWAY_PORT": str(free_port()),
             "AIOPS_LOG_LEVEL": "WARNING",
             **extra_env,
         }

@@ -99,6 +99,7 @@ def test_broker_url_switches_to_an_external_broker(tmp_path: Path) -> None:
             "AIOPS_DATA_DIR": str(tmp_path / "data"),
             "AIOPS_INGEST_HTTP_PORT": str(http_port),
             "AIOPS_INGEST_GRPC_PORT": str(free_port()),
+            "AIOPS_GATEWAY_PORT": str(free_port()),
         }
         log = tmp_path / "up.log"
         with log.open("wb") as out:

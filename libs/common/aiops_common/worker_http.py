@@ -87,9 +87,12 @@ class WorkerHttp(mode.Service):
     starts and a free port (``worker_http_port=0``) is known for the run state.
     """
 
-    def __init__(self, app: faust.App, settings: CommonSettings, broker_url: str, **kwargs: Any) -> None:
+    def __init__(
+        self, app: faust.App, settings: CommonSettings, broker_url: str, consumes: bool = True, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.app = app
+        self.consumes = consumes  # False: the process runs only servers (the gateway), no consumer to wait for
         self.broker_url = broker_url
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -105,7 +108,7 @@ class WorkerHttp(mode.Service):
         shown = "127.0.0.1" if host == "0.0.0.0" else host  # a wildcard is reached on loopback
         self.url = f"http://{shown}:{port}"
         self.lag = ConsumerLagCollector(app)
-        self.assigned = False
+        self.assigned = not consumes
         self._broker_ok: tuple[float, bool] = (0.0, False)
         self._runner: web.AppRunner | None = None
         app.on_rebalance_complete.connect(self._on_rebalance_complete)  # type: ignore[arg-type]  # mode's stub wants a keyword-only signal
@@ -136,6 +139,10 @@ class WorkerHttp(mode.Service):
         return web.json_response({"status": "ok", "app": self.app.conf.id, "pid": os.getpid()})
 
     async def _ready(self, request: web.Request) -> web.Response:
+        if not self.consumes:
+            if not await self._broker_reachable():
+                return web.json_response({"status": "not ready", "reason": "broker unreachable"}, status=503)
+            return web.json_response({"status": "ready", "assigned_partitions": 0})
         if not self.assigned or self.app.rebalancing:
             return web.json_response({"status": "not ready", "reason": "partitions not assigned yet"}, status=503)
         if not await self._broker_reachable():
