@@ -1,0 +1,231 @@
+"""Shaping stored incidents, analyses, changes and log lines into the API's bodies (no I/O here)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aiops_common.documents import Document
+from aiops_common.documents._protocol import decode_cursor, instant_ms
+from aiops_common.schemas import AnomalyRecord, IncidentRecord, IncidentStatus, RcaResult
+from aiops_common.topology import Change
+
+from aiops_gateway.views.models import ChangeView, IncidentSummary, LogLine, TimelineEntry, TopCause
+
+__all__ = [
+    "LIFECYCLE",
+    "LOG_LINES",
+    "URGENT_SEVERITIES",
+    "cause_services",
+    "check_cursor",
+    "lifecycle_conflict",
+    "linked_changes",
+    "newest_rca",
+    "ordered_logs",
+    "parse_instant",
+    "stored_anomaly",
+    "stored_incident",
+    "summary",
+    "timeline",
+]
+
+#: The lifecycle routes (``POST /incidents/{id}/<verb>``) and the status each asks for.
+LIFECYCLE: Mapping[str, IncidentStatus] = {
+    "acknowledge": IncidentStatus.ACKNOWLEDGED,
+    "mitigate": IncidentStatus.MITIGATED,
+    "resolve": IncidentStatus.RESOLVED,
+    "reopen": IncidentStatus.OPEN,
+}
+
+LOG_LINES = 200
+"""Most log lines an incident's detail carries."""
+
+#: Log severities shown before the others (the log indexer keeps severities lower-cased).
+URGENT_SEVERITIES = ("fatal", "critical", "error", "warn", "warning")
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_DURATION = re.compile(r"\s*(\d{1,9}(?:\.\d{1,6})?)\s*([smhdw])\s*")
+
+
+def parse_instant(text: str, now: datetime) -> datetime:
+    """``30m``, ``6h``, ``7d`` back from ``now``, or an ISO-8601 instant (UTC when it names no zone).
+
+    >>> now = datetime(2026, 1, 2, tzinfo=UTC)
+    >>> parse_instant("6h", now).isoformat(), parse_instant("2026-01-01T12:00", now).isoformat()
+    ('2026-01-01T18:00:00+00:00', '2026-01-01T12:00:00+00:00')
+    """
+    try:
+        match = _DURATION.fullmatch(text)
+        if match is not None:
+            at = now - timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
+        else:
+            at = datetime.fromisoformat(text.strip())
+            at = at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+        instant_ms(at)  # the stores keep milliseconds since the epoch: a time they cannot is refused here
+    except (ValueError, OverflowError, OSError):
+        raise ValueError(
+            f"not a duration or an instant: {text[:100]!r} (e.g. 30m, 6h, 7d, 2026-01-01T12:00:00Z)"
+        ) from None
+    return at
+
+
+def check_cursor(cursor: str) -> None:
+    """Refuse (``ValueError``) a cursor the document store did not make, before it reaches a query."""
+    try:
+        ms, doc_id = decode_cursor(cursor)
+    except ValueError:
+        raise ValueError("not a cursor of this list (pass next_cursor as it came)") from None
+    if abs(ms) >= 2**53 or not doc_id:
+        raise ValueError("not a cursor of this list (pass next_cursor as it came)")
+
+
+def _top_cause(rca: Any) -> TopCause | None:
+    if not isinstance(rca, Mapping):
+        return None
+    causes = rca.get("causes")
+    if not isinstance(causes, list) or not causes or not isinstance(causes[0], Mapping):
+        return None
+    top = causes[0]
+    return TopCause(service=top["service"], probability=top["probability"], kind=top.get("kind", "unknown"))
+
+
+def summary(body: Mapping[str, Any]) -> IncidentSummary:
+    """A list entry from a stored incident body (read as stored: members are counted, not parsed)."""
+    return IncidentSummary(
+        id=body["id"],
+        title=body["title"],
+        summary=body.get("summary", ""),
+        status=body["status"],
+        severity=body["severity"],
+        services=body.get("services", []),
+        started_at=body["started_at"],
+        updated_at=body["updated_at"],
+        resolved_at=body.get("resolved_at"),
+        member_count=len(body.get("members", ())),
+        change_count=len(body.get("changes", ())),
+        revision=body["revision"],
+        top_cause=_top_cause(body.get("rca")),
+    )
+
+
+def _known_fields(body: Mapping[str, Any], model: type[IncidentRecord | AnomalyRecord]) -> dict[str, Any]:
+    # Stored bodies carry fields other services add (the incident's ``rca``); the records forbid extras.
+    return {k: v for k, v in body.items() if k in model.model_fields}
+
+
+def stored_incident(body: Mapping[str, Any]) -> IncidentRecord:
+    return IncidentRecord.model_validate(_known_fields(body, IncidentRecord))
+
+
+def stored_anomaly(body: Mapping[str, Any]) -> AnomalyRecord:
+    return AnomalyRecord.model_validate(_known_fields(body, AnomalyRecord))
+
+
+def newest_rca(bodies: Iterable[Mapping[str, Any]]) -> RcaResult | None:
+    """The analysis of the highest incident revision (the latest analysis of it on a tie)."""
+    best: Mapping[str, Any] | None = None
+    for body in bodies:
+        rank = (int(body.get("incident_revision", 0)), str(body.get("analyzed_at", "")))
+        if best is None or rank > (int(best.get("incident_revision", 0)), str(best.get("analyzed_at", ""))):
+            best = body
+    return None if best is None else RcaResult.model_validate(best)
+
+
+def cause_services(incident: IncidentRecord, rca: RcaResult | None) -> set[str]:
+    """Services a cause label may name: the incident's and those its analysis ranked."""
+    names = set(incident.services)
+    if rca is not None:
+        names.update(c.service for c in rca.causes)
+    return names
+
+
+def linked_changes(incident: IncidentRecord, recorded: Sequence[Change]) -> list[ChangeView]:
+    """The incident's own changes and the recorded changes of its services, each id once, oldest first."""
+    views: dict[str, ChangeView] = {}
+    for c in incident.changes:
+        views[c.id] = ChangeView(
+            id=c.id,
+            service=c.service,
+            kind=c.kind,
+            at=c.at,
+            version=c.version,
+            text=c.text or f"{c.service} {c.kind} {c.version}".strip(),
+            before_onset_s=c.before_onset_s,
+            source="correlation",
+        )
+    for change in recorded:
+        if change.id in views:
+            continue
+        version = str(change.attributes.get("version", ""))
+        views[change.id] = ChangeView(
+            id=change.id,
+            service=change.service,
+            kind=change.kind,
+            at=change.at,
+            version=version,
+            text=change.description or f"{change.service} {change.kind} {version}".strip(),
+            before_onset_s=(incident.started_at - change.at).total_seconds(),
+            source="topology",
+            attributes=dict(change.attributes),
+        )
+    return sorted(views.values(), key=lambda v: (v.at, v.id))
+
+
+def ordered_logs(documents: Iterable[Document], limit: int = LOG_LINES) -> list[LogLine]:
+    """Errors and warnings first, then the other lines, each part oldest first; each line once, ``limit`` at most."""
+    seen: dict[str, LogLine] = {}
+    for doc in documents:
+        if doc.id not in seen:
+            seen[doc.id] = LogLine.model_validate({**doc.body, "id": doc.id})
+    lines = sorted(seen.values(), key=lambda line: (line.severity.lower() not in URGENT_SEVERITIES, line.at, line.id))
+    return lines[:limit]
+
+
+def timeline(incident: IncidentRecord, changes: Sequence[ChangeView], rca: RcaResult | None) -> list[TimelineEntry]:
+    """Members joining, lifecycle changes with who and why, changes deployed, merges and the analysis, by time."""
+    entries: list[TimelineEntry] = []
+    for m in incident.members:
+        where = f" on {m.service}" if m.service else ""
+        if m.reason.rule == "seed":
+            why = "opened the incident"
+        else:
+            why = f"joined ({m.reason.rule}{': ' + m.reason.text if m.reason.text else ''})"
+        entries.append(TimelineEntry(at=m.joined_at, kind="member", text=f"{m.kind.value} {m.name}{where} {why}"))
+    for h in incident.history:
+        note = f": {h.note}" if h.note else ""
+        entries.append(TimelineEntry(at=h.at, kind="status", text=f"{h.status.value} by {h.by}{note}"))
+    for c in changes:
+        entries.append(TimelineEntry(at=c.at, kind="change", text=c.text or f"{c.service} {c.kind}"))
+    for merged in incident.merged:
+        text = f"{merged.incident_id} merged in{': ' + merged.reason if merged.reason else ''}"
+        entries.append(TimelineEntry(at=merged.at, kind="merge", text=text))
+    if rca is not None:
+        top = rca.top
+        if top is not None:
+            text = f"root cause analysed: {top.service} ({top.kind.value}, p={top.probability:.2f})"
+        else:
+            text = f"root cause analysed: {rca.status.value}"
+        entries.append(
+            TimelineEntry(at=rca.analyzed_at, kind="rca", text=f"{text} for revision {rca.incident_revision}")
+        )
+    order = {"change": 0, "member": 1, "merge": 2, "status": 3, "rca": 4}
+    return sorted(entries, key=lambda e: (e.at, order[e.kind]))
+
+
+def lifecycle_conflict(incident: Mapping[str, Any], target: IncidentStatus) -> str | None:
+    """Why asking a stored incident for ``target`` makes no sense, or None when it does."""
+    merged_into = incident.get("merged_into")
+    if merged_into:
+        return f"incident {incident['id']} was merged into {merged_into}; change that one"
+    current = IncidentStatus(incident["status"])
+    if current == target:
+        return f"incident {incident['id']} is already {current.value}"
+    if target is IncidentStatus.OPEN and current is not IncidentStatus.RESOLVED:
+        return f"incident {incident['id']} is {current.value}, not resolved: only a resolved incident is reopened"
+    if current is IncidentStatus.RESOLVED and target is not IncidentStatus.OPEN:
+        return f"incident {incident['id']} is resolved; reopen it first"
+    if current is IncidentStatus.MITIGATED and target is IncidentStatus.ACKNOWLEDGED:
+        return f"incident {incident['id']} is already mitigated, which is past acknowledged"
+    return None
