@@ -1,11 +1,183 @@
-"""``/api/v1``: anomalies."""
+"""``/api/v1/anomalies`` and ``/api/v1/predictions``: what detection found and foresaw, from the document store."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import math
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
 
-from aiops_gateway.errors import ERROR_RESPONSES
+from aiops_common.documents import DocumentFilter, Page
+from aiops_common.schemas import AnomalyRecord, AnomalySeverity, PredictionRecord
+from fastapi import APIRouter, Depends, Path, Query, Request
+from pydantic import BaseModel, ValidationError
 
-__all__ = ["router"]
+from aiops_gateway.auth import Principal, Role, require
+from aiops_gateway.context import gateway
+from aiops_gateway.errors import ERROR_RESPONSES, ApiError
+
+__all__ = ["parse_instant", "router"]
 
 router = APIRouter(tags=["anomalies"], responses=ERROR_RESPONSES)
+
+_RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 7 * 86_400}
+_LONGEST = timedelta(days=3650)
+_EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+_LATEST = datetime(9998, 12, 31, tzinfo=UTC)
+
+
+def parse_instant(value: str, name: str, now: datetime, unix: bool = False) -> datetime:
+    """An instant from a query parameter: ISO-8601 (UTC when it names no offset), ``30m``/``6h``/``7d`` ago, or
+    (``unix``) seconds since the epoch; anything else is a 400 naming the parameter."""
+    text = value.strip()
+    relative = _RELATIVE.match(text)
+    if relative is not None:
+        ago = float(relative.group(1)) * _UNIT_S[relative.group(2)]
+        if ago > _LONGEST.total_seconds():
+            raise ApiError(400, f"{name}: {value!r} reaches back more than {_LONGEST.days} days")
+        return now - timedelta(seconds=ago)
+    if unix:
+        try:
+            seconds = float(text)
+        except ValueError:
+            pass
+        else:
+            if not math.isfinite(seconds) or not 0 <= seconds < 1e11:
+                raise ApiError(400, f"{name}: {value!r} is not a time in seconds since the epoch")
+            return datetime.fromtimestamp(seconds, UTC)
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        forms = "an ISO-8601 instant, seconds since the epoch" if unix else "an ISO-8601 instant"
+        raise ApiError(400, f"{name}: {value!r} is not {forms} or a time ago such as 30m, 6h, 7d") from None
+    at = at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+    if not _EARLIEST <= at <= _LATEST:
+        raise ApiError(400, f"{name}: {value!r} is outside the years 1970 to 9998")
+    return at
+
+
+class AnomalyPage(BaseModel):
+    anomalies: list[AnomalyRecord]
+    next_cursor: str | None
+
+
+class PredictionPage(BaseModel):
+    predictions: list[PredictionRecord]
+    next_cursor: str | None
+
+
+def _record_body(body: dict[str, Any]) -> dict[str, Any]:
+    # "services" is there for the store's index; the record itself names one service.
+    return {k: v for k, v in body.items() if k != "services"}
+
+
+def _filter(
+    service: str | None,
+    severity: str | None,
+    series_key: str | None,
+    since: str | None,
+    until: str | None,
+    text: str | None,
+) -> DocumentFilter:
+    now = datetime.now(UTC)
+    start = None if since is None else parse_instant(since, "since", now)
+    end = None if until is None else parse_instant(until, "until", now)
+    if start is not None and end is not None and start >= end:
+        raise ApiError(400, "since must be before until")
+    return DocumentFilter(
+        start=start,
+        end=end,
+        service=service or None,
+        severity=severity,
+        text=text or None,
+        terms=(("series_key", series_key),) if series_key else (),
+    )
+
+
+async def _page(request: Request, collection: str, where: DocumentFilter, limit: int, cursor: str | None) -> Page:
+    try:
+        return await gateway(request).documents.query(collection, where, limit=limit, cursor=cursor)
+    except ValueError as exc:  # a cursor that is not one, or from another query
+        raise ApiError(400, f"cursor: {exc}") from None
+
+
+Service = Annotated[str | None, Query(max_length=256, description="Only this service's.")]
+SeriesKey = Annotated[str | None, Query(max_length=4096, description='One series, e.g. cpu{host="a"}.')]
+Since = Annotated[str | None, Query(max_length=64, description="From (ISO-8601 instant, or 30m, 6h, 7d ago).")]
+Until = Annotated[str | None, Query(max_length=64, description="Until, excluded (as since).")]
+Text = Annotated[str | None, Query(max_length=512, description="Words of the series name.")]
+Limit = Annotated[int, Query(ge=1, le=500)]
+Cursor = Annotated[str | None, Query(max_length=8192, description="next_cursor of the previous page.")]
+
+
+@router.get("/anomalies", response_model=AnomalyPage, summary="Detected anomalies, newest first")
+async def list_anomalies(
+    principal: Annotated[Principal, Depends(require(Role.VIEWER))],
+    request: Request,
+    service: Service = None,
+    severity: AnomalySeverity | None = None,
+    series_key: SeriesKey = None,
+    since: Since = None,
+    until: Until = None,
+    text: Text = None,
+    limit: Limit = 100,
+    cursor: Cursor = None,
+) -> AnomalyPage:
+    where = _filter(service, None if severity is None else severity.value, series_key, since, until, text)
+    page = await _page(request, "anomalies", where, limit, cursor)
+    return AnomalyPage(
+        anomalies=[AnomalyRecord.model_validate(_record_body(d.body)) for d in page.documents],
+        next_cursor=page.cursor,
+    )
+
+
+@router.get("/anomalies/{anomaly_id}", response_model=AnomalyRecord, summary="One anomaly")
+async def get_anomaly(
+    principal: Annotated[Principal, Depends(require(Role.VIEWER))],
+    request: Request,
+    anomaly_id: Annotated[str, Path(min_length=1, max_length=256)],
+) -> AnomalyRecord:
+    gw = gateway(request)
+    stored = await gw.documents.get("anomalies", anomaly_id)
+    if stored is not None:
+        try:
+            return AnomalyRecord.model_validate(_record_body(stored.body))
+        except ValidationError:
+            pass  # written by other code; the feedback store's copy is the record as published
+    found = await gw.feedback.anomaly(anomaly_id)
+    if found is None:
+        raise ApiError(404, f"no anomaly {anomaly_id!r}")
+    return found
+
+
+@router.get("/predictions", response_model=PredictionPage, summary="Predicted threshold crossings, newest first")
+async def list_predictions(
+    principal: Annotated[Principal, Depends(require(Role.VIEWER))],
+    request: Request,
+    service: Service = None,
+    series_key: SeriesKey = None,
+    since: Since = None,
+    until: Until = None,
+    text: Text = None,
+    limit: Limit = 100,
+    cursor: Cursor = None,
+) -> PredictionPage:
+    where = _filter(service, None, series_key, since, until, text)
+    page = await _page(request, "predictions", where, limit, cursor)
+    return PredictionPage(
+        predictions=[PredictionRecord.model_validate(_record_body(d.body)) for d in page.documents],
+        next_cursor=page.cursor,
+    )
+
+
+@router.get("/predictions/{prediction_id}", response_model=PredictionRecord, summary="One prediction")
+async def get_prediction(
+    principal: Annotated[Principal, Depends(require(Role.VIEWER))],
+    request: Request,
+    prediction_id: Annotated[str, Path(min_length=1, max_length=256)],
+) -> PredictionRecord:
+    stored = await gateway(request).documents.get("predictions", prediction_id)
+    if stored is None:
+        raise ApiError(404, f"no prediction {prediction_id!r}")
+    return PredictionRecord.model_validate(_record_body(stored.body))
