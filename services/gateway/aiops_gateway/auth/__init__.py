@@ -1,4 +1,4 @@
-"""Authentication (API keys, OIDC tokens), roles, and the dependency every route uses."""
+"""Authentication (API keys, OIDC tokens), rate limits, roles, and the dependency every route uses."""
 
 from __future__ import annotations
 

@@ -1,22 +1,28 @@
 """Who a request comes from: an API key (``Authorization: Bearer aiops_…`` or ``X-API-Key``), an OIDC bearer
-token, or nobody."""
+token, or nobody; and the rate limits each kind of caller is held to."""
 
 from __future__ import annotations
 
 import time
 
+from aiops_common.service import ServiceStartError
 from fastapi import Request
 
-from aiops_gateway.auth.keys import KeyStore, parse_key
+from aiops_gateway.auth.keys import KEY_PREFIX, KeyStore, parse_key
+from aiops_gateway.auth.oidc import OidcVerifier
+from aiops_gateway.auth.rate_limit import RateLimits
 from aiops_gateway.auth.roles import Principal
 from aiops_gateway.errors import ApiError
 from aiops_gateway.settings import GatewaySettings
 
-__all__ = ["Authenticator", "credentials"]
+__all__ = ["Authenticator", "client_address", "credentials"]
+
+#: Most API keys remembered at once; beyond it the entry checked longest ago goes (one more store read for it).
+MAX_CACHED_KEYS = 10_000
 
 
 def credentials(request: Request) -> str | None:
-    """The token a request presents, if any."""
+    """The token a request presents, if any (a header with another scheme is not a token: see ``authenticate``)."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() == "bearer" and token.strip():
@@ -25,26 +31,61 @@ def credentials(request: Request) -> str | None:
     return key or None
 
 
+def client_address(request: Request) -> str:
+    """The caller's address (uvicorn takes it from X-Forwarded-For only when a trusted proxy sent that)."""
+    return request.client.host if request.client else "unknown"
+
+
 class Authenticator:
-    """Checks credentials; a key checked once is trusted for ``gateway_key_cache_s`` (revocation delay)."""
+    """Checks credentials; a key checked once is trusted for ``gateway_key_cache_s`` (revocation delay).
+
+    Refused credentials count against the client address's limit of failures, and while that is spent no
+    credentials from the address are checked at all (see :mod:`aiops_gateway.auth.rate_limit`).
+    """
 
     def __init__(self, settings: GatewaySettings, keys: KeyStore) -> None:
         self.settings = settings
         self.keys = keys
+        try:
+            self.limits = RateLimits(settings.gateway_rate_limit, settings.gateway_anonymous_rate_limit)
+            self.oidc = OidcVerifier(settings) if settings.gateway_oidc_issuer else None
+        except ValueError as exc:
+            raise ServiceStartError(str(exc)) from None
+        # token -> (monotonic time checked, the principal or None for a refused key), oldest check first
         self._cache: dict[str, tuple[float, Principal | None]] = {}
 
     async def authenticate(self, request: Request) -> Principal | None:
         """The caller, or None when the request presents no credentials; bad credentials raise 401."""
         token = credentials(request)
-        if token is None:
+        header = request.headers.get("authorization", "")
+        if token is None and not header.strip():
             return None
-        if parse_key(token) is not None:
+        address = client_address(request)
+        self.limits.check_failures(address)
+        try:
+            if token is None:
+                scheme = header.split(" ", 1)[0][:20]
+                raise ApiError(
+                    401, f"the Authorization scheme {scheme!r} is not accepted; send 'Bearer <API key or token>'"
+                )
+            return await self._principal(token)
+        except ApiError as exc:
+            if exc.status == 401:
+                self.limits.failed(address)
+                exc.headers.setdefault("WWW-Authenticate", 'Bearer realm="aiops", error="invalid_token"')
+            raise
+
+    async def _principal(self, token: str) -> Principal:
+        if token.startswith(KEY_PREFIX):
+            if parse_key(token) is None:
+                raise ApiError(401, "malformed API key: a key reads aiops_<id>_<secret>, as `aiops keys create` shows")
             principal = await self._key(token)
-        else:
-            raise ApiError(401, "not an API key (aiops_…) and OIDC is not configured", _challenge())
-        if principal is None:
-            raise ApiError(401, "unknown or revoked API key", _challenge())
-        return principal
+            if principal is None:
+                raise ApiError(401, "unknown or revoked API key")
+            return principal
+        if self.oidc is None:
+            raise ApiError(401, "not an API key (aiops_...) and this gateway accepts no OIDC tokens")
+        return await self.oidc.verify(token)
 
     async def _key(self, token: str) -> Principal | None:
         now = time.monotonic()
@@ -53,11 +94,12 @@ class Authenticator:
             return cached[1]
         key = await self.keys.verify(token)
         principal = None if key is None else Principal(key.name, key.role, "key", key.id)
-        if len(self._cache) > 10_000:
-            self._cache.clear()  # bounded: a flood of made-up keys cannot grow it without end
-        self._cache[token] = (now, principal)
+        self._remember(token, now, principal)
         return principal
 
-
-def _challenge() -> dict[str, str]:
-    return {"WWW-Authenticate": 'Bearer realm="aiops"'}
+    def _remember(self, token: str, now: float, principal: Principal | None) -> None:
+        # Re-inserted at the end, so the first entry is always the one checked longest ago: bounded, O(1).
+        self._cache.pop(token, None)
+        while len(self._cache) >= MAX_CACHED_KEYS:
+            del self._cache[next(iter(self._cache))]
+        self._cache[token] = (now, principal)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,10 +18,14 @@ from aiops_common.documents import DocumentFilter, DocumentStore
 
 from aiops_gateway.auth.roles import Role
 
-__all__ = ["ApiKey", "KeyStore", "parse_key"]
+__all__ = ["KEY_PREFIX", "ApiKey", "KeyStore", "is_key_id", "name_problem", "parse_key"]
 
-_PREFIX = "aiops_"
+KEY_PREFIX = "aiops_"
 _COLLECTION = "api_keys"
+# What create makes (12 hex digits, 43 URL-safe characters), with room to spare; anything else is refused before
+# the store is asked, so odd ids never reach a store's query syntax.
+_KEY_ID = re.compile(r"[0-9a-f]{8,32}")
+_SECRET = re.compile(r"[A-Za-z0-9_-]{16,128}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,12 +71,26 @@ def _digest(secret: str) -> str:
 
 def parse_key(token: str) -> tuple[str, str] | None:
     """(id, secret) of a well-formed key, else None."""
-    if not token.startswith(_PREFIX):
+    if not token.startswith(KEY_PREFIX):
         return None
-    key_id, sep, secret = token.removeprefix(_PREFIX).partition("_")
-    if not sep or not key_id or not secret:
+    key_id, sep, secret = token.removeprefix(KEY_PREFIX).partition("_")
+    if not sep or not _KEY_ID.fullmatch(key_id) or not _SECRET.fullmatch(secret):
         return None
     return key_id, secret
+
+
+def is_key_id(text: str) -> bool:
+    """Whether ``text`` could be a key's id (as `aiops keys list` shows it)."""
+    return _KEY_ID.fullmatch(text) is not None
+
+
+def name_problem(name: str) -> str:
+    """Why ``name`` cannot name a key ("" when it can): it shows in audit entries and listings."""
+    if not name.strip():
+        return "a key needs a name (who or what uses it)"
+    if len(name.strip()) > 200 or not name.strip().isprintable():
+        return "a key's name is one printable line of at most 200 characters"
+    return ""
 
 
 class KeyStore:
@@ -82,8 +101,9 @@ class KeyStore:
 
     async def create(self, name: str, role: Role, by: str, now: datetime | None = None) -> tuple[ApiKey, str]:
         """A new key and its full text (``aiops_<id>_<secret>``), which is shown once and never stored."""
-        if not name.strip():
-            raise ValueError("a key needs a name (who or what uses it)")
+        problem = name_problem(name)
+        if problem:
+            raise ValueError(problem)
         key_id = secrets.token_hex(6)
         secret = secrets.token_urlsafe(32)
         at = now or datetime.now(UTC)
@@ -91,7 +111,7 @@ class KeyStore:
         body = {**key.public(), "hash": _digest(secret)}
         await self.documents.upsert(_COLLECTION, key_id, body, expected_version=0)
         await self.documents.refresh(_COLLECTION)
-        return key, f"{_PREFIX}{key_id}_{secret}"
+        return key, f"{KEY_PREFIX}{key_id}_{secret}"
 
     async def list(self, include_revoked: bool = False) -> list[ApiKey]:
         where = DocumentFilter() if include_revoked else DocumentFilter(status="active")
@@ -104,8 +124,17 @@ class KeyStore:
                 return keys
             cursor = page.cursor
 
+    async def get(self, key_id: str) -> ApiKey | None:
+        """The key with this id (active or revoked), else None."""
+        if not is_key_id(key_id):
+            return None
+        doc = await self.documents.get(_COLLECTION, key_id)
+        return None if doc is None else ApiKey.from_body(doc.body)
+
     async def revoke(self, key_id: str, now: datetime | None = None) -> ApiKey | None:
         """Revoke a key; None when there is no such key. Revoking a revoked key changes nothing."""
+        if not is_key_id(key_id):
+            return None
         doc = await self.documents.get(_COLLECTION, key_id)
         if doc is None:
             return None
@@ -127,4 +156,7 @@ class KeyStore:
             return None
         if not hmac.compare_digest(str(doc.body.get("hash", "")), _digest(secret)):
             return None
-        return ApiKey.from_body(doc.body)
+        try:
+            return ApiKey.from_body(doc.body)
+        except (KeyError, ValueError):  # an entry this code did not write grants nothing
+            return None
