@@ -65,6 +65,8 @@ class Authenticator:
         try:
             if token is None:
                 scheme = header.split(" ", 1)[0][:20]
+                if scheme.lower() == "bearer":
+                    raise ApiError(401, "the Authorization header has no token after 'Bearer'")
                 raise ApiError(
                     401, f"the Authorization scheme {scheme!r} is not accepted; send 'Bearer <API key or token>'"
                 )

@@ -134,6 +134,7 @@ async def test_authenticator_refuses_bad_keys_and_keeps_its_cache_bounded(
 
     for header, message in [
         ("Basic dXNlcjpwYXNz", "scheme 'Basic' is not accepted"),
+        ("Bearer", "no token after 'Bearer'"),
         ("Bearer aiops_short", "malformed API key"),
         ("Bearer eyJhbGciOi.not-a-jwt", "accepts no OIDC tokens"),
     ]:
