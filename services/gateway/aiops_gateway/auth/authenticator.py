@@ -72,8 +72,9 @@ class Authenticator:
                 )
             return await self._principal(token)
         except ApiError as exc:
-            if exc.status == 401:
+            if exc.status in (401, 403):  # 403: a valid token without a role here, as costly to check as a bad one
                 self.limits.failed(address)
+            if exc.status == 401:
                 exc.headers.setdefault("WWW-Authenticate", 'Bearer realm="aiops", error="invalid_token"')
             raise
 

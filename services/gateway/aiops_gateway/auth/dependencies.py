@@ -28,6 +28,7 @@ def require(role: Role) -> Callable[[Request, Response], Awaitable[Principal]]:
     async def dependency(request: Request, response: Response) -> Principal:
         gw = gateway(request)
         principal: Principal | None = getattr(request.state, "principal", None)
+        headers: dict[str, str] = {}
         if principal is None:  # counted once per request, however many dependencies ask
             principal = await gw.auth.authenticate(request)
             if principal is None:
@@ -38,11 +39,14 @@ def require(role: Role) -> Callable[[Request, Response], Awaitable[Principal]]:
             else:
                 verdict = gw.auth.limits.principal(principal.identity, principal.via)
             request.state.principal = principal
-            response.headers.update(verdict.headers())
+            headers = verdict.headers()
+            response.headers.update(headers)
         if principal is ANONYMOUS and role is not Role.VIEWER:
             raise _needs_credentials()
         if not principal.allows(role):
-            raise ApiError(403, f"{principal.name} is {principal.role.value}; this needs {role.value} or above")
+            raise ApiError(
+                403, f"{principal.name} is {principal.role.value}; this needs {role.value} or above", headers
+            )
         return principal
 
     return dependency

@@ -57,6 +57,7 @@ async def test_open_reads_let_anonymous_callers_read_but_not_change(
             refused = await viewer.put("/api/v1/config/detection", json={})
             assert refused.status_code == 403, refused.text
             assert "test-viewer is viewer; this needs admin" in refused.json()["error"]
+            assert refused.headers["x-ratelimit-limit"] == "1200"  # counted against the key all the same
         # Credentials that do not check out are refused even where anonymous reads are open.
         await assert_refused_without_500(running, "GET", "/api/v1/me")
     finally:
