@@ -51,11 +51,14 @@ def _invalid(message: str) -> ApiError:
 def role_from_claims(claims: dict[str, Any], path: str) -> tuple[Role | None, list[str]]:
     """The highest known role the claim at ``path`` (dots reach into objects) names, and every name it holds.
 
-    The claim may be a string or a list of strings; names compare without regard to case.
+    A claim whose own name is ``path`` wins over the dotted reading (namespaced claims such as
+    ``https://example.com/roles`` hold dots). The claim may be a string or a list of strings; names compare without
+    regard to case. A string is one name, never split: a group called "Site Admin" must not make anyone admin.
     """
-    value: Any = claims
-    for part in path.split("."):
-        value = value.get(part) if isinstance(value, dict) else None
+    value: Any = claims.get(path) if path in claims else claims
+    if path not in claims:
+        for part in path.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
     names: list[str] = []
     if isinstance(value, str):
         names = [value]

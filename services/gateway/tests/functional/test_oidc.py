@@ -80,7 +80,10 @@ class Issuer:
         return {k: v for k, v in claims.items() if v is not None}
 
     def token(self, kid: str = "k1", key: rsa.RSAPrivateKey | None = None, **claims: Any) -> str:
-        return jwt.encode(self.claims(**claims), key or self.keys[kid], algorithm="RS256", headers={"kid": kid})
+        return self.sign(self.claims(**claims), kid, key)
+
+    def sign(self, claims: dict[str, Any], kid: str = "k1", key: rsa.RSAPrivateKey | None = None) -> str:
+        return jwt.encode(claims, key or self.keys[kid], algorithm="RS256", headers={"kid": kid})
 
 
 def hs256_with_public_key(issuer: Issuer) -> str:
@@ -183,6 +186,21 @@ async def test_a_nested_role_claim_names_the_role(
         assert answer.json() == {"name": "alice", "role": "approver", "via": "oidc"}
         flat = await me(running, issuer.token(roles=["admin"]))  # the top-level claim is not the configured one
         assert flat.status_code == 403 and "realm_access.roles" in flat.json()["error"]
+    finally:
+        await servers.stop()
+
+
+async def test_a_namespaced_role_claim_with_dots_in_its_name_is_read_whole(
+    tmp_path: Path, broker_url: str, topic_prefix: str, issuer: Issuer
+) -> None:
+    claim = "https://ops.example.com/roles"
+    servers, running = await oidc_gateway(tmp_path, broker_url, topic_prefix, issuer, gateway_oidc_role_claim=claim)
+    try:
+        answer = await me(running, issuer.sign({**issuer.claims(roles=None), claim: "Operator"}))
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["role"] == "operator"
+        split = await me(running, issuer.sign({**issuer.claims(roles=None), claim: "Site Admin"}))  # one name, not two
+        assert split.status_code == 403 and "Site Admin" in split.json()["error"]
     finally:
         await servers.stop()
 
