@@ -3,6 +3,7 @@ ranking, chart), give feedback that reaches the platform, and see injected marku
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -39,6 +40,7 @@ from aiops_common.topology import Dependency, Service
 from aiops_gateway.auth import Role
 from aiops_gateway.context import Gateway
 from aiops_gateway.testing import RunningGateway
+from aiops_gateway.ui import STATIC_DIR
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 playwright = pytest.importorskip("playwright.async_api")
@@ -386,3 +388,27 @@ async def test_operator_sees_an_incident_live_opens_it_and_confirms_its_cause(
     await page.wait_for_selector("#login-form")
     assert await page.evaluate("sessionStorage.length") == 0
     await context.close()
+
+
+async def test_assets_ship_in_the_package_and_keep_to_the_content_security_policy(
+    running_gateway: RunningGateway,
+) -> None:
+    """No inline script or style (the CSP forbids them), no markup from data, nothing from another host."""
+    index = (STATIC_DIR / "index.html").read_text()
+    assert re.search(r"<script(?![^>]*\bsrc=)", index) is None
+    assert "<style" not in index
+    assert re.search(r"\sstyle=", index) is None
+    assets = sorted(p for p in STATIC_DIR.rglob("*") if p.is_file())
+    for script in (p for p in assets if p.suffix == ".js"):
+        text = script.read_text()
+        assert "innerHTML" not in text and "insertAdjacentHTML" not in text and "document.write" not in text, script
+        assert re.findall(r"https?://(?!www\.w3\.org/2000/svg)", text) == [], script
+    async with await running_gateway.client(None) as client:
+        page = await client.get("/")
+        assert page.status_code == 200
+        assert "script-src 'self'" in page.headers["content-security-policy"]
+        for path in assets:
+            served = await client.get(f"/ui/{path.relative_to(STATIC_DIR).as_posix()}")
+            assert served.status_code == 200, path
+            assert served.headers["cache-control"] == "no-cache"
+            assert served.content == path.read_bytes()
