@@ -414,6 +414,14 @@ async def test_lifecycle_changes_are_sent_to_correlation_and_audited(running_gat
         assert unknown.status_code == 404
         long_note = await operator.post("/api/v1/incidents/inc-open/mitigate", json={"note": "x" * 2001})
         assert long_note.status_code == 422 and "note" in long_note.json()["error"]
+        surrogate = await operator.post(
+            "/api/v1/incidents/inc-open/mitigate",
+            content=b'{"note": "\\ud800"}',
+            headers={"Content-Type": "application/json"},
+        )
+        assert surrogate.status_code == 422 and "note" in surrogate.json()["error"], (
+            surrogate.text
+        )  # no record carries it
     async with await running_gateway.client(Role.VIEWER) as viewer:
         refused = await viewer.post("/api/v1/incidents/inc-open/mitigate", json={"note": ""})
         assert refused.status_code == 403
