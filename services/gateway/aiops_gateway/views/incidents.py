@@ -47,6 +47,7 @@ URGENT_SEVERITIES = ("fatal", "critical", "error", "warn", "warning")
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _DURATION = re.compile(r"\s*(\d{1,9}(?:\.\d{1,6})?)\s*([smhdw])\s*")
+_SPACED_OFFSET = re.compile(r" (\d{2}:?\d{2})$")
 
 
 def parse_instant(text: str, now: datetime) -> datetime:
@@ -61,7 +62,7 @@ def parse_instant(text: str, now: datetime) -> datetime:
         if match is not None:
             at = now - timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
         else:
-            at = datetime.fromisoformat(text.strip())
+            at = _iso(text.strip())
             at = at if at.tzinfo is not None else at.replace(tzinfo=UTC)
         instant_ms(at)  # the stores keep milliseconds since the epoch: a time they cannot is refused here
     except (ValueError, OverflowError, OSError):
@@ -69,6 +70,17 @@ def parse_instant(text: str, now: datetime) -> datetime:
             f"not a duration or an instant: {text[:100]!r} (e.g. 30m, 6h, 7d, 2026-01-01T12:00:00Z)"
         ) from None
     return at
+
+
+def _iso(text: str) -> datetime:
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        # An offset's "+" left unencoded in a query string arrives as a space.
+        fixed = _SPACED_OFFSET.sub(r"+\1", text)
+        if fixed == text:
+            raise
+        return datetime.fromisoformat(fixed)
 
 
 def check_cursor(cursor: str) -> None:

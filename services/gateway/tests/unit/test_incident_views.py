@@ -98,6 +98,9 @@ def test_times_are_durations_back_from_now_or_instants() -> None:
     assert parse_instant("1.5h", NOW) == NOW - timedelta(minutes=90)
     assert parse_instant("2026-03-01T09:00:00+01:00", NOW) == datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
     assert parse_instant("2026-03-01T09:00", NOW) == datetime(2026, 3, 1, 9, 0, tzinfo=UTC)  # no zone: UTC
+    # "+01:00" typed into a URL unencoded arrives as " 01:00"
+    assert parse_instant("2026-03-01T09:00:00 01:00", NOW) == datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
+    assert parse_instant("2026-03-01 09:00", NOW) == datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 
 
 @pytest.mark.parametrize("text", ["yesterday", "5y", "", "999999999w", "2026-13-01T00:00", "-3h"])
