@@ -33,6 +33,8 @@ class DetectionServiceSettings(DetectionSettings):
     """How often workers look for a newer trained model version."""
     detect_model_catchup_points: Annotated[int, Field(ge=0)] = 1440
     """Recent windows kept per series to bring a newly trained model up to the present before the swap."""
+    detect_config_poll_s: Annotated[float, Field(gt=0)] = 5.0
+    """How often workers look for a newer detection configuration (``PUT /api/v1/config/detection``)."""
     detect_feedback_margin: Annotated[float, Field(gt=1)] = 1.25
     """A false positive widens its series' band so that its deviation times this no longer alerts."""
     detect_torch_threads: Annotated[int, Field(ge=0)] = 1

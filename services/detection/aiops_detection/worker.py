@@ -6,9 +6,17 @@ import asyncio
 
 import faust
 import torch
+from aiops_common.documents import open_document_store
 from aiops_common.feedback import open_feedback_store
 
-from aiops_detection.agents import anomaly_archive, anomaly_detector, crossing_predictor, feedback_labels, model_updates
+from aiops_detection.agents import (
+    anomaly_archive,
+    anomaly_detector,
+    config_updates,
+    crossing_predictor,
+    feedback_labels,
+    model_updates,
+)
 from aiops_detection.service_settings import DetectionServiceSettings
 from aiops_detection.settings import DetectionSettings
 
@@ -28,9 +36,13 @@ def install(app: faust.App, settings: DetectionSettings) -> None:
 
     app.task(load_torch_optimiser)
     store = open_feedback_store(settings.feedback_url)
+    documents = open_document_store(settings.documents_url)
     models = model_updates.install(app, settings)
-    anomaly_detector.install(app, settings, models, store)
+    config = config_updates.install(app, settings, documents)
+    # Operators' sensitivity overrides are added where findings are judged; their other settings in the partitions.
+    detector = anomaly_detector.install(app, settings, models, config_updates.ConfiguredFeedback(store, config))
+    config_updates.configure_detector(detector, settings, models, config)
     if settings.detect_static_thresholds:
-        crossing_predictor.install(app, settings)
-    anomaly_archive.install(app, settings, store)
+        crossing_predictor.install(app, settings, documents)
+    anomaly_archive.install(app, settings, store, documents)
     feedback_labels.install(app, settings, store)

@@ -6,7 +6,8 @@ length. After each window it asks whether the trend crosses a limit within
 ``detect_forecast_horizon_s``: rising through the upper one, or falling through the
 lower one. A crossing still predicted is published again at most every
 ``detect_prediction_repeat_s`` of event time. State is checkpointed like the anomaly
-detector's (``partition_state``).
+detector's (``partition_state``). Predictions also go to the document store's ``predictions``
+collection, where the API finds them.
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ from datetime import UTC, datetime
 import faust
 import numpy as np
 import structlog
+from aiops_common.documents import DocumentStore
 from aiops_common.schemas import CrossingDirection, FeatureBatch, PredictionRecord, SeriesMeta, prediction_id
 from aiops_common.topics import Topics, declare
 
+from aiops_detection.agents.anomaly_archive import write_documents
 from aiops_detection.agents.partition_state import FeatureStage, SeriesStates
 from aiops_detection.detectors import forecaster
 from aiops_detection.detectors.fingerprint import code_fingerprint
@@ -137,7 +140,9 @@ def _towards(crossing: CrossingForecast, direction: CrossingDirection) -> bool:
     return crossing.slope_per_s > 0 if direction == CrossingDirection.ABOVE else crossing.slope_per_s < 0
 
 
-def install(app: faust.App, settings: DetectionServiceSettings) -> FeatureStage[PredictionRecord]:
+def install(
+    app: faust.App, settings: DetectionServiceSettings, documents: DocumentStore
+) -> FeatureStage[PredictionRecord]:
     source = declare(app, Topics.FEATURES, settings.topic_prefix)
     predictions = declare(app, Topics.PREDICTIONS, settings.topic_prefix)
 
@@ -146,6 +151,8 @@ def install(app: faust.App, settings: DetectionServiceSettings) -> FeatureStage[
         await asyncio.gather(*futures)
         for r in records:
             log.info("prediction", id=r.id, series=r.series_key, threshold=r.threshold, at=r.predicted_at.isoformat())
+        # After the topic has them: the API's copy waits for a store that is down, and the checkpoint with it.
+        await write_documents(documents, "predictions", records)
 
     return FeatureStage(
         app,

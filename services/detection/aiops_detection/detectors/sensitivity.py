@@ -34,7 +34,15 @@ from dataclasses import replace
 from aiops_common.feedback import Sensitivity
 from aiops_common.schemas import AnomalyRecord, FeedbackLabel, FeedbackRecord
 
-__all__ = ["Sensitivity", "admits", "after_false_positive", "after_true_positive", "band_excess", "fold_labels"]
+__all__ = [
+    "Sensitivity",
+    "admits",
+    "after_false_positive",
+    "after_true_positive",
+    "band_excess",
+    "fold_labels",
+    "with_override",
+]
 
 _NEGLIGIBLE = 0.01
 
@@ -116,3 +124,17 @@ def fold_labels(
         else:
             sensitivity = after_true_positive(sensitivity, alert_score)
     return sensitivity
+
+
+def with_override(sensitivity: Sensitivity, slack: float, min_score: float | None) -> Sensitivity:
+    """What feedback learned with an operator's override on top: its slack added, the higher ``min_score`` kept.
+
+    >>> with_override(Sensitivity(slack=0.5, min_score=0.6), slack=1.0, min_score=0.7)
+    Sensitivity(slack=1.5, min_score=0.7, false_positives=0, true_positives=0)
+    """
+    if slack <= 0.0 and min_score is None:
+        return sensitivity
+    floor = sensitivity.min_score
+    if min_score is not None:
+        floor = min_score if floor is None else max(floor, min_score)
+    return replace(sensitivity, slack=sensitivity.slack + slack, min_score=floor)

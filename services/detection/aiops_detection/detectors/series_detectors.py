@@ -74,11 +74,13 @@ __all__ = [
     "Finding",
     "SeriesState",
     "TrainedSeries",
+    "Tuning",
     "WindowRow",
     "build_cascade",
     "cascade_params",
     "new_series_state",
     "service_of",
+    "tuning_of",
 ]
 
 ERROR_RATE = "red.error_rate"
@@ -150,6 +152,27 @@ def cascade_params(settings: DetectionSettings, length_ms: int) -> dict[str, obj
         "flag": cascade.flag,
         "confirm": cascade.confirm,
     }
+
+
+@dataclass(frozen=True, slots=True)
+class Tuning:
+    """What an operator may set for a series while it runs: the cascade's gates, the severity levels, and its
+    static limits (None: none). Applied to a running series' detectors without losing what they learned."""
+
+    flag: float
+    confirm: float
+    severities: tuple[float, float, float]
+    static: tuple[float | None, float | None] | None
+
+
+def tuning_of(settings: DetectionSettings, name: str) -> Tuning:
+    """A series' tuning from the service's own settings (``AIOPS_DETECT_*``) alone."""
+    return Tuning(
+        settings.detect_flag_score,
+        settings.detect_confirm_score,
+        settings.detect_severities,
+        settings.detect_static_thresholds.get(name),
+    )
 
 
 @dataclass(slots=True)
@@ -237,10 +260,34 @@ class SeriesState:
     """Windows with data taken in; the series is cold while this is below ``min_history``."""
     model_version: int | None = None
     duplicates: int = 0
+    name: str = ""
+    service: str = ""
+    """The series' metric name and service (``service_of``), which operator configuration is scoped by."""
 
     @property
     def warm(self) -> bool:
         return self.seen >= self.min_history
+
+    def retune(self, tuning: Tuning) -> bool:
+        """Apply ``tuning``; True when it changed anything. Learned state is kept: a static detector learns
+        nothing, and the cascade's gates and severity levels are read on each point, never learned."""
+        changed = False
+        cascade = self.cascade
+        if cascade is not None and (cascade.flag, cascade.confirm, cascade.severities) != (
+            tuning.flag,
+            tuning.confirm,
+            tuning.severities,
+        ):
+            cascade.flag, cascade.confirm, cascade.severities = tuning.flag, tuning.confirm, tuning.severities
+            changed = True
+        if self.severities != tuning.severities:
+            self.severities = tuning.severities
+            changed = True
+        limits = None if self.static is None else (self.static.lower, self.static.upper)
+        if limits != tuning.static:
+            self.static = None if tuning.static is None else StaticThreshold(*tuning.static)
+            changed = True
+        return changed
 
     def takes_value(self, row: WindowRow) -> bool:
         """Whether :meth:`step` feeds ``row``'s value to the cascade (tier 1 included)."""
@@ -383,8 +430,13 @@ def new_series_state(
     trained: TrainedSeries | None = None,
     version: int | None = None,
     first_start_ms: int | None = None,
+    service: str = "",
+    tuning: Tuning | None = None,
 ) -> SeriesState:
-    """A fresh state for a series first seen; warm from ``trained`` when it ends where this series begins."""
+    """A fresh state for a series first seen; warm from ``trained`` when it ends where this series begins.
+
+    ``tuning``: the operator's configuration for it; None: the service's settings.
+    """
     limits = settings.detect_static_thresholds.get(name)
     state = SeriesState(
         key=key,
@@ -396,9 +448,13 @@ def new_series_state(
         recent_scores=RunningMax(settings.detect_refractory_points),
         recent=deque(maxlen=max(STEP_WINDOWS, settings.detect_model_catchup_points)),
         static=StaticThreshold(*limits) if limits is not None else None,
+        name=name,
+        service=service,
     )
     if name == ERROR_RATE:
         state.error_rate = ErrorRateSpike(min_requests=settings.detect_error_min_requests)
+        if tuning is not None:
+            state.retune(tuning)
         return state
     if name == LATENCY:
         state.latency = LatencyDegradation(tolerance=settings.detect_latency_tolerance)
@@ -412,4 +468,6 @@ def new_series_state(
         state.last_start_ms = trained.end_ms - length_ms
     else:
         state.cascade = build_cascade(settings, length_ms)
+    if tuning is not None:
+        state.retune(tuning)
     return state

@@ -1,0 +1,286 @@
+"""Timer: pick up the operators' detection configuration (``PUT /api/v1/config/detection``) while the worker runs.
+
+Every ``detect_config_poll_s`` (and at start) each worker reads the newest version of the
+``detection`` configuration from the document store's ``config`` collection; every
+replica reads it itself, so no consumer group is involved. A new version is resolved
+once into an :class:`ActiveConfig` and published by replacing one reference, as
+``model_updates`` does for trained models: each anomaly partition applies it at the
+start of its next batch (the cascades' gates and severity levels, static limits), to
+the series it holds and to those it meets later, keeping what they learned. Sensitivity
+overrides are added to what feedback learned where findings are judged
+(:class:`ConfiguredFeedback`). A store that cannot be read keeps the version in use.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+
+import faust
+import structlog
+from aiops_common.documents import DocumentFilter, DocumentStore
+from aiops_common.feedback import FeedbackStore, Sensitivity, StoredLabel
+from aiops_common.observability import LogRateLimit
+from aiops_common.schemas import AnomalyRecord, FeatureBatch, FeedbackLabel, FeedbackRecord, SeriesMeta
+from aiops_common.schemas.config import DetectionConfig, DetectionConfigVersion, SensitivityOverride, config_doc_id
+from prometheus_client import Gauge
+
+from aiops_detection.agents.anomaly_detector import AnomalyPartition, Detection
+from aiops_detection.agents.model_updates import ModelBook
+from aiops_detection.agents.partition_state import FeatureStage
+from aiops_detection.detectors.sensitivity import with_override
+from aiops_detection.detectors.series_detectors import SeriesState, Tuning, WindowRow, service_of
+from aiops_detection.service_settings import DetectionServiceSettings
+
+__all__ = [
+    "CONFIG_VERSION",
+    "ActiveConfig",
+    "ConfigBook",
+    "ConfiguredAnomalyPartition",
+    "ConfiguredFeedback",
+    "configure_detector",
+    "install",
+    "labels_of_key",
+    "newest_detection_config",
+]
+
+log = structlog.get_logger(__name__)
+
+CONFIG_VERSION = Gauge(
+    "aiops_detect_config_version", "Version of the operators' detection configuration in use (0: none set)"
+)
+
+COLLECTION = "config"
+KIND = "detection"
+
+_log_limit = LogRateLimit(60.0)
+
+
+async def newest_detection_config(store: DocumentStore) -> DetectionConfigVersion | None:
+    """The newest stored version, or None when none was ever written.
+
+    Versions are numbered without gaps (each is written only if its id is new), so the ids after the newest by
+    time are probed: a writer whose clock is behind cannot hide a later version.
+    """
+    page = await store.query(COLLECTION, DocumentFilter(terms=(("kind", KIND),)), limit=1)
+    if not page.documents:
+        return None
+    newest = DetectionConfigVersion.model_validate(page.documents[0].body)
+    while (later := await store.get(COLLECTION, config_doc_id(KIND, newest.version + 1))) is not None:
+        newest = DetectionConfigVersion.model_validate(later.body)
+    return newest
+
+
+class ActiveConfig:
+    """One configuration version resolved against the service's settings: per series, what applies to it."""
+
+    def __init__(self, version: int, config: DetectionConfig, settings: DetectionServiceSettings) -> None:
+        self.version = version
+        self.config = config
+        self._settings = settings
+        self._flag = settings.detect_flag_score if config.flag_score is None else config.flag_score
+        self._confirm = settings.detect_confirm_score if config.confirm_score is None else config.confirm_score
+        self._severities = settings.detect_severities if config.severities is None else config.severities
+        self._rules = {(r.metric, r.service): (r.lower, r.upper) for r in config.static_rules}
+        self._by_series = {o.series_key: o for o in config.sensitivity if o.series_key}
+        self._by_service = {o.service: o for o in config.sensitivity if o.service}
+        self._tunings: dict[tuple[str, str], Tuning] = {}
+
+    def tuning(self, name: str, service: str) -> Tuning:
+        """A series' tuning: a rule for its metric and service, else for its metric, else the settings' limits.
+
+        Series of one metric and service share one (resolved once per version)."""
+        found = self._tunings.get((name, service))
+        if found is None:
+            static = self._rules.get((name, service)) if service else None
+            if static is None:
+                static = self._rules.get((name, ""), self._settings.detect_static_thresholds.get(name))
+            found = self._tunings[name, service] = Tuning(self._flag, self._confirm, self._severities, static)
+        return found
+
+    @property
+    def overrides_sensitivity(self) -> bool:
+        return bool(self._by_series or self._by_service)
+
+    def override(self, series_key: str) -> SensitivityOverride | None:
+        """The series' own override, else its service's."""
+        own = self._by_series.get(series_key)
+        if own is not None or not self._by_service:
+            return own
+        return self._by_service.get(service_of(labels_of_key(series_key)))
+
+
+_LABEL = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)="((?:[^"\\]|\\.)*)"')
+_UNESCAPE = re.compile(r"\\(.)")
+
+
+def labels_of_key(series_key: str) -> dict[str, str]:
+    """The labels of a series key (``series_key``'s output), escapes undone.
+
+    >>> labels_of_key('up{job="a\\\\"b",service="api"}')
+    {'job': 'a"b', 'service': 'api'}
+    """
+    inner = series_key[series_key.find("{") + 1 : series_key.rfind("}")] if "{" in series_key else ""
+    return {
+        m.group(1): _UNESCAPE.sub(lambda e: "\n" if e.group(1) == "n" else e.group(1), m.group(2))
+        for m in _LABEL.finditer(inner)
+    }
+
+
+class ConfigBook:
+    """The configuration in use, replaced whole when a new version is read."""
+
+    def __init__(self, store: DocumentStore, settings: DetectionServiceSettings) -> None:
+        self.store = store
+        self.settings = settings
+        self.current = ActiveConfig(0, DetectionConfig(), settings)
+        """Replaced, never mutated: a partition holding it sees one consistent version."""
+        CONFIG_VERSION.set(0)
+
+    async def poll(self) -> ActiveConfig | None:
+        """Read the newest version; the new configuration when it changed, else None. Failures are logged."""
+        try:
+            newest = await newest_detection_config(self.store)
+        except Exception as exc:  # the store is down or a version is unreadable: keep detecting as configured
+            held = _log_limit("config")
+            if held is not None:
+                log.warning(
+                    "detection configuration not read; the version in use is kept",
+                    version=self.current.version,
+                    error=f"{type(exc).__name__}: {exc}",
+                    failures_since_last_log=held,
+                )
+            return None
+        version = 0 if newest is None else newest.version
+        if version == self.current.version:
+            return None
+        config = DetectionConfig() if newest is None else newest.config
+        self.current = ActiveConfig(version, config, self.settings)
+        CONFIG_VERSION.set(version)
+        log.info(
+            "detection configuration applied",
+            version=version,
+            by=None if newest is None else newest.by,
+            static_rules=len(config.static_rules),
+            sensitivity_overrides=len(config.sensitivity),
+        )
+        return self.current
+
+
+class ConfiguredAnomalyPartition(AnomalyPartition):
+    """The anomaly detector's partition, tuned by the configuration in use.
+
+    The newest configuration is taken once per batch; a new version retunes every series held. A series
+    arriving (new, restored from a checkpoint, swapped to a trained model) is tuned as it enters.
+    """
+
+    def __init__(self, partition: int, settings: DetectionServiceSettings, models: ModelBook, book: ConfigBook) -> None:
+        super().__init__(partition, settings, models)
+        self.book = book
+        self.config = book.current
+
+    def process(self, batch: FeatureBatch) -> list[Detection]:
+        self._take_config()
+        return super().process(batch)
+
+    def _take_config(self) -> None:
+        current = self.book.current
+        if current is self.config:
+            return
+        self.config = current
+        retuned = sum(state.retune(current.tuning(state.name, state.service)) for state in self.states.values())
+        log.info(
+            "series retuned to the detection configuration",
+            partition=self.partition,
+            version=current.version,
+            series=retuned,
+        )
+
+    def restore(self, states: Mapping[str, bytes]) -> None:
+        # Every restored state enters tuned to the newest version, whatever it was checkpointed with.
+        self._take_config()
+        super().restore(states)
+
+    def _new_state(self, meta: SeriesMeta, row: WindowRow) -> SeriesState:
+        state = super()._new_state(meta, row)
+        state.service = service_of(meta.labels)
+        return state
+
+    def _enter(self, ident: str) -> None:
+        state = self.states[ident]
+        state.retune(self.config.tuning(state.name, state.service))
+        super()._enter(ident)
+
+
+def configure_detector(
+    stage: FeatureStage[Detection], settings: DetectionServiceSettings, models: ModelBook, book: ConfigBook
+) -> None:
+    """Make the anomaly detector's partitions configured ones (before the stage opens any partition)."""
+    stage.factory = lambda partition: ConfiguredAnomalyPartition(partition, settings, models, book)
+
+
+class ConfiguredFeedback:
+    """The feedback store as the anomaly detector reads it: each series' sensitivity with the operators'
+    override on top (``with_override``); everything else is the store's."""
+
+    def __init__(self, store: FeedbackStore, book: ConfigBook) -> None:
+        self.store = store
+        self.book = book
+        self.url = store.url
+
+    async def sensitivities(self, series_keys: Iterable[str]) -> dict[str, Sensitivity]:
+        learned = await self.store.sensitivities(series_keys)
+        config = self.book.current
+        if not config.overrides_sensitivity:
+            return learned
+        out: dict[str, Sensitivity] = {}
+        for key, sensitivity in learned.items():
+            override = config.override(key)
+            out[key] = (
+                sensitivity if override is None else with_override(sensitivity, override.slack, override.min_score)
+            )
+        return out
+
+    async def sensitivity(self, series_key: str) -> Sensitivity:
+        return (await self.sensitivities([series_key]))[series_key]
+
+    async def record_anomaly(self, anomaly: AnomalyRecord) -> None:
+        await self.store.record_anomaly(anomaly)
+
+    async def anomaly(self, anomaly_id: str) -> AnomalyRecord | None:
+        return await self.store.anomaly(anomaly_id)
+
+    async def add_label(self, feedback: FeedbackRecord) -> bool:
+        return await self.store.add_label(feedback)
+
+    async def labels(self, subject_id: str | None = None) -> list[FeedbackRecord]:
+        return await self.store.labels(subject_id)
+
+    async def label(self, label_id: str) -> StoredLabel | None:
+        return await self.store.label(label_id)
+
+    async def labelled_anomalies(self, label: FeedbackLabel) -> list[AnomalyRecord]:
+        return await self.store.labelled_anomalies(label)
+
+    async def series_labels(self, series_key: str) -> list[tuple[AnomalyRecord, FeedbackRecord]]:
+        return await self.store.series_labels(series_key)
+
+    async def record_applied(
+        self, series_key: str, sensitivity: Sensitivity, label_ids: Iterable[str], at: datetime
+    ) -> None:
+        await self.store.record_applied(series_key, sensitivity, label_ids, at)
+
+    async def close(self) -> None:
+        await self.store.close()
+
+
+def install(app: faust.App, settings: DetectionServiceSettings, store: DocumentStore) -> ConfigBook:
+    book = ConfigBook(store, settings)
+
+    async def poll() -> None:
+        await book.poll()
+
+    app.task(poll)
+    app.timer(settings.detect_config_poll_s, name="detection_config_updates")(poll)
+    return book
