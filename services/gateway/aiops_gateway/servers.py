@@ -54,6 +54,8 @@ class GatewayServers(mode.Service):
             access_log=False,
             lifespan="off",
             timeout_keep_alive=30,
+            proxy_headers=True,
+            forwarded_allow_ips=self.settings.gateway_trusted_proxies,
         )
         self._http = _EmbeddedUvicorn(config)
         self._task = asyncio.create_task(self._http.serve())

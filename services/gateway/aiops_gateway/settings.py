@@ -22,18 +22,21 @@ class GatewaySettings(CommonSettings):
     gateway_rate_limit: str = "1200/minute"
     """Requests each API key or token may make (``limits`` notation: ``100/second``, ``1200/minute``)."""
     gateway_anonymous_rate_limit: str = "300/minute"
-    """Requests each client address may make without a key (open reads, the UI's assets, failed logins)."""
+    """Requests each client address may make without credentials (open reads), and failed logins it may make."""
     gateway_key_cache_s: float = 5.0
     """How long a checked API key is trusted before it is read again: a revoked key stops working within this."""
     gateway_oidc_issuer: str = ""
     """OIDC issuer whose bearer tokens are accepted (``iss``); empty: API keys only."""
     gateway_oidc_audience: str = ""
-    """The ``aud`` a token must carry."""
+    """The ``aud`` a token must carry; required when ``gateway_oidc_issuer`` is set."""
     gateway_oidc_jwks_url: str = ""
     """Where the issuer's signing keys are; empty: ``ISSUER/.well-known/jwks.json``."""
     gateway_oidc_role_claim: str = "roles"
     """The claim holding the caller's role(s) (a string or a list; dots reach into objects: ``realm_access.roles``)."""
     gateway_oidc_algorithms: list[str] = Field(default_factory=lambda: ["RS256", "ES256"])
+    gateway_trusted_proxies: str = "127.0.0.1"
+    """Addresses whose ``X-Forwarded-For`` is believed (comma-separated, ``*`` for any): behind an ingress, its
+    address, so rate limits per client count the client, not the proxy."""
     gateway_ingest_url: str = "http://127.0.0.1:4318"
     """The ingestion service the gateway forwards ``/api/v1/metrics/write``, ``logs/write`` and ``alerts/ingest`` to."""
     gateway_ingest_token: SecretStr | None = None
