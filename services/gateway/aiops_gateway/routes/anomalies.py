@@ -98,7 +98,7 @@ def _filter(
 async def _page(request: Request, collection: str, where: DocumentFilter, limit: int, cursor: str | None) -> Page:
     try:
         return await gateway(request).documents.query(collection, where, limit=limit, cursor=cursor)
-    except ValueError as exc:  # a cursor that is not one, or from another query
+    except (ValueError, OverflowError) as exc:  # a cursor that is not one (or names a time no store can hold)
         raise ApiError(400, f"cursor: {exc}") from None
 
 
