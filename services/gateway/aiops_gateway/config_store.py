@@ -4,21 +4,21 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from aiops_common.documents import DocumentFilter, DocumentStore, VersionConflictError
+from aiops_common.documents import DocumentStore, VersionConflictError
+from aiops_common.documents.config_versions import (
+    CONFIG_COLLECTION,
+    DETECTION,
+    detection_config_version,
+    newest_detection_config,
+)
 from aiops_common.schemas.config import DetectionConfig, DetectionConfigVersion, config_doc_id
 
 __all__ = [
-    "COLLECTION",
     "ConfigConflictError",
-    "current_detection",
-    "detection_version",
     "detection_versions",
     "diff_summary",
     "write_detection",
 ]
-
-COLLECTION = "config"
-KIND = "detection"
 
 
 class ConfigConflictError(Exception):
@@ -30,40 +30,14 @@ class ConfigConflictError(Exception):
         self.current = current
 
 
-def _where(kind: str) -> DocumentFilter:
-    return DocumentFilter(terms=(("kind", kind),))
-
-
-async def detection_version(store: DocumentStore, version: int) -> DetectionConfigVersion | None:
-    if version < 1:
-        return None
-    found = await store.get(COLLECTION, config_doc_id(KIND, version))
-    return None if found is None else DetectionConfigVersion.model_validate(found.body)
-
-
-async def current_detection(store: DocumentStore) -> DetectionConfigVersion | None:
-    """The newest version, or None when none was ever written.
-
-    The newest by time is only a starting point: versions are numbered without gaps (each is written only if
-    its id is new), so probing the ids after it finds the newest even when writers' clocks disagree.
-    """
-    page = await store.query(COLLECTION, _where(KIND), limit=1)
-    if not page.documents:
-        return None
-    newest = DetectionConfigVersion.model_validate(page.documents[0].body)
-    while (later := await detection_version(store, newest.version + 1)) is not None:
-        newest = later
-    return newest
-
-
 async def detection_versions(store: DocumentStore, limit: int) -> list[DetectionConfigVersion]:
     """Up to ``limit`` versions, newest first."""
-    current = await current_detection(store)
+    current = await newest_detection_config(store)
     if current is None:
         return []
     out = [current]
     for version in range(current.version - 1, max(0, current.version - limit), -1):
-        found = await detection_version(store, version)
+        found = await detection_config_version(store, version)
         if found is not None:
             out.append(found)
     return out
@@ -77,7 +51,7 @@ async def write_detection(
     ``expected_version``: the version the caller based the change on (0: none yet); another one current raises
     :class:`ConfigConflictError`, and so does a concurrent writer that took the same version number first.
     """
-    previous = await current_detection(store)
+    previous = await newest_detection_config(store)
     current = 0 if previous is None else previous.version
     if expected_version is not None and expected_version != current:
         raise ConfigConflictError(
@@ -85,9 +59,11 @@ async def write_detection(
             " read it and apply the change again",
             current,
         )
-    made = DetectionConfigVersion(kind=KIND, version=current + 1, at=datetime.now(UTC), by=by, note=note, config=config)
+    made = DetectionConfigVersion(
+        kind=DETECTION, version=current + 1, at=datetime.now(UTC), by=by, note=note, config=config
+    )
     try:
-        await store.upsert(COLLECTION, config_doc_id(KIND, made.version), made.model_dump(mode="json"), 0)
+        await store.upsert(CONFIG_COLLECTION, config_doc_id(DETECTION, made.version), made.model_dump(mode="json"), 0)
     except VersionConflictError:
         raise ConfigConflictError(
             f"another change made version {made.version} at the same time; read it and apply the change again",

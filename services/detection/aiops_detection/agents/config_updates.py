@@ -19,11 +19,12 @@ from datetime import datetime
 
 import faust
 import structlog
-from aiops_common.documents import DocumentFilter, DocumentStore
+from aiops_common.documents import DocumentStore
+from aiops_common.documents.config_versions import newest_detection_config
 from aiops_common.feedback import FeedbackStore, Sensitivity, StoredLabel
 from aiops_common.observability import LogRateLimit
 from aiops_common.schemas import AnomalyRecord, FeatureBatch, FeedbackLabel, FeedbackRecord, SeriesMeta
-from aiops_common.schemas.config import DetectionConfig, DetectionConfigVersion, SensitivityOverride, config_doc_id
+from aiops_common.schemas.config import DetectionConfig, SensitivityOverride
 from prometheus_client import Gauge
 
 from aiops_detection.agents.anomaly_detector import AnomalyPartition, Detection
@@ -42,7 +43,6 @@ __all__ = [
     "configure_detector",
     "install",
     "labels_of_key",
-    "newest_detection_config",
 ]
 
 log = structlog.get_logger(__name__)
@@ -51,25 +51,7 @@ CONFIG_VERSION = Gauge(
     "aiops_detect_config_version", "Version of the operators' detection configuration in use (0: none set)"
 )
 
-COLLECTION = "config"
-KIND = "detection"
-
 _log_limit = LogRateLimit(60.0)
-
-
-async def newest_detection_config(store: DocumentStore) -> DetectionConfigVersion | None:
-    """The newest stored version, or None when none was ever written.
-
-    Versions are numbered without gaps (each is written only if its id is new), so the ids after the newest by
-    time are probed: a writer whose clock is behind cannot hide a later version.
-    """
-    page = await store.query(COLLECTION, DocumentFilter(terms=(("kind", KIND),)), limit=1)
-    if not page.documents:
-        return None
-    newest = DetectionConfigVersion.model_validate(page.documents[0].body)
-    while (later := await store.get(COLLECTION, config_doc_id(KIND, newest.version + 1))) is not None:
-        newest = DetectionConfigVersion.model_validate(later.body)
-    return newest
 
 
 class ActiveConfig:

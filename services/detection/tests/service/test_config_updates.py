@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from aiops_common.documents import DocumentFilter, DocumentStore, open_document_store
+from aiops_common.documents.config_versions import newest_detection_config
 from aiops_common.feedback import Sensitivity, open_feedback_store
 from aiops_common.models import open_model_registry
 from aiops_common.schemas import CrossingDirection, PredictionRecord, SeriesMeta, prediction_id
@@ -23,7 +24,6 @@ from aiops_detection.agents.config_updates import (
     ConfiguredAnomalyPartition,
     ConfiguredFeedback,
     labels_of_key,
-    newest_detection_config,
 )
 from aiops_detection.agents.model_updates import ModelBook
 from aiops_detection.detectors.sensitivity import admits

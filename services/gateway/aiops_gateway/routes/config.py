@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
+from aiops_common.documents.config_versions import detection_config_version, newest_detection_config
 from aiops_common.schemas.config import DetectionConfig, DetectionConfigVersion
 from aiops_common.topology import TopologyFileError, load_topology
 from fastapi import APIRouter, Body, Depends, Path, Query, Request
@@ -15,8 +16,6 @@ from aiops_gateway.audit import audit
 from aiops_gateway.auth import Principal, Role, require
 from aiops_gateway.config_store import (
     ConfigConflictError,
-    current_detection,
-    detection_version,
     detection_versions,
     diff_summary,
     write_detection,
@@ -71,7 +70,7 @@ class TopologyLoaded(BaseModel):
 async def get_detection(
     principal: Annotated[Principal, Depends(require(Role.VIEWER))], request: Request
 ) -> DetectionConfigOut:
-    return DetectionConfigOut.of(await current_detection(gateway(request).documents))
+    return DetectionConfigOut.of(await newest_detection_config(gateway(request).documents))
 
 
 @router.get(
@@ -98,7 +97,7 @@ async def get_detection_version(
     request: Request,
     version: Annotated[int, Path(ge=1, le=2**53)],
 ) -> DetectionConfigOut:
-    found = await detection_version(gateway(request).documents, version)
+    found = await detection_config_version(gateway(request).documents, version)
     if found is None:
         raise ApiError(404, f"no detection configuration version {version}")
     return DetectionConfigOut.of(found)
