@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from datetime import datetime
 
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiops_common.broker.addresses import bootstrap_servers
+from aiops_common.broker.addresses import bootstrap_servers, broker_accepts_connections
 from aiops_common.schemas import IncidentRecord, RcaResult, SchemaError, decode_envelope
 from aiops_common.schemas.incidents import IncidentSeverity, IncidentStatus
 from aiops_common.topics import Topics
@@ -39,6 +40,8 @@ CONNECTED = Gauge("aiops_gateway_live_connected", "1 while this replica's live f
 QUEUE_LIMIT = 500
 """Events kept for a client that has not read them yet; beyond that its oldest are dropped."""
 TOP_CAUSES = 3
+LIVENESS_S = 5.0
+"""How often a following feed checks that the broker still answers."""
 _BACKOFF_S = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 
 
@@ -168,12 +171,23 @@ class Subscription:
         return events, dropped
 
 
+async def _stop(consumer: AIOKafkaConsumer) -> None:
+    """Stop a consumer whose broker may be gone: aiokafka then fails, or lets its fetcher's cancellation out."""
+    try:
+        await consumer.stop()
+    except (Exception, asyncio.CancelledError):
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():  # we are being stopped ourselves: let that through
+            raise
+
+
 class LiveFeed:
     """Follows ``incidents`` and ``rca.results`` for the clients of ``/api/v1/events``.
 
     It runs as a task of its own: a broker that is down when the gateway starts, or goes away later, is
-    retried with backoff while the API serves everything else. After a reconnection it goes on from where it
-    was, so a short outage loses no event.
+    retried with backoff while the API serves everything else. Once it follows again it starts from the end
+    and sends every client a ``resync`` event: what was published meanwhile is in the document store, which
+    clients read again (a broker that restarted without storage has no history to resume from).
     """
 
     def __init__(self, settings: GatewaySettings, broker_url: str, queue_limit: int = QUEUE_LIMIT) -> None:
@@ -181,7 +195,7 @@ class LiveFeed:
         self.broker_url = broker_url
         self.queue_limit = queue_limit
         self._subscriptions: set[Subscription] = set()
-        self._positions: dict[TopicPartition, int] = {}
+        self._followed_before = False
         self._task: asyncio.Task[None] | None = None
         self._connected = False
         self._followed = False
@@ -250,9 +264,10 @@ class LiveFeed:
             self._followed = False
             try:
                 await self._follow()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # the broker is down or refused us: the gateway carries on, we retry
+            except (Exception, asyncio.CancelledError) as exc:  # the broker is down or refused us: we retry
+                task = asyncio.current_task()
+                if isinstance(exc, asyncio.CancelledError) and task is not None and task.cancelling():
+                    raise  # stop() asked; a cancellation escaping aiokafka's own tasks is a failure like any
                 self.failures += 1
                 attempt = 0 if self._followed else attempt  # a feed that ran before starts its backoff again
                 wait_s = _BACKOFF_S[min(attempt, len(_BACKOFF_S) - 1)]
@@ -269,7 +284,7 @@ class LiveFeed:
             bootstrap_servers=bootstrap_servers(self.broker_url),
             group_id=None,
             enable_auto_commit=False,
-            auto_offset_reset="latest",  # a broker that lost its log: go on from its new end
+            auto_offset_reset="latest",
             fetch_max_wait_ms=self.settings.consumer_fetch_wait_ms,
             request_timeout_ms=int(max(self.settings.publish_timeout_s, 5.0) * 1000),
         )
@@ -277,28 +292,32 @@ class LiveFeed:
             await asyncio.wait_for(consumer.start(), max(self.settings.publish_timeout_s, 5.0))
             partitions = await self._partitions(consumer)
             consumer.assign(partitions)
-            for tp in partitions:
-                if tp in self._positions:
-                    consumer.seek(tp, self._positions[tp])
-                else:
-                    await consumer.seek_to_end(tp)
+            await consumer.seek_to_end(*partitions)
             for tp in partitions:  # seek_to_end is lazy: resolve it now, so what is published next is seen
-                self._positions[tp] = await consumer.position(tp)
+                await consumer.position(tp)
             self._connected = self._followed = True
             CONNECTED.set(1)
             log.info("live feed following", topics=sorted(self._readers))
+            if self._followed_before:
+                self.fan_out(LiveEvent("resync", json.dumps({"reason": "the gateway reconnected to the broker"})))
+            self._followed_before = True
+            loop = asyncio.get_running_loop()
+            checked_at = loop.time()
             while True:
                 batch = await consumer.getmany(*partitions, timeout_ms=1000)
                 for tp, records in batch.items():
                     for record in records:
                         self.take(tp.topic, record.value)
-                    if records:
-                        self._positions[tp] = records[-1].offset + 1
+                # aiokafka reconnects by itself and says nothing, also to a broker that came back empty and
+                # would never hand us the offsets we wait at: a broker that stops answering ends this follow.
+                if loop.time() - checked_at >= LIVENESS_S:
+                    if not await broker_accepts_connections(self.broker_url, timeout_s=2.0):
+                        raise ConnectionError(f"broker {self.broker_url} stopped answering")
+                    checked_at = loop.time()
         finally:
             self._connected = False
             CONNECTED.set(0)
-            with contextlib.suppress(Exception):  # stopping a consumer of a dead broker may fail too
-                await consumer.stop()
+            await _stop(consumer)
 
     async def _partitions(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
         await consumer._client.force_metadata_update()  # metadata is lazy in aiokafka

@@ -28,6 +28,8 @@ _DESCRIPTION = f"""A stream that does not end (`text/event-stream`). Events:
 - `incident`: an incident as of its latest change (IncidentEvent).
 - `rca`: a new root-cause analysis of an incident revision, its best causes first (RcaEvent).
 - `dropped`: `{{"count": n}}`: this client read too slowly and lost its `n` oldest events; load the list again.
+- `resync`: `{{"reason": "..."}}`: the gateway lost the broker for a while and follows it again from its end;
+  what was published meanwhile is in the stores: load the list again.
 
 A comment line (`: heartbeat`) comes every {HEARTBEAT_S:g} s when nothing else does. Browsers read it with `fetch()`
 (so the `Authorization` header is sent) and reconnect with backoff when it ends."""

@@ -7,10 +7,11 @@ import contextlib
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
-from aiops_common.broker import Publisher
+from aiops_common.broker import EmbeddedBroker, Publisher, ensure_topics
 from aiops_common.broker.publisher import Message
 from aiops_common.schemas import (
     IncidentMember,
@@ -181,3 +182,49 @@ async def test_feed_follows_a_broker_that_comes_up_after_the_gateway(
     finally:
         await feed.stop()
     assert feed.subscribers == 0
+
+
+async def test_feed_rides_out_a_broker_that_goes_away_and_comes_back(tmp_path: Path) -> None:
+    """The broker stops under a following feed and starts again (empty, as the embedded one does): the feed
+    neither crashes nor needs a restart, and what is published afterwards reaches the client."""
+    broker = EmbeddedBroker(log_path=tmp_path / "tansu.log")
+    await asyncio.to_thread(broker.start)
+    prefix = "restart."
+    feed = LiveFeed(GatewaySettings(topic_prefix=prefix), broker.url)
+    subscription = feed.subscribe()
+    seen: set[str] = set()
+    kinds: set[str] = set()
+
+    async def received(incident_id: str) -> bool:
+        events, _ = await subscription.get(0.5)
+        kinds.update(e.kind for e in events)
+        seen.update(str(json.loads(e.data)["id"]) for e in events if e.kind == "incident")
+        return incident_id in seen
+
+    async def publish(record: IncidentRecord) -> None:
+        await ensure_topics(broker.url, prefix)
+        publisher = Publisher(broker.url, prefix)
+        try:
+            await publisher.publish([Message(Topics.INCIDENTS, record.encode(), key=record.id.encode())])
+        finally:
+            await publisher.stop()
+
+    try:
+        await ensure_topics(broker.url, prefix)
+        await feed.start()
+        await eventually(lambda: feed.connected, timeout=60, what="the feed following the broker")
+        await publish(incident("inc-before", 1))
+        await eventually(lambda: received("inc-before"), timeout=60, what="the incident before the restart")
+        await asyncio.to_thread(broker.stop)
+        await eventually(lambda: feed.failures >= 1, timeout=60, what="the feed noticing the broker went away")
+        assert not feed.connected
+        broker = EmbeddedBroker(port=broker.port, log_path=tmp_path / "tansu-again.log")
+        await asyncio.to_thread(broker.start)
+        await ensure_topics(broker.url, prefix)
+        await eventually(lambda: feed.connected, timeout=90, what="the feed following the broker again")
+        await publish(incident("inc-after", 1))
+        await eventually(lambda: received("inc-after"), timeout=60, what="the incident after the restart")
+        assert "resync" in kinds, "clients are told to read the list again after the outage"
+    finally:
+        await feed.stop()
+        await asyncio.to_thread(broker.stop)

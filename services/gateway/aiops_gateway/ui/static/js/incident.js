@@ -463,8 +463,9 @@ export function renderIncident(ctx, incidentId) {
 
   // A change of this incident (or a new analysis of it) reloads the page, at most once a second.
   const stop = onLive((kind, data) => {
+    const missed = kind === "dropped" || kind === "resync";
     const id = kind === "incident" ? data.id : kind === "rca" ? data.incident_id : null;
-    if (id !== incidentId || pending) return;
+    if ((id !== incidentId && !missed) || pending) return;
     if (kind === "incident" && current && data.revision <= current.revision) return;
     pending = setTimeout(() => {
       pending = null;

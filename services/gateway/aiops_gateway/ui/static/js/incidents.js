@@ -194,7 +194,7 @@ export function renderIncidentList({ main, params }) {
   const stop = onLive((kind, data) => {
     if (kind === "incident") upsert(data);
     else if (kind === "rca") rcaUpdate(data);
-    else if (kind === "hello" || kind === "dropped") load(true); // what was missed while not connected
+    else if (kind === "hello" || kind === "dropped" || kind === "resync") load(true); // what was missed while not connected
   });
   load(true);
   return stop;
