@@ -39,7 +39,7 @@ from aiops_common.topics import Topics
 from aiops_common.topology import Dependency, Service
 from aiops_gateway.auth import Role
 from aiops_gateway.context import Gateway
-from aiops_gateway.testing import RunningGateway
+from aiops_gateway.testing import RunningGateway, start_gateway
 from aiops_gateway.ui import STATIC_DIR
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -412,3 +412,30 @@ async def test_assets_ship_in_the_package_and_keep_to_the_content_security_polic
             assert served.status_code == 200, path
             assert served.headers["cache-control"] == "no-cache"
             assert served.content == path.read_bytes()
+
+
+async def test_a_key_revoked_during_a_session_returns_to_the_login(
+    tmp_path: Path, broker_url: str, topic_prefix: str, browser: Any
+) -> None:
+    """Any 401 (here: the viewer's key revoked while the page is open) shows the login screen and forgets the key."""
+    servers, running = await start_gateway(tmp_path, broker_url, topic_prefix, gateway_key_cache_s=0.0)
+    try:
+        key = await running.key(Role.VIEWER)
+        context = await browser.new_context()
+        page = await context.new_page()
+        page.set_default_timeout(scaled(30.0) * 1000)
+        await page.goto(running.url + "/")
+        await page.fill("#api-key", key)
+        await page.click("#login-submit")
+        await page.wait_for_selector("#whoami:has-text('test-viewer (viewer)')")
+        await page.wait_for_selector("#incidents-empty")
+        key_id = next(k.id for k in await running.gateway.auth.keys.list() if k.name == "test-viewer")
+        await running.gateway.auth.keys.revoke(key_id)
+        await page.click("#nav a[data-route='map']")
+        await page.wait_for_selector("#login-form")
+        assert "no longer accepted" in await page.locator("#login-error").inner_text()
+        assert await page.locator("#whoami").is_hidden()
+        assert await page.evaluate("sessionStorage.length") == 0
+        await context.close()
+    finally:
+        await servers.stop()

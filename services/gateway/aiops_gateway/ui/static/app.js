@@ -40,6 +40,7 @@ function logout() {
 }
 
 onUnauthorized(() => {
+  if (me === null && !apiKey()) return; // several calls were refused at once: the first one logged out
   const wasLoggedIn = me !== null;
   logout();
   byId("login-error").textContent = wasLoggedIn
