@@ -301,7 +301,7 @@ async def test_operator_sees_an_incident_live_opens_it_and_confirms_its_cause(
     key = await running_gateway.key(Role.OPERATOR)
     timeout_ms = scaled(30.0) * 1000
 
-    context = await browser.new_context(viewport={"width": 1400, "height": 1000})
+    context = await browser.new_context(viewport={"width": 1400, "height": 1000}, color_scheme="dark")
     page = await context.new_page()
     page.set_default_timeout(timeout_ms)
     watch = PageWatch()

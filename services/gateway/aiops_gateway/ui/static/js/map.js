@@ -31,7 +31,7 @@ export function layers(names, dependencies) {
 }
 
 function label(text) {
-  return text.length > 20 ? `${text.slice(0, 19)}…` : text;
+  return text.length > 18 ? `${text.slice(0, 17)}…` : text;
 }
 
 function draw(topology, hot) {
