@@ -67,6 +67,8 @@ class GatewayServers(mode.Service):
         log.info("gateway listening", url=self.settings.url)
 
     async def on_stop(self) -> None:
+        # Live event streams never end by themselves: closing the feed ends them, so uvicorn stops at once.
+        await self.gateway.live.stop()
         if self._http is not None and self._task is not None:
             self._http.should_exit = True
             with contextlib.suppress(asyncio.CancelledError, TimeoutError):
