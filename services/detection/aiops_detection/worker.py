@@ -39,9 +39,7 @@ def install(app: faust.App, settings: DetectionSettings) -> None:
     documents = open_document_store(settings.documents_url)
     models = model_updates.install(app, settings)
     config = config_updates.install(app, settings, documents)
-    # Operators' sensitivity overrides are added where findings are judged; their other settings in the partitions.
-    detector = anomaly_detector.install(app, settings, models, config_updates.ConfiguredFeedback(store, config))
-    config_updates.configure_detector(detector, settings, models, config)
+    anomaly_detector.install(app, settings, models, store, config)
     if settings.detect_static_thresholds:
         crossing_predictor.install(app, settings, documents)
     anomaly_archive.install(app, settings, store, documents)

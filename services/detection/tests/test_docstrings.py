@@ -30,7 +30,14 @@ def test_docstring_examples(name: str) -> None:
     assert result.failed == 0
 
 
-AGENTS = ["anomaly_archive", "anomaly_detector", "crossing_predictor", "feedback_labels", "model_updates"]
+AGENTS = [
+    "anomaly_archive",
+    "anomaly_detector",
+    "config_updates",
+    "crossing_predictor",
+    "feedback_labels",
+    "model_updates",
+]
 
 
 @pytest.mark.parametrize("name", AGENTS)

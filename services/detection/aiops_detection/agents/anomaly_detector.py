@@ -29,6 +29,7 @@ from aiops_common.feedback import FeedbackStore
 from aiops_common.schemas import AnomalyRecord, AnomalySeverity, FeatureBatch, SeriesMeta, anomaly_id
 from aiops_common.topics import Topics, declare
 
+from aiops_detection.agents.config_updates import ActiveConfig, ConfigBook
 from aiops_detection.agents.model_updates import ModelBook
 from aiops_detection.agents.partition_state import FeatureStage, SeriesStates
 from aiops_detection.detectors.cascade import Severity
@@ -103,11 +104,16 @@ class AnomalyPartition(SeriesStates[SeriesState]):
     state_type = SeriesState
     fingerprint = STATE_FINGERPRINT
 
-    def __init__(self, partition: int, settings: DetectionServiceSettings, models: ModelBook) -> None:
+    def __init__(
+        self, partition: int, settings: DetectionServiceSettings, models: ModelBook, book: ConfigBook | None = None
+    ) -> None:
         super().__init__()
         self.partition = partition
         self.settings = settings
         self.models = models
+        self.book = book
+        """The operators' configuration (``config_updates``); None: the settings alone."""
+        self.config: ActiveConfig | None = None if book is None else book.current
         self.lengths = np.asarray(settings.window_lengths_ms, dtype=np.int64)
         self._model_seen: dict[int, int] = {}
         self._awaiting_model: dict[int, set[str]] = {}
@@ -116,6 +122,7 @@ class AnomalyPartition(SeriesStates[SeriesState]):
         """Series id -> the panel and row holding its cascade's tier 1."""
 
     def process(self, batch: FeatureBatch) -> list[Detection]:
+        self._take_config()
         self._adopt_models()
         rows = np.flatnonzero(np.isin(batch.length_ms, self.lengths))
         if rows.size == 0:
@@ -197,8 +204,12 @@ class AnomalyPartition(SeriesStates[SeriesState]):
         return out
 
     def _enter(self, ident: str) -> None:
-        """Move the state's tier 1 into its panel, which runs it from now on."""
-        cascade = self.states[ident].cascade
+        """Tune the arriving state to the configuration in use, and move its tier 1 into its panel, which runs it
+        from now on."""
+        state = self.states[ident]
+        if self.config is not None:
+            state.retune(self.config.tuning(state.name, state.service))
+        cascade = state.cascade
         if cascade is None:
             return
         panel = self._panels.get(repr(cascade.basic))
@@ -219,16 +230,32 @@ class AnomalyPartition(SeriesStates[SeriesState]):
         return super().changed()
 
     def restore(self, states: Mapping[str, bytes]) -> None:
+        self._take_config()  # restored states enter tuned to the newest version, whatever they were saved with
         super().restore(states)
         for ident in states:
             if ident in self.states:
                 self._enter(ident)
+
+    def _take_config(self) -> None:
+        """Take the newest configuration (once per batch); a new version retunes every series held."""
+        current = None if self.book is None else self.book.current
+        if current is None or current is self.config:
+            return
+        self.config = current
+        retuned = sum(state.retune(current.tuning(state.name, state.service)) for state in self.states.values())
+        log.info(
+            "series retuned to the detection configuration",
+            partition=self.partition,
+            version=current.version,
+            series=retuned,
+        )
 
     # -- models --------------------------------------------------------------------------------------------
 
     def _new_state(self, meta: SeriesMeta, row: WindowRow) -> SeriesState:
         trained, version = self.models.trained(row.length_ms, meta.key)
         state = new_series_state(meta.key, meta.name, row.length_ms, self.settings, trained, version, row.start_ms)
+        state.service = service_of(meta.labels)
         if state.model_version is not None:
             log.info("series starts from a trained model", series=meta.key, version=version, windows=state.seen)
         elif trained is not None:
@@ -270,13 +297,19 @@ class AnomalyPartition(SeriesStates[SeriesState]):
 
 
 def install(
-    app: faust.App, settings: DetectionServiceSettings, models: ModelBook, store: FeedbackStore
+    app: faust.App,
+    settings: DetectionServiceSettings,
+    models: ModelBook,
+    store: FeedbackStore,
+    book: ConfigBook | None = None,
 ) -> FeatureStage[Detection]:
     source = declare(app, Topics.FEATURES, settings.topic_prefix)
     anomalies = declare(app, Topics.ANOMALIES, settings.topic_prefix)
 
     async def publish(detections: list[Detection]) -> None:
         sensitivity = await store.sensitivities(d.series.key for d in detections)
+        if book is not None:
+            sensitivity = book.current.sensitivities(sensitivity)
         now = datetime.now(UTC)
         records = []
         for d in detections:
@@ -295,7 +328,7 @@ def install(
         "anomaly_detector",
         source,
         Topics.FEATURES.partitions,
-        lambda partition: AnomalyPartition(partition, settings, models),
+        lambda partition: AnomalyPartition(partition, settings, models, book),
         publish,
         settings.detect_checkpoint_interval_s,
         settings.detect_replay_timeout_s,

@@ -4,43 +4,36 @@ Every ``detect_config_poll_s`` (and at start) each worker reads the newest versi
 ``detection`` configuration from the document store's ``config`` collection; every
 replica reads it itself, so no consumer group is involved. A new version is resolved
 once into an :class:`ActiveConfig` and published by replacing one reference, as
-``model_updates`` does for trained models: each anomaly partition applies it at the
-start of its next batch (the cascades' gates and severity levels, static limits), to
-the series it holds and to those it meets later, keeping what they learned. Sensitivity
-overrides are added to what feedback learned where findings are judged
-(:class:`ConfiguredFeedback`). A store that cannot be read keeps the version in use.
+``model_updates`` does for trained models: each anomaly partition
+(``anomaly_detector.AnomalyPartition``) applies it at the start of its next batch (the
+cascades' gates and severity levels, static limits), to the series it holds and to those
+it meets later, keeping what they learned. Sensitivity overrides are added to what
+feedback learned where findings are judged (:meth:`ActiveConfig.sensitivities`). A store
+that cannot be read keeps the version in use.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
-from datetime import datetime
+from collections.abc import Mapping
 
 import faust
 import structlog
 from aiops_common.documents import DocumentStore
 from aiops_common.documents.config_versions import newest_detection_config
-from aiops_common.feedback import FeedbackStore, Sensitivity, StoredLabel
+from aiops_common.feedback import Sensitivity
 from aiops_common.observability import LogRateLimit
-from aiops_common.schemas import AnomalyRecord, FeatureBatch, FeedbackLabel, FeedbackRecord, SeriesMeta
 from aiops_common.schemas.config import DetectionConfig, SensitivityOverride
 from prometheus_client import Gauge
 
-from aiops_detection.agents.anomaly_detector import AnomalyPartition, Detection
-from aiops_detection.agents.model_updates import ModelBook
-from aiops_detection.agents.partition_state import FeatureStage
 from aiops_detection.detectors.sensitivity import with_override
-from aiops_detection.detectors.series_detectors import SeriesState, Tuning, WindowRow, service_of
+from aiops_detection.detectors.series_detectors import Tuning, service_of
 from aiops_detection.service_settings import DetectionServiceSettings
 
 __all__ = [
     "CONFIG_VERSION",
     "ActiveConfig",
     "ConfigBook",
-    "ConfiguredAnomalyPartition",
-    "ConfiguredFeedback",
-    "configure_detector",
     "install",
     "labels_of_key",
 ]
@@ -91,6 +84,18 @@ class ActiveConfig:
         if own is not None or not self._by_service:
             return own
         return self._by_service.get(service_of(labels_of_key(series_key)))
+
+    def sensitivities(self, learned: Mapping[str, Sensitivity]) -> dict[str, Sensitivity]:
+        """What feedback learned per series with the operators' override on top (``with_override``)."""
+        if not self.overrides_sensitivity:
+            return dict(learned)
+        out: dict[str, Sensitivity] = {}
+        for key, sensitivity in learned.items():
+            override = self.override(key)
+            out[key] = (
+                sensitivity if override is None else with_override(sensitivity, override.slack, override.min_score)
+            )
+        return out
 
 
 _LABEL = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)="((?:[^"\\]|\\.)*)"')
@@ -148,113 +153,6 @@ class ConfigBook:
             sensitivity_overrides=len(config.sensitivity),
         )
         return self.current
-
-
-class ConfiguredAnomalyPartition(AnomalyPartition):
-    """The anomaly detector's partition, tuned by the configuration in use.
-
-    The newest configuration is taken once per batch; a new version retunes every series held. A series
-    arriving (new, restored from a checkpoint, swapped to a trained model) is tuned as it enters.
-    """
-
-    def __init__(self, partition: int, settings: DetectionServiceSettings, models: ModelBook, book: ConfigBook) -> None:
-        super().__init__(partition, settings, models)
-        self.book = book
-        self.config = book.current
-
-    def process(self, batch: FeatureBatch) -> list[Detection]:
-        self._take_config()
-        return super().process(batch)
-
-    def _take_config(self) -> None:
-        current = self.book.current
-        if current is self.config:
-            return
-        self.config = current
-        retuned = sum(state.retune(current.tuning(state.name, state.service)) for state in self.states.values())
-        log.info(
-            "series retuned to the detection configuration",
-            partition=self.partition,
-            version=current.version,
-            series=retuned,
-        )
-
-    def restore(self, states: Mapping[str, bytes]) -> None:
-        # Every restored state enters tuned to the newest version, whatever it was checkpointed with.
-        self._take_config()
-        super().restore(states)
-
-    def _new_state(self, meta: SeriesMeta, row: WindowRow) -> SeriesState:
-        state = super()._new_state(meta, row)
-        state.service = service_of(meta.labels)
-        return state
-
-    def _enter(self, ident: str) -> None:
-        state = self.states[ident]
-        state.retune(self.config.tuning(state.name, state.service))
-        super()._enter(ident)
-
-
-def configure_detector(
-    stage: FeatureStage[Detection], settings: DetectionServiceSettings, models: ModelBook, book: ConfigBook
-) -> None:
-    """Make the anomaly detector's partitions configured ones (before the stage opens any partition)."""
-    stage.factory = lambda partition: ConfiguredAnomalyPartition(partition, settings, models, book)
-
-
-class ConfiguredFeedback:
-    """The feedback store as the anomaly detector reads it: each series' sensitivity with the operators'
-    override on top (``with_override``); everything else is the store's."""
-
-    def __init__(self, store: FeedbackStore, book: ConfigBook) -> None:
-        self.store = store
-        self.book = book
-        self.url = store.url
-
-    async def sensitivities(self, series_keys: Iterable[str]) -> dict[str, Sensitivity]:
-        learned = await self.store.sensitivities(series_keys)
-        config = self.book.current
-        if not config.overrides_sensitivity:
-            return learned
-        out: dict[str, Sensitivity] = {}
-        for key, sensitivity in learned.items():
-            override = config.override(key)
-            out[key] = (
-                sensitivity if override is None else with_override(sensitivity, override.slack, override.min_score)
-            )
-        return out
-
-    async def sensitivity(self, series_key: str) -> Sensitivity:
-        return (await self.sensitivities([series_key]))[series_key]
-
-    async def record_anomaly(self, anomaly: AnomalyRecord) -> None:
-        await self.store.record_anomaly(anomaly)
-
-    async def anomaly(self, anomaly_id: str) -> AnomalyRecord | None:
-        return await self.store.anomaly(anomaly_id)
-
-    async def add_label(self, feedback: FeedbackRecord) -> bool:
-        return await self.store.add_label(feedback)
-
-    async def labels(self, subject_id: str | None = None) -> list[FeedbackRecord]:
-        return await self.store.labels(subject_id)
-
-    async def label(self, label_id: str) -> StoredLabel | None:
-        return await self.store.label(label_id)
-
-    async def labelled_anomalies(self, label: FeedbackLabel) -> list[AnomalyRecord]:
-        return await self.store.labelled_anomalies(label)
-
-    async def series_labels(self, series_key: str) -> list[tuple[AnomalyRecord, FeedbackRecord]]:
-        return await self.store.series_labels(series_key)
-
-    async def record_applied(
-        self, series_key: str, sensitivity: Sensitivity, label_ids: Iterable[str], at: datetime
-    ) -> None:
-        await self.store.record_applied(series_key, sensitivity, label_ids, at)
-
-    async def close(self) -> None:
-        await self.store.close()
 
 
 def install(app: faust.App, settings: DetectionServiceSettings, store: DocumentStore) -> ConfigBook:

@@ -19,10 +19,9 @@ from aiops_common.schemas.config import DetectionConfig, DetectionConfigVersion,
 from aiops_common.schemas.metrics import series_key
 from aiops_common.testing.records import service_anomaly
 from aiops_detection.agents.anomaly_archive import write_documents
+from aiops_detection.agents.anomaly_detector import AnomalyPartition
 from aiops_detection.agents.config_updates import (
     ConfigBook,
-    ConfiguredAnomalyPartition,
-    ConfiguredFeedback,
     labels_of_key,
 )
 from aiops_detection.agents.model_updates import ModelBook
@@ -60,9 +59,7 @@ async def test_static_rules_and_gates_retune_running_and_new_series(service_sett
     store = open_document_store(f"sqlite:///{tmp_path / 'documents.sqlite'}")
     try:
         book = ConfigBook(store, settings)
-        part = ConfiguredAnomalyPartition(
-            0, settings, ModelBook(open_model_registry(settings.model_url), settings), book
-        )
+        part = AnomalyPartition(0, settings, ModelBook(open_model_registry(settings.model_url), settings), book)
         assert await book.poll() is None and book.current.version == 0 and _gauge() == 0
 
         # No rule yet: 70 during the cold start alerts nowhere; the disk's limit comes from the settings.
@@ -105,9 +102,7 @@ async def test_static_rules_and_gates_retune_running_and_new_series(service_sett
         # A checkpointed state restored elsewhere gets the version in use there, whatever it was saved with.
         saved = part.changed()
         other_book = ConfigBook(store, settings)
-        other = ConfiguredAnomalyPartition(
-            1, settings, ModelBook(open_model_registry(settings.model_url), settings), other_book
-        )
+        other = AnomalyPartition(1, settings, ModelBook(open_model_registry(settings.model_url), settings), other_book)
         await _set(store, 3, DetectionConfig.model_validate({"static_rules": [{"metric": "temp", "lower": 40.0}]}))
         await other_book.poll()
         other.restore({k: v for k, v in saved.items() if v is not None})
@@ -148,17 +143,20 @@ async def test_sensitivity_overrides_add_to_what_feedback_learned(service_settin
     feedback = open_feedback_store(f"sqlite:///{tmp_path / 'feedback.sqlite'}")
     try:
         book = ConfigBook(documents, settings)
-        store = ConfiguredFeedback(feedback, book)
+
+        async def sensitivities(keys: list[str]) -> dict[str, Sensitivity]:
+            return book.current.sensitivities(await feedback.sensitivities(keys))
+
         await feedback.record_applied(API_A.key, Sensitivity(slack=0.5), [], datetime.now(UTC))
         keys = [API_A.key, API_C.key, DB_B.key]
-        assert (await store.sensitivities(keys))[API_A.key].slack == 0.5
+        assert (await sensitivities(keys))[API_A.key].slack == 0.5
         overrides = [
             {"series_key": API_A.key, "slack": 1.0},
             {"service": "api", "slack": 2.0, "min_score": 0.8},
         ]
         await _set(documents, 1, DetectionConfig.model_validate({"sensitivity": overrides}))
         await book.poll()
-        got = await store.sensitivities(keys)
+        got = await sensitivities(keys)
         assert got[API_A.key] == Sensitivity(slack=1.5)  # its own override wins over its service's
         assert got[API_C.key] == Sensitivity(slack=2.0, min_score=0.8)
         assert got[DB_B.key] == Sensitivity()
@@ -166,7 +164,7 @@ async def test_sensitivity_overrides_add_to_what_feedback_learned(service_settin
         judged = {k: admits(s, 0.9, 12.0 + 1.8 * 4.0, 8.0, 12.0, 0.53) for k, s in got.items()}
         assert judged == {API_A.key: True, API_C.key: False, DB_B.key: True}
         assert admits(got[API_C.key], 0.75, None, None, None, 0.53) is False
-        assert (await store.sensitivity(DB_B.key)) == Sensitivity()
+        assert (await sensitivities([DB_B.key]))[DB_B.key] == Sensitivity()
     finally:
         await documents.close()
         await feedback.close()
