@@ -17,6 +17,7 @@ __all__ = [
     "FieldKind",
     "Page",
     "VersionConflictError",
+    "check_fields",
     "collection",
     "decode_cursor",
     "encode_cursor",
@@ -222,6 +223,17 @@ def indexed_values(schema: Collection, body: Mapping[str, Any]) -> dict[str, Any
     return out
 
 
+def check_fields(fields: Sequence[str]) -> list[str]:
+    """Top-level field names of a projection: identifiers only (they are spelled into queries), at least one."""
+    names = list(fields)
+    if not names:
+        raise ValueError("a projection names at least one field")
+    for name in names:
+        if not (name.replace("_", "a").isalnum() and name.isascii() and not name[0].isdigit()):
+            raise ValueError(f"not a field name a projection can take: {name!r}")
+    return names
+
+
 def encode_cursor(ms: int, doc_id: str) -> str:
     """Where a page ended: the last document's time and id (pages resume after it, so writes between pages
     shift nothing)."""
@@ -275,8 +287,13 @@ class DocumentStore(Protocol):
         oldest_first: bool = False,
         limit: int = 100,
         cursor: str | None = None,
+        fields: Sequence[str] | None = None,
     ) -> Page:
-        """Documents that match, by their time field (newest first unless ``oldest_first``), then by id."""
+        """Documents that match, by their time field (newest first unless ``oldest_first``), then by id.
+
+        ``fields``: only these top-level fields of each body (a field the body lacks is None), so a list of large
+        documents reads what it shows, not every member of each; names are identifiers (:func:`check_fields`).
+        """
 
     async def count(self, collection: str, where: DocumentFilter = EVERYTHING) -> int: ...
 

@@ -16,6 +16,7 @@ from aiops_common.documents._protocol import (
     DocumentFilter,
     Page,
     VersionConflictError,
+    check_fields,
     collection,
     decode_cursor,
     encode_cursor,
@@ -240,12 +241,16 @@ class ElasticsearchDocumentStore:
         oldest_first: bool = False,
         limit: int = 100,
         cursor: str | None = None,
+        fields: Sequence[str] | None = None,
     ) -> Page:
         if limit < 1:
             raise ValueError(f"limit must be at least 1, not {limit}")
         schema, index = await self._index(collection_name)
+        names = None if fields is None else check_fields(fields)
         order = "asc" if oldest_first else "desc"
         search_after = list[str | int](decode_cursor(cursor)) if cursor is not None else None
+        # Source filtering: only the named fields of each body travel (the id, version and time for the cursor).
+        includes = None if names is None else ["id", "version", schema.time_field, *(f"doc.{n}" for n in names)]
         found = await self._client.search(
             index=index,
             query=self._query(schema, where),
@@ -253,9 +258,10 @@ class ElasticsearchDocumentStore:
             size=limit + 1,
             search_after=search_after,
             track_total_hits=False,
+            source_includes=includes,
         )
         hits = [hit["_source"] for hit in found["hits"]["hits"]]
-        documents = [_document(source) for source in hits[:limit]]
+        documents = [_document(source, names) for source in hits[:limit]]
         more = len(hits) > limit
         last = hits[limit - 1] if more else None
         return Page(documents, encode_cursor(int(last[schema.time_field]), last["id"]) if last else None)
@@ -289,5 +295,8 @@ class ElasticsearchDocumentStore:
         await self._client.close()
 
 
-def _document(source: Mapping[str, Any]) -> Document:
-    return Document(str(source["id"]), int(source["version"]), dict(source["doc"]))
+def _document(source: Mapping[str, Any], fields: Sequence[str] | None = None) -> Document:
+    body = dict(source.get("doc") or {})
+    if fields is not None:
+        body = {name: body.get(name) for name in fields}
+    return Document(str(source["id"]), int(source["version"]), body)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Self
+from collections.abc import Mapping
+from typing import Any, ClassVar, Self
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -19,6 +20,12 @@ class VersionedRecord(BaseModel):
 
     def encode(self) -> bytes:
         return encode_envelope(self.schema_name, self.schema_version, self.model_dump(mode="json"))
+
+    @classmethod
+    def from_document(cls, body: Mapping[str, Any]) -> Self:
+        """The record a document store body holds: fields others add to the document (an incident's ``rca``,
+        counts, the ``services`` index of an anomaly) are left out, since the record forbids unknown fields."""
+        return cls.model_validate({k: v for k, v in body.items() if k in cls.model_fields})
 
     @classmethod
     def decode(cls, data: bytes) -> Self:

@@ -183,8 +183,9 @@ class IncidentRecord(VersionedRecord):
         return next((m for m in self.members if m.fingerprint == fingerprint), None)
 
     def document(self) -> dict[str, object]:
-        """The body kept in the document store's ``incidents`` collection."""
-        return self.model_dump(mode="json")
+        """The body kept in the document store's ``incidents`` collection, with its members and changes counted
+        (a list of incidents reads those fields alone, not every member: ``DocumentStore.query(fields=...)``)."""
+        return {**self.model_dump(mode="json"), "member_count": len(self.members), "change_count": len(self.changes)}
 
 
 class IncidentCommand(VersionedRecord):

@@ -239,6 +239,30 @@ async def test_pages_walk_every_match_once_in_order(store: DocumentStore) -> Non
     assert (len(exact.documents), exact.cursor) == (11, None)
 
 
+async def test_a_projection_reads_only_the_named_fields_and_pages_the_same(store: DocumentStore) -> None:
+    docs = {
+        f"inc-{n:02d}": incident(n, services=["a", "b"], rca={"causes": [{"service": "a", "p": 0.7}]}) for n in range(5)
+    }
+    await write_all(store, "incidents", docs)
+    fields = ["title", "services", "rca", "members", "not_there"]
+    seen: list[str] = []
+    cursor: str | None = None
+    while True:
+        page = await store.query("incidents", DocumentFilter(service="a"), limit=2, cursor=cursor, fields=fields)
+        for doc in page.documents:
+            assert doc.version == 1
+            assert doc.body == {**{f: docs[doc.id].get(f) for f in fields}}, doc.body
+        seen += [d.id for d in page.documents]
+        if (cursor := page.cursor) is None:
+            break
+    assert seen == sorted(docs, reverse=True)
+    (one,) = (await store.query("incidents", limit=1, fields=["title"])).documents
+    assert one.body == {"title": "incident 4"}
+    for bad in ([], ["title", "doc.x"], ["a b"], ["$.title"]):
+        with pytest.raises(ValueError, match="field"):
+            await store.query("incidents", fields=bad)
+
+
 async def test_count_takes_the_same_filters(store: DocumentStore) -> None:
     await write_all(
         store,

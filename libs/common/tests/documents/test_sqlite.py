@@ -1,8 +1,10 @@
-"""What only the SQLite document store has to do: text without FTS5, and files written before a field was indexed."""
+"""What only the SQLite document store has to do: text without FTS5, files written before a field was indexed, and
+projections of bodies its JSON functions refuse."""
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -48,3 +50,18 @@ async def test_a_field_indexed_later_is_filled_from_the_kept_bodies(
     await store.upsert("logs", "l2", {"at": AT, "source": "pod-2", "message": "disk slow"})
     assert await store.count("logs", DocumentFilter(text="disk")) == 2
     await store.close()
+
+
+async def test_a_projection_reads_a_body_holding_nan(tmp_path: Path) -> None:
+    # Python's json writes NaN, SQLite's JSON functions refuse it: such a page is projected in Python instead.
+    store = sqlite.SqliteDocumentStore(f"sqlite:///{tmp_path / 'documents.sqlite'}")
+    try:
+        at = "2026-01-01T00:00:00+00:00"
+        await store.upsert("incidents", "a", {"started_at": at, "title": "x", "score": float("nan")})
+        await store.upsert("incidents", "b", {"started_at": at, "title": "y", "score": 1.0})
+        page = await store.query("incidents", fields=["title", "score"])
+        bodies = {d.id: d.body for d in page.documents}
+        assert bodies["b"] == {"title": "y", "score": 1.0}
+        assert bodies["a"]["title"] == "x" and math.isnan(bodies["a"]["score"])
+    finally:
+        await store.close()

@@ -200,7 +200,7 @@ def show(
         typer.echo(json.dumps(body, indent=2))
         return
     lines = asyncio.run(_error_logs(settings, body, logs)) if logs else []
-    typer.echo("\n".join(_show(IncidentRecord.model_validate(body))))
+    typer.echo("\n".join(_show(IncidentRecord.from_document(body))))
     if lines:
         typer.echo(f"error logs around onset ({len(lines)}):")
         for line in lines:

@@ -83,7 +83,7 @@ def show(
     if as_json:
         typer.echo(json.dumps(body, indent=2))
         return
-    result = RcaResult.model_validate(body)
+    result = RcaResult.from_document(body)
     head = f"{result.incident_id} revision {result.incident_revision}, analysed {iso(result.analyzed_at)}"
     lines = ranking_lines(
         result.causes,
