@@ -16,6 +16,7 @@ from aiops_common.topology import TopologyStore, open_topology_store
 from aiops_common.tsdb import TimeSeriesStore, open_tsdb
 from fastapi import Request
 
+from aiops_gateway.answer_cache import AnswerCache
 from aiops_gateway.settings import GatewaySettings
 
 if TYPE_CHECKING:
@@ -36,6 +37,7 @@ class Gateway:
     auth: Authenticator
     live: LiveFeed
     http: httpx.AsyncClient  # forwards the ingestion routes to the ingestion service
+    answers: AnswerCache  # recent answers of the list routes
     _broker_checked: tuple[float, bool] = (0.0, False)
 
     @classmethod
@@ -46,6 +48,9 @@ class Gateway:
         from aiops_gateway.live import LiveFeed
 
         documents = open_document_store(settings.documents_url)
+        live = LiveFeed(settings, broker_url)
+        answers = AnswerCache(settings.gateway_list_cache_s)
+        live.listeners.append(lambda event: answers.clear())
         return cls(
             settings=settings,
             documents=documents,
@@ -56,11 +61,12 @@ class Gateway:
                 broker_url, settings.topic_prefix, acks=settings.producer_acks, timeout_s=settings.publish_timeout_s
             ),
             auth=Authenticator(settings, KeyStore(documents)),
-            live=LiveFeed(settings, broker_url),
+            live=live,
             http=httpx.AsyncClient(
                 timeout=settings.gateway_request_timeout_s,
                 limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
             ),
+            answers=answers,
         )
 
     async def start(self) -> None:

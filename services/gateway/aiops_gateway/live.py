@@ -201,6 +201,8 @@ class LiveFeed:
         self._followed = False
         self.failures = 0
         """Times following the broker failed (it is retried each time)."""
+        self.listeners: list[Callable[[LiveEvent], None]] = []
+        """Called with every event before clients get it (the answer cache empties itself)."""
         self._readers: dict[str, tuple[str, Callable[[bytes], BaseModel]]] = {
             Topics.INCIDENTS.full_name(settings.topic_prefix): ("incident", IncidentEvent.from_record),
             Topics.RCA_RESULTS.full_name(settings.topic_prefix): ("rca", RcaEvent.from_record),
@@ -240,6 +242,8 @@ class LiveFeed:
         SUBSCRIBERS.set(len(self._subscriptions))
 
     def fan_out(self, event: LiveEvent) -> None:
+        for listener in self.listeners:
+            listener(event)
         for subscription in self._subscriptions:
             subscription.put(event)
 

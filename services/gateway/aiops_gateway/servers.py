@@ -54,6 +54,7 @@ class GatewayServers(mode.Service):
             access_log=False,
             lifespan="off",
             timeout_keep_alive=30,
+            http="httptools",
             proxy_headers=True,
             forwarded_allow_ips=self.settings.gateway_trusted_proxies,
         )

@@ -41,6 +41,9 @@ class GatewaySettings(CommonSettings):
     """The ingestion service the gateway forwards ``/api/v1/metrics/write``, ``logs/write`` and ``alerts/ingest`` to."""
     gateway_ingest_token: SecretStr | None = None
     """Sent to ingestion as a bearer token when set (ingestion behind its own proxy)."""
+    gateway_list_cache_s: float = 1.0
+    """How long an answer of the incidents list is served again to the same query (0: never); a published change
+    of an incident empties it at once."""
     gateway_request_timeout_s: float = 10.0
     """Longest a store read or a forwarded request may take before the API answers 503."""
     gateway_max_body_bytes: int = 16 * 1024 * 1024

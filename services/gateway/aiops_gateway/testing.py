@@ -44,12 +44,14 @@ class RunningGateway:
 async def start_gateway(
     tmp_path: Path, broker_url: str, topic_prefix: str, **overrides: Any
 ) -> tuple[GatewayServers, RunningGateway]:
+    """A gateway on a free port. Tests write documents straight to its stores and read them back at once, so the
+    list answer cache is off unless ``gateway_list_cache_s`` is given."""
     await ensure_topics(broker_url, topic_prefix)
     settings = GatewaySettings(
         data_dir=tmp_path / "data",
         topic_prefix=topic_prefix,
         gateway_port=free_port(),
-        **overrides,
+        **{"gateway_list_cache_s": 0.0, **overrides},
     )
     servers = GatewayServers(settings, broker_url)
     await servers.start()

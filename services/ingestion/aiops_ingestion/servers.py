@@ -78,6 +78,9 @@ class IngestionServers(mode.Service):
             access_log=False,
             lifespan="off",
             timeout_keep_alive=30,
+            # The parser its limits and refusals are tested with; httptools (installed with the gateway) would be
+            # picked by "auto" wherever both services are installed.
+            http="h11",
         )
         self._http = _EmbeddedUvicorn(config)
         self._http_task = asyncio.create_task(self._http.serve())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import re
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated
 
 from aiops_common.documents import DocumentFilter, Page
 from aiops_common.schemas import AnomalyRecord, AnomalySeverity, PredictionRecord
@@ -67,11 +67,6 @@ class PredictionPage(BaseModel):
     next_cursor: str | None
 
 
-def _record_body(body: dict[str, Any]) -> dict[str, Any]:
-    # "services" is there for the store's index; the record itself names one service.
-    return {k: v for k, v in body.items() if k != "services"}
-
-
 def _filter(
     service: str | None,
     severity: str | None,
@@ -127,7 +122,7 @@ async def list_anomalies(
     where = _filter(service, None if severity is None else severity.value, series_key, since, until, text)
     page = await _page(request, "anomalies", where, limit, cursor)
     return AnomalyPage(
-        anomalies=[AnomalyRecord.model_validate(_record_body(d.body)) for d in page.documents],
+        anomalies=[AnomalyRecord.from_document(d.body) for d in page.documents],
         next_cursor=page.cursor,
     )
 
@@ -142,7 +137,7 @@ async def get_anomaly(
     stored = await gw.documents.get("anomalies", anomaly_id)
     if stored is not None:
         try:
-            return AnomalyRecord.model_validate(_record_body(stored.body))
+            return AnomalyRecord.from_document(stored.body)
         except ValidationError:
             pass  # written by other code; the feedback store's copy is the record as published
     found = await gw.feedback.anomaly(anomaly_id)
@@ -166,7 +161,7 @@ async def list_predictions(
     where = _filter(service, None, series_key, since, until, text)
     page = await _page(request, "predictions", where, limit, cursor)
     return PredictionPage(
-        predictions=[PredictionRecord.model_validate(_record_body(d.body)) for d in page.documents],
+        predictions=[PredictionRecord.from_document(d.body) for d in page.documents],
         next_cursor=page.cursor,
     )
 
@@ -180,4 +175,4 @@ async def get_prediction(
     stored = await gateway(request).documents.get("predictions", prediction_id)
     if stored is None:
         raise ApiError(404, f"no prediction {prediction_id!r}")
-    return PredictionRecord.model_validate(_record_body(stored.body))
+    return PredictionRecord.from_document(stored.body)

@@ -12,11 +12,12 @@ from aiops_common.documents._protocol import decode_cursor, instant_ms
 from aiops_common.schemas import AnomalyRecord, IncidentRecord, IncidentStatus, RcaResult
 from aiops_common.topology import Change
 
-from aiops_gateway.views.models import ChangeView, IncidentSummary, LogLine, TimelineEntry, TopCause
+from aiops_gateway.views.models import ChangeView, LogLine, TimelineEntry
 
 __all__ = [
     "LIFECYCLE",
     "LOG_LINES",
+    "SUMMARY_FIELDS",
     "URGENT_SEVERITIES",
     "cause_services",
     "check_cursor",
@@ -93,46 +94,65 @@ def check_cursor(cursor: str) -> None:
         raise ValueError("not a cursor of this list (pass next_cursor as it came)")
 
 
-def _top_cause(rca: Any) -> TopCause | None:
+#: The fields of a stored incident a list entry is made of: a page reads these, not every member of each.
+SUMMARY_FIELDS = (
+    "id",
+    "title",
+    "summary",
+    "status",
+    "severity",
+    "services",
+    "started_at",
+    "updated_at",
+    "resolved_at",
+    "revision",
+    "member_count",
+    "change_count",
+    "rca",
+)
+
+
+def _top_cause(rca: Any) -> dict[str, Any] | None:
     if not isinstance(rca, Mapping):
         return None
     causes = rca.get("causes")
     if not isinstance(causes, list) or not causes or not isinstance(causes[0], Mapping):
         return None
     top = causes[0]
-    return TopCause(service=top["service"], probability=top["probability"], kind=top.get("kind", "unknown"))
+    return {"service": top["service"], "probability": top["probability"], "kind": top.get("kind", "unknown")}
 
 
-def summary(body: Mapping[str, Any]) -> IncidentSummary:
-    """A list entry from a stored incident body (read as stored: members are counted, not parsed)."""
-    return IncidentSummary(
-        id=body["id"],
-        title=body["title"],
-        summary=body.get("summary", ""),
-        status=body["status"],
-        severity=body["severity"],
-        services=body.get("services", []),
-        started_at=body["started_at"],
-        updated_at=body["updated_at"],
-        resolved_at=body.get("resolved_at"),
-        member_count=len(body.get("members", ())),
-        change_count=len(body.get("changes", ())),
-        revision=body["revision"],
-        top_cause=_top_cause(body.get("rca")),
-    )
+def summary(body: Mapping[str, Any]) -> dict[str, Any]:
+    """A list entry (``IncidentSummary``'s JSON) from a stored incident body, or from its :data:`SUMMARY_FIELDS`.
 
-
-def _known_fields(body: Mapping[str, Any], model: type[IncidentRecord | AnomalyRecord]) -> dict[str, Any]:
-    # Stored bodies carry fields other services add (the incident's ``rca``); the records forbid extras.
-    return {k: v for k, v in body.items() if k in model.model_fields}
+    Built as plain JSON values, not a model: a page of 50 is the gateway's most frequent answer, and the stored
+    values are already JSON (checked when the record was made). Members and changes are counted by the stored
+    counts, or counted here for a body written without them.
+    """
+    members, changes = body.get("member_count"), body.get("change_count")
+    return {
+        "id": body["id"],
+        "title": body["title"],
+        "summary": body.get("summary") or "",
+        "status": body["status"],
+        "severity": body["severity"],
+        "services": body.get("services") or [],
+        "started_at": body["started_at"],
+        "updated_at": body["updated_at"],
+        "resolved_at": body.get("resolved_at"),
+        "member_count": members if isinstance(members, int) else len(body.get("members") or ()),
+        "change_count": changes if isinstance(changes, int) else len(body.get("changes") or ()),
+        "revision": body["revision"],
+        "top_cause": _top_cause(body.get("rca")),
+    }
 
 
 def stored_incident(body: Mapping[str, Any]) -> IncidentRecord:
-    return IncidentRecord.model_validate(_known_fields(body, IncidentRecord))
+    return IncidentRecord.from_document(body)
 
 
 def stored_anomaly(body: Mapping[str, Any]) -> AnomalyRecord:
-    return AnomalyRecord.model_validate(_known_fields(body, AnomalyRecord))
+    return AnomalyRecord.from_document(body)
 
 
 def newest_rca(bodies: Iterable[Mapping[str, Any]]) -> RcaResult | None:

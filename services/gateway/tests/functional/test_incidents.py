@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiops_common.broker.addresses import bootstrap_servers, free_port
+from aiops_common.broker.publisher import Message
 from aiops_common.documents import DocumentFilter
 from aiops_common.schemas import (
     AnomalyRecord,
@@ -442,3 +443,33 @@ async def test_lifecycle_changes_are_sent_to_correlation_and_audited(running_gat
     ]
     assert entries[0]["services"] == ["payment", "checkout"] and entries[0]["details"]["was"] == "open"
     assert [e["action"] for e in await _audit(running_gateway, "inc-resolved")] == ["incident.reopen"]
+
+
+async def test_a_list_answer_is_served_again_until_an_incident_is_published(
+    tmp_path: Path, broker_url: str, topic_prefix: str
+) -> None:
+    servers, running = await start_gateway(tmp_path, broker_url, topic_prefix, gateway_list_cache_s=300.0)
+    try:
+        gw = running.gateway
+        await eventually(lambda: gw.live.connected, timeout=60, what="the live feed following the broker")
+        now = datetime.now(UTC)
+        await _store(running, _incident("inc-a", now - timedelta(minutes=5)))
+        async with await running.client(Role.VIEWER) as viewer:
+            first = (await viewer.get("/api/v1/incidents")).json()
+            assert [i["id"] for i in first["incidents"]] == ["inc-a"]
+            # Written straight to the store, which the feed does not see: the kept answer is served.
+            later = _incident("inc-b", now - timedelta(minutes=1))
+            await _store(running, later)
+            assert (await viewer.get("/api/v1/incidents")).json() == first
+            other = (await viewer.get("/api/v1/incidents", params={"limit": 10})).json()
+            assert [i["id"] for i in other["incidents"]] == ["inc-b", "inc-a"]  # another query is read anew
+            # Published, as correlation does with every change: the feed empties the cache in this replica.
+            await gw.publisher.publish([Message(Topics.INCIDENTS, later.encode(), key=later.id.encode())])
+
+            async def shows_both() -> bool:
+                answer = (await viewer.get("/api/v1/incidents")).json()
+                return [i["id"] for i in answer["incidents"]] == ["inc-b", "inc-a"]
+
+            await eventually(shows_both, timeout=60, what="the published incident in the list")
+    finally:
+        await servers.stop()
