@@ -69,6 +69,11 @@ def _cases(ids: list[str], seed: int) -> list[Case]:
     return [
         Case("list", "GET /api/v1/incidents (newest 50)", ["/api/v1/incidents"]),
         Case(
+            "list_uncached",
+            "GET /api/v1/incidents?limit=50&n=N (newest 50, a query never asked before: read from the store)",
+            ["/api/v1/incidents?limit=50&n={n}"],
+        ),
+        Case(
             "list_filtered",
             "GET /api/v1/incidents?service=S&since=7d (one of 50 services)",
             [f"/api/v1/incidents?service={s}&since=7d" for s in SERVICES],
@@ -203,8 +208,7 @@ async def _store(name: str, workdir: Path, broker_url: str, args: argparse.Names
             print("osmem-server is not installed (pip install osmem-server): the Elasticsearch-protocol run is skipped")
             return None
         from aiops_common.documents.elasticsearch import ElasticsearchDocumentStore
-
-        from benchmarks.gateway.plain_json import PlainJsonNode
+        from aiops_common.testing.plain_json import PlainJsonNode
 
         server = OsmemServer(workdir / "osmem")
         server.start()
@@ -356,7 +360,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument(
         "--profile",
-        choices=["list", "list_filtered", "detail"],
+        choices=["list", "list_uncached", "list_filtered", "detail"],
         help="run only this case at the highest concurrency with the gateway under cProfile; print where it spends "
         "its time (writes no results)",
     )

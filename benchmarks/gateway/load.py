@@ -2,7 +2,8 @@
 next request as soon as the previous answer is read (a closed loop), for a warm-up and then a measured period.
 
 ``python -m benchmarks.gateway.load SPEC.json`` prints one JSON line: requests, errors, requests/s and latency
-percentiles of the measured period. Each request picks one of the spec's paths at random (seeded).
+percentiles of the measured period. Each request picks one of the spec's paths at random (seeded); ``{n}`` in a path
+becomes a number no other request of the run used.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ async def run(spec: dict[str, Any]) -> dict[str, Any]:
         nonlocal bytes_read, total
         while not stop:
             path = paths[rng.randrange(len(paths))]
+            if "{n}" in path:  # a query no earlier request sent: the answer cache cannot serve it
+                path = path.replace("{n}", str(total))
             started = time.perf_counter()
             try:
                 async with session.get(url + path, headers=headers) as response:

@@ -9,7 +9,9 @@ time bound covers what the feed cannot see (a document written straight to the s
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Awaitable, Callable
 
 from prometheus_client import Counter
 
@@ -19,27 +21,47 @@ LOOKUPS = Counter("aiops_gateway_answer_cache_total", "List answers asked of the
 
 
 class AnswerCache:
+    """Answers by key for ``ttl_s``; concurrent misses of one key make the answer once (the others wait for it),
+    so an answer expiring under fifty clients costs one store read, not fifty queued behind each other."""
+
     def __init__(self, ttl_s: float, max_entries: int = 1024) -> None:
         self.ttl_s = ttl_s
         self.max_entries = max_entries
         self._answers: dict[str, tuple[float, bytes]] = {}
+        self._making: dict[str, asyncio.Future[bytes]] = {}
 
-    def get(self, key: str) -> bytes | None:
+    async def get_or_make(self, key: str, make: Callable[[], Awaitable[bytes]]) -> bytes:
         if self.ttl_s <= 0:
-            return None
+            return await make()
         kept = self._answers.get(key)
-        if kept is None or time.monotonic() - kept[0] > self.ttl_s:
-            LOOKUPS.labels("miss").inc()
-            return None
-        LOOKUPS.labels("hit").inc()
-        return kept[1]
+        if kept is not None and time.monotonic() - kept[0] <= self.ttl_s:
+            LOOKUPS.labels("hit").inc()
+            return kept[1]
+        pending = self._making.get(key)
+        if pending is not None:
+            LOOKUPS.labels("joined").inc()
+            return await asyncio.shield(pending)
+        LOOKUPS.labels("miss").inc()
+        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self._making[key] = future
+        generation = self._generation
+        try:
+            answer = await make()
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: waiters re-raise it; nobody waiting is not an error
+            raise
+        finally:
+            self._making.pop(key, None)
+        future.set_result(answer)
+        if generation == self._generation:  # not emptied meanwhile: the answer may predate the change
+            if len(self._answers) >= self.max_entries:
+                self._answers.clear()  # bounded; a burst of distinct queries simply starts over
+            self._answers[key] = (time.monotonic(), answer)
+        return answer
 
-    def put(self, key: str, answer: bytes) -> None:
-        if self.ttl_s <= 0:
-            return
-        if len(self._answers) >= self.max_entries:
-            self._answers.clear()  # bounded; a burst of distinct queries simply starts over
-        self._answers[key] = (time.monotonic(), answer)
+    _generation = 0
 
     def clear(self) -> None:
         self._answers.clear()
+        self._generation += 1

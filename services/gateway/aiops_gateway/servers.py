@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 from collections.abc import Iterator
 
 import mode
@@ -19,6 +20,9 @@ from aiops_gateway.settings import GatewaySettings
 __all__ = ["GatewayServers"]
 
 log = structlog.get_logger(__name__)
+
+# uvicorn's C parser (the gateway extra installs it) costs a fraction of the pure-Python h11 it falls back to.
+_HTTP_PARSER = "httptools" if importlib.util.find_spec("httptools") is not None else "h11"
 
 
 class _EmbeddedUvicorn(uvicorn.Server):
@@ -54,7 +58,7 @@ class GatewayServers(mode.Service):
             access_log=False,
             lifespan="off",
             timeout_keep_alive=30,
-            http="httptools",
+            http=_HTTP_PARSER,
             proxy_headers=True,
             forwarded_allow_ips=self.settings.gateway_trusted_proxies,
         )

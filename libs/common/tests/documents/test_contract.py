@@ -23,32 +23,9 @@ from aiops_common.documents import (
 )
 from aiops_common.settings import CommonSettings
 from aiops_common.testing import OsmemServer
-from elastic_transport import AiohttpHttpNode, HttpHeaders
-from elastic_transport._models import DEFAULT, DefaultType
-from elastic_transport._node import NodeApiResponse
+from aiops_common.testing.plain_json import PlainJsonNode
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-
-
-class PlainJsonNode(AiohttpHttpNode):
-    """The client's versioned media type (``application/vnd.elasticsearch+json; compatible-with=N``) as plain
-    JSON, which OpenSearch-compatible servers such as osmem-server take; for tests against osmem-server only."""
-
-    # The client's async nodes override the sync base's method with a coroutine; so does this one.
-    async def perform_request(  # type: ignore[override]
-        self,
-        method: str,
-        target: str,
-        body: bytes | None = None,
-        headers: HttpHeaders | None = None,
-        request_timeout: DefaultType | float | None = DEFAULT,
-    ) -> NodeApiResponse:
-        if headers is not None:
-            headers = headers.copy()
-            for name in ("accept", "content-type"):
-                if "vnd.elasticsearch" in (headers.get(name) or ""):
-                    headers[name] = "application/json"
-        return await super().perform_request(method, target, body, headers, request_timeout)
 
 
 @pytest.fixture(

@@ -3,6 +3,7 @@ token, or nobody; and the rate limits each kind of caller is held to."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from aiops_common.service import ServiceStartError
@@ -53,6 +54,7 @@ class Authenticator:
             raise ServiceStartError(str(exc)) from None
         # token -> (monotonic time checked, the principal or None for a refused key), oldest check first
         self._cache: dict[str, tuple[float, Principal | None]] = {}
+        self._checking: dict[str, asyncio.Future[Principal | None]] = {}
 
     async def authenticate(self, request: Request) -> Principal | None:
         """The caller, or None when the request presents no credentials; bad credentials raise 401."""
@@ -95,8 +97,22 @@ class Authenticator:
         cached = self._cache.get(token)
         if cached is not None and now - cached[0] < self.settings.gateway_key_cache_s:
             return cached[1]
-        key = await self.keys.verify(token)
+        # A key expiring from the cache under many concurrent requests is read once; the others wait for it.
+        pending = self._checking.get(token)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[Principal | None] = asyncio.get_running_loop().create_future()
+        self._checking[token] = future
+        try:
+            key = await self.keys.verify(token)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: waiters re-raise it; nobody waiting is not an error
+            raise
+        finally:
+            self._checking.pop(token, None)
         principal = None if key is None else Principal(key.name, key.role, "key", key.id)
+        future.set_result(principal)
         self._remember(token, now, principal)
         return principal
 

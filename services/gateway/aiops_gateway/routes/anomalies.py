@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import math
-import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated
 
 from aiops_common.documents import DocumentFilter, Page
@@ -15,46 +13,19 @@ from pydantic import BaseModel, ValidationError
 from aiops_gateway.auth import Principal, Role, require
 from aiops_gateway.context import gateway
 from aiops_gateway.errors import ERROR_RESPONSES, ApiError
+from aiops_gateway.views.times import parse_instant
 
-__all__ = ["parse_instant", "router"]
+__all__ = ["instant_param", "router"]
 
 router = APIRouter(tags=["anomalies"], responses=ERROR_RESPONSES)
 
-_RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
-_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 7 * 86_400}
-_LONGEST = timedelta(days=3650)
-_EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
-_LATEST = datetime(9998, 12, 31, tzinfo=UTC)
 
-
-def parse_instant(value: str, name: str, now: datetime, unix: bool = False) -> datetime:
-    """An instant from a query parameter: ISO-8601 (UTC when it names no offset), ``30m``/``6h``/``7d`` ago, or
-    (``unix``) seconds since the epoch; anything else is a 400 naming the parameter."""
-    text = value.strip()
-    relative = _RELATIVE.match(text)
-    if relative is not None:
-        ago = float(relative.group(1)) * _UNIT_S[relative.group(2)]
-        if ago > _LONGEST.total_seconds():
-            raise ApiError(400, f"{name}: {value!r} reaches back more than {_LONGEST.days} days")
-        return now - timedelta(seconds=ago)
-    if unix:
-        try:
-            seconds = float(text)
-        except ValueError:
-            pass
-        else:
-            if not math.isfinite(seconds) or not 0 <= seconds < 1e11:
-                raise ApiError(400, f"{name}: {value!r} is not a time in seconds since the epoch")
-            return datetime.fromtimestamp(seconds, UTC)
+def instant_param(value: str, name: str, now: datetime, unix: bool = False) -> datetime:
+    """A time query parameter (``views.times.parse_instant``); one it cannot read is a 400 naming it."""
     try:
-        at = datetime.fromisoformat(text)
-    except ValueError:
-        forms = "an ISO-8601 instant, seconds since the epoch" if unix else "an ISO-8601 instant"
-        raise ApiError(400, f"{name}: {value!r} is not {forms} or a time ago such as 30m, 6h, 7d") from None
-    at = at if at.tzinfo is not None else at.replace(tzinfo=UTC)
-    if not _EARLIEST <= at <= _LATEST:
-        raise ApiError(400, f"{name}: {value!r} is outside the years 1970 to 9998")
-    return at
+        return parse_instant(value, now, unix=unix)
+    except ValueError as exc:
+        raise ApiError(400, f"{name}: {exc}") from None
 
 
 class AnomalyPage(BaseModel):
@@ -76,8 +47,8 @@ def _filter(
     text: str | None,
 ) -> DocumentFilter:
     now = datetime.now(UTC)
-    start = None if since is None else parse_instant(since, "since", now)
-    end = None if until is None else parse_instant(until, "until", now)
+    start = None if since is None else instant_param(since, "since", now)
+    end = None if until is None else instant_param(until, "until", now)
     if start is not None and end is not None and start >= end:
         raise ApiError(400, "since must be before until")
     return DocumentFilter(

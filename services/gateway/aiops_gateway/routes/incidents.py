@@ -41,7 +41,6 @@ from aiops_gateway.views.incidents import (
     linked_changes,
     newest_rca,
     ordered_logs,
-    parse_instant,
     stored_anomaly,
     stored_incident,
     summary,
@@ -54,6 +53,7 @@ from aiops_gateway.views.models import (
     LifecycleRequest,
     LogLine,
 )
+from aiops_gateway.views.times import parse_instant
 
 __all__ = ["CONFLICT", "IncidentId", "incident_body", "latest_rca", "router", "within"]
 
@@ -122,10 +122,6 @@ async def list_incidents(
     cursor: Annotated[str | None, Query(max_length=1024, description="`next_cursor` of the previous page.")] = None,
 ) -> Response:
     gw = gateway(request)
-    key = f"incidents?{request.url.query}"
-    cached = gw.answers.get(key)
-    if cached is not None:
-        return Response(cached, media_type="application/json")
     now = datetime.now(UTC)
     try:
         start = parse_instant(since, now) if since else None
@@ -144,12 +140,16 @@ async def list_incidents(
         service=service,
         text=text,
     )
-    page = await within(gw, gw.documents.query("incidents", where, limit=limit, cursor=cursor, fields=SUMMARY_FIELDS))
-    entries = [summary(d.body) for d in page.documents]
-    # The JSON is made once, from the stored values (already JSON), instead of through models and FastAPI's
-    # validation of the response: this is the API's most frequent answer (see docs/gateway-benchmarks.md).
-    answer = orjson.dumps({"incidents": entries, "next_cursor": page.cursor})
-    gw.answers.put(key, answer)
+
+    async def read() -> bytes:
+        page = await within(
+            gw, gw.documents.query("incidents", where, limit=limit, cursor=cursor, fields=SUMMARY_FIELDS)
+        )
+        # The JSON is made once, from the stored values (already JSON), instead of through models and FastAPI's
+        # validation of the response: this is the API's most frequent answer (see docs/gateway-benchmarks.md).
+        return orjson.dumps({"incidents": [summary(d.body) for d in page.documents], "next_cursor": page.cursor})
+
+    answer = await gw.answers.get_or_make(f"incidents?{request.url.query}", read)
     return Response(answer, media_type="application/json")
 
 

@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from aiops_gateway.auth import Principal, Role, require
 from aiops_gateway.context import gateway
 from aiops_gateway.errors import ERROR_RESPONSES, ApiError
-from aiops_gateway.routes.anomalies import parse_instant
+from aiops_gateway.routes.anomalies import instant_param
 
 __all__ = ["MAX_POINTS", "router"]
 
@@ -74,8 +74,8 @@ async def query(
 ) -> QueryResult:
     matchers = _matchers(name, match)
     now = datetime.now(UTC)
-    until = now if end is None else parse_instant(end, "end", now, unix=True)
-    since = until - timedelta(hours=1) if start is None else parse_instant(start, "start", now, unix=True)
+    until = now if end is None else instant_param(end, "end", now, unix=True)
+    since = until - timedelta(hours=1) if start is None else instant_param(start, "start", now, unix=True)
     if since > until:
         raise ApiError(400, "start must not be after end")
     start_ms, end_ms = int(since.timestamp() * 1000), int(until.timestamp() * 1000)

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiops_common.documents import Document
-from aiops_common.documents._protocol import decode_cursor, instant_ms
+from aiops_common.documents._protocol import decode_cursor
 from aiops_common.schemas import AnomalyRecord, IncidentRecord, IncidentStatus, RcaResult
 from aiops_common.topology import Change
 
@@ -25,7 +23,6 @@ __all__ = [
     "linked_changes",
     "newest_rca",
     "ordered_logs",
-    "parse_instant",
     "stored_anomaly",
     "stored_incident",
     "summary",
@@ -45,43 +42,6 @@ LOG_LINES = 200
 
 #: Log severities shown before the others (the log indexer keeps severities lower-cased).
 URGENT_SEVERITIES = ("fatal", "critical", "error", "warn", "warning")
-
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_DURATION = re.compile(r"\s*(\d{1,9}(?:\.\d{1,6})?)\s*([smhdw])\s*")
-_SPACED_OFFSET = re.compile(r" (\d{2}:?\d{2})$")
-
-
-def parse_instant(text: str, now: datetime) -> datetime:
-    """``30m``, ``6h``, ``7d`` back from ``now``, or an ISO-8601 instant (UTC when it names no zone).
-
-    >>> now = datetime(2026, 1, 2, tzinfo=UTC)
-    >>> parse_instant("6h", now).isoformat(), parse_instant("2026-01-01T12:00", now).isoformat()
-    ('2026-01-01T18:00:00+00:00', '2026-01-01T12:00:00+00:00')
-    """
-    try:
-        match = _DURATION.fullmatch(text)
-        if match is not None:
-            at = now - timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
-        else:
-            at = _iso(text.strip())
-            at = at if at.tzinfo is not None else at.replace(tzinfo=UTC)
-        instant_ms(at)  # the stores keep milliseconds since the epoch: a time they cannot is refused here
-    except (ValueError, OverflowError, OSError):
-        raise ValueError(
-            f"not a duration or an instant: {text[:100]!r} (e.g. 30m, 6h, 7d, 2026-01-01T12:00:00Z)"
-        ) from None
-    return at
-
-
-def _iso(text: str) -> datetime:
-    try:
-        return datetime.fromisoformat(text)
-    except ValueError:
-        # An offset's "+" left unencoded in a query string arrives as a space.
-        fixed = _SPACED_OFFSET.sub(r"+\1", text)
-        if fixed == text:
-            raise
-        return datetime.fromisoformat(fixed)
 
 
 def check_cursor(cursor: str) -> None:

@@ -31,12 +31,12 @@ from aiops_gateway.views.incidents import (
     linked_changes,
     newest_rca,
     ordered_logs,
-    parse_instant,
     stored_incident,
     summary,
     timeline,
 )
 from aiops_gateway.views.models import IncidentSummary
+from aiops_gateway.views.times import parse_instant
 
 pytestmark = pytest.mark.unit
 
