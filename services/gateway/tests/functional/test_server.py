@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from aiops_gateway.auth import Role
-from aiops_gateway.testing import RunningGateway
+from aiops_gateway.testing import RunningGateway, start_gateway
 
 pytestmark = pytest.mark.functional
 
@@ -26,3 +28,32 @@ async def test_probes_and_identity(running_gateway: RunningGateway) -> None:
         assert me.json() == {"name": "test-operator", "role": "operator", "via": "key"}
         metrics = await operator.get("/metrics")
         assert 'aiops_gateway_requests_total{method="GET",route="/api/v1/me",status="401"}' in metrics.text
+
+
+async def test_cors_security_headers_and_request_ids(tmp_path: Path, broker_url: str, topic_prefix: str) -> None:
+    servers, running = await start_gateway(
+        tmp_path, broker_url, topic_prefix, gateway_cors_origins=["https://ops.example.com"]
+    )
+    try:
+        async with await running.client(Role.VIEWER) as viewer:
+            preflight = {"Access-Control-Request-Method": "GET", "Access-Control-Request-Headers": "authorization"}
+            allowed = await viewer.options(
+                "/api/v1/incidents", headers={"Origin": "https://ops.example.com", **preflight}
+            )
+            assert allowed.status_code == 200
+            assert allowed.headers["access-control-allow-origin"] == "https://ops.example.com"
+            other = await viewer.options("/api/v1/incidents", headers={"Origin": "https://evil.example", **preflight})
+            assert "access-control-allow-origin" not in other.headers
+            answer = await viewer.get(
+                "/api/v1/incidents", headers={"Origin": "https://ops.example.com", "X-Request-ID": "trace-42"}
+            )
+            assert answer.status_code == 200
+            assert answer.headers["x-request-id"] == "trace-42"  # the caller's id, kept for its logs
+            assert "X-Request-ID" in answer.headers["access-control-expose-headers"]
+            assert "frame-ancestors 'none'" in answer.headers["content-security-policy"]
+            assert answer.headers["x-frame-options"] == "DENY"
+            assert answer.headers["referrer-policy"] == "no-referrer"
+            fresh = await viewer.get("/api/v1/incidents", headers={"X-Request-ID": "x" * 500})
+            assert len(fresh.headers["x-request-id"]) == 32  # an unusable id is replaced, not echoed
+    finally:
+        await servers.stop()
