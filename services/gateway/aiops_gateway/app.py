@@ -3,10 +3,12 @@ routers of every part of the API and the UI."""
 
 from __future__ import annotations
 
+import importlib.util
 import sqlite3
 import time
 import uuid
 
+import neo4j.exceptions
 import structlog
 from aiops_common.broker import BrokerUnavailableError
 from aiops_common.store_access import StoreUnreachableError
@@ -53,14 +55,27 @@ SECURITY_HEADERS = {
     ),
 }
 
-# What a store or the broker raises when it cannot be reached: 503 and Retry-After, not a 500.
-_UNAVAILABLE: tuple[type[BaseException], ...] = (
-    BrokerUnavailableError,
-    StoreUnreachableError,
-    OSError,
-    TimeoutError,
-    sqlite3.OperationalError,
-)
+
+def _unavailable_kinds() -> tuple[type[Exception], ...]:
+    """What a store or the broker raises when it cannot be reached (answered 503 with Retry-After, not 500):
+    the drivers' own connection errors too, each where its client is installed."""
+    kinds: list[type[Exception]] = [
+        BrokerUnavailableError,
+        StoreUnreachableError,
+        OSError,
+        TimeoutError,
+        sqlite3.OperationalError,
+        neo4j.exceptions.ServiceUnavailable,
+        neo4j.exceptions.SessionExpired,
+    ]
+    if importlib.util.find_spec("elastic_transport") is not None:
+        import elastic_transport
+
+        kinds += [elastic_transport.ConnectionError, elastic_transport.ConnectionTimeout]
+    return tuple(kinds)
+
+
+_UNAVAILABLE = _unavailable_kinds()
 
 
 def _error(request: Request, status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -104,12 +119,20 @@ def create_app(gw: Gateway) -> FastAPI:
         message = exc.detail if isinstance(exc.detail, str) else "refused"
         return _error(request, exc.status_code, message, dict(exc.headers or {}))
 
+    async def unavailable(request: Request, exc: Exception) -> Response:
+        log.warning("backend unavailable", error=f"{type(exc).__name__}: {exc}", path=request.url.path)
+        retry = {"Retry-After": "5"}
+        return _error(request, 503, f"a store or the broker is unavailable ({type(exc).__name__}); retry", retry)
+
+    # Handled inside the middleware (each class by name; ``Exception`` alone is handled outside it), so a 503 gets
+    # its request id header, the security headers and its place in the request metrics.
+    for kind in _UNAVAILABLE:
+        app.add_exception_handler(kind, unavailable)
+
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:
         if isinstance(exc, _UNAVAILABLE):
-            log.warning("backend unavailable", error=f"{type(exc).__name__}: {exc}", path=request.url.path)
-            retry = {"Retry-After": "5"}
-            return _error(request, 503, f"a store or the broker is unavailable ({type(exc).__name__}); retry", retry)
+            return await unavailable(request, exc)
         log.exception("unexpected error", path=request.url.path)
         return _error(request, 500, "internal error; the gateway's log has the details under this request id")
 

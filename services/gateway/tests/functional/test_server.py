@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from aiops_common.broker.addresses import free_port
 from aiops_gateway.auth import Role
 from aiops_gateway.testing import RunningGateway, start_gateway
 
@@ -55,5 +56,32 @@ async def test_cors_security_headers_and_request_ids(tmp_path: Path, broker_url:
             assert answer.headers["referrer-policy"] == "no-referrer"
             fresh = await viewer.get("/api/v1/incidents", headers={"X-Request-ID": "x" * 500})
             assert len(fresh.headers["x-request-id"]) == 32  # an unusable id is replaced, not echoed
+    finally:
+        await servers.stop()
+
+
+async def test_stores_that_cannot_be_reached_are_a_503_with_retry_after(
+    tmp_path: Path, broker_url: str, topic_prefix: str
+) -> None:
+    # Nothing listens on these ports: the Elasticsearch document store and the Bolt topology store are down.
+    servers, running = await start_gateway(
+        tmp_path,
+        broker_url,
+        topic_prefix,
+        documents_url=f"elasticsearch://127.0.0.1:{free_port()}",
+        topology_url=f"bolt://127.0.0.1:{free_port()}",
+        gateway_request_timeout_s=5.0,
+        gateway_open_reads=True,
+    )
+    try:
+        # The key check needs the document store too: open reads let the routes themselves meet the outage.
+        async with await running.client(None) as anonymous:
+            for path in ("/api/v1/incidents", "/api/v1/topology"):
+                answer = await anonymous.get(path, headers={"X-Request-ID": f"down-{path[8:]}"})
+                assert answer.status_code == 503, (path, answer.text)
+                assert answer.headers["retry-after"] == "5"
+                assert answer.headers["x-request-id"] == f"down-{path[8:]}" == answer.json()["request_id"]
+                assert "unavailable" in answer.json()["error"]
+            assert (await anonymous.get("/ready")).status_code == 503
     finally:
         await servers.stop()
