@@ -8,6 +8,7 @@ import sqlite3
 import time
 import uuid
 
+import httpx
 import neo4j.exceptions
 import structlog
 from aiops_common.broker import BrokerUnavailableError
@@ -67,6 +68,7 @@ def _unavailable_kinds() -> tuple[type[Exception], ...]:
         sqlite3.OperationalError,
         neo4j.exceptions.ServiceUnavailable,
         neo4j.exceptions.SessionExpired,
+        httpx.TransportError,  # the Prometheus-API time-series stores
     ]
     if importlib.util.find_spec("elastic_transport") is not None:
         import elastic_transport

@@ -63,20 +63,22 @@ async def test_cors_security_headers_and_request_ids(tmp_path: Path, broker_url:
 async def test_stores_that_cannot_be_reached_are_a_503_with_retry_after(
     tmp_path: Path, broker_url: str, topic_prefix: str
 ) -> None:
-    # Nothing listens on these ports: the Elasticsearch document store and the Bolt topology store are down.
+    # Nothing listens on these ports: the Elasticsearch document store, the Bolt topology store and the
+    # Prometheus-API time-series store are down.
     servers, running = await start_gateway(
         tmp_path,
         broker_url,
         topic_prefix,
         documents_url=f"elasticsearch://127.0.0.1:{free_port()}",
         topology_url=f"bolt://127.0.0.1:{free_port()}",
+        tsdb_url=f"prometheus://127.0.0.1:{free_port()}",
         gateway_request_timeout_s=5.0,
         gateway_open_reads=True,
     )
     try:
         # The key check needs the document store too: open reads let the routes themselves meet the outage.
         async with await running.client(None) as anonymous:
-            for path in ("/api/v1/incidents", "/api/v1/topology"):
+            for path in ("/api/v1/incidents", "/api/v1/topology", "/api/v1/metrics/query?name=up"):
                 answer = await anonymous.get(path, headers={"X-Request-ID": f"down-{path[8:]}"})
                 assert answer.status_code == 503, (path, answer.text)
                 assert answer.headers["retry-after"] == "5"
