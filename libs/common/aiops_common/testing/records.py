@@ -1,12 +1,21 @@
-"""Records tests publish as another layer would: an anomaly of one service's series window."""
+"""Records tests publish as another layer would: an anomaly of one service's series window, a predicted crossing."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 
-from aiops_common.schemas import AnomalyRecord, AnomalySeverity, anomaly_id
+from aiops_common.schemas import (
+    AnomalyRecord,
+    AnomalySeverity,
+    CrossingDirection,
+    PredictionRecord,
+    anomaly_id,
+    prediction_id,
+    series_key,
+)
 
-__all__ = ["service_anomaly"]
+__all__ = ["crossing_prediction", "service_anomaly"]
 
 
 def service_anomaly(
@@ -27,4 +36,25 @@ def service_anomaly(
         severity=AnomalySeverity.CRITICAL,
         detector="cascade",
         detected_at=at + window,
+    )
+
+
+def crossing_prediction(series: str, labels: Mapping[str, str], made_at: datetime) -> PredictionRecord:
+    """A prediction made at ``made_at`` that ``series{labels}`` (at 80) crosses 95 from above in about 4 hours."""
+    key = series_key(series, dict(labels))
+    return PredictionRecord(
+        id=prediction_id(key, 95.0, int(made_at.timestamp() * 1000), 60_000),
+        series_name=series,
+        labels=dict(labels),
+        series_key=key,
+        service=labels.get("service", ""),
+        threshold=95.0,
+        direction=CrossingDirection.ABOVE,
+        value=80.0,
+        slope_per_s=15.0 / (4 * 3600),
+        predicted_at=made_at + timedelta(hours=4),
+        earliest_at=made_at + timedelta(hours=3),
+        horizon_s=21_600.0,
+        confidence=0.95,
+        made_at=made_at,
     )

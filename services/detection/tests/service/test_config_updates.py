@@ -14,10 +14,10 @@ from aiops_common.documents import DocumentFilter, DocumentStore, open_document_
 from aiops_common.documents.config_versions import newest_detection_config
 from aiops_common.feedback import Sensitivity, open_feedback_store
 from aiops_common.models import open_model_registry
-from aiops_common.schemas import CrossingDirection, PredictionRecord, SeriesMeta, prediction_id
+from aiops_common.schemas import PredictionRecord, SeriesMeta
 from aiops_common.schemas.config import DetectionConfig, DetectionConfigVersion, config_doc_id
 from aiops_common.schemas.metrics import series_key
-from aiops_common.testing.records import service_anomaly
+from aiops_common.testing.records import crossing_prediction, service_anomaly
 from aiops_detection.agents.anomaly_archive import write_documents
 from aiops_detection.agents.anomaly_detector import AnomalyPartition
 from aiops_detection.agents.config_updates import (
@@ -187,22 +187,7 @@ async def test_anomalies_and_predictions_are_written_as_documents(tmp_path: Path
         assert [d.id for d in page.documents] == [anomalies[0].id]
         assert page.documents[0].body["services"] == ["api"] and page.documents[0].body["score"] == 0.97
         assert await store.count("anomalies") == 2
-        key = 'disk_used_percent{host="a"}'
-        prediction = PredictionRecord(
-            id=prediction_id(key, 95.0, 0, 60_000),
-            series_name="disk_used_percent",
-            labels={"host": "a"},
-            series_key=key,
-            threshold=95.0,
-            direction=CrossingDirection.ABOVE,
-            value=90.0,
-            slope_per_s=0.01,
-            predicted_at=at + timedelta(hours=1),
-            earliest_at=at + timedelta(minutes=50),
-            horizon_s=21_600.0,
-            confidence=0.95,
-            made_at=at,
-        )
+        prediction = crossing_prediction("disk_used_percent", {"host": "a"}, at)
         await write_documents(store, "predictions", [prediction])
         stored = await store.get("predictions", prediction.id)
         assert stored is not None and "services" not in stored.body  # a series of no service

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from aiops_common.schemas import AnomalyRecord, AnomalySeverity, CrossingDirection, PredictionRecord, prediction_id
-from aiops_common.testing.records import service_anomaly
+from aiops_common.schemas import AnomalyRecord, AnomalySeverity, PredictionRecord
+from aiops_common.testing.records import crossing_prediction, service_anomaly
 from aiops_gateway.auth import Role
 from aiops_gateway.testing import RunningGateway
 
@@ -22,23 +22,7 @@ def _document(record: AnomalyRecord | PredictionRecord) -> tuple[str, dict[str, 
 
 
 def _prediction(service: str, made_at: datetime) -> PredictionRecord:
-    key = f'disk_used_percent{{service="{service}"}}'
-    return PredictionRecord(
-        id=prediction_id(key, 95.0, int(made_at.timestamp() * 1000), 60_000),
-        series_name="disk_used_percent",
-        labels={"service": service},
-        series_key=key,
-        service=service,
-        threshold=95.0,
-        direction=CrossingDirection.ABOVE,
-        value=80.0,
-        slope_per_s=0.001,
-        predicted_at=made_at + timedelta(hours=4),
-        earliest_at=made_at + timedelta(hours=3),
-        horizon_s=21_600.0,
-        confidence=0.95,
-        made_at=made_at,
-    )
+    return crossing_prediction("disk_used_percent", {"service": service}, made_at)
 
 
 async def test_anomalies_filtered_and_paged(running_gateway: RunningGateway) -> None:
