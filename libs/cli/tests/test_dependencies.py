@@ -30,7 +30,8 @@ PACKAGES: dict[str, tuple[str, tuple[str, ...]]] = {
     "aiops_ingestion": ("services/ingestion/aiops_ingestion", ("ingestion",)),
     "aiops_stream": ("services/stream/aiops_stream", ("stream",)),
     "aiops_detection": ("services/detection/aiops_detection", ("detection",)),
-    "aiops_gateway": ("services/gateway/aiops_gateway", ("gateway",)),
+    "aiops_gateway": ("services/gateway/aiops_gateway", ("gateway", "elasticsearch")),  # its driver errors, when there
+    "aiops_action": ("services/action/aiops_action", ("action",)),
 }
 
 

@@ -1,0 +1,1 @@
+"""The action service's commands, one module per group."""

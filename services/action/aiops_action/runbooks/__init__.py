@@ -1,0 +1,1 @@
+"""The runbook knowledge base: versioned YAML runbooks, validated at load."""
