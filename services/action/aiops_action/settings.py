@@ -5,11 +5,24 @@ from __future__ import annotations
 from pathlib import Path
 
 from aiops_common.settings import CommonSettings
+from pydantic import SecretStr
 
 __all__ = ["ActionSettings"]
 
 
 class ActionSettings(CommonSettings):
     action_runbooks_dir: Path | None = None
-    """Folder of runbook YAML files (every ``*.yaml``/``*.yml`` below it); unset: the runbooks shipped in
-    ``examples/runbooks``-like form inside the package (``aiops_action/runbooks/shipped``)."""
+    """Folder of runbook YAML files (every ``*.yaml``/``*.yml`` below it); unset: the runbooks shipped in the
+    package (``aiops_action/runbooks/shipped``)."""
+    action_notify_file: Path | None = None
+    """YAML of notification channels (Slack incoming webhooks, signed webhooks), routes (by service, team,
+    severity) and escalation; unset: no notifications."""
+    action_ui_url: str = "http://127.0.0.1:8080"
+    """The operator UI's address, for links in notifications (approve an execution, open an incident)."""
+    action_llm_url: str = ""
+    """An OpenAI-compatible endpoint (Ollama, vLLM, DeepSeek: ``http://host:11434/v1``) that may enrich incident
+    summaries; empty: the deterministic summary only."""
+    action_llm_model: str = ""
+    action_llm_api_key: SecretStr | None = None
+    action_llm_timeout_s: float = 5.0
+    """Longest an enrichment may take; the deterministic summary is used when it fails or is late."""
