@@ -141,6 +141,9 @@ class AuditLog:
             "message": message,
             "details": dict(details or {}),
         }
+        # Stored as read back: tuples become lists, keys strings, other values their text; so the hash taken
+        # here is the hash of what verify will read.
+        content = json.loads(json.dumps(content, default=str))
         async with self._lock:
             for attempt in range(self.max_attempts):
                 seq, prev_hash = await self._find_tail()
