@@ -19,6 +19,7 @@ __all__ = [
     "Route",
     "RouteMatch",
     "load_config",
+    "parse_config",
     "parse_rate_limit",
 ]
 
@@ -128,8 +129,18 @@ class NotifyConfig(_Frozen):
 def load_config(path: Path) -> NotifyConfig:
     """Read and validate the YAML at ``path``; one :class:`NotifyConfigError` naming the file and the problem."""
     try:
-        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise NotifyConfigError(f"{path}: cannot read notification config: {exc}") from exc
+    return parse_config(text, str(path))
+
+
+def parse_config(text: str, source: str = "<notification config>") -> NotifyConfig:
+    """Validate YAML text; errors name ``source`` (the file) and every problem."""
+    path = source
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
         raise NotifyConfigError(f"{path}: cannot read notification config: {exc}") from exc
     if raw is None:
         raw = {}

@@ -35,8 +35,12 @@ def _cut(text: str, limit: int) -> str:
 
 
 def _md(text: str, limit: int = _TEXT_MAX) -> str:
-    # cut before escaping so an entity is never split in half
-    return escape_mrkdwn(_cut(text, limit))
+    """Escaped and at most ``limit`` characters long; cut before escaping so an entity is never split in half."""
+    escaped = escape_mrkdwn(_cut(text, limit))
+    while len(escaped) > limit:
+        text = text[: max(0, len(text) - (len(escaped) - limit) - 3)]
+        escaped = escape_mrkdwn(_cut(text + "...", limit))
+    return escaped
 
 
 def _section(text: str) -> dict[str, object]:
@@ -46,11 +50,11 @@ def _section(text: str) -> dict[str, object]:
 def slack_payload(n: Notification) -> dict[str, object]:
     """The JSON of one message: a header, the facts as fields, cause and evidence, action, and a link button.
 
-    Plain-text parts (header, button) are not parsed by Slack; every mrkdwn part goes through
-    :func:`escape_mrkdwn`.
+    Every piece of text goes through :func:`escape_mrkdwn`, the plain-text ones (header, button) too: Slack
+    decodes the three entities everywhere, and an escaped ``<`` can never open a link or a mention.
     """
     prefix = "Update: " if n.update else ""
-    header = _cut(f"{prefix}[{n.severity.value.upper()}] {n.title}", _HEADER_MAX)
+    header = _md(f"{prefix}[{n.severity.value.upper()}] {n.title}", _HEADER_MAX)
     blocks: list[dict[str, object]] = [
         {"type": "header", "text": {"type": "plain_text", "text": header, "emoji": False}},
     ]
@@ -72,7 +76,7 @@ def slack_payload(n: Notification) -> dict[str, object]:
                 "elements": [
                     {
                         "type": "button",
-                        "text": {"type": "plain_text", "text": _cut(n.link_label, 75)},
+                        "text": {"type": "plain_text", "text": _md(n.link_label, 75)},
                         "url": n.link,
                         **style,
                     }
@@ -81,7 +85,7 @@ def slack_payload(n: Notification) -> dict[str, object]:
         )
     return {
         # the top-level text is what notifications and screen readers show
-        "text": _md(header),
+        "text": header,
         "attachments": [{"color": SEVERITY_COLOURS[n.severity], "blocks": blocks}],
     }
 
