@@ -62,7 +62,8 @@ async def _ask(endpoint: LlmEndpoint, facts: str, client: httpx.AsyncClient) -> 
             "stream": False,
         },
         headers=headers,
-        timeout=endpoint.timeout_s,
+        # the whole exchange is bounded by wait_for below; this only keeps a dead socket from lingering
+        timeout=endpoint.timeout_s + 1.0,
     )
     response.raise_for_status()
     content = response.json()["choices"][0]["message"]["content"]
