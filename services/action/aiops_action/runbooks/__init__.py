@@ -10,6 +10,7 @@ from aiops_action.runbooks.loader import (
     load_configured,
     load_folder,
     load_runbook,
+    parse_runbook,
     runbooks_dir,
 )
 from aiops_action.runbooks.matching import RunbookMatch, match_cause, match_runbooks, specificity
@@ -49,6 +50,7 @@ __all__ = [
     "load_runbook",
     "match_cause",
     "match_runbooks",
+    "parse_runbook",
     "resolve",
     "runbooks_dir",
     "specificity",

@@ -23,6 +23,7 @@ __all__ = [
     "load_configured",
     "load_folder",
     "load_runbook",
+    "parse_runbook",
     "runbooks_dir",
 ]
 
@@ -99,19 +100,24 @@ def load_runbook(path: Path, name: str | None = None) -> Runbook:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise RunbookError(shown, [f"cannot be read: {exc}"]) from None
+    return parse_runbook(text, shown)
+
+
+def parse_runbook(text: str, name: str) -> Runbook:
+    """A runbook from its YAML text, checked; ``RunbookError`` names ``name`` (the file) with every problem."""
     try:
         body: Any = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc)
-        raise RunbookError(shown, [f"{where}not valid YAML: {problem}"]) from None
+        raise RunbookError(name, [f"{where}not valid YAML: {problem}"]) from None
     if not isinstance(body, dict):
-        raise RunbookError(shown, ["expected a mapping (id, version, title, match, steps, ...)"])
+        raise RunbookError(name, ["expected a mapping (id, version, title, match, steps, ...)"])
     try:
         return Runbook.model_validate(body)
     except ValidationError as exc:
-        raise RunbookError(shown, _messages(exc)) from None
+        raise RunbookError(name, _messages(exc)) from None
 
 
 def load_folder(folder: Path) -> RunbookFolder:
