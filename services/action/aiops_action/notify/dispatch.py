@@ -10,7 +10,7 @@ from dataclasses import replace
 
 import httpx
 import structlog
-from aiops_common.schemas.incidents import IncidentSeverity
+from aiops_common.schemas.incidents import IncidentSeverity, IncidentStatus
 
 from aiops_action.notify.config import ChannelConfig, NotifyConfig, load_config
 from aiops_action.notify.delivery import DELIVERIES, ChannelSender, Render, RetryPolicy
@@ -115,16 +115,19 @@ class Notifications:
         when grouping or a rate limit holds it). Returns at once.
 
         An incident message starts its escalation clock; one whose status is no longer ``open`` (acknowledged,
-        mitigated, resolved) stops it.
+        mitigated) stops it; a resolved one is sent at once and forgets the incident (:meth:`close`).
         """
+        now = self.clock()
         if n.kind is EventKind.INCIDENT:
+            if n.status is IncidentStatus.RESOLVED:
+                # the last word on an incident goes out at once, and its grouping and escalation end with it
+                self.close(n.incident_id)
+                return self._send(replace(n, update=True), now)
             self._latest[n.incident_id] = n
-            status = dict(n.fields).get("Status", "open")
-            if status == "open":
+            if n.status is IncidentStatus.OPEN:
                 self.escalation.track(n.incident_id)
             else:
                 self.escalation.acknowledge(n.incident_id)
-        now = self.clock()
         ready = self.grouper.offer(n, now)
         return self._send(ready, now) if ready is not None else []
 

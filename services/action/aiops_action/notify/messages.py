@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from urllib.parse import quote
 
-from aiops_common.schemas.incidents import IncidentRecord, IncidentSeverity
+from aiops_common.schemas.incidents import IncidentRecord, IncidentSeverity, IncidentStatus
 from aiops_common.schemas.rca import RankedCause, RcaResult
 
 from aiops_action.notify.summary import strongest_evidence
@@ -55,7 +55,8 @@ class Notification:
     """Within one incident and kind, notifications with different keys are not grouped (two approvals)."""
     update: bool = False
     """A later message for the same incident and kind (set by grouping)."""
-    extra: dict[str, str] = field(default_factory=dict)
+    status: IncidentStatus = IncidentStatus.OPEN
+    """The incident's status when the message was made: one no longer open stops its escalation."""
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -72,7 +73,7 @@ class Notification:
             "evidence": list(self.evidence),
             "proposed_action": self.proposed_action,
             "link": self.link,
-            **({"extra": dict(self.extra)} if self.extra else {}),
+            "status": self.status.value,
         }
 
 
@@ -105,6 +106,7 @@ def _base(incident: IncidentRecord, ui_url: str, kind: EventKind) -> Notificatio
         services=tuple(incident.services),
         teams=incident_teams(incident),
         link=incident_link(ui_url, incident.id),
+        status=incident.status,
     )
 
 

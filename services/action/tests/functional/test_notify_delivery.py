@@ -301,3 +301,28 @@ async def test_settings_name_the_config_file(tmp_path: Path) -> None:
     path.write_text(one_channel("{name: ops, kind: slack, url: 'http://127.0.0.1:9/x'}", "ops"))
     notify = Notifications.from_settings(ActionSettings(action_notify_file=path))
     assert notify is not None and list(notify.senders) == ["ops"]
+
+
+async def test_a_resolved_incident_is_sent_at_once_and_stops_escalating(receiver: MakeReceiver) -> None:
+    r, pager = await receiver(), await receiver()
+    ch, ch_pager = name("hook"), name("pager")
+    clock = Clock()
+    config = parse_config(
+        f"channels: [{webhook_channel(ch, r.url)}, {webhook_channel(ch_pager, pager.url)}]\n"
+        f"routes: [{{channels: [{ch}]}}]\nescalation: [{{after_s: 300, channels: [{ch_pager}]}}]\n"
+    )
+    notify = Notifications(config, clock=clock, retry=FAST)
+    await notify.start(ticker=False)
+    try:
+        notify.publish(new_incident(incident(), ui_url="http://ui"))
+        assert notify.publish(new_incident(incident(revision=2), ui_url="http://ui")) == []  # grouped
+        resolved = incident(status=IncidentStatus.RESOLVED, revision=3)
+        assert notify.publish(new_incident(resolved, ui_url="http://ui")) == [ch]  # not held by grouping
+        assert notify.escalation.tracked == []
+        clock.now += 1000
+        assert notify.tick() == []  # the grouped revision 2 was superseded, nothing escalates
+        await eventually(lambda: len(r.accepted) == 2, timeout=20, what="opened and resolved")
+    finally:
+        await notify.stop()
+    assert [(a["status"], a["update"]) for a in r.accepted] == [("open", False), ("resolved", True)]
+    assert pager.attempts == 0
