@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,7 @@ SHIPPED_DIR = Path(__file__).parent / "shipped"
 """The runbooks shipped with the platform, used when ``AIOPS_ACTION_RUNBOOKS_DIR`` is unset."""
 
 MAX_FILE_BYTES = 1 << 20
+_INNER = re.compile(r"([A-Za-z_\[][\w.\[\]-]*): (.*)")
 
 
 class RunbookError(ValueError):
@@ -86,9 +88,29 @@ def _messages(exc: ValidationError) -> list[str]:
         message = str(error["msg"]).removeprefix("Value error, ")
         where = _location(loc)
         for line in message.splitlines():
-            # a runbook-wide check already names its field at the start of each line
-            problems.append(line if not where else f"{where}: {line}")
+            # a check of a whole part names the field inside it first ("service: ..."): one path, not two
+            inner = _INNER.match(line)
+            if inner and where:
+                sep = "" if inner[1].startswith("[") else "."
+                problems.append(f"{where}{sep}{inner[1]}: {inner[2]}")
+            else:
+                problems.append(line if not where else f"{where}: {line}")
     return list(dict.fromkeys(problems))
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """Safe YAML that refuses a key given twice in one mapping (plain YAML keeps the last one, silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[object] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, str | int | float | bool) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} appears twice in one mapping", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 def load_runbook(path: Path, name: str | None = None) -> Runbook:
@@ -106,7 +128,7 @@ def load_runbook(path: Path, name: str | None = None) -> Runbook:
 def parse_runbook(text: str, name: str) -> Runbook:
     """A runbook from its YAML text, checked; ``RunbookError`` names ``name`` (the file) with every problem."""
     try:
-        body: Any = yaml.safe_load(text)
+        body: Any = yaml.load(text, Loader=_StrictLoader)  # a SafeLoader: plain data only
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark is not None else ""

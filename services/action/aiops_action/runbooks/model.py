@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from aiops_common.schemas import CauseKind, IncidentSeverity
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from aiops_action.runbooks.parameters import ParameterError, check_value
 from aiops_action.runbooks.steps import LABEL_SLOT, StepKind, step_problems
 
 __all__ = [
@@ -102,6 +103,13 @@ class Parameter(_Part):
     source: str | None = Field(default=None, alias="from")
     """``cause.service``, ``incident.id``, ``incident.severity``, ``change.version`` or ``labels.<name>``."""
 
+    @field_validator("default", mode="before")
+    @classmethod
+    def _a_scalar(cls, value: object) -> object:
+        if value is not None and not isinstance(value, str | int | float | bool):
+            raise ValueError(f"a default is a string, number or boolean, not {type(value).__name__}")
+        return value
+
     @field_validator("source")
     @classmethod
     def _known_source(cls, source: str | None) -> str | None:
@@ -111,8 +119,6 @@ class Parameter(_Part):
 
     @model_validator(mode="after")
     def _fits_its_type(self) -> Parameter:
-        from aiops_action.runbooks.parameters import ParameterError, check_value
-
         if self.type is ParameterType.STRING:
             if self.pattern is None and self.enum is None:
                 raise ValueError("a string parameter needs a pattern or an enum (what values it may take)")
@@ -175,6 +181,18 @@ class Verify(_Part):
     upper: float | None = None
     within_s: float = Field(gt=0, le=86400)
     for_s: float = Field(default=0.0, ge=0)
+
+    @field_validator("match", mode="before")
+    @classmethod
+    def _references(cls, match: object) -> object:
+        if not isinstance(match, Mapping):
+            return match
+        parsed: dict[object, object] = {}
+        for label, value in match.items():
+            if not isinstance(value, str | Mapping):
+                raise ValueError(f"{label}: a label value is a string or {{param: NAME}}, not {type(value).__name__}")
+            parsed[label] = _parse_refs(value, str(label))
+        return parsed
 
     @model_validator(mode="after")
     def _a_band(self) -> Verify:
