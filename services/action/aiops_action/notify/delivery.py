@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import httpx
 import structlog
+from aiops_common.observability import LogRateLimit
 from prometheus_client import Counter, Gauge
 
 from aiops_action.notify.messages import Notification
@@ -123,6 +124,7 @@ class ChannelSender:
         self._own_client = client is None
         self._task: asyncio.Task[None] | None = None
         self._busy = False
+        self._drop_log = LogRateLimit(interval_s=10.0)
 
     @property
     def pending(self) -> int:
@@ -134,7 +136,9 @@ class ChannelSender:
         if len(self._queue) >= self._size:
             self._queue.popleft()
             DELIVERIES.labels(self.name, "dropped").inc()
-            log.warning("notification_dropped", channel=self.name, reason="queue full", queue_size=self._size)
+            held_back = self._drop_log(self.name)
+            if held_back is not None:  # a storm drops by the thousand: one line per interval, with the count
+                log.warning("notification_dropped", channel=self.name, reason="queue full", more=held_back)
         self._queue.append(n)
         self._idle.clear()
         QUEUED.labels(self.name).set(len(self._queue))
@@ -173,6 +177,9 @@ class ChannelSender:
             self._busy = True
             try:
                 await self._deliver(n)
+            except Exception:  # one message that cannot be rendered must not end the channel's sender
+                DELIVERIES.labels(self.name, "failed").inc()
+                log.exception("notification_failed", channel=self.name, incident_id=n.incident_id)
             finally:
                 self._busy = False
 

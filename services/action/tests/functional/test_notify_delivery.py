@@ -14,9 +14,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from aiops_action.notify.config import parse_config
-from aiops_action.notify.delivery import RetryPolicy
+from aiops_action.notify.delivery import ChannelSender, RetryPolicy
 from aiops_action.notify.dispatch import Notifications
-from aiops_action.notify.messages import new_incident
+from aiops_action.notify.messages import Notification, new_incident
 from aiops_action.notify.webhook import verify_signature
 from aiops_action.settings import ActionSettings
 from aiops_common.broker.addresses import free_port
@@ -326,3 +326,24 @@ async def test_a_resolved_incident_is_sent_at_once_and_stops_escalating(receiver
         await notify.stop()
     assert [(a["status"], a["update"]) for a in r.accepted] == [("open", False), ("resolved", True)]
     assert pager.attempts == 0
+
+
+async def test_a_message_that_cannot_be_rendered_is_counted_and_the_channel_goes_on(receiver: MakeReceiver) -> None:
+    r = await receiver()
+    ch = name("render")
+
+    def render(n: Notification) -> tuple[bytes, dict[str, str]]:
+        if n.incident_id == "inc-0":
+            raise ValueError("cannot render")
+        return json.dumps({"incident_id": n.incident_id}).encode(), {"Content-Type": "application/json"}
+
+    sender = ChannelSender(ch, r.url, render, retry=FAST)
+    sender.start()
+    try:
+        sender.enqueue(new_incident(incident(0), ui_url="http://ui"))
+        sender.enqueue(new_incident(incident(1), ui_url="http://ui"))
+        await eventually(lambda: r.accepted, timeout=20, what="the second message")
+    finally:
+        await sender.stop()
+    assert r.accepted == [{"incident_id": "inc-1"}]
+    assert (count(ch, "failed"), count(ch, "sent")) == (1, 1)
