@@ -347,3 +347,17 @@ async def test_a_message_that_cannot_be_rendered_is_counted_and_the_channel_goes
         await sender.stop()
     assert r.accepted == [{"incident_id": "inc-1"}]
     assert (count(ch, "failed"), count(ch, "sent")) == (1, 1)
+
+
+async def test_the_ticker_escalates_without_being_called(receiver: MakeReceiver) -> None:
+    pager = await receiver()
+    ch = name("pager")
+    clock = Clock()
+    config = parse_config(
+        f"channels: [{webhook_channel(ch, pager.url)}]\nescalation: [{{after_s: 300, channels: [{ch}]}}]\n"
+    )
+    async with Notifications(config, clock=clock, retry=FAST, tick_s=0.05) as notify:
+        assert notify.publish(new_incident(incident(), ui_url="http://ui")) == []  # no route: escalation only
+        clock.now += 300
+        await eventually(lambda: pager.accepted, timeout=20, what="the page from the ticker")
+    assert pager.accepted[0]["kind"] == "escalation"
