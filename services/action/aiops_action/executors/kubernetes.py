@@ -165,19 +165,22 @@ class KubernetesExecutor:
             return _failed(
                 step, dry_run, f"{step.action}: the API server's answer is not a valid object: {' '.join(first)}"[:500]
             )
-        return StepResult(step=step.name, ok=True, dry_run=dry_run, summary=summary, details=details)
+        # The patch as sent: what an approver reads under the summary, and what the audit log keeps.
+        output = json.dumps(details["patch"], indent=2, sort_keys=True) if "patch" in details else ""
+        return StepResult(step=step.name, ok=True, dry_run=dry_run, summary=summary, output=output, details=details)
 
     def _scale(self, step: Step, dry_run: bool, deadline: _Deadline) -> tuple[str, Mapping[str, Any]]:
         namespace, name = _namespace(step), _name(step, "deployment")
         replicas = step.arguments.get("replicas")
         if not isinstance(replicas, int) or isinstance(replicas, bool) or not 0 <= replicas <= _MAX_REPLICAS:
             raise _StepFailedError(f"scale: replicas must be a whole number from 0, not {replicas!r}")
+        patch = {"spec": {"replicas": replicas}}
         scale = self._apps.read_namespaced_deployment_scale(name, namespace, _request_timeout=deadline.left())
         before = int(scale.spec.replicas or 0) if scale.spec else 0
         patched = self._apps.patch_namespaced_deployment_scale(
             name,
             namespace,
-            {"spec": {"replicas": replicas}},
+            patch,
             dry_run="All" if dry_run else None,
             field_validation="Strict",
             _content_type=_MERGE_PATCH,
@@ -187,7 +190,13 @@ class KubernetesExecutor:
         what = f"deployment {namespace}/{name} from {before} to {after} replicas"
         if before == after:
             what = f"deployment {namespace}/{name} at {after} replicas (unchanged)"
-        details = {"namespace": namespace, "deployment": name, "replicas_before": before, "replicas_after": after}
+        details = {
+            "namespace": namespace,
+            "deployment": name,
+            "replicas_before": before,
+            "replicas_after": after,
+            "patch": patch,
+        }
         return (f"would scale {what}" if dry_run else f"scaled {what}"), details
 
     def _rollout_restart(self, step: Step, dry_run: bool, deadline: _Deadline) -> tuple[str, Mapping[str, Any]]:
@@ -213,6 +222,7 @@ class KubernetesExecutor:
             "restarted_at_before": before,
             "restarted_at": restarted_at,
             "revision_before": _annotations(deployment.metadata).get(_REVISION),
+            "patch": body,
         }
         what = f"deployment {namespace}/{name} (pod template annotation {_RESTARTED_AT}={restarted_at})"
         return (f"would restart {what}" if dry_run else f"restarted {what}"), details
@@ -269,7 +279,7 @@ class KubernetesExecutor:
             _content_type=_JSON_PATCH,
             _request_timeout=deadline.left(),
         )
-        details["changed"] = True
+        details.update(changed=True, patch=patch)
         changes = _template_changes(current_template, template)
         what = f"deployment {namespace}/{name} from revision {current} to revision {previous} ({changes})"
         return (f"would roll back {what}" if dry_run else f"rolled back {what}"), details
@@ -280,12 +290,14 @@ class KubernetesExecutor:
             raise _StepFailedError(f"cordon: node must be a Kubernetes object name, not {node!r}")
         current = self._core.read_node(node, _request_timeout=deadline.left())
         before = bool(current.spec.unschedulable) if current.spec else False
-        details = {"node": node, "unschedulable_before": before, "unschedulable_after": True}
+        patch = {"spec": {"unschedulable": True}}
+        details: dict[str, Any] = {"node": node, "unschedulable_before": before, "unschedulable_after": True}
         if before:
             return f"node {node} is already cordoned: nothing to do", details
+        details["patch"] = patch
         self._core.patch_node(
             node,
-            {"spec": {"unschedulable": True}},
+            patch,
             dry_run="All" if dry_run else None,
             field_validation="Strict",
             _content_type=_MERGE_PATCH,

@@ -143,6 +143,7 @@ class FakeKubernetesApi:
     forbidden_namespaces: set[str] = field(default_factory=set)
     conflicting: set[str] = field(default_factory=set)
     hanging_namespaces: set[str] = field(default_factory=set)
+    token: str | None = None
     requests: list[tuple[str, str, str, Any]] = field(default_factory=list)
     rejected: list[str] = field(default_factory=list)
     release: asyncio.Event = field(default_factory=asyncio.Event)
@@ -169,6 +170,8 @@ class FakeKubernetesApi:
     ) -> Any:
         body = await request.text() if request.can_read_body else ""
         self.requests.append((request.method, request.path, request.query_string, json.loads(body) if body else None))
+        if self.token is not None and request.headers.get("Authorization") != f"Bearer {self.token}":
+            return _status(401, "Unauthorized", "Unauthorized")
         dry_run = request.query.getall("dryRun", [])
         if dry_run not in ([], ["All"]):
             return _status(400, "BadRequest", f"invalid dryRun {dry_run}")
@@ -306,7 +309,7 @@ class FakeKubernetesApi:
 
 
 def _seeded() -> FakeKubernetesApi:
-    api = FakeKubernetesApi()
+    api = FakeKubernetesApi(token="t0ken")
     deployment = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -393,6 +396,7 @@ async def test_scale_patches_the_scale_subresource_and_reports_replicas_before_a
     assert dry.dry_run and dry.summary == f"would scale deployment {NS}/checkout from 3 to 5 replicas"
     assert api.snapshot() == before
     assert _patches(api)[-1][1] == "dryRun=All&fieldValidation=Strict"
+    assert json.loads(dry.output) == {"spec": {"replicas": 5}}  # the change, as the approver sees it
 
     result = await executor.execute(step)
     assert result.ok, result.summary
@@ -492,7 +496,13 @@ async def test_cordon_marks_the_node_unschedulable(kube: tuple[FakeKubernetesApi
     result = await executor.execute(step)
     assert result.ok, result.summary
     assert api.nodes["node-a"]["spec"] == {"podCIDR": "10.0.1.0/24", "unschedulable": True}
-    assert result.details == {"node": "node-a", "unschedulable_before": False, "unschedulable_after": True}
+    assert result.details == {
+        "node": "node-a",
+        "unschedulable_before": False,
+        "unschedulable_after": True,
+        "patch": {"spec": {"unschedulable": True}},
+    }
+    assert json.loads(dry.output) == json.loads(result.output) == {"spec": {"unschedulable": True}}
     again = await executor.execute(step)
     assert again.ok and again.summary == "node node-a is already cordoned: nothing to do"
     assert api.rejected == []
@@ -504,14 +514,15 @@ async def test_the_fake_api_server_refuses_what_the_schemas_refuse(
     api, executor = kube
     base = executor._api_client.configuration.host  # the fake's address, as the executor uses it
     path = f"{base}/apis/apps/v1/namespaces/{NS}/deployments/checkout"
-    merge = {"Content-Type": "application/merge-patch+json"}
+    merge = {"Content-Type": "application/merge-patch+json", "Authorization": "Bearer t0ken"}
     before = api.snapshot()
     async with httpx.AsyncClient(trust_env=False) as http:
         snake = await http.patch(path, content=json.dumps({"spec": {"min_ready_seconds": 5}}), headers=merge)
         typed = await http.patch(path + "/scale", content=json.dumps({"spec": {"replicas": "5"}}), headers=merge)
-        strategic = {"Content-Type": "application/strategic-merge-patch+json"}
+        strategic = {**merge, "Content-Type": "application/strategic-merge-patch+json"}
         other = await http.patch(path, content=json.dumps({"spec": {"replicas": 5}}), headers=strategic)
-    assert (snake.status_code, typed.status_code, other.status_code) == (422, 422, 415)
+        anonymous = await http.get(path)
+    assert (snake.status_code, typed.status_code, other.status_code, anonymous.status_code) == (422, 422, 415, 401)
     assert "min_ready_seconds" in snake.json()["message"]
     assert api.snapshot() == before
 
