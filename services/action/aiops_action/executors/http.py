@@ -44,13 +44,14 @@ class HttpExecutor:
             method, url, headers, body = _request(step)
         except _InvalidRequestError as exc:
             return StepResult(step=step.name, ok=False, dry_run=True, summary=str(exc))
+        shown = _shown_url(url)
         return StepResult(
             step=step.name,
             ok=True,
             dry_run=True,
-            summary=f"would send {method} {url}" + (f" with a {len(body)}-byte JSON body" if body else ""),
-            output=_describe(method, url, headers, body),
-            details={"method": method, "url": url, "headers": _shown(headers)},
+            summary=f"would send {method} {shown}" + (f" with a {len(body)}-byte JSON body" if body else ""),
+            output=_describe(method, shown, headers, body),
+            details={"method": method, "url": shown, "headers": _shown(headers)},
         )
 
     async def execute(self, step: Step) -> StepResult:
@@ -58,7 +59,8 @@ class HttpExecutor:
             method, url, headers, body = _request(step)
         except _InvalidRequestError as exc:
             return StepResult(step=step.name, ok=False, dry_run=False, summary=str(exc))
-        details: dict[str, Any] = {"method": method, "url": url}
+        shown = _shown_url(url)
+        details: dict[str, Any] = {"method": method, "url": shown}
         try:
             # httpx's timeout is per operation (connect, each read): the step's budget bounds the whole exchange.
             async with asyncio.timeout(step.timeout_s):
@@ -68,7 +70,7 @@ class HttpExecutor:
                 step=step.name,
                 ok=False,
                 dry_run=False,
-                summary=f"{method} {url}: no answer within {step.timeout_s:g}s",
+                summary=f"{method} {shown}: no answer within {step.timeout_s:g}s",
                 details=details,
             )
         except httpx.HTTPError as exc:
@@ -76,7 +78,7 @@ class HttpExecutor:
                 step=step.name,
                 ok=False,
                 dry_run=False,
-                summary=f"{method} {url}: {type(exc).__name__}: {exc}"[:500],
+                summary=f"{method} {shown}: {type(exc).__name__}"[:500],
                 details=details,
             )
         details.update(status=status, body_bytes=total, body_dropped_bytes=total - len(kept))
@@ -85,7 +87,7 @@ class HttpExecutor:
             step=step.name,
             ok=ok,
             dry_run=False,
-            summary=f"{method} {url}: {status}" + ("" if ok else " (not a 2xx answer)"),
+            summary=f"{method} {shown}: {status}" + ("" if ok else " (not a 2xx answer)"),
             output=kept.decode("utf-8", "replace"),
             details=details,
         )
@@ -99,7 +101,7 @@ class HttpExecutor:
         ):
             kept = bytearray()
             total = 0
-            async for chunk in response.aiter_raw():
+            async for chunk in response.aiter_bytes():
                 total += len(chunk)
                 room = self._max_body_bytes - len(kept)
                 if room > 0:
@@ -136,6 +138,15 @@ def _request(step: Step) -> tuple[str, str, dict[str, str], bytes | None]:
         if not any(k.lower() == "content-type" for k in headers):
             headers["Content-Type"] = "application/json"
     return method, url, headers, body
+
+
+def _shown_url(url: str) -> str:
+    """The URL with any password in it hidden."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return parts._replace(netloc=f"{parts.username}:<hidden>@{host}").geturl()
 
 
 def _shown(headers: Mapping[str, str]) -> dict[str, str]:

@@ -266,9 +266,11 @@ class KubernetesExecutor:
         annotations.update(
             {k: v for k, v in _annotations(owned[previous].metadata).items() if k not in _ANNOTATIONS_TO_SKIP}
         )
+        # kubectl's patch; "add" only where the Deployment has no annotations, since "replace" needs the member.
+        annotations_op = "replace" if deployment.metadata.annotations is not None else "add"
         patch = [
             {"op": "replace", "path": "/spec/template", "value": template},
-            {"op": "replace", "path": "/metadata/annotations", "value": annotations},
+            {"op": annotations_op, "path": "/metadata/annotations", "value": annotations},
         ]
         self._apps.patch_namespaced_deployment(
             name,

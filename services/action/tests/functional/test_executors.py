@@ -473,6 +473,18 @@ async def test_rollback_restores_the_previous_revisions_template_as_rollout_undo
     assert again.details["changed"] is False
 
 
+async def test_rollback_of_a_deployment_without_annotations_adds_them(
+    kube: tuple[FakeKubernetesApi, KubernetesExecutor],
+) -> None:
+    api, executor = kube
+    del api.deployments[(NS, "checkout")]["metadata"]["annotations"]
+    result = await executor.execute(_k8s("rollback", namespace=NS, deployment="checkout"))
+    assert result.ok, result.summary
+    deployment = api.deployments[(NS, "checkout")]
+    assert deployment["metadata"]["annotations"] == {"shop.example/change": "checkout-5d4b"}
+    assert deployment["spec"]["template"] == _template("shop/checkout:1.0", note="stable")
+
+
 async def test_rollback_without_a_previous_revision_fails_clearly(
     kube: tuple[FakeKubernetesApi, KubernetesExecutor],
 ) -> None:

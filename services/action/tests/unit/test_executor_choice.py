@@ -81,6 +81,9 @@ async def test_http_dry_run_hides_secrets() -> None:
         "X-Team": "shop",
     }
     assert "abc" not in result.output and "k1" not in result.output
+    with_password = Step("call", "http", "GET", {"url": "https://ops:pa55@api.example.org/x"})
+    shown = await HttpExecutor().dry_run(with_password)
+    assert shown.summary == "would send GET https://ops:<hidden>@api.example.org/x" and "pa55" not in shown.output
 
 
 @pytest.mark.parametrize(
