@@ -50,6 +50,13 @@ class Executors:
                 f"no executor for steps of kind {kind!r}; configured: {', '.join(self.kinds) or 'none'}"
             ) from None
 
+    def close(self) -> None:
+        """Release what the executors hold (the Kubernetes client's connections)."""
+        for executor in self._by_kind.values():
+            close = getattr(executor, "close", None)
+            if callable(close):
+                close()
+
     async def dry_run(self, step: Step) -> StepResult:
         """The dry run of ``step`` by its kind's executor; a kind with no executor is ``ok=False``."""
         try:

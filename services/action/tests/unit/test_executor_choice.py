@@ -30,6 +30,7 @@ def test_every_kind_is_an_executor_and_chosen_by_its_kind(kubernetes: Kubernetes
         executors.executor_for("ssh")
     with pytest.raises(ValueError, match="two executors of kind 'http'"):
         Executors(http, HttpExecutor())
+    executors.close()  # closes the Kubernetes client; the others hold nothing
 
 
 async def test_a_step_of_an_unknown_kind_is_a_failed_result() -> None:
