@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from aiops_common.settings import CommonSettings
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 
 __all__ = ["ActionSettings"]
 
@@ -14,6 +15,21 @@ class ActionSettings(CommonSettings):
     action_runbooks_dir: Path | None = None
     """Folder of runbook YAML files (every ``*.yaml``/``*.yml`` below it); unset: the runbooks shipped in the
     package (``aiops_action/runbooks/shipped``)."""
+    action_kube: Literal["none", "kubeconfig", "in_cluster", "host"] = "none"
+    """How the Kubernetes executor reaches the cluster: ``kubeconfig`` (``AIOPS_ACTION_KUBE_CONFIG``, or where kubectl
+    looks), ``in_cluster`` (the pod's service account), ``host`` (``AIOPS_ACTION_KUBE_HOST`` with a bearer token);
+    ``none``: runbooks with Kubernetes steps cannot run."""
+    action_kube_config: Path | None = None
+    action_kube_context: str | None = None
+    action_kube_host: str = ""
+    action_kube_token: SecretStr | None = None
+    action_kube_ca_cert: Path | None = None
+    action_script_dirs: list[Path] = Field(default_factory=list)
+    """Folders script steps may run programs from; empty: any absolute path a runbook names."""
+    action_script_memory_bytes: int = Field(default=512 * 1024 * 1024, ge=16 * 1024 * 1024)
+    """Address-space limit of a script step."""
+    action_http_verify_tls: bool = True
+    """Check the certificates of HTTP steps' servers."""
     action_notify_file: Path | None = None
     """YAML of notification channels (Slack incoming webhooks, signed webhooks), routes (by service, team,
     severity) and escalation; unset: no notifications."""
