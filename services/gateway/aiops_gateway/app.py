@@ -26,6 +26,7 @@ from aiops_gateway.context import Gateway
 from aiops_gateway.errors import ApiError
 from aiops_gateway.routes import (
     anomalies,
+    audit,
     config,
     events,
     feedback,
@@ -151,7 +152,7 @@ def create_app(gw: Gateway) -> FastAPI:
         )
 
     app.include_router(system.router)
-    for module in (incidents, anomalies, metrics, topology, config, runbooks, feedback, ingest, events):
+    for module in (incidents, anomalies, metrics, topology, config, runbooks, feedback, audit, ingest, events):
         app.include_router(module.router, prefix=API_PREFIX)
     install_ui(app)
     return app

@@ -39,6 +39,7 @@ LEAST_ROLE: dict[tuple[str, str], Role] = {
     ("POST", "/api/v1/write"): Role.OPERATOR,  # Prometheus remote write, forwarded as metrics/write is
     ("POST", "/api/v1/events/deployment"): Role.OPERATOR,
     ("POST", "/api/v1/runbooks/{runbook_id}/execute"): Role.OPERATOR,
+    ("POST", "/api/v1/audit/verify"): Role.ADMIN,
     ("PUT", "/api/v1/config/detection"): Role.ADMIN,
     ("PUT", "/api/v1/config/topology"): Role.ADMIN,
 }

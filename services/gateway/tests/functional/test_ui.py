@@ -363,6 +363,11 @@ async def test_operator_sees_an_incident_live_opens_it_and_confirms_its_cause(
     )
     label = next(f for f in feedback_labels(values) if f.related_id == "payment")
     assert (label.subject_kind, label.by) == ("incident", "test-operator")
+    # The feedback is in the audit log, which the incident page shows.
+    await page.reload()
+    audit_entry = page.locator("#audit li:has-text('feedback.confirmed_cause')")
+    await audit_entry.wait_for()
+    assert "test-operator" in await audit_entry.inner_text()
 
     await page.goto(running_gateway.url + "/#/incidents/inc-injected")
     await page.wait_for_selector("#incident-title")

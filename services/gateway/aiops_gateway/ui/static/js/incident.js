@@ -1,5 +1,6 @@
 // One incident: header and lifecycle, timeline, members with why each joined, charts of the anomalous series,
-// log lines around onset, the RCA ranking with its evidence, linked changes, the proposed runbook, feedback.
+// log lines around onset, the RCA ranking with its evidence, linked changes, the proposed runbook, feedback, and
+// the audit log's entries about it.
 
 import { api, query } from "./api.js";
 import { anomalyChart } from "./chart.js";
@@ -413,6 +414,31 @@ function runbookSection(actions) {
   );
 }
 
+function auditSection(entries) {
+  if (entries === null) {
+    return section("Audit", "audit", h("p", { class: "muted" }, "The audit log could not be read."));
+  }
+  return section(
+    "Audit",
+    "audit",
+    entries.length
+      ? h(
+          "ol",
+          { class: "timeline" },
+          entries.map((entry) =>
+            h(
+              "li",
+              {},
+              h("time", { datetime: entry.at, title: utc(entry.at) }, utc(entry.at).slice(11)),
+              h("span", { class: "chip" }, String(entry.action || "")),
+              h("span", {}, `${entry.actor || "?"}: ${entry.message || ""}`),
+            ),
+          ),
+        )
+      : h("p", { class: "muted" }, "Nothing done on it through the API yet."),
+  );
+}
+
 export function renderIncident(ctx, incidentId) {
   const { main } = ctx;
   const status = h("p", { class: "muted" }, "Loading…");
@@ -423,7 +449,13 @@ export function renderIncident(ctx, incidentId) {
 
   async function load() {
     try {
-      const detail = await api(`/api/v1/incidents/${encodeURIComponent(incidentId)}`);
+      const [detail, audit] = await Promise.all([
+        api(`/api/v1/incidents/${encodeURIComponent(incidentId)}`),
+        api(`/api/v1/audit?subject_id=${encodeURIComponent(incidentId)}&limit=20`).then(
+          (page) => page.entries,
+          () => null,
+        ),
+      ]);
       if (!active) return;
       current = detail.incident;
       const incident = detail.incident;
@@ -449,6 +481,7 @@ export function renderIncident(ctx, incidentId) {
             timelineSection(detail.timeline || []),
             changesSection(detail.changes || []),
             runbookSection(detail.actions || []),
+            auditSection(audit),
           ),
         ),
       );
