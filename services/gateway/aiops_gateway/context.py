@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import httpx
 from aiops_common.broker import Publisher
 from aiops_common.broker.addresses import broker_accepts_connections
-from aiops_common.documents import DocumentStore, open_document_store
+from aiops_common.documents import DocumentFilter, DocumentStore, Page, open_document_store
 from aiops_common.feedback import FeedbackStore, open_feedback_store
 from aiops_common.topology import TopologyStore, open_topology_store
 from aiops_common.tsdb import TimeSeriesStore, open_tsdb
 from fastapi import Request
 
 from aiops_gateway.answer_cache import AnswerCache
+from aiops_gateway.errors import ApiError
 from aiops_gateway.settings import GatewaySettings
 
 if TYPE_CHECKING:
@@ -24,6 +27,8 @@ if TYPE_CHECKING:
     from aiops_gateway.live import LiveFeed
 
 __all__ = ["Gateway", "gateway"]
+
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -73,6 +78,18 @@ class Gateway:
         with contextlib.suppress(Exception):  # the broker may be down: mutating calls answer 503 until it is back
             await self.publisher.start()
         await self.live.start()
+
+    async def within(self, call: Awaitable[T]) -> T:
+        """A store read bounded by ``AIOPS_GATEWAY_REQUEST_TIMEOUT_S`` (TimeoutError: answered 503)."""
+        return await asyncio.wait_for(call, self.settings.gateway_request_timeout_s)
+
+    async def page(self, collection: str, where: DocumentFilter, limit: int, cursor: str | None) -> Page:
+        """One page of a collection, newest first; a cursor that is not one (or names a time no store can hold)
+        is a 400."""
+        try:
+            return await self.within(self.documents.query(collection, where, limit=limit, cursor=cursor))
+        except (ValueError, OverflowError) as exc:
+            raise ApiError(400, f"cursor: {exc}") from None
 
     async def publisher_reachable(self) -> bool:
         """Whether the broker accepts connections (remembered 2 s, so probes cost it little)."""

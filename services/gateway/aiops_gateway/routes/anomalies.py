@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from aiops_common.documents import DocumentFilter, Page
+from aiops_common.documents import DocumentFilter
 from aiops_common.schemas import AnomalyRecord, AnomalySeverity, PredictionRecord
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, ValidationError
@@ -61,13 +61,6 @@ def _filter(
     )
 
 
-async def _page(request: Request, collection: str, where: DocumentFilter, limit: int, cursor: str | None) -> Page:
-    try:
-        return await gateway(request).documents.query(collection, where, limit=limit, cursor=cursor)
-    except (ValueError, OverflowError) as exc:  # a cursor that is not one (or names a time no store can hold)
-        raise ApiError(400, f"cursor: {exc}") from None
-
-
 Service = Annotated[str | None, Query(max_length=256, description="Only this service's.")]
 SeriesKey = Annotated[str | None, Query(max_length=4096, description='One series, e.g. cpu{host="a"}.')]
 Since = Annotated[str | None, Query(max_length=64, description="From (ISO-8601 instant, or 30m, 6h, 7d ago).")]
@@ -91,7 +84,7 @@ async def list_anomalies(
     cursor: Cursor = None,
 ) -> AnomalyPage:
     where = _filter(service, None if severity is None else severity.value, series_key, since, until, text)
-    page = await _page(request, "anomalies", where, limit, cursor)
+    page = await gateway(request).page("anomalies", where, limit, cursor)
     return AnomalyPage(
         anomalies=[AnomalyRecord.from_document(d.body) for d in page.documents],
         next_cursor=page.cursor,
@@ -130,7 +123,7 @@ async def list_predictions(
     cursor: Cursor = None,
 ) -> PredictionPage:
     where = _filter(service, None, series_key, since, until, text)
-    page = await _page(request, "predictions", where, limit, cursor)
+    page = await gateway(request).page("predictions", where, limit, cursor)
     return PredictionPage(
         predictions=[PredictionRecord.from_document(d.body) for d in page.documents],
         next_cursor=page.cursor,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -75,13 +74,7 @@ async def list_audit(
     gw = gateway(request)
     terms = tuple((k, v) for k, v in (("subject_id", subject_id), ("actor", actor), ("action", action)) if v)
     start = None if since is None else instant_param(since, "since", datetime.now(UTC))
-    try:
-        page = await asyncio.wait_for(
-            gw.documents.query(AUDIT_COLLECTION, DocumentFilter(start=start, terms=terms), limit=limit, cursor=cursor),
-            gw.settings.gateway_request_timeout_s,
-        )
-    except (ValueError, OverflowError) as exc:  # a cursor that is not one
-        raise ApiError(400, f"cursor: {exc}") from None
+    page = await gw.page(AUDIT_COLLECTION, DocumentFilter(start=start, terms=terms), limit, cursor)
     return AuditPage(entries=[AuditEntryView.model_validate(d.body) for d in page.documents], next_cursor=page.cursor)
 
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from aiops_common.broker.publisher import Message
-from aiops_common.schemas import FeedbackLabel, FeedbackRecord
+from aiops_common.schemas import FeedbackLabel, FeedbackRecord, IncidentRecord
 from aiops_common.topics import Topics
 from fastapi import APIRouter, Depends, Query, Request
 
@@ -17,8 +17,8 @@ from aiops_gateway.audit import audit
 from aiops_gateway.auth import Principal, Role, require
 from aiops_gateway.context import Gateway, gateway
 from aiops_gateway.errors import ERROR_RESPONSES, ApiError
-from aiops_gateway.routes.incidents import CONFLICT, IncidentId, incident_body, latest_rca, within
-from aiops_gateway.views.incidents import cause_services, stored_incident
+from aiops_gateway.routes.incidents import CONFLICT, IncidentId, incident_body, latest_rca
+from aiops_gateway.views.incidents import cause_services
 from aiops_gateway.views.models import (
     FeedbackAccepted,
     FeedbackList,
@@ -37,11 +37,11 @@ _CAUSE_LABELS = (FeedbackLabel.CONFIRMED_CAUSE, FeedbackLabel.WRONG_CAUSE)
 
 async def _anomaly_services(gw: Gateway, anomaly_id: str) -> list[str]:
     """The services of an anomaly the stores know; 404 when neither does."""
-    doc = await within(gw, gw.documents.get("anomalies", anomaly_id))
+    doc = await gw.within(gw.documents.get("anomalies", anomaly_id))
     if doc is not None:
         service = doc.body.get("service") or ""
         return [service] if service else list(doc.body.get("services", []))
-    anomaly = await within(gw, gw.feedback.anomaly(anomaly_id))
+    anomaly = await gw.within(gw.feedback.anomaly(anomaly_id))
     if anomaly is None:
         raise ApiError(404, f"no anomaly {anomaly_id!r}")
     return [anomaly.service] if anomaly.service else []
@@ -83,7 +83,7 @@ async def checked(gw: Gateway, request: FeedbackRequest) -> list[str]:
     elif label in _CAUSE_LABELS:
         if not related.strip():
             raise ApiError(400, f"{label.value} needs related_id: the service")
-        names = cause_services(stored_incident(body), await latest_rca(gw, subject))
+        names = cause_services(IncidentRecord.from_document(body), await latest_rca(gw, subject))
         if related not in names:
             raise ApiError(
                 400,
@@ -138,7 +138,7 @@ async def list_feedback(
     limit: Annotated[int, Query(ge=1, le=1000, description="The newest this many.")] = 100,
 ) -> FeedbackList:
     gw = gateway(request)
-    labels = await within(gw, gw.feedback.labels(subject_id or None))
+    labels = await gw.within(gw.feedback.labels(subject_id or None))
     return FeedbackList(labels=[FeedbackAccepted.of(r) for r in labels[-limit:]])
 
 

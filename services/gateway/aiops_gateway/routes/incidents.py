@@ -4,8 +4,7 @@ change in its history."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, TypeVar
 
@@ -41,8 +40,6 @@ from aiops_gateway.views.incidents import (
     linked_changes,
     newest_rca,
     ordered_logs,
-    stored_anomaly,
-    stored_incident,
     summary,
     timeline,
 )
@@ -55,7 +52,7 @@ from aiops_gateway.views.models import (
 )
 from aiops_gateway.views.times import parse_instant
 
-__all__ = ["CONFLICT", "IncidentId", "incident_body", "latest_rca", "router", "within"]
+__all__ = ["CONFLICT", "IncidentId", "incident_body", "latest_rca", "router"]
 
 log = structlog.get_logger(__name__)
 
@@ -77,14 +74,9 @@ MAX_SERVICES = 20
 """Services whose changes and log lines an incident's detail reads."""
 
 
-async def within(gw: Gateway, call: Awaitable[T]) -> T:
-    """A store read bounded by ``AIOPS_GATEWAY_REQUEST_TIMEOUT_S`` (TimeoutError: answered 503)."""
-    return await asyncio.wait_for(call, gw.settings.gateway_request_timeout_s)
-
-
 async def incident_body(gw: Gateway, incident_id: str) -> dict[str, Any]:
     """The stored incident's body; 404 when there is none."""
-    doc = await within(gw, gw.documents.get("incidents", incident_id))
+    doc = await gw.within(gw.documents.get("incidents", incident_id))
     if doc is None:
         raise ApiError(404, f"no incident {incident_id!r}")
     return doc.body
@@ -95,7 +87,7 @@ async def latest_rca(gw: Gateway, incident_id: str) -> RcaResult | None:
     where = DocumentFilter(terms=(("incident_id", incident_id),))
     # Newest event time first: a higher revision has a later ``at``, so the first page holds the highest
     # unless more than a page's worth of analyses share one instant.
-    page = await within(gw, gw.documents.query("rca_results", where, limit=20))
+    page = await gw.within(gw.documents.query("rca_results", where, limit=20))
     return newest_rca(d.body for d in page.documents)
 
 
@@ -142,8 +134,8 @@ async def list_incidents(
     )
 
     async def read() -> bytes:
-        page = await within(
-            gw, gw.documents.query("incidents", where, limit=limit, cursor=cursor, fields=SUMMARY_FIELDS)
+        page = await gw.within(
+            gw.documents.query("incidents", where, limit=limit, cursor=cursor, fields=SUMMARY_FIELDS)
         )
         # The JSON is made once, from the stored values (already JSON), instead of through models and FastAPI's
         # validation of the response: this is the API's most frequent answer (see docs/gateway-benchmarks.md).
@@ -170,11 +162,11 @@ async def _log_documents(gw: Gateway, services: Sequence[str], onset: datetime) 
 
 
 async def _document_anomaly(gw: Gateway, anomaly_id: str) -> AnomalyRecord | None:
-    doc = await within(gw, gw.documents.get("anomalies", anomaly_id))
+    doc = await gw.within(gw.documents.get("anomalies", anomaly_id))
     if doc is None:
         return None
     try:
-        return stored_anomaly(doc.body)
+        return AnomalyRecord.from_document(doc.body)
     except ValidationError as exc:  # written by another version: the feedback store may still have it
         log.warning("stored anomaly unreadable", anomaly_id=anomaly_id, error=str(exc))
         return None
@@ -188,7 +180,7 @@ async def _anomalies(gw: Gateway, incident: IncidentRecord, missing: list[str]) 
         anomaly = await _document_anomaly(gw, member.fingerprint)
         if anomaly is None and feedback_readable:
             try:
-                anomaly = await within(gw, gw.feedback.anomaly(member.fingerprint))
+                anomaly = await gw.within(gw.feedback.anomaly(member.fingerprint))
             except Exception as exc:  # an extra: the page shows what the document store has
                 log.warning("feedback store unavailable", error=f"{type(exc).__name__}: {exc}")
                 missing.append(f"anomalies: feedback store: {type(exc).__name__}: {exc}")
@@ -206,7 +198,7 @@ async def incident_detail(
     their bands and its timeline. A store that cannot be read for changes or logs leaves that part empty and
     is named in ``missing``."""
     gw = gateway(request)
-    incident = stored_incident(await incident_body(gw, incident_id))
+    incident = IncidentRecord.from_document(await incident_body(gw, incident_id))
     rca = await latest_rca(gw, incident_id)
     missing: list[str] = []
     services = incident.services[:MAX_SERVICES]
@@ -215,14 +207,14 @@ async def incident_detail(
     if services:
         since = onset - CHANGES_BEFORE_ONSET
         try:
-            recorded = await within(gw, gw.topology.changes(since, max(datetime.now(UTC), since), services))
+            recorded = await gw.within(gw.topology.changes(since, max(datetime.now(UTC), since), services))
         except Exception as exc:  # an extra: the detail is still worth showing without it
             log.warning("topology store unavailable", error=f"{type(exc).__name__}: {exc}")
             missing.append(f"topology: {type(exc).__name__}: {exc}")
     changes = linked_changes(incident, recorded)
     logs: list[LogLine] = []
     try:
-        logs = ordered_logs(await within(gw, _log_documents(gw, services, onset)))
+        logs = ordered_logs(await gw.within(_log_documents(gw, services, onset)))
     except Exception as exc:  # as above
         log.warning("log lines unavailable", error=f"{type(exc).__name__}: {exc}")
         missing.append(f"logs: {type(exc).__name__}: {exc}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 from typing import Annotated, Any
 
@@ -51,7 +50,7 @@ async def ready(request: Request) -> Any:
     gw = gateway(request)
     checks: dict[str, str] = {}
     try:
-        await asyncio.wait_for(gw.documents.count("incidents"), gw.settings.gateway_request_timeout_s)
+        await gw.within(gw.documents.count("incidents"))
         checks["documents"] = "ok"
     except Exception as exc:  # any failure means not ready; its name is the reason
         checks["documents"] = f"unreachable ({type(exc).__name__})"

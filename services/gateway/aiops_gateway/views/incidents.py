@@ -7,7 +7,7 @@ from typing import Any
 
 from aiops_common.documents import Document
 from aiops_common.documents._protocol import decode_cursor
-from aiops_common.schemas import AnomalyRecord, IncidentRecord, IncidentStatus, RcaResult
+from aiops_common.schemas import IncidentRecord, IncidentStatus, RcaResult
 from aiops_common.topology import Change
 
 from aiops_gateway.views.models import ChangeView, LogLine, TimelineEntry
@@ -23,8 +23,6 @@ __all__ = [
     "linked_changes",
     "newest_rca",
     "ordered_logs",
-    "stored_anomaly",
-    "stored_incident",
     "summary",
     "timeline",
 ]
@@ -105,14 +103,6 @@ def summary(body: Mapping[str, Any]) -> dict[str, Any]:
         "revision": body["revision"],
         "top_cause": _top_cause(body.get("rca")),
     }
-
-
-def stored_incident(body: Mapping[str, Any]) -> IncidentRecord:
-    return IncidentRecord.from_document(body)
-
-
-def stored_anomaly(body: Mapping[str, Any]) -> AnomalyRecord:
-    return AnomalyRecord.from_document(body)
 
 
 def newest_rca(bodies: Iterable[Mapping[str, Any]]) -> RcaResult | None:

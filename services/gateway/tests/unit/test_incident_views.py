@@ -31,7 +31,6 @@ from aiops_gateway.views.incidents import (
     linked_changes,
     newest_rca,
     ordered_logs,
-    stored_incident,
     summary,
     timeline,
 )
@@ -148,7 +147,7 @@ def test_a_list_entry_counts_members_and_changes_and_shows_the_top_cause() -> No
 
 def test_a_stored_incident_is_read_without_the_fields_other_services_add() -> None:
     incident = _incident()
-    assert stored_incident({**incident.document(), "rca": {"revision": 1}}) == incident
+    assert IncidentRecord.from_document({**incident.document(), "rca": {"revision": 1}}) == incident
 
 
 def test_the_newest_analysis_is_of_the_highest_revision_then_the_latest() -> None:
