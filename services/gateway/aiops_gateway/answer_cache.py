@@ -29,6 +29,8 @@ class AnswerCache:
         self.max_entries = max_entries
         self._answers: dict[str, tuple[float, bytes]] = {}
         self._making: dict[str, asyncio.Future[bytes]] = {}
+        self._generation = 0
+        """One more each time the cache is emptied: an answer made across an emptying is not kept."""
 
     async def get_or_make(self, key: str, make: Callable[[], Awaitable[bytes]]) -> bytes:
         if self.ttl_s <= 0:
@@ -59,8 +61,6 @@ class AnswerCache:
                 self._answers.clear()  # bounded; a burst of distinct queries simply starts over
             self._answers[key] = (time.monotonic(), answer)
         return answer
-
-    _generation = 0
 
     def clear(self) -> None:
         self._answers.clear()

@@ -134,8 +134,6 @@ def create_app(gw: Gateway) -> FastAPI:
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:
-        if isinstance(exc, _UNAVAILABLE):
-            return await unavailable(request, exc)
         log.exception("unexpected error", path=request.url.path)
         return _error(request, 500, "internal error; the gateway's log has the details under this request id")
 
