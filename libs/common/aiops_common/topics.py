@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING, Any
 from aiops_common.schemas import (
     AlertRecord,
     AnomalyRecord,
+    ApprovalRecord,
     ChangeEvent,
+    ExecutionRecord,
     FeatureBatch,
     FeedbackRecord,
     IncidentRecord,
@@ -110,8 +112,18 @@ class Topics:
     INCIDENTS = TopicSpec("incidents", "incident id", IncidentRecord, 1, 30 * _DAY, False, "Correlated incidents")
     RCA_RESULTS = TopicSpec("rca.results", "incident id", RcaResult, 1, 30 * _DAY, False, "Ranked root causes")
     # Layer 4 and gateway
-    ACTIONS = TopicSpec("actions", "execution id", None, 1, 30 * _DAY, False, "Runbook executions")
-    APPROVALS = TopicSpec("approvals", "execution id", None, 1, 30 * _DAY, False, "Operator approvals")
+    ACTIONS = TopicSpec(
+        "actions", "execution id", ExecutionRecord, 1, 30 * _DAY, False, "Runbook executions, every new state"
+    )
+    APPROVALS = TopicSpec(
+        "approvals",
+        "execution id (incident id for a request)",
+        ApprovalRecord,
+        1,
+        30 * _DAY,
+        False,
+        "Operators' requests, approvals and rejections of executions",
+    )
     FEEDBACK = TopicSpec(
         "feedback", "subject id", FeedbackRecord, 1, 365 * _DAY, False, "Operator feedback and outcomes"
     )

@@ -42,3 +42,30 @@ class ActionSettings(CommonSettings):
     action_llm_api_key: SecretStr | None = None
     action_llm_timeout_s: float = 5.0
     """Longest an enrichment may take; the deterministic summary is used when it fails or is late."""
+
+    # -- the approval policy ---------------------------------------------------------------------------------
+    action_approval_ttl_s: float = Field(default=3600.0, gt=0)
+    """How long a proposed execution waits for its approvals; then it expires and the incident escalates."""
+    action_auto_approve_risks: list[Literal["low", "medium"]] = Field(default_factory=list)
+    """Risks of runbooks the policy approves by itself (never with a high blast radius); empty: every execution
+    needs a person (the default: trust is earned)."""
+    action_progressive_after: int = Field(default=0, ge=0)
+    """Progressive automation: after this many successful, person-approved executions of a runbook for a service
+    in a row (no rollback, failure or interruption since), its next ones for that service are approved by the
+    policy; a failure revokes it (the count starts again). 0: never."""
+    action_high_blast_services: int = Field(default=3, ge=1)
+    """A blast radius of this many services or more is high: two distinct approvers are needed."""
+    action_high_blast_environments: list[str] = Field(default_factory=list)
+    """Environments (the ``env``/``environment`` label or topology attribute, or the namespace) where every
+    execution has a high blast radius, e.g. ``["production"]``."""
+    action_blast_hops: int = Field(default=1, ge=0, le=5)
+    """Callers this many hops up from a changed service are in its blast radius."""
+    action_match_top: int = Field(default=3, ge=1, le=10)
+    """Causes of an RCA result (best first) a runbook is matched against."""
+
+    # -- execution and verification ---------------------------------------------------------------------------
+    action_verify_poll_s: float = Field(default=5.0, gt=0)
+    """How often running verifications read the TSDB (and pending approvals are checked for expiry)."""
+    action_lease_s: float = Field(default=15.0, ge=1.0)
+    """A running execution's worker renews its lease this often (a third of it); one whose lease ran out was
+    left by a worker that stopped: a step it was running is in doubt and is never run again."""

@@ -80,6 +80,8 @@ COLLECTIONS: Mapping[str, Collection] = {
             action="keyword",
             summary="text",
         ),
+        # The action service's runbooks as loaded (one document per runbook id), for the API and the UI.
+        _collection("runbooks", "loaded_at", risk="keyword", title="text"),
         _collection(
             "audit",
             "at",

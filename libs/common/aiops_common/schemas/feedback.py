@@ -22,6 +22,10 @@ class FeedbackLabel(enum.StrEnum):
     """Root cause: service ``related_id`` caused incident ``subject_id`` (``subject_kind`` ``incident``)."""
     WRONG_CAUSE = "wrong_cause"
     """Root cause: service ``related_id``, ranked for incident ``subject_id``, did not cause it."""
+    REMEDIATED = "remediated"
+    """Execution ``subject_id`` (``subject_kind`` ``execution``) of runbook ``related_id`` brought its series back."""
+    NOT_REMEDIATED = "not_remediated"
+    """Execution ``subject_id`` of runbook ``related_id`` failed, was rolled back or was interrupted."""
 
 
 class FeedbackRecord(VersionedRecord):
