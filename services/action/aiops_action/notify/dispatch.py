@@ -135,6 +135,36 @@ class Notifications:
         """A person acknowledged it: escalation stops. True when it was escalating."""
         return self.escalation.acknowledge(incident_id)
 
+    def escalate_now(self, incident_id: str, reason: str, about: Notification | None = None) -> list[str]:
+        """Escalate at once (a failed or rolled-back execution, an approval nobody gave in time): an ESCALATION
+        message to the first escalation step's channels, or to the channels ``about`` routes to when no
+        escalation is configured. It skips grouping and rate limits. Returns the channels it was queued for.
+
+        ``about`` is what the message is built from (an execution's result); without it, the incident's latest
+        message. Neither known: nothing is sent (empty list).
+        """
+        base = about if about is not None else self._latest.get(incident_id)
+        if base is None:
+            log.warning("escalation_unsent", incident_id=incident_id, reason=reason, why="nothing known about it")
+            return []
+        steps = self.config.escalation_steps
+        n = replace(
+            base,
+            kind=EventKind.ESCALATION,
+            incident_id=incident_id,
+            title=f"Escalating: {reason}",
+            text="\n".join(t for t in (reason, base.text) if t),
+            # a key of its own: a second escalation of the incident is a new message, not an update of this one
+            group_key=f"now-{base.kind.value}-{base.group_key}",
+            update=False,
+            link_label="Acknowledge in the UI",
+        )
+        channels = list(steps[0].channels) if steps else self.router.channels(n)
+        for name in channels:
+            self.senders[name].enqueue(n)
+        log.info("incident_escalated_now", incident_id=incident_id, reason=reason, channels=channels)
+        return channels
+
     def close(self, incident_id: str) -> None:
         """Forget a resolved incident (escalation, groups, its latest message)."""
         self.escalation.acknowledge(incident_id)
