@@ -26,9 +26,11 @@ from aiops_gateway.context import Gateway
 from aiops_gateway.errors import ApiError
 from aiops_gateway.routes import (
     anomalies,
+    approvals,
     audit,
     config,
     events,
+    executions,
     feedback,
     incidents,
     ingest,
@@ -151,6 +153,8 @@ def create_app(gw: Gateway) -> FastAPI:
 
     app.include_router(system.router)
     for module in (incidents, anomalies, metrics, topology, config, runbooks, feedback, audit, ingest, events):
+        app.include_router(module.router, prefix=API_PREFIX)
+    for module in (executions, approvals):
         app.include_router(module.router, prefix=API_PREFIX)
     install_ui(app)
     return app

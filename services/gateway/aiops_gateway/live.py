@@ -1,4 +1,4 @@
-"""The live feed behind ``GET /api/v1/events``: incidents and RCA results as they are published.
+"""The live feed behind ``GET /api/v1/events``: incidents, RCA results and runbook executions as they are published.
 
 Every gateway replica reads the topics itself (no consumer group: each needs every record), from their end
 when it starts, and fans each record out to the connected clients.
@@ -17,7 +17,7 @@ from datetime import datetime
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiops_common.broker.addresses import bootstrap_servers, broker_accepts_connections
-from aiops_common.schemas import IncidentRecord, RcaResult, SchemaError, decode_envelope
+from aiops_common.schemas import ExecutionRecord, IncidentRecord, RcaResult, SchemaError, decode_envelope
 from aiops_common.schemas.incidents import IncidentSeverity, IncidentStatus
 from aiops_common.topics import Topics
 from prometheus_client import Counter, Gauge
@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from aiops_gateway.settings import GatewaySettings
 
-__all__ = ["CauseBrief", "IncidentEvent", "LiveEvent", "LiveFeed", "RcaEvent", "Subscription"]
+__all__ = ["CauseBrief", "ExecutionEvent", "IncidentEvent", "LiveEvent", "LiveFeed", "RcaEvent", "Subscription"]
 
 log = structlog.get_logger(__name__)
 
@@ -125,10 +125,46 @@ class RcaEvent(BaseModel):
         )
 
 
+class ExecutionEvent(BaseModel):
+    """``event: execution``: a runbook execution in a new state (the whole record: ``GET /executions/{id}``)."""
+
+    id: str
+    incident_id: str
+    runbook_id: str
+    title: str
+    status: str
+    risk: str
+    attempt: int
+    required_approvals: int
+    approvals: int
+    """Approvals so far."""
+    requested_by: str
+    updated_at: datetime
+    summary: str
+
+    @classmethod
+    def from_record(cls, value: bytes) -> ExecutionEvent:
+        record = ExecutionRecord.decode(value)
+        return cls(
+            id=record.id,
+            incident_id=record.incident_id,
+            runbook_id=record.runbook_id,
+            title=record.title,
+            status=record.status.value,
+            risk=record.risk,
+            attempt=record.attempt,
+            required_approvals=record.required_approvals,
+            approvals=len(record.approvers()),
+            requested_by=record.requested_by,
+            updated_at=record.updated_at,
+            summary=record.summary(),
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class LiveEvent:
     kind: str
-    """``incident`` or ``rca``: the SSE event name."""
+    """``incident``, ``rca`` or ``execution``: the SSE event name."""
     data: str
     """The event as JSON, made once for every client."""
 
@@ -182,7 +218,7 @@ async def _stop(consumer: AIOKafkaConsumer) -> None:
 
 
 class LiveFeed:
-    """Follows ``incidents`` and ``rca.results`` for the clients of ``/api/v1/events``.
+    """Follows ``incidents``, ``rca.results`` and ``actions`` for the clients of ``/api/v1/events``.
 
     It runs as a task of its own: a broker that is down when the gateway starts, or goes away later, is
     retried with backoff while the API serves everything else. Once it follows again it starts from the end
@@ -206,6 +242,7 @@ class LiveFeed:
         self._readers: dict[str, tuple[str, Callable[[bytes], BaseModel]]] = {
             Topics.INCIDENTS.full_name(settings.topic_prefix): ("incident", IncidentEvent.from_record),
             Topics.RCA_RESULTS.full_name(settings.topic_prefix): ("rca", RcaEvent.from_record),
+            Topics.ACTIONS.full_name(settings.topic_prefix): ("execution", ExecutionEvent.from_record),
         }
 
     @property

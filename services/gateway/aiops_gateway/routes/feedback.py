@@ -33,6 +33,7 @@ router = APIRouter(tags=["feedback"], responses=ERROR_RESPONSES)
 
 _ANOMALY_LABELS = (FeedbackLabel.TRUE_POSITIVE, FeedbackLabel.FALSE_POSITIVE)
 _CAUSE_LABELS = (FeedbackLabel.CONFIRMED_CAUSE, FeedbackLabel.WRONG_CAUSE)
+_OUTCOME_LABELS = (FeedbackLabel.REMEDIATED, FeedbackLabel.NOT_REMEDIATED)
 
 
 async def _anomaly_services(gw: Gateway, anomaly_id: str) -> list[str]:
@@ -56,6 +57,10 @@ def _merge_conflict(incident_id: str, merged_into: object) -> ApiError | None:
 async def checked(gw: Gateway, request: FeedbackRequest) -> list[str]:
     """Refuse a label that does not fit what the stores know (4xx); the services it concerns, for the audit."""
     label, subject, related = request.label, request.subject_id, request.related_id
+    if label in _OUTCOME_LABELS:
+        raise ApiError(
+            400, f"{label.value}: execution outcomes are recorded by the action service, not given through the API"
+        )
     if label in _ANOMALY_LABELS:
         if request.subject_kind != "anomaly":
             raise ApiError(400, f"{label.value} labels an anomaly: subject_kind must be anomaly")

@@ -1,0 +1,173 @@
+"""Runbooks, executions and decisions as the API shows them: request and response bodies, and the checks of a
+decision against a stored execution (no I/O here)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any, Literal
+
+from aiops_common.schemas import ExecutionRecord, ExecutionStatus
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from aiops_gateway.views.models import MAX_NOTE
+
+__all__ = [
+    "MAX_PARAMETERS",
+    "DecisionAccepted",
+    "DecisionRequest",
+    "ExecuteRequest",
+    "ExecutionList",
+    "ExecutionRequested",
+    "RunbookList",
+    "RunbookParameter",
+    "RunbookStep",
+    "RunbookVerify",
+    "RunbookView",
+    "approvals_needed",
+    "decision_conflict",
+    "readable_executions",
+    "unknown_parameters",
+]
+
+MAX_PARAMETERS = 50
+"""Most parameters one request may name (a runbook has a handful)."""
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RunbookParameter(BaseModel):
+    """One typed parameter: where its value comes from when the request does not give it."""
+
+    model_config = ConfigDict(extra="allow")
+    type: str = ""
+    source: str | None = Field(default=None, description="Where the incident supplies it (`cause.service`, ...).")
+    default: Any = None
+    description: str = ""
+
+
+class RunbookStep(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    name: str = ""
+    kind: str = Field(default="", description="Its executor: `kubernetes`, `http`, `script`.")
+    action: str = ""
+
+
+class RunbookVerify(BaseModel):
+    """The check after the steps: ``series`` back inside [lower, upper] for ``for_s`` within ``within_s``."""
+
+    model_config = ConfigDict(extra="allow")
+    series: str = ""
+    match: dict[str, Any] = Field(default_factory=dict)
+    lower: float | None = None
+    upper: float | None = None
+    within_s: float | None = None
+    for_s: float | None = None
+
+
+class RunbookView(BaseModel):
+    """A runbook as the action service loaded it (collection ``runbooks``)."""
+
+    model_config = ConfigDict(extra="allow")
+    id: str
+    version: int = 1
+    title: str = ""
+    description: str = ""
+    risk: str = ""
+    match: str = Field(default="", description="What it matches, in one line.")
+    parameters: dict[str, RunbookParameter] = Field(default_factory=dict)
+    steps: list[RunbookStep] = Field(default_factory=list)
+    rollback: list[RunbookStep] = Field(default_factory=list)
+    verify: RunbookVerify | None = None
+    loaded_at: datetime | None = None
+
+
+class RunbookList(BaseModel):
+    runbooks: list[RunbookView] = Field(description="By id.")
+    next_cursor: str | None = None
+
+
+class ExecuteRequest(_Request):
+    incident_id: str = Field(min_length=1, max_length=512, description="The incident the execution is for.")
+    parameters: dict[str, str | int | float | bool] = Field(
+        default_factory=dict,
+        max_length=MAX_PARAMETERS,
+        description="Values of the runbook's parameters; the others come from the incident or their defaults. The"
+        " action service checks each against its type.",
+    )
+    note: str = Field(default="", max_length=MAX_NOTE, description="Why, for the approvers and the audit log.")
+
+
+class ExecutionRequested(BaseModel):
+    """The request was sent to the action service, which proposes the execution (with its dry run, blast radius
+    and the approvals it needs); it shows up in ``GET /executions?incident_id=…``."""
+
+    status: Literal["requested"] = "requested"
+    incident_id: str
+    runbook_id: str
+    request_id: str
+
+
+class ExecutionList(BaseModel):
+    executions: list[ExecutionRecord] = Field(description="Newest request first.")
+    next_cursor: str | None = Field(
+        default=None, description="Pass as `cursor` for the next page, with the same filters; null on the last."
+    )
+
+
+class DecisionRequest(_Request):
+    comment: str = Field(default="", max_length=MAX_NOTE, description="Why; a rejection needs one.")
+
+
+class DecisionAccepted(BaseModel):
+    """The decision was sent to the action service, which applies it (and may still refuse it)."""
+
+    execution_id: str
+    decision: Literal["approve", "reject"]
+    status: Literal["submitted"] = "submitted"
+    approvals_needed: int = Field(
+        description="Approvals the execution still needs once this one counts (0: it may run; after a rejection:"
+        " what it would have needed)."
+    )
+
+
+def readable_executions(bodies: Iterable[Mapping[str, Any]]) -> list[ExecutionRecord]:
+    """The stored bodies as records; one another version wrote and this one cannot read is left out."""
+    records = []
+    for body in bodies:
+        try:
+            records.append(ExecutionRecord.from_document(body))
+        except ValidationError:
+            continue
+    return records
+
+
+def unknown_parameters(runbook: Mapping[str, Any], given: Iterable[str]) -> list[str]:
+    """The names in ``given`` the runbook has no parameter for."""
+    known = runbook.get("parameters")
+    names = set(known) if isinstance(known, Mapping) else set()
+    return sorted(name for name in given if name not in names)
+
+
+def approvals_needed(record: ExecutionRecord, approving: bool) -> int:
+    """Approvals still missing once this decision counts."""
+    approvers = set(record.approvers())
+    return max(0, record.required_approvals - len(approvers) - (1 if approving else 0))
+
+
+def decision_conflict(record: ExecutionRecord, who: str, approving: bool, now: datetime) -> tuple[int, str] | None:
+    """Why ``who`` may not decide on the execution now (status and message), or None when they may."""
+    if record.status is not ExecutionStatus.PENDING_APPROVAL:
+        return 409, f"execution {record.id} is {record.status.value}, not pending_approval: nothing to decide"
+    if record.expires_at is not None and record.expires_at <= now:
+        return 409, f"execution {record.id} expired at {record.expires_at.isoformat()}; request it again"
+    if who == record.requested_by:
+        return (
+            403,
+            f"{who} requested execution {record.id}: a requester never approves its own request (nor decides on it)",
+        )
+    if approving and who in record.approvers():
+        return 409, f"{who} already approved execution {record.id}; another approver must"
+    return None
