@@ -211,6 +211,11 @@ class ExecutionRecord(VersionedRecord):
     dry_run: list[StepRecord] = Field(default_factory=list)
     """What each step would do, as its executor's dry run said when the execution was proposed."""
     verification: VerificationRecord | None = None
+    phase: StepPhase = StepPhase.STEPS
+    """Which list of steps is being run: the runbook's, or its rollback."""
+    owner: str = ""
+    """The worker running it (while ``running``), holding it until ``lease_until``."""
+    lease_until: datetime | None = None
     error: str = ""
     updated_at: datetime
     finished_at: datetime | None = None
