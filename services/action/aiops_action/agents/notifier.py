@@ -355,7 +355,9 @@ def install(
         await notifications.start()
 
     async def drain_notifications(*args: Any, **kwargs: Any) -> None:
+        left = sum(s.pending for s in notifications.senders.values())
         await notifications.stop(drain_s=5.0)
+        log.info("notifications_stopped", pending_at_stop=left)
 
     app.task(start_notifications)
     app.on_before_shutdown.connect(drain_notifications)
