@@ -39,6 +39,8 @@ LEAST_ROLE: dict[tuple[str, str], Role] = {
     ("POST", "/api/v1/write"): Role.OPERATOR,  # Prometheus remote write, forwarded as metrics/write is
     ("POST", "/api/v1/events/deployment"): Role.OPERATOR,
     ("POST", "/api/v1/runbooks/{runbook_id}/execute"): Role.OPERATOR,
+    ("POST", "/api/v1/approvals/{execution_id}/approve"): Role.APPROVER,
+    ("POST", "/api/v1/approvals/{execution_id}/reject"): Role.APPROVER,
     ("POST", "/api/v1/audit/verify"): Role.ADMIN,
     ("PUT", "/api/v1/config/detection"): Role.ADMIN,
     ("PUT", "/api/v1/config/topology"): Role.ADMIN,
@@ -50,7 +52,7 @@ MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 #: What a caller the route admits may get back for a minimal body: done, or refused for what the body, the path
 #: or the stored state says (never for who the caller is). 503: a forwarding route whose upstream (the ingestion
 #: service) this test does not start; the gateway's own stores and broker are up.
-ADMITTED = frozenset({400, 404, 409, 413, 415, 422, 501})
+ADMITTED = frozenset({400, 404, 409, 413, 415, 422})
 UPSTREAM_DOWN = 503
 
 

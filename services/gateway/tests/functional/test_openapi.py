@@ -68,12 +68,8 @@ def _protobuf(ctx: SerializationContext, value: Any) -> bytes:
 
 
 def no_server_error(ctx: CheckContext, response: Response, case: schemathesis.Case[Any]) -> bool | None:
-    """schemathesis' ``not_a_server_error``, but for two answers the platform specifies: 501 from an operation that
-    documents it (a feature whose layer is not installed, such as runbook execution before the action layer), and
-    503 from a forwarding route whose upstream is down (this test starts no ingestion service)."""
-    documented = case.operation.responses.status_codes
-    if response.status_code == 501 and "501" in documented:
-        return None
+    """schemathesis' ``not_a_server_error``, but for the answer the platform specifies: 503 from a forwarding route
+    whose upstream is down (this test starts no ingestion service)."""
     if response.status_code == 503 and case.operation.path in FORWARDED:
         return None
     return not_a_server_error(ctx, response, case)

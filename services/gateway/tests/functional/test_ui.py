@@ -1,5 +1,6 @@
 """The operator UI end to end in headless Chromium: log in with a key, see an incident appear live, open it (RCA
-ranking, chart), give feedback that reaches the platform, and see injected markup shown as text."""
+ranking, chart), give feedback that reaches the platform, approve a runbook execution after reading its dry run,
+and see injected markup shown as text."""
 
 from __future__ import annotations
 
@@ -17,8 +18,12 @@ from aiops_common.broker.publisher import Message
 from aiops_common.broker.reader import read_values
 from aiops_common.schemas import (
     AnomalyRecord,
+    ApprovalDecision,
+    ApprovalRecord,
+    Decision,
     Evidence,
     EvidenceKind,
+    ExecutionStatus,
     FeedbackRecord,
     IncidentMember,
     IncidentRecord,
@@ -29,6 +34,7 @@ from aiops_common.schemas import (
     RcaResult,
     RcaStatus,
     SchemaError,
+    execution_document,
     rca_result_id,
 )
 from aiops_common.schemas.metrics import MetricBatchBuilder
@@ -42,6 +48,8 @@ from aiops_gateway.context import Gateway
 from aiops_gateway.testing import RunningGateway, start_gateway
 from aiops_gateway.ui import STATIC_DIR
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .test_approvals import execution, store
 
 playwright = pytest.importorskip("playwright.async_api")
 
@@ -341,7 +349,7 @@ async def test_operator_sees_an_incident_live_opens_it_and_confirms_its_cause(
     assert await chart.locator("rect.anomaly-window").count() == 1
     assert "checkout calls payment (1 hop)" in await page.locator("#members").inner_text()
     assert "payment timed out after 2s" in await page.locator("#logs").inner_text()
-    assert "No runbook proposed yet" in await page.locator("#runbook").inner_text()
+    assert "No runbook proposed yet" in await page.locator("#executions").inner_text()
 
     confirm = page.locator('li.cause[data-service="payment"] button[data-feedback="confirmed_cause"]')
     await confirm.click()
@@ -444,3 +452,101 @@ async def test_a_key_revoked_during_a_session_returns_to_the_login(
         await context.close()
     finally:
         await servers.stop()
+
+
+def approval_records(values: list[bytes]) -> list[ApprovalRecord]:
+    return [ApprovalRecord.decode(v) for v in values]
+
+
+async def test_approver_reads_the_dry_run_and_approves_from_the_incident_page(
+    running_gateway: RunningGateway, browser: Any, artifacts: Path
+) -> None:
+    gw = running_gateway.gateway
+    now = datetime.now(UTC)
+    record, _ = await payment_incident(gw, now)
+    proposed = execution(record.id, "restart-service", requested_by="action", services=("payment", "checkout"))
+    proposed = proposed.model_copy(update={"note": XSS})
+    own = execution(record.id, "rollback-deployment", requested_by="test-approver", requested_ago=timedelta(minutes=2))
+    await store(running_gateway, proposed, own)
+    await gw.documents.upsert(
+        "runbooks",
+        "scale-service",
+        {"id": "scale-service", "title": "Scale a saturated service", "risk": "low", "loaded_at": now.isoformat()},
+    )
+    key = await running_gateway.key(Role.APPROVER)
+    context = await browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = await context.new_page()
+    page.set_default_timeout(scaled(30.0) * 1000)
+    watch = PageWatch()
+    watch.attach(page)
+
+    await page.goto(running_gateway.url + "/")
+    await page.fill("#api-key", key)
+    await page.click("#login-submit")
+    await page.wait_for_selector("#approvals-waiting:has-text('2 approvals waiting')")
+    await page.click("#approvals-waiting")
+    await page.wait_for_selector(f'#approval-rows tr[data-execution="{proposed.id}"]')
+    assert "0 of 1" in await page.locator(f'#approval-rows tr[data-execution="{proposed.id}"]').inner_text()
+    await page.locator(f'#approval-rows tr[data-execution="{proposed.id}"] a.incident-link').click()
+
+    card = page.locator(f'article.execution[data-execution="{proposed.id}"]')
+    await card.wait_for()
+    text = await card.inner_text()
+    assert "would restart shop/payment" in text  # the dry run's summary
+    assert "PATCH" in await card.locator(".dry-run-steps .step-output").inner_text()
+    assert "contained: 2 services (payment, checkout), 3 pods in prod" in text
+    assert "0 of 1 approvals" in text and "1 approver(s)" in text
+    assert XSS in await card.locator(".note").inner_text()
+    assert "http_p95_latency_s" in await card.locator(".verification").inner_text()
+
+    # Refusals show why: a rejection without a comment (checked in the page), one's own request (by the API).
+    await card.locator('button[data-decision="reject"]').click()
+    assert "needs a comment" in await card.locator(".decision-error").inner_text()
+    mine = page.locator(f'article.execution[data-execution="{own.id}"]')
+    await mine.locator('button[data-decision="approve"]').click()
+    await mine.locator(".decision-error:has-text('a requester never approves its own request')").wait_for()
+
+    await card.locator("textarea.decision-comment").fill("dry run looks right")
+    await card.locator('button[data-decision="approve"]').click()
+    await card.locator(".decision-result:has-text('Approval sent')").wait_for()
+    await page.screenshot(path=str(artifacts / "approval.png"), full_page=True)
+
+    def approved(values: list[bytes]) -> bool:
+        return any(r.decision is ApprovalDecision.APPROVE for r in approval_records(values))
+
+    broker = gw.publisher.broker_url
+    prefix = running_gateway.settings.topic_prefix
+    values = await read_values(broker, Topics.APPROVALS, prefix, until=approved, timeout_s=scaled(60.0))
+    assert [(r.decision, r.execution_id, r.by, r.comment, r.via) for r in approval_records(values)] == [
+        (ApprovalDecision.APPROVE, proposed.id, "test-approver", "dry run looks right", "api")
+    ]
+
+    # The action service applies it: the section follows the execution's new state from the live feed.
+    await eventually(lambda: gw.live.connected, timeout=60, what="the gateway following the broker")
+    decision = Decision(by="test-approver", role="approver", decision="approve", at=datetime.now(UTC))
+    applied = proposed.model_copy(update={"status": ExecutionStatus.APPROVED, "approvals": [decision]})
+    await gw.documents.upsert("executions", applied.id, execution_document(applied))
+    await gw.publisher.publish([Message(Topics.ACTIONS, applied.encode(), key=applied.id.encode())])
+    approved_card = page.locator(f'article.execution[data-execution="{proposed.id}"][data-status="approved"]')
+    await approved_card.wait_for()
+    assert "1 of 1 approvals" in await approved_card.inner_text()
+    assert await approved_card.locator("button[data-decision]").count() == 0
+
+    # Proposing a runbook sends a request for this incident.
+    await page.select_option("#propose-runbook", "scale-service")
+    await page.fill("#propose-note", "more replicas")
+    await page.click("#propose-submit")
+    await page.wait_for_selector("#propose-message:has-text('Requested scale-service')")
+
+    def requested(values: list[bytes]) -> bool:
+        return any(r.decision is ApprovalDecision.REQUEST for r in approval_records(values))
+
+    values = await read_values(broker, Topics.APPROVALS, prefix, until=requested, timeout_s=scaled(60.0))
+    request = next(r for r in approval_records(values) if r.decision is ApprovalDecision.REQUEST)
+    assert (request.incident_id, request.runbook_id, request.comment) == (record.id, "scale-service", "more replicas")
+
+    assert await page.evaluate("document.querySelectorAll('img[src=\"x\"], script:not([src])').length") == 0
+    assert watch.dialogs == [] and watch.page_errors == [] and watch.foreign_requests == []
+    # The refused self-approval is the one failed request the console reports.
+    assert [e for e in watch.console_errors if "403" not in e] == []
+    await context.close()

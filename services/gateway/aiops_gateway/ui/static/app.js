@@ -1,4 +1,4 @@
-// The operator UI: log in with an API key, then hash routes #/incidents, #/incidents/ID and #/map.
+// The operator UI: log in with an API key, then hash routes #/incidents, #/incidents/ID, #/approvals and #/map.
 
 import { api, apiKey, forgetApiKey, onUnauthorized, setApiKey, ApiError } from "./js/api.js";
 import { byId, clear, h } from "./js/dom.js";
@@ -6,6 +6,7 @@ import { onLiveState, startLive, stopLive } from "./js/live.js";
 import { renderIncidentList } from "./js/incidents.js";
 import { renderIncident } from "./js/incident.js";
 import { renderMap } from "./js/map.js";
+import { renderApprovals } from "./js/actions.js";
 
 const main = byId("main");
 let me = null;
@@ -73,7 +74,8 @@ function renderLogin() {
       { class: "muted" },
       "Create one with ",
       h("code", {}, "aiops keys create NAME --role operator"),
-      " (viewer keys can read; operators can also acknowledge, resolve and give feedback).",
+      " (viewer keys can read; operators can also acknowledge, resolve, give feedback and propose runbooks;"
+        + " approvers approve or reject them).",
     ),
     error,
     h("button", { type: "submit", class: "btn btn-primary", id: "login-submit" }, "Log in"),
@@ -128,6 +130,7 @@ function route() {
   const ctx = { main, me, params };
   if (view === "incidents" && parts[1]) cleanup = renderIncident(ctx, parts[1]);
   else if (view === "map") cleanup = renderMap(ctx);
+  else if (view === "approvals") cleanup = renderApprovals(ctx);
   else cleanup = renderIncidentList(ctx);
 }
 

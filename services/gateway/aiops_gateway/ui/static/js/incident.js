@@ -1,7 +1,8 @@
 // One incident: header and lifecycle, timeline, members with why each joined, charts of the anomalous series,
-// log lines around onset, the RCA ranking with its evidence, linked changes, the proposed runbook, feedback, and
-// the audit log's entries about it.
+// log lines around onset, the RCA ranking with its evidence, linked changes, its runbook executions (actions.js:
+// dry run, blast radius, approve / reject), feedback, and the audit log's entries about it.
 
+import { actionsPanel } from "./actions.js";
 import { api, query } from "./api.js";
 import { anomalyChart } from "./chart.js";
 import { askNote, badge, h, number, percent, s, toast, utc, when } from "./dom.js";
@@ -395,25 +396,6 @@ function changesSection(changes) {
   );
 }
 
-function runbookSection(actions) {
-  if (!actions.length) {
-    return section("Runbook", "runbook", h("p", { class: "muted" }, "No runbook proposed yet — the action layer proposes one."));
-  }
-  return section(
-    "Runbook",
-    "runbook",
-    actions.map((action) =>
-      h(
-        "div",
-        { class: "action" },
-        h("div", {}, h("strong", {}, String(action.runbook || action.action || action.id || "action")), " ", badge("status", String(action.status || ""))),
-        action.blast_radius ? h("p", { class: "small" }, `Blast radius: ${JSON.stringify(action.blast_radius)}`) : null,
-        action.dry_run ? h("pre", { class: "dry-run" }, typeof action.dry_run === "string" ? action.dry_run : JSON.stringify(action.dry_run, null, 2)) : null,
-      ),
-    ),
-  );
-}
-
 function auditSection(entries) {
   if (entries === null) {
     return section("Audit", "audit", h("p", { class: "muted" }, "The audit log could not be read."));
@@ -446,6 +428,7 @@ export function renderIncident(ctx, incidentId) {
   let current = null;
   let pending = null;
   let active = true;
+  const actions = actionsPanel(ctx, incidentId); // kept across reloads: a comment being typed stays
 
   async function load() {
     try {
@@ -459,6 +442,7 @@ export function renderIncident(ctx, incidentId) {
       if (!active) return;
       current = detail.incident;
       const incident = detail.incident;
+      actions.setIncident(incident);
       const view = h(
         "div",
         { class: "incident-page", id: "incident-page" },
@@ -471,6 +455,7 @@ export function renderIncident(ctx, incidentId) {
             "div",
             { class: "col-main" },
             rcaSection(ctx, incident, detail.rca),
+            actions.element,
             chartsSection(detail.anomalies || []),
             membersSection(ctx, incident, load),
             logsSection(detail.logs || []),
@@ -480,7 +465,6 @@ export function renderIncident(ctx, incidentId) {
             { class: "col-side" },
             timelineSection(detail.timeline || []),
             changesSection(detail.changes || []),
-            runbookSection(detail.actions || []),
             auditSection(audit),
           ),
         ),
@@ -512,6 +496,7 @@ export function renderIncident(ctx, incidentId) {
   return () => {
     active = false;
     stop();
+    actions.stop();
     if (pending) clearTimeout(pending);
   };
 }

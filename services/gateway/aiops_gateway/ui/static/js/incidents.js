@@ -1,5 +1,6 @@
 // The incidents list: filters, pages, and live updates (new incidents on top, changed ones in place).
 
+import { approvalsWaiting } from "./actions.js";
 import { api, query } from "./api.js";
 import { badge, clear, h, percent, when } from "./dom.js";
 import { onLive } from "./live.js";
@@ -112,8 +113,9 @@ export function renderIncidentList({ main, params }) {
   form.addEventListener("submit", apply);
   for (const sel of form.querySelectorAll("select")) sel.addEventListener("change", apply);
 
+  const waiting = approvalsWaiting();
   main.append(
-    h("div", { class: "page-head" }, h("h1", {}, "Incidents")),
+    h("div", { class: "page-head" }, h("h1", {}, "Incidents"), waiting.element),
     form,
     error,
     h(
@@ -197,5 +199,8 @@ export function renderIncidentList({ main, params }) {
     else if (kind === "hello" || kind === "dropped" || kind === "resync") load(true); // what was missed while not connected
   });
   load(true);
-  return stop;
+  return () => {
+    stop();
+    waiting.stop();
+  };
 }
