@@ -43,7 +43,7 @@ router = APIRouter(tags=["approvals"], responses=ERROR_RESPONSES)
 _DONE = {ApprovalDecision.APPROVE: "approved", ApprovalDecision.REJECT: "rejected"}
 
 _DECISION_REFUSALS: dict[int | str, dict[str, Any]] = {
-    403: {"model": ErrorBody, "description": "The caller is not an approver, or requested the execution itself"},
+    403: {"model": ErrorBody, "description": "The caller is not an approver, or approves its own request"},
     409: {
         "model": ErrorBody,
         "description": "The execution is not pending approval, has expired, or the caller already approved it",
@@ -146,5 +146,6 @@ async def reject(
     execution_id: ExecutionId,
     body: DecisionRequest,
 ) -> DecisionAccepted:
-    """A comment is required (400 without one); refused as an approval is (409, 403). Nothing of it runs."""
+    """A comment is required (400 without one); refused when it is not pending approval or has expired (409). The
+    requester may reject its own request (withdraw it). Nothing of it runs."""
     return await _decide(request, principal, execution_id, body, ApprovalDecision.REJECT)

@@ -158,16 +158,14 @@ def approvals_needed(record: ExecutionRecord, approving: bool) -> int:
 
 
 def decision_conflict(record: ExecutionRecord, who: str, approving: bool, now: datetime) -> tuple[int, str] | None:
-    """Why ``who`` may not decide on the execution now (status and message), or None when they may."""
+    """Why ``who`` may not decide on the execution now (status and message), or None when they may (as the action
+    service's policy decides: a requester may withdraw its own request by rejecting it, never approve it)."""
     if record.status is not ExecutionStatus.PENDING_APPROVAL:
         return 409, f"execution {record.id} is {record.status.value}, not pending_approval: nothing to decide"
     if record.expires_at is not None and record.expires_at <= now:
         return 409, f"execution {record.id} expired at {record.expires_at.isoformat()}; request it again"
-    if who == record.requested_by:
-        return (
-            403,
-            f"{who} requested execution {record.id}: a requester never approves its own request (nor decides on it)",
-        )
+    if approving and who == record.requested_by:
+        return 403, f"{who} requested execution {record.id}: a requester never approves its own request"
     if approving and who in record.approvers():
         return 409, f"{who} already approved execution {record.id}; another approver must"
     return None

@@ -215,7 +215,7 @@ function decisionBox(ctx, execution, comments, refresh) {
     { class: "decision-box" },
     textarea,
     h("div", { class: "actions" }, buttons),
-    self ? h("p", { class: "muted small" }, "You requested this one: another approver decides on it.") : null,
+    self ? h("p", { class: "muted small" }, "You requested this one: another approver approves it; you may reject (withdraw) it.") : null,
     result,
     error,
   );
