@@ -145,10 +145,15 @@ class Runner:
     async def _renew(self, held: _Held) -> None:
         while True:
             await asyncio.sleep(self.lease_s / 3)
-            async with held.lock:
-                record = held.record.model_copy(update={"lease_until": self._lease(self.clock())})
-                held.version = await self.book.save(record, held.version, publish=False)
-                held.record = record
+            try:
+                async with held.lock:
+                    record = held.record.model_copy(update={"lease_until": self._lease(self.clock())})
+                    held.version = await self.book.save(record, held.version, publish=False)
+                    held.record = record
+            except VersionConflictError:
+                return  # taken over: the step's own write will find out and stop
+            except Exception as exc:  # the store away for a moment: the lease is long enough to try again
+                log.warning("lease not renewed", execution_id=held.record.id, error=repr(exc))
 
     async def _run(self, held: _Held) -> None:
         renew = asyncio.create_task(self._renew(held))
