@@ -1,4 +1,4 @@
-"""``aiops runbooks``: check a folder of runbooks, and list the runbooks the action service uses."""
+"""``aiops runbooks``: check a folder of runbooks, list the runbooks the action service uses, and ask for one to run."""
 
 from __future__ import annotations
 
@@ -8,12 +8,17 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from aiops_action.commands.approvals import request
+
 if TYPE_CHECKING:
     from aiops_action.runbooks import Runbook, RunbookFolder
 
 __all__ = ["group"]
 
-group = typer.Typer(help="Check and list the runbook knowledge base.", no_args_is_help=True)
+group = typer.Typer(
+    help="Check and list the runbook knowledge base; request a runbook's execution.", no_args_is_help=True
+)
+group.command("request")(request)
 
 
 def _line(runbook: Runbook, file: str) -> str:
