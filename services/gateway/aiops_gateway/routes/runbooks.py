@@ -29,8 +29,8 @@ from aiops_gateway.views.executions import (
     ExecutionRequested,
     RunbookList,
     RunbookView,
+    parameter_problems,
     readable_executions,
-    unknown_parameters,
 )
 
 __all__ = ["RunbookId", "router", "runbook_body"]
@@ -105,9 +105,9 @@ async def execute(
     request: Request,
 ) -> ExecutionRequested:
     """Checked here (the runbook and the incident exist, the incident is neither resolved nor merged, every
-    parameter is one of the runbook's, no execution of it for the incident is still under way), then published to
-    ``approvals``. The action service resolves the parameters, runs the dry run, computes the blast radius and asks
-    for the approvals its policy requires; nothing runs before that."""
+    parameter is one of the runbook's and of its type, no execution of it for the incident is still under way),
+    then published to ``approvals``. The action service resolves the parameters, runs the dry run, computes the
+    blast radius and asks for the approvals its policy requires; nothing runs before that."""
     gw = gateway(request)
     runbook = await runbook_body(gw, runbook_id)
     incident = await incident_body(gw, body.incident_id)
@@ -115,10 +115,9 @@ async def execute(
         raise ApiError(409, f"incident {body.incident_id} was merged into {incident['merged_into']}; act on that one")
     if incident.get("status") == "resolved":
         raise ApiError(409, f"incident {body.incident_id} is resolved; reopen it first")
-    unknown = unknown_parameters(runbook, body.parameters)
-    if unknown:
-        known = ", ".join(sorted(runbook.get("parameters") or {})) or "none"
-        raise ApiError(400, f"runbook {runbook_id} has no parameter {', '.join(unknown)} (it has: {known})")
+    problems = parameter_problems(runbook, body.parameters)
+    if problems:
+        raise ApiError(400, "; ".join(problems))
     where = DocumentFilter(terms=(("incident_id", body.incident_id), ("action", runbook_id)))
     for doc in (await gw.within(gw.documents.query("executions", where, limit=20))).documents:
         if doc.body.get("status") in _ACTIVE:

@@ -26,8 +26,8 @@ __all__ = [
     "RunbookView",
     "approvals_needed",
     "decision_conflict",
+    "parameter_problems",
     "readable_executions",
-    "unknown_parameters",
 ]
 
 MAX_PARAMETERS = 50
@@ -144,11 +144,46 @@ def readable_executions(bodies: Iterable[Mapping[str, Any]]) -> list[ExecutionRe
     return records
 
 
-def unknown_parameters(runbook: Mapping[str, Any], given: Iterable[str]) -> list[str]:
-    """The names in ``given`` the runbook has no parameter for."""
-    known = runbook.get("parameters")
-    names = set(known) if isinstance(known, Mapping) else set()
-    return sorted(name for name in given if name not in names)
+def _fits(kind: str, value: str | int | float | bool) -> bool:
+    """Whether a JSON value can be a parameter of the declared type (as the worker reads it: numbers and booleans
+    may come as their text); the worker checks the rest (patterns, ranges)."""
+    if kind == "integer":
+        return (isinstance(value, int) and not isinstance(value, bool)) or (
+            isinstance(value, str) and value.strip().lstrip("+-").isdigit()
+        )
+    if kind == "number":
+        if isinstance(value, bool):
+            return False
+        if isinstance(value, int | float):
+            return True
+        try:
+            float(value)
+        except ValueError:
+            return False
+        return True
+    if kind == "boolean":
+        return isinstance(value, bool) or (isinstance(value, str) and value.lower() in ("true", "false"))
+    if kind == "string":
+        return isinstance(value, str)
+    return True  # a type this gateway does not know: the worker decides
+
+
+def parameter_problems(runbook: Mapping[str, Any], given: Mapping[str, str | int | float | bool]) -> list[str]:
+    """What is wrong with the parameters a request gives: names the runbook has no parameter for, values that are
+    not of the declared type."""
+    declared = runbook.get("parameters")
+    known: Mapping[str, Any] = declared if isinstance(declared, Mapping) else {}
+    unknown = sorted(name for name in given if name not in known)
+    if unknown:
+        has = ", ".join(sorted(known)) or "none"
+        return [f"runbook {runbook.get('id', '?')} has no parameter {', '.join(unknown)} (it has: {has})"]
+    problems = []
+    for name, value in sorted(given.items()):
+        spec = known[name]
+        kind = str(spec.get("type") or "") if isinstance(spec, Mapping) else ""
+        if not _fits(kind, value):
+            problems.append(f"parameter {name}: {value!r} is not a{'n' if kind == 'integer' else ''} {kind}")
+    return problems
 
 
 def approvals_needed(record: ExecutionRecord, approving: bool) -> int:

@@ -93,7 +93,7 @@ async def seed(running: RunningGateway) -> None:
             ("restart-service", runbook("restart-service", "Restart a service", "medium", restart_params)),
             (
                 "scale-service",
-                runbook("scale-service", "Scale a saturated service", "low", {"replicas": {"type": "int"}}),
+                runbook("scale-service", "Scale a saturated service", "low", {"replicas": {"type": "integer"}}),
             ),
         ],
     )
@@ -146,6 +146,9 @@ async def test_a_runbook_request_is_checked_published_keyed_by_incident_and_audi
         ("restart-service", {"incident_id": "inc-done"}, 409, "is resolved"),
         ("restart-service", {"incident_id": "inc-gone"}, 409, "merged into inc-open"),
         ("restart-service", {"incident_id": "inc-open", "parameters": {"replicas": 3}}, 400, "no parameter replicas"),
+        ("scale-service", {"incident_id": "inc-open", "parameters": {"replicas": "many"}}, 400, "not an integer"),
+        ("scale-service", {"incident_id": "inc-open", "parameters": {"replicas": True}}, 400, "not an integer"),
+        ("restart-service", {"incident_id": "inc-open", "parameters": {"namespace": 3}}, 400, "not a string"),
         ("restart-service", {"incident_id": "inc-busy"}, 409, "still running"),
         ("restart-service", {"incident_id": "inc-open", "dry_run": True}, 422, "dry_run"),
         ("restart-service", {"incident_id": "inc-open", "parameters": {"namespace": ["a"]}}, 422, "parameters"),
