@@ -218,7 +218,7 @@ def _describe(r: ExecutionRecord) -> list[str]:
         )
         lines.append(f"parameters {_flat(params)}")
     lines.append(f"requested  {_when(r.requested_at)} by {r.requested_by}" + (f": {_flat(r.note)}" if r.note else ""))
-    if r.expires_at is not None:
+    if r.expires_at is not None and r.status.value == "pending_approval":
         lines.append(f"expires    {_when(r.expires_at)}")
     approvals = "approved by the policy" if r.auto_approved else f"{len(r.approvers())} of {r.required_approvals}"
     lines.append(f"approvals  {approvals}" + (f" ({_flat(r.policy)})" if r.policy else ""))
