@@ -531,6 +531,9 @@ async def test_approver_reads_the_dry_run_and_approves_from_the_incident_page(
     await approved_card.wait_for()
     assert "1 of 1 approvals" in await approved_card.inner_text()
     assert await approved_card.locator("button[data-decision]").count() == 0
+    # The page reloaded with it: the audit log's entry of the approval is there.
+    await page.locator("#audit li:has-text('execution.approve')").wait_for()
+    assert "dry run looks right" in await page.locator("#audit li:has-text('execution.approve')").inner_text()
 
     # Proposing a runbook sends a request for this incident.
     await page.select_option("#propose-runbook", "scale-service")

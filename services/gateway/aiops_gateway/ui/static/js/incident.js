@@ -478,10 +478,11 @@ export function renderIncident(ctx, incidentId) {
     }
   }
 
-  // A change of this incident (or a new analysis of it) reloads the page, at most once a second.
+  // A change of this incident (a new analysis of it, an execution's new state: its audit entries) reloads the page,
+  // at most once a second.
   const stop = onLive((kind, data) => {
     const missed = kind === "dropped" || kind === "resync";
-    const id = kind === "incident" ? data.id : kind === "rca" ? data.incident_id : null;
+    const id = kind === "incident" ? data.id : kind === "rca" || kind === "execution" ? data.incident_id : null;
     if ((id !== incidentId && !missed) || pending) return;
     if (kind === "incident" && current && data.revision <= current.revision) return;
     pending = setTimeout(() => {
