@@ -47,7 +47,9 @@ def run_services(names: Sequence[str], settings: PlatformSettings, embedded: boo
         services: list[mode.Service] = []
         urls: dict[str, str] = {}
         for spec in specs:
-            svc_settings = spec.load_settings()
+            # The agents learn the broker from their settings (publishers, readers of a topic's history): the
+            # embedded one's address is known only now.
+            svc_settings = spec.load_settings().model_copy(update={"broker_url": broker_url})
             spec.install_agents(app, svc_settings)
             servers = spec.make_servers(svc_settings, broker_url)
             if servers is not None:
