@@ -19,6 +19,11 @@ pytestmark = pytest.mark.unit
 
 ROOT = Path(__file__).resolve().parents[3]
 BASE = "base"  # the [project] dependencies every install gets
+DEV = "dev"  # what the tests need: a package's ``testing`` module (servers and data for tests) may import it
+
+
+def _for_tests(path: Path) -> bool:
+    return path.stem == "testing" or "testing" in path.parent.parts
 
 #: Where each package lives and which extras (beyond the base) may install its imports.
 #: A service's own extra is named like it; aiops_common's embedded broker and Elasticsearch document
@@ -115,10 +120,11 @@ def test_every_third_party_import_is_declared_where_the_package_gets_it(package:
     folder, extras = PACKAGES[package]
     declared = _declared()
     allowed = set().union(*(declared[e] for e in (BASE, *extras)))
+    for_tests = allowed | declared[DEV]
     undeclared = sorted(
         f"{path.relative_to(ROOT)}: {module} ({dist})"
         for module, name, path in _imports(ROOT / folder)
-        if (dist := _distribution(module, name)) not in allowed
+        if (dist := _distribution(module, name)) not in (for_tests if _for_tests(path) else allowed)
     )
     assert not undeclared, f"declare these in {' or '.join((BASE, *extras))} of pyproject.toml:\n" + "\n".join(
         undeclared
