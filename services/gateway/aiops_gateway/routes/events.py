@@ -12,7 +12,7 @@ from fastapi.responses import StreamingResponse
 from aiops_gateway.auth import Principal, Role, require
 from aiops_gateway.context import gateway
 from aiops_gateway.errors import ERROR_RESPONSES
-from aiops_gateway.live import IncidentEvent, LiveFeed, RcaEvent
+from aiops_gateway.live import ExecutionEvent, IncidentEvent, LiveFeed, RcaEvent
 
 __all__ = ["HEARTBEAT_S", "router"]
 
@@ -27,6 +27,7 @@ _DESCRIPTION = f"""A stream that does not end (`text/event-stream`). Events:
   the gateway cannot reach the broker (events follow once it can). Load the incidents list after it.
 - `incident`: an incident as of its latest change (IncidentEvent).
 - `rca`: a new root-cause analysis of an incident revision, its best causes first (RcaEvent).
+- `execution`: a runbook execution in a new state: proposed, approved, running, verified, rolled back (ExecutionEvent).
 - `dropped`: `{{"count": n}}`: this client read too slowly and lost its `n` oldest events; load the list again.
 - `resync`: `{{"reason": "..."}}`: the gateway lost the broker for a while and follows it again from its end;
   what was published meanwhile is in the stores: load the list again.
@@ -76,6 +77,7 @@ async def _stream(feed: LiveFeed) -> AsyncIterator[str]:
         "x-event-schemas": {
             "incident": IncidentEvent.model_json_schema(),
             "rca": RcaEvent.model_json_schema(),
+            "execution": ExecutionEvent.model_json_schema(),
         }
     },
 )

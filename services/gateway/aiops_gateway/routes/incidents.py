@@ -14,6 +14,7 @@ from aiops_common.broker.publisher import Message
 from aiops_common.documents import Document, DocumentFilter
 from aiops_common.schemas import (
     AnomalyRecord,
+    ExecutionRecord,
     IncidentCommand,
     IncidentRecord,
     IncidentSeverity,
@@ -71,6 +72,7 @@ LOGS_AROUND_ONSET = timedelta(minutes=15)
 MAX_ANOMALIES = 200
 """Anomaly members looked up for an incident's detail (a storm's incident can hold thousands)."""
 MAX_SERVICES = 20
+MAX_EXECUTIONS = 20
 """Services whose changes and log lines an incident's detail reads."""
 
 
@@ -190,6 +192,17 @@ async def _anomalies(gw: Gateway, incident: IncidentRecord, missing: list[str]) 
     return found
 
 
+async def _executions(gw: Gateway, incident_id: str, missing: list[str]) -> list[ExecutionRecord]:
+    where = DocumentFilter(terms=(("incident_id", incident_id),))
+    try:
+        page = await gw.within(gw.documents.query("executions", where, limit=MAX_EXECUTIONS))
+    except Exception as exc:  # as for logs: the rest of the page is worth showing
+        log.warning("executions unavailable", error=f"{type(exc).__name__}: {exc}")
+        missing.append(f"executions: {type(exc).__name__}: {exc}")
+        return []
+    return [ExecutionRecord.from_document(d.body) for d in page.documents]
+
+
 @router.get("/incidents/{incident_id}", response_model=IncidentDetail, summary="One incident with all it links to")
 async def incident_detail(
     principal: Annotated[Principal, Depends(require(Role.VIEWER))], request: Request, incident_id: IncidentId
@@ -224,7 +237,7 @@ async def incident_detail(
         changes=changes,
         logs=logs,
         anomalies=await _anomalies(gw, incident, missing),
-        actions=[],
+        actions=await _executions(gw, incident.id, missing),
         timeline=timeline(incident, changes, rca),
         missing=missing,
     )

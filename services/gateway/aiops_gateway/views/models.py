@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
 from aiops_common.schemas import (
     AnomalyRecord,
     CauseKind,
+    ExecutionRecord,
     FeedbackLabel,
     FeedbackRecord,
     IncidentRecord,
@@ -135,10 +136,10 @@ class IncidentDetail(BaseModel):
     anomalies: list[AnomalyRecord] = Field(
         description="The anomaly members as detection recorded them, each with its expected band (lower, upper)."
     )
-    actions: list[dict[str, Any]] = Field(
+    actions: list[ExecutionRecord] = Field(
         default_factory=list,
-        description="Proposed runbook executions for the incident. Empty until the action layer exists, which"
-        " fills it with each execution, its blast radius and dry-run output.",
+        description="The incident's runbook executions, newest first (at most 20): each with its blast radius, the"
+        " approvals the policy requires and those given, its dry run, steps, verification and history.",
     )
     timeline: list[TimelineEntry] = Field(description="What happened, oldest first.")
     missing: list[str] = Field(

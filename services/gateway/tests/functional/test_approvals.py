@@ -18,6 +18,11 @@ from aiops_common.schemas import (
     Decision,
     ExecutionRecord,
     ExecutionStatus,
+    IncidentMember,
+    IncidentRecord,
+    IncidentSeverity,
+    JoinReason,
+    MemberKind,
     StepRecord,
     StepState,
     Transition,
@@ -181,6 +186,33 @@ async def test_executions_are_listed_newest_first_filtered_paged_and_shown_whole
             if cursor is None:
                 break
         assert pages == ids[::-1]
+
+        # the incident page's detail carries the incident's executions, newest first
+        started = datetime.now(UTC) - timedelta(minutes=20)
+        member = IncidentMember(
+            fingerprint="fp-a",
+            kind=MemberKind.ALERT,
+            name="HighLatency",
+            service="payment",
+            started_at=started,
+            lead=True,
+            reason=JoinReason(rule="seed"),
+            joined_at=started,
+        )
+        inc_a = IncidentRecord(
+            id="inc-a",
+            revision=1,
+            title="payment latency",
+            severity=IncidentSeverity.MAJOR,
+            services=["payment"],
+            started_at=started,
+            updated_at=started,
+            members=[member],
+        )
+        await running_gateway.gateway.documents.upsert("incidents", "inc-a", inc_a.document())
+        shown = await viewer.get("/api/v1/incidents/inc-a")
+        assert shown.status_code == 200, shown.text
+        assert [e["id"] for e in shown.json()["actions"]] == [ids[1], ids[0]]
 
         detail = await viewer.get(f"/api/v1/executions/{ids[0]}")
         assert detail.status_code == 200, detail.text

@@ -342,7 +342,7 @@ async def test_the_detail_shows_members_analysis_changes_logs_anomalies_and_time
             ("an-docs", 0.1, 0.4),
             ("an-feedback", 0.1, 0.4),
         ]
-        assert detail["actions"] == [] and detail["missing"] == []
+        assert detail["actions"] == [] and detail["missing"] == []  # no execution for it
         timeline = detail["timeline"]
         assert [e["at"] for e in timeline] == sorted(e["at"] for e in timeline)
         assert [e["kind"] for e in timeline].count("member") == 4
