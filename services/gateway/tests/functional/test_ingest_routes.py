@@ -117,16 +117,3 @@ async def test_unreachable_ingestion_is_a_503(tmp_path: Path, broker_url: str, t
         assert "unreachable" in answer.json()["error"]
     finally:
         await servers.stop()
-
-
-async def test_runbook_routes_say_the_action_layer_is_missing(running_gateway: RunningGateway) -> None:
-    async with await running_gateway.client(Role.OPERATOR) as operator:
-        answer = await operator.post("/api/v1/runbooks/restart-service/execute", json={"incident_id": "inc-1"})
-        assert answer.status_code == 501
-        assert "action layer" in answer.json()["error"]
-        invalid = await operator.post("/api/v1/runbooks/restart-service/execute", json={"parameters": {}})
-        assert invalid.status_code == 422
-        assert "incident_id" in invalid.json()["error"]
-        assert (await operator.get("/api/v1/runbooks/restart-service/status")).status_code == 501
-    async with await running_gateway.client(Role.VIEWER) as viewer:
-        assert (await viewer.post("/api/v1/runbooks/x/execute", json={"incident_id": "i"})).status_code == 403
