@@ -17,12 +17,12 @@ A record that does not decode is counted as dropped, never a stop.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
 import faust
 import structlog
-from aiops_common.agent_loop import AgentMeter
+from aiops_common.agent_loop import AgentMeter, install_agent
 from aiops_common.documents import DocumentStore
 from aiops_common.schemas import (
     ExecutionRecord,
@@ -31,7 +31,6 @@ from aiops_common.schemas import (
     IncidentSeverity,
     IncidentStatus,
     RcaResult,
-    SchemaError,
 )
 from aiops_common.topics import Topics, declare
 from prometheus_client import Counter
@@ -313,34 +312,29 @@ class Notifier:
         return published
 
 
+def _guarded(name: str, handle: Callable[[Any], Awaitable[int]]) -> Callable[[Any], Awaitable[int]]:
+    """``handle`` for :func:`install_agent`, where one record that cannot be told never stops the notifications."""
+    meter = AgentMeter(name)
+
+    async def run(record: Any) -> int:
+        try:
+            return await handle(record)
+        except Exception as exc:
+            meter.dropped("notify_error", f"{type(exc).__name__}: {exc}")
+            log.exception("notification_not_made", agent=name)
+            return 0
+
+    return run
+
+
 def _agent(
     app: faust.App,
-    spec_topic: faust.TopicT,
+    topic: faust.TopicT,
     name: str,
     decode: Callable[[bytes], Any],
     handle: Callable[[Any], Awaitable[int]],
 ) -> None:
-    meter = AgentMeter(name)
-
-    @app.agent(spec_topic, name=name)
-    async def run(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
-        async for value in stream:
-            meter.took()
-            with meter.timed():
-                try:
-                    record = decode(value)
-                except SchemaError as exc:
-                    meter.dropped("undecodable", str(exc))
-                    yield None
-                    continue
-                try:
-                    published = await handle(record)
-                except Exception as exc:  # one record that cannot be told must not stop the notifications
-                    meter.dropped("notify_error", f"{type(exc).__name__}: {exc}")
-                    log.exception("notification_not_made", agent=name)
-                    published = 0
-            meter.sent(published)
-            yield None
+    install_agent(app, topic, name, decode, _guarded(name, handle))
 
 
 def install(

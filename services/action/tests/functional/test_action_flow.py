@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import json
 import stat
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -18,9 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 from aiops_action.executors.testing import NS, FakeKubernetesApi, seeded_api, serve
-from aiops_action.notify.webhook import verify_signature
+from aiops_action.notify.testing import WebhookReceiver, receiving
 from aiops_action.runbooks.testing import cause, incident, rca
 from aiops_cli.testing import WorkerProcess, worker_env
 from aiops_common.audit import verify
@@ -96,24 +94,6 @@ verify:
 """
 
 
-@dataclass
-class Pager:
-    """A local webhook receiver: what the notifier sent (Slack-format and signed webhook bodies alike)."""
-
-    url: str = ""
-    bodies: list[dict[str, Any]] = field(default_factory=list)
-    signed: list[bool] = field(default_factory=list)
-
-    async def handle(self, request: web.Request) -> web.Response:
-        raw = await request.read()
-        self.signed.append(verify_signature(SECRET, raw, request.headers))
-        self.bodies.append(json.loads(raw))
-        return web.Response(text="ok")
-
-    def kinds(self, execution: str) -> list[str]:
-        return [b["kind"] for b in self.bodies if execution in json.dumps(b)]
-
-
 SECRET = "hook-secret"
 
 
@@ -126,7 +106,7 @@ class Shop:
     tmp: Path
     kube: FakeKubernetesApi
     kube_url: str
-    pager: Pager
+    pager: WebhookReceiver
     data_dir: Path = field(init=False)
     runbooks: Path = field(init=False)
     workers: list[WorkerProcess] = field(default_factory=list)
@@ -273,11 +253,7 @@ def _add_deployment(api: FakeKubernetesApi, name: str, uid: str) -> None:
 async def shop(broker_url: str, topic_prefix: str, tmp_path: Path) -> AsyncIterator[Shop]:
     api = seeded_api()
     _add_deployment(api, "payment", "0b6d7c3e-3333-4c4c-8a8a-000000000003")
-    pager = Pager()
-    hooks = web.Application()
-    hooks.router.add_post("/hook", pager.handle)
-    async for hooks_url in serve(hooks):
-        pager.url = f"{hooks_url}/hook"
+    async with receiving(SECRET) as pager:
         async for url in serve(api.app()):
             shop = Shop(broker_url, topic_prefix, tmp_path, api, url, pager)
             (shop.runbooks / "scale.yaml").write_text(SCALE_RUNBOOK)
@@ -392,7 +368,7 @@ async def test_approval_flow_runs_verifies_and_rolls_back_or_mitigates(shop: Sho
 
     # The people were asked, told the outcome, and the failed fix escalated; the webhooks are signed.
     async def notified() -> list[str] | None:
-        kinds = shop.pager.kinds(checkout_exe)
+        kinds = [b["kind"] for b in shop.pager.about(checkout_exe)]
         return kinds if "escalation" in kinds else None
 
     kinds = await worker.eventually(notified, 60.0, "the escalation of the rolled back execution")
@@ -400,7 +376,7 @@ async def test_approval_flow_runs_verifies_and_rolls_back_or_mitigates(shop: Sho
     escalation = next(b for b in shop.pager.bodies if b["kind"] == "escalation")
     assert escalation["incident_id"] == "inc-checkout" and "rolled back" in escalation["title"]
     assert shop.pager.signed and all(shop.pager.signed)
-    assert "escalation" not in shop.pager.kinds(payment_exe)
+    assert "escalation" not in [b["kind"] for b in shop.pager.about(payment_exe)]
     states = [ExecutionRecord.decode(v) for v in await shop.read(Topics.ACTIONS)]
     assert [s.status for s in states if s.id == checkout_exe][-1] is ExecutionStatus.ROLLED_BACK
 

@@ -1,63 +1,23 @@
 """The notifier's agents in a real Faust worker on the embedded broker, delivering to Slack and webhook receivers
 on loopback: a new incident, an approval request with its link to the UI, an execution that rolled back, and the
 escalation that follows, signed; an undecodable record and a state delivered twice are not messages.
-
-Run as a script, this module is that worker (the notifier alone, as the action worker runs it).
 """
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestServer
-
-SECRET = "pager-secret"
-UI = "http://ui.example:8080"
-T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)
-
-
-def run_worker() -> None:
-    """The action worker with only the notifier installed (what ``aiops worker action`` adds it to)."""
-    import faust
-    from aiops_action.agents import notifier
-    from aiops_action.notify.dispatch import Notifications
-    from aiops_action.settings import ActionSettings
-    from aiops_common.documents import open_document_store
-    from aiops_common.faust_app import create_app
-    from aiops_common.observability import configure_logging
-    from aiops_common.worker_http import WorkerHttp
-
-    settings = ActionSettings()
-    configure_logging(settings.log_level, settings.log_format)
-    broker_url = settings.require_broker_url()
-    app = create_app("action", settings, broker_url)
-    probes = WorkerHttp(app, settings, broker_url)
-    notifications = Notifications.from_settings(settings)
-    assert notifications is not None, "AIOPS_ACTION_NOTIFY_FILE is not set"
-    notifier.install(app, settings, notifications, open_document_store(settings.documents_url))
-    worker = faust.Worker(app, probes, loglevel=settings.log_level, redirect_stdouts=False, override_logging=False)
-    worker.execute_from_commandline()
-
-
-if __name__ == "__main__":
-    run_worker()
-
-
-import httpx  # noqa: E402  # the worker above needs none of what the test does
-from aiops_action.notify.webhook import verify_signature  # noqa: E402
-from aiops_cli.testing import WorkerProcess, worker_env  # noqa: E402
-from aiops_common.broker import Publisher, ensure_topics, free_port  # noqa: E402
-from aiops_common.broker.publisher import Message  # noqa: E402
-from aiops_common.schemas import (  # noqa: E402
+from aiops_action.notify.testing import WebhookReceiver, receiving
+from aiops_cli.testing import WorkerProcess, worker_env
+from aiops_common.broker import Publisher, ensure_topics, free_port
+from aiops_common.broker.publisher import Message
+from aiops_common.schemas import (
     BlastRadius,
     ExecutionRecord,
     ExecutionStatus,
@@ -68,43 +28,20 @@ from aiops_common.schemas import (  # noqa: E402
     VerificationRecord,
     execution_id,
 )
-from aiops_common.schemas.incidents import IncidentMember, JoinReason, MemberKind  # noqa: E402
-from aiops_common.topics import Topics  # noqa: E402
+from aiops_common.schemas.incidents import IncidentMember, JoinReason, MemberKind
+from aiops_common.topics import Topics
+
+SECRET = "pager-secret"
+UI = "http://ui.example:8080"
+T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)
 
 pytestmark = pytest.mark.functional
 
 
-@dataclass
-class Receiver:
-    """Records what it is sent: the parsed body and whether the webhook signature verified."""
-
-    url: str = ""
-    bodies: list[dict[str, Any]] = field(default_factory=list)
-    signed: list[bool] = field(default_factory=list)
-
-    async def handle(self, request: web.Request) -> web.Response:
-        raw = await request.read()
-        self.signed.append(verify_signature(SECRET, raw, request.headers))
-        self.bodies.append(json.loads(raw))
-        return web.Response(text="ok")
-
-
 @pytest.fixture
-async def receivers() -> AsyncIterator[tuple[Receiver, Receiver]]:
-    made: list[TestServer] = []
-    out = []
-    for _ in range(2):
-        r = Receiver()
-        app = web.Application()
-        app.router.add_post("/hook", r.handle)
-        server = TestServer(app, host="127.0.0.1")
-        await server.start_server()
-        r.url = str(server.make_url("/hook"))
-        made.append(server)
-        out.append(r)
-    yield out[0], out[1]
-    for server in made:
-        await server.close()
+async def receivers() -> AsyncIterator[tuple[WebhookReceiver, WebhookReceiver]]:
+    async with receiving() as slack, receiving(SECRET) as pager:
+        yield slack, pager
 
 
 def incident() -> IncidentRecord:
@@ -164,26 +101,13 @@ def execution(status: ExecutionStatus) -> ExecutionRecord:
     )
 
 
-def start_notifier(env: dict[str, str], log_path: Path) -> WorkerProcess:
-    """This module as a worker process, its probes on a free loopback port."""
-    port = free_port()
-    with log_path.open("ab") as log:
-        proc = subprocess.Popen(
-            [sys.executable, __file__],
-            env={**env, "AIOPS_WORKER_HTTP_PORT": str(port)},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    return WorkerProcess(proc, log_path, f"http://127.0.0.1:{port}")
-
-
 def texts(body: dict[str, Any]) -> str:
     """Everything a Slack message says, as one string (header, sections, fields, button url)."""
     return json.dumps(body)
 
 
 async def test_incident_approval_rollback_and_escalation_reach_slack_and_the_signed_webhook(
-    broker_url: str, topic_prefix: str, tmp_path: Path, receivers: tuple[Receiver, Receiver]
+    broker_url: str, topic_prefix: str, tmp_path: Path, receivers: tuple[WebhookReceiver, WebhookReceiver]
 ) -> None:
     slack, pager = receivers
     config = tmp_path / "notify.yaml"
@@ -209,7 +133,7 @@ group_interval_s: 600
         action_ui_url=UI,
         worker_http_host="127.0.0.1",
     )
-    worker = start_notifier(env, tmp_path / "notifier.log")
+    worker = WorkerProcess.start("action", env, tmp_path / "action.log", http_port=free_port())
     publisher = Publisher(broker_url, topic_prefix)
     try:
         await worker.until_ready()
