@@ -68,9 +68,13 @@ class ServiceSpec:
             if path is not None:
                 self._load(path)
 
+    def settings_type(self) -> type[CommonSettings]:
+        """The service's settings class (its fields are its ``AIOPS_*`` variables), not instantiated."""
+        found: type[CommonSettings] = self._load(self.settings_class)
+        return found
+
     def load_settings(self) -> CommonSettings:
-        settings: CommonSettings = self._load(self.settings_class)()
-        return settings
+        return self.settings_type()()
 
     def install_agents(self, app: faust.App, settings: CommonSettings) -> None:
         self._load(self.install)(app, settings)
