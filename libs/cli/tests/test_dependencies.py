@@ -25,6 +25,7 @@ DEV = "dev"  # what the tests need: a package's ``testing`` module (servers and 
 def _for_tests(path: Path) -> bool:
     return path.stem == "testing" or "testing" in path.parent.parts
 
+
 #: Where each package lives and which extras (beyond the base) may install its imports.
 #: A service's own extra is named like it; aiops_common's embedded broker and Elasticsearch document
 #: store, and the CLI's host metrics, import their extra's packages only when used
