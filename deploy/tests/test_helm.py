@@ -51,7 +51,7 @@ EVERYTHING: dict[str, Any] = {
         "stream": {"replicas": 2, "autoscaling": {"enabled": True, "minReplicas": 2}},
         "gateway": {"replicas": 2, "autoscaling": {"enabled": True, "minReplicas": 2}},
         "rca": {"replicas": 2, "dataClaim": "rca-data"},
-        "detection": {"gpu": {"enabled": True}},
+        "detection": {"gpu": {"enabled": True}, "modelsClaim": "aiops-models"},
     },
 }
 
@@ -208,6 +208,10 @@ def test_optional_parts_render_when_switched_on() -> None:
     assert volumes[mounts["/etc/aiops/runbooks"]]["configMap"]["name"] == "aiops-runbooks"
     notify = next(d for d in _of_kind(docs, "Secret") if d["metadata"]["name"] == "aiops-action-notify")
     assert yaml.safe_load(notify["stringData"]["notify.yaml"])["channels"][0]["url"] == "https://hooks.example.com/x"
+    detection = _by_component(docs, "Deployment")["detection"]["spec"]["template"]["spec"]
+    assert _env(detection["containers"][0])["AIOPS_DETECT_MODEL_URL"] == "file:///var/lib/aiops-models"
+    assert {"name": "models", "persistentVolumeClaim": {"claimName": "aiops-models"}} in detection["volumes"]
+    assert _env(action["containers"][0])["AIOPS_ACTION_UI_URL"] == "https://aiops.example.com"
     rca = _by_component(docs, "Deployment")["rca"]["spec"]["template"]["spec"]
     assert {"name": "data", "persistentVolumeClaim": {"claimName": "rca-data"}} in rca["volumes"]
 

@@ -134,3 +134,12 @@ that takes the partition over when the first goes). Services without `partitions
     {{- end }}
 {{- end }}
 {{- end -}}
+
+{{/* Where people reach the UI: gateway.publicUrl, else the gateway's Ingress host; empty without either. */}}
+{{- define "aiops.publicUrl" -}}
+{{- if .Values.gateway.publicUrl -}}
+{{- .Values.gateway.publicUrl -}}
+{{- else if .Values.ingress.enabled -}}
+{{- printf "%s://%s" (ternary "https" "http" (not (empty .Values.ingress.gateway.tlsSecretName))) .Values.ingress.gateway.host -}}
+{{- end -}}
+{{- end -}}
