@@ -292,7 +292,9 @@ def test_only_ingestion_the_gateway_and_grafana_publish_ports_on_the_chosen_addr
     publishing: dict[str, set[int]] = {}
     for name, spec in services().items():
         for port in spec.get("ports", []):
-            address, host_port, container_port = str(port).split(":")
+            fields = str(port).split(":")
+            assert len(fields) == 3, f"{name}: {port} must name the host address (PUBLISH_ADDRESS)"
+            address, host_port, container_port = fields
             assert address == env_example()["PUBLISH_ADDRESS"] == "127.0.0.1", f"{name}: loopback unless .env says"
             assert host_port == container_port
             publishing.setdefault(name, set()).add(int(container_port))
