@@ -475,6 +475,36 @@ def test_every_aiops_variable_is_declared_by_a_settings_class() -> None:
     assert undeclared == {}
 
 
+def _untyped(value: Any, schema: dict[str, Any], path: str) -> Iterator[str]:
+    """Paths of ``value`` whose schema gives no type (or accepts anything)."""
+    if not any(k in schema for k in ("type", "enum", "const", "oneOf")):
+        yield path
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            node = schema.get("properties", {}).get(key, schema.get("additionalProperties"))
+            if not isinstance(node, dict):
+                yield f"{path}.{key}"
+                continue
+            yield from _untyped(item, node, f"{path}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _untyped(item, schema.get("items", {}), f"{path}[{index}]")
+
+
+@pytest.mark.parametrize("values_file", [CHART / "values.yaml", MULTIZONE], ids=["default", "multizone"])
+def test_every_value_is_typed_by_the_schema(values_file: Path) -> None:
+    with helm_python.Chart.load(str(CHART)) as chart:
+        schema = chart.schema
+        # What an install uses: the file over the chart's defaults.
+        values = chart.merge_values(_values_file(values_file))
+    assert isinstance(schema, dict)
+    jsonschema.Draft202012Validator(schema).validate(values)
+    # Free-form on purpose: the notification file, validated by the action layer when it loads it.
+    values.get("action", {}).get("notify", {}).pop("config", None)
+    assert list(_untyped(values, schema, "")) == []
+
+
 # ------------------------------------------------------------------------------------------ refused values
 
 
