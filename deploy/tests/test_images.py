@@ -184,9 +184,10 @@ def _installed_extras(target: str) -> set[str]:
 def test_each_target_installs_exactly_its_extra(target: str) -> None:
     assert _installed_extras(target) == TARGETS[target][0]
     runs = " ".join(args for stage in chain(target) for args in stage.all("RUN"))
-    assert ("download.pytorch.org" in runs) == (target in {"detection", "platform"}), (
+    assert ("download.pytorch.org" in runs) == (target in TORCH_TARGETS - {"detection-cuda"}), (
         "only the CPU torch images name the CPU wheel index; the CUDA image takes PyPI's default torch"
     )
+    assert ("torch" in closure(TARGETS[target][0])[0]) == (target in TORCH_TARGETS)
 
 
 @pytest.mark.unit
@@ -252,6 +253,7 @@ def _installed_files() -> tuple[tuple[tuple[str, ...], str], ...]:
     )
 
 
+@cache
 def closure(extras: frozenset[str]) -> tuple[dict[str, md.Distribution], list[str]]:
     """The distributions ``pip install 'aiops-platform[EXTRAS]'`` installs, from pyproject.toml (what the wheel
     declares) and the installed distributions' metadata (markers evaluated, extras followed); and the problems."""
