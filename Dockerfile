@@ -87,7 +87,7 @@ ARG VERSION
 RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
     python -m venv --without-pip /opt/aiops \
  && pip install --no-cache-dir --python /opt/aiops/bin/python --extra-index-url https://download.pytorch.org/whl/cpu \
-      "/wheels/aiops_platform-${VERSION}-py3-none-any.whl[detection]"
+      "/wheels/aiops_platform-${VERSION}-py3-none-any.whl[detection,elasticsearch]"
 ENV AIOPS_DETECT_DEVICE=cpu
 EXPOSE 8081
 USER 10001:10001
@@ -99,7 +99,7 @@ FROM runtime AS correlation
 ARG VERSION
 RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
     python -m venv --without-pip /opt/aiops \
- && pip install --no-cache-dir --python /opt/aiops/bin/python "/wheels/aiops_platform-${VERSION}-py3-none-any.whl[correlation]"
+ && pip install --no-cache-dir --python /opt/aiops/bin/python "/wheels/aiops_platform-${VERSION}-py3-none-any.whl[correlation,elasticsearch]"
 EXPOSE 8081
 USER 10001:10001
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
@@ -110,7 +110,7 @@ FROM runtime AS rca
 ARG VERSION
 RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
     python -m venv --without-pip /opt/aiops \
- && pip install --no-cache-dir --python /opt/aiops/bin/python "/wheels/aiops_platform-${VERSION}-py3-none-any.whl[rca]"
+ && pip install --no-cache-dir --python /opt/aiops/bin/python "/wheels/aiops_platform-${VERSION}-py3-none-any.whl[rca,elasticsearch]"
 EXPOSE 8081
 USER 10001:10001
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
@@ -122,7 +122,7 @@ FROM runtime AS gateway
 ARG VERSION
 RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
     python -m venv --without-pip /opt/aiops \
- && pip install --no-cache-dir --python /opt/aiops/bin/python "/wheels/aiops_platform-${VERSION}-py3-none-any.whl[gateway]"
+ && pip install --no-cache-dir --python /opt/aiops/bin/python "/wheels/aiops_platform-${VERSION}-py3-none-any.whl[gateway,elasticsearch]"
 ENV AIOPS_GATEWAY_HOST=0.0.0.0 \
     AIOPS_GATEWAY_PORT=8080
 EXPOSE 8080 8081
@@ -135,7 +135,7 @@ FROM runtime AS action
 ARG VERSION
 RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
     python -m venv --without-pip /opt/aiops \
- && pip install --no-cache-dir --python /opt/aiops/bin/python "/wheels/aiops_platform-${VERSION}-py3-none-any.whl[action]"
+ && pip install --no-cache-dir --python /opt/aiops/bin/python "/wheels/aiops_platform-${VERSION}-py3-none-any.whl[action,elasticsearch]"
 EXPOSE 8081
 USER 10001:10001
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
@@ -188,7 +188,7 @@ RUN --mount=type=bind,from=uv,source=/usr/local/bin/uv,target=/usr/local/bin/uv 
     --mount=type=bind,from=builder,source=/wheels,target=/wheels \
     uv python install 3.11.14 \
  && uv venv --python 3.11.14 /opt/aiops \
- && uv pip install --python /opt/aiops/bin/python "/wheels/aiops_platform-${VERSION}-py3-none-any.whl[detection]" \
+ && uv pip install --python /opt/aiops/bin/python "/wheels/aiops_platform-${VERSION}-py3-none-any.whl[detection,elasticsearch]" \
  && groupadd --system --gid 10001 aiops \
  && useradd --system --uid 10001 --gid 10001 --home-dir /var/lib/aiops --no-create-home \
       --shell /usr/sbin/nologin aiops \

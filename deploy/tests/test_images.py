@@ -34,12 +34,20 @@ DISTRIBUTION = canonicalize_name(PROJECT["name"])
 
 #: Every service image, by target name; each installs the extra named like its service.
 SERVICES = ("ingestion", "stream", "detection", "correlation", "rca", "gateway", "action")
+#: Services that keep documents: their images also hold the production document store's client (Elasticsearch).
+DOCUMENTS = frozenset({"detection", "correlation", "rca", "gateway", "action"})
+
+
+def _extras(service: str) -> frozenset[str]:
+    return frozenset({service, "elasticsearch"} if service in DOCUMENTS else {service})
+
+
 #: Target -> (extras it installs, the command it runs, the port its HEALTHCHECK asks, the ports it exposes).
 TARGETS: dict[str, tuple[frozenset[str], tuple[str, ...], int, frozenset[int]]] = {
-    **{s: (frozenset({s}), ("worker", s), 8081, frozenset({8081})) for s in SERVICES},
-    "ingestion": (frozenset({"ingestion"}), ("worker", "ingestion"), 8081, frozenset({4317, 4318, 8081})),
-    "gateway": (frozenset({"gateway"}), ("worker", "gateway"), 8080, frozenset({8080, 8081})),
-    "detection-cuda": (frozenset({"detection"}), ("worker", "detection"), 8081, frozenset({8081})),
+    **{s: (_extras(s), ("worker", s), 8081, frozenset({8081})) for s in SERVICES},
+    "ingestion": (_extras("ingestion"), ("worker", "ingestion"), 8081, frozenset({4317, 4318, 8081})),
+    "gateway": (_extras("gateway"), ("worker", "gateway"), 8080, frozenset({8080, 8081})),
+    "detection-cuda": (_extras("detection"), ("worker", "detection"), 8081, frozenset({8081})),
     "platform": (frozenset({"all"}), ("up",), 4318, frozenset({4317, 4318, 8080, 8081})),
 }
 #: Only these images may hold torch (and so name a PyTorch package index).
