@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import socket
+from pathlib import Path
 from urllib.parse import urlsplit
 
 __all__ = ["bootstrap_servers", "broker_accepts_connections", "free_port", "port_is_free"]
@@ -21,10 +23,41 @@ def bootstrap_servers(url: str) -> list[str]:
     return [h if ":" in h else f"{h}:9092" for h in hosts]
 
 
+_EPHEMERAL = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_LISTEN_FLOOR = 20000
+
+
+def _ephemeral_start() -> int:
+    try:
+        return int(_EPHEMERAL.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
+
+
 def free_port(host: str = "127.0.0.1") -> int:
+    """A port a server can listen on now, for one that starts a moment later.
+
+    Taken below the kernel's ephemeral range: a port from that range (what binding port 0 gives) can be taken
+    meanwhile as the source port of any outgoing connection (a Kafka client's, an HTTP client's), and the server
+    then fails with "address already in use". Random within the range, so processes picking at once rarely
+    meet; checked free before it is returned.
+    """
+    top = _ephemeral_start() - 1
+    if top - _LISTEN_FLOOR >= 1000:
+        for _ in range(200):
+            port = random.randint(_LISTEN_FLOOR, top)
+            if port_is_free(port, host) and _not_listening(port, host):
+                return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+def _not_listening(port: int, host: str) -> bool:
+    """No server answers there (a listener with SO_REUSEPORT would let a bind through)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex((host, port)) != 0
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
