@@ -45,7 +45,8 @@ def export_metric(service: Ingestion, name: str) -> None:
         ]
     )
     with grpc.insecure_channel(service.grpc_address) as channel:
-        metrics_service_pb2_grpc.MetricsServiceStub(channel).Export(request, timeout=scaled(CLIENT_TIMEOUT_S))
+        stub = metrics_service_pb2_grpc.MetricsServiceStub(channel)  # type: ignore[no-untyped-call]  # generated code
+        stub.Export(request, timeout=scaled(CLIENT_TIMEOUT_S))
 
 
 async def landed(broker_url: str, prefix: str, wanted: set[str]) -> Counter[str]:
