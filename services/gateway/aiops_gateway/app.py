@@ -29,6 +29,7 @@ from aiops_gateway.routes import (
     approvals,
     audit,
     config,
+    demo,
     events,
     executions,
     feedback,
@@ -156,6 +157,7 @@ def create_app(gw: Gateway) -> FastAPI:
         app.include_router(module.router, prefix=API_PREFIX)
     for module in (executions, approvals):
         app.include_router(module.router, prefix=API_PREFIX)
+    app.include_router(demo.router, prefix=API_PREFIX)
     install_ui(app)
     return app
 

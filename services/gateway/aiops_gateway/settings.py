@@ -41,6 +41,9 @@ class GatewaySettings(CommonSettings):
     """The ingestion service the gateway forwards ``/api/v1/metrics/write``, ``logs/write`` and ``alerts/ingest`` to."""
     gateway_ingest_token: SecretStr | None = None
     """Sent to ingestion as a bearer token when set (ingestion behind its own proxy)."""
+    gateway_demo_url: str = ""
+    """The demo shop's control API (``aiops demo``, ``http://127.0.0.1:4390``) behind ``/api/v1/demo`` and the UI's
+    demo panel; empty: no demo (the panel is hidden, its mutating routes answer 404)."""
     gateway_list_cache_s: float = 1.0
     """How long an answer of the incidents list is served again to the same query (0: never); a published change
     of an incident empties it at once."""

@@ -44,6 +44,9 @@ LEAST_ROLE: dict[tuple[str, str], Role] = {
     ("POST", "/api/v1/audit/verify"): Role.ADMIN,
     ("PUT", "/api/v1/config/detection"): Role.ADMIN,
     ("PUT", "/api/v1/config/topology"): Role.ADMIN,
+    # No demo is configured here: an admitted caller gets the 404 that says so.
+    ("POST", "/api/v1/demo/faults"): Role.OPERATOR,
+    ("DELETE", "/api/v1/demo/faults"): Role.OPERATOR,
 }
 
 ROLES = (Role.VIEWER, Role.OPERATOR, Role.APPROVER, Role.ADMIN)
