@@ -27,7 +27,8 @@ BODY = web.RequestKey("body", object)
 @dataclass
 class ControlServer:
     """The demo shop's control API as the demo serves it (``GET /status``, ``POST``/``DELETE /faults``, scale,
-    rollback, restart), in memory; ``received`` is every call as (method, path, JSON body or None)."""
+    rollback, restart), in memory; ``received`` is every call as (method, path, JSON body or None). Also used by
+    the UI's test (``test_ui.py``)."""
 
     url: str = ""
     services: dict[str, dict[str, Any]] = field(
@@ -41,6 +42,7 @@ class ControlServer:
     )
     faults: list[dict[str, Any]] = field(default_factory=list)
     received: list[tuple[str, str, Any]] = field(default_factory=list)
+    refusal: str = ""  # when set, every fault is refused (400) with it, as the demo refuses a bad one
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def posted_faults(self) -> list[Any]:
@@ -59,6 +61,8 @@ class ControlServer:
     async def _inject(self, request: web.Request) -> web.Response:
         body = request[BODY] if isinstance(request[BODY], dict) else {}
         service, kind, for_s = body.get("service"), body.get("kind"), body.get("for_s", 300)
+        if self.refusal:
+            return web.json_response({"error": self.refusal}, status=400)
         if service not in self.services:
             return web.json_response({"error": f"unknown service {service!r}"}, status=400)
         if kind not in KINDS:

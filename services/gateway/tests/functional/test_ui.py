@@ -50,6 +50,7 @@ from aiops_gateway.ui import STATIC_DIR
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .test_approvals import execution, store
+from .test_demo_routes import ControlServer
 
 playwright = pytest.importorskip("playwright.async_api")
 
@@ -442,6 +443,8 @@ async def test_a_key_revoked_during_a_session_returns_to_the_login(
         await page.click("#login-submit")
         await page.wait_for_selector("#whoami:has-text('test-viewer (viewer)')")
         await page.wait_for_selector("#incidents-empty")
+        await page.wait_for_selector('#nav[data-demo="off"]', state="attached")
+        assert await page.locator("#nav-demo").is_hidden()  # no demo configured: no panel offered
         key_id = next(k.id for k in await running.gateway.auth.keys.list() if k.name == "test-viewer")
         await running.gateway.auth.keys.revoke(key_id)
         await page.click("#nav a[data-route='map']")
@@ -553,3 +556,66 @@ async def test_approver_reads_the_dry_run_and_approves_from_the_incident_page(
     # The refused self-approval is the one failed request the console reports.
     assert [e for e in watch.console_errors if "403" not in e] == []
     await context.close()
+
+
+async def test_operator_injects_a_fault_from_the_demo_panel(
+    tmp_path: Path, broker_url: str, topic_prefix: str, browser: Any, artifacts: Path
+) -> None:
+    """The demo panel shows the shop's services (a service named with markup as text), sends the fault with the
+    chosen duration, shows it with its time left, shows the demo's refusal, and clears the faults."""
+    control_server = ControlServer()
+    control_server.services[XSS] = {"replicas": 1, "version": "<b>9</b>", "healthy": None}
+    async with control_server.running() as control:
+        servers, running = await start_gateway(tmp_path, broker_url, topic_prefix, gateway_demo_url=control.url)
+        try:
+            key = await running.key(Role.OPERATOR)
+            context = await browser.new_context(viewport={"width": 1400, "height": 1000})
+            page = await context.new_page()
+            page.set_default_timeout(scaled(30.0) * 1000)
+            watch = PageWatch()
+            watch.attach(page)
+
+            await page.goto(running.url + "/")
+            await page.fill("#api-key", key)
+            await page.click("#login-submit")
+            await page.click("#nav-demo")
+            payment = page.locator('#demo-services tr[data-service="payment"]')
+            await payment.wait_for()
+            assert await page.locator("#demo-services tr").count() == 6
+            text = await payment.inner_text()
+            assert "1.4.0" in text and "healthy" in text and "unhealthy" not in text
+            assert await payment.locator("td.replicas").inner_text() == "2"
+            assert "unhealthy" in await page.locator('#demo-services tr[data-service="inventory"]').inner_text()
+            injected_row = page.locator(f'#demo-services tr[data-service="{XSS}"]')
+            assert XSS in await injected_row.inner_text()
+            assert "<b>9</b>" in await injected_row.inner_text()
+            assert await page.locator("#demo-no-faults").is_visible()
+
+            await page.select_option("#demo-duration", "900")
+            await payment.locator('button[data-kind="latency"]').click()
+            await page.wait_for_selector("#demo-message:has-text('Injected latency into payment for 15 min')")
+            assert control.posted_faults() == [{"service": "payment", "kind": "latency", "for_s": 900}]
+            fault_row = page.locator('#demo-faults tr[data-fault="fault-1"]')
+            await fault_row.wait_for()
+            assert "payment" in await fault_row.inner_text()
+            assert re.fullmatch(r"1[45] min \d+ s", await fault_row.locator("td.time-left").inner_text())
+            await payment.locator(".fault-chip:has-text('latency')").wait_for()
+            await page.screenshot(path=str(artifacts / "demo.png"), full_page=True)
+
+            control.refusal = "payment is being redeployed"
+            await payment.locator('button[data-kind="bad-deploy"]').click()
+            await page.wait_for_selector("#demo-message.error:has-text('payment is being redeployed')")
+            assert control.posted_faults()[-1] == {"service": "payment", "kind": "bad-deploy", "for_s": 900}
+
+            await page.click("#demo-clear")
+            await page.wait_for_selector("#demo-message:has-text('Cleared 1 fault.')")
+            assert ("DELETE", "/faults") in [(method, path) for method, path, _ in control.received]
+            await page.locator("#demo-no-faults").wait_for()
+
+            assert await page.evaluate("document.querySelectorAll('img[src=\"x\"], script:not([src]), b').length") == 0
+            assert watch.dialogs == [] and watch.page_errors == [] and watch.foreign_requests == []
+            # The demo's refusal is the one failed request the console reports.
+            assert [e for e in watch.console_errors if "400" not in e] == []
+            await context.close()
+        finally:
+            await servers.stop()

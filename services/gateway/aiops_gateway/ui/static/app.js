@@ -1,4 +1,5 @@
-// The operator UI: log in with an API key, then hash routes #/incidents, #/incidents/ID, #/approvals and #/map.
+// The operator UI: log in with an API key, then hash routes #/incidents, #/incidents/ID, #/approvals, #/map and
+// #/demo (the demo panel, in the nav when the gateway has a demo).
 
 import { api, apiKey, forgetApiKey, onUnauthorized, setApiKey, ApiError } from "./js/api.js";
 import { byId, clear, h } from "./js/dom.js";
@@ -7,6 +8,7 @@ import { renderIncidentList } from "./js/incidents.js";
 import { renderIncident } from "./js/incident.js";
 import { renderMap } from "./js/map.js";
 import { renderApprovals } from "./js/actions.js";
+import { demoEnabled, renderDemo } from "./js/demo.js";
 
 const main = byId("main");
 let me = null;
@@ -29,7 +31,19 @@ onLiveState((state) => {
 
 function showChrome(visible) {
   for (const id of ["nav", "whoami", "logout"]) byId(id).hidden = !visible;
-  if (!visible) byId("live-state").hidden = true;
+  if (!visible) {
+    byId("live-state").hidden = true;
+    byId("nav-demo").hidden = true;
+    delete byId("nav").dataset.demo;
+  }
+}
+
+/** The "Demo" nav entry, shown only when the gateway has a demo; #nav[data-demo] says the answer is in. */
+async function offerDemo() {
+  const on = await demoEnabled();
+  if (me === null) return;
+  byId("nav-demo").hidden = !on;
+  byId("nav").dataset.demo = on ? "on" : "off";
 }
 
 function logout() {
@@ -106,6 +120,7 @@ async function checkKey() {
   }
   byId("whoami").textContent = `${me.name} (${me.role})`;
   showChrome(true);
+  offerDemo();
   startLive();
   return true;
 }
@@ -131,6 +146,7 @@ function route() {
   if (view === "incidents" && parts[1]) cleanup = renderIncident(ctx, parts[1]);
   else if (view === "map") cleanup = renderMap(ctx);
   else if (view === "approvals") cleanup = renderApprovals(ctx);
+  else if (view === "demo") cleanup = renderDemo(ctx);
   else cleanup = renderIncidentList(ctx);
 }
 
