@@ -233,3 +233,7 @@ def _naming_the_extra(callback: Callable[..., Any], extra: str, what: str) -> Ca
 
 
 _add_service_commands()
+
+from aiops_cli.demo.command import group as _demo  # noqa: E402  # the demo's commands, after every service's
+
+app.add_typer(_demo, name="demo")
