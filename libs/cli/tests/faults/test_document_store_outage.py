@@ -5,110 +5,17 @@ every incident and result published is stored, with nothing counted as dropped."
 from __future__ import annotations
 
 import asyncio
-import itertools
-import re
 import sqlite3
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-from aiops_cli.testing import WorkerProcess, worker_env
-from aiops_common.broker import Publisher, free_port
-from aiops_common.broker.publisher import Message
-from aiops_common.broker.reader import read_to_end
-from aiops_common.documents import open_document_store
 from aiops_common.schemas import IncidentRecord, RcaResult, rca_result_id
 from aiops_common.testing.eventually import EventuallyTimeoutError, scaled
 from aiops_common.testing.records import service_anomaly
-from aiops_common.topics import Topics, TopicSpec
-from aiops_common.topology import Dependency, Service, open_topology_store
+
+from .conftest import CHAINS, ONSET, MakePipeline, dropped
 
 pytestmark = pytest.mark.functional
-
-ONSET = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
-# Three chains of their own: three incidents that never group with one another.
-CHAINS = [(f"web{i}", f"api{i}", f"store{i}") for i in range(3)]
-DROPPED = re.compile(r'^aiops_agent_dropped_records_total\{agent="([^"]+)",reason="([^"]+)"\} (\S+)$', re.M)
-
-
-@dataclass
-class Pipeline:
-    """A correlation and an RCA worker on the session broker, under one topic prefix and data folder."""
-
-    broker_url: str
-    prefix: str
-    data_dir: Path
-    tmp: Path
-    started: list[WorkerProcess] = field(default_factory=list)
-
-    @property
-    def documents_path(self) -> Path:
-        return self.data_dir / "documents.sqlite"
-
-    def start(self, service: str, **settings: object) -> WorkerProcess:
-        env = worker_env(self.broker_url, self.prefix, self.data_dir, **settings)
-        worker = WorkerProcess.start(service, env, self.tmp / f"{service}-{len(self.started)}.log", free_port())
-        self.started.append(worker)
-        return worker
-
-    async def read(self, spec: TopicSpec) -> list[bytes]:
-        values: list[bytes] = []
-        await read_to_end(self.broker_url, spec, self.prefix, values.append)
-        return values
-
-    async def incidents(self) -> dict[str, IncidentRecord]:
-        """The newest revision of every incident on ``incidents`` so far."""
-        newest: dict[str, IncidentRecord] = {}
-        for incident in (IncidentRecord.decode(v) for v in await self.read(Topics.INCIDENTS)):
-            if incident.id not in newest or incident.revision > newest[incident.id].revision:
-                newest[incident.id] = incident
-        return newest
-
-    async def results(self) -> list[RcaResult]:
-        return [RcaResult.decode(v) for v in await self.read(Topics.RCA_RESULTS)]
-
-    async def documents(self, collection: str) -> dict[str, dict[str, Any]]:
-        store = open_document_store(f"sqlite:///{self.documents_path}")
-        try:
-            page = await store.query(collection, limit=100)
-            return {doc.id: doc.body for doc in page.documents}
-        finally:
-            await store.close()
-
-
-@pytest.fixture
-def pipeline(broker_url: str, topic_prefix: str, tmp_path: Path) -> Iterator[Pipeline]:
-    data_dir = tmp_path / "data"
-    data_dir.mkdir()
-    asyncio.run(_load_topology(f"sqlite:///{data_dir / 'topology.sqlite'}"))
-    pipeline = Pipeline(broker_url, topic_prefix, data_dir, tmp_path)
-    try:
-        yield pipeline
-    finally:
-        for worker in pipeline.started:
-            worker.stop()
-
-
-async def _load_topology(url: str) -> None:
-    store = open_topology_store(url)
-    try:
-        await store.upsert_services(Service(name) for chain in CHAINS for name in chain)
-        calls = [(a, b) for chain in CHAINS for a, b in itertools.pairwise(chain)]
-        await store.upsert_dependencies(
-            Dependency(a, b, frozenset({"file"}), ONSET - timedelta(days=1), ONSET) for a, b in calls
-        )
-    finally:
-        await store.close()
-
-
-def dropped(worker: WorkerProcess) -> dict[tuple[str, str], float]:
-    """The worker's non-zero drop counters, by (agent, reason)."""
-    text = httpx.get(worker.probe_url + "/metrics", timeout=10).text
-    return {(agent, reason): float(n) for agent, reason, n in DROPPED.findall(text) if float(n) > 0}
 
 
 @pytest.mark.parametrize(
@@ -120,9 +27,12 @@ def dropped(worker: WorkerProcess) -> dict[tuple[str, str], float]:
     ],
     ids=["short", "past-busy-timeout"],
 )
-def test_writes_wait_for_a_locked_document_store_and_catch_up(pipeline: Pipeline, past_busy_timeout: bool) -> None:
-    correlation = pipeline.start("correlation", correlate_tick_s=1, correlate_checkpoint_interval_s=1)
-    rca = pipeline.start("rca", rca_debounce_s=0.5)
+def test_writes_wait_for_a_locked_document_store_and_catch_up(
+    make_pipeline: MakePipeline, past_busy_timeout: bool
+) -> None:
+    pipeline = make_pipeline()
+    correlation = pipeline.start_correlation()
+    rca = pipeline.start_rca()
     anomalies = [service_anomaly("red.error_rate:value_10s", chain[-1], ONSET) for chain in CHAINS]
 
     async def ready() -> None:
@@ -136,13 +46,7 @@ def test_writes_wait_for_a_locked_document_store_and_catch_up(pipeline: Pipeline
     try:
 
         async def published() -> tuple[dict[str, IncidentRecord], list[RcaResult]]:
-            publisher = Publisher(pipeline.broker_url, pipeline.prefix)
-            try:
-                await publisher.publish(
-                    [Message(Topics.ANOMALIES, a.encode(), key=a.series_key.encode()) for a in anomalies]
-                )
-            finally:
-                await publisher.stop()
+            await pipeline.publish_anomalies(anomalies)
 
             async def analysed() -> tuple[dict[str, IncidentRecord], list[RcaResult]]:
                 incidents = await pipeline.incidents()
