@@ -1,0 +1,145 @@
+"""The TSDB (a real Prometheus) down while an incident is analysed, then back: RCA publishes a degraded result
+naming the TSDB as missing evidence, and once Prometheus answers again the incident's next revision is analysed
+from its series, status ok, with the right cause first."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pytest
+from aiops_cli.testing import WorkerProcess
+from aiops_common.schemas import AnomalyRecord, IncidentRecord, MetricBatchBuilder, RcaResult, RcaStatus
+from aiops_common.testing import PrometheusServer
+from aiops_common.testing.eventually import scaled
+from aiops_common.testing.records import service_anomaly
+from aiops_common.topology import Dependency, Service, millis, open_topology_store
+from aiops_common.tsdb import open_tsdb
+
+from .conftest import MakePipeline, Pipeline
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+ONSET = NOW - timedelta(minutes=5)
+STEP_S = 10
+SERVICES = ["frontend", "checkout", "payment", "db"]
+CALLS = [("frontend", "checkout"), ("checkout", "payment"), ("payment", "db")]
+FAULTY = {"payment"}
+# The history is two hours back: Prometheus takes it as out-of-order samples within this window.
+PROMETHEUS_CONFIG = {"global": {"scrape_interval": "15s"}, "storage": {"tsdb": {"out_of_order_time_window": "4h"}}}
+
+
+def history() -> MetricBatchBuilder:
+    """Two hours of 10 s RED and log series for every service as the stream writes them; payment's latency and
+    errors jump at onset, checkout's follow 20 s later and frontend's 40 s later (they wait on payment)."""
+    rng = np.random.default_rng(11)
+    start = millis(ONSET) - 2 * 3600_000
+    ts = np.arange(start - start % 10_000, millis(NOW) + 1, STEP_S * 1000)
+    lags = {"payment": 0, "checkout": 20_000, "frontend": 40_000}
+    base = {"frontend": 0.12, "checkout": 0.08, "payment": 0.05, "db": 0.01}
+    builder = MetricBatchBuilder()
+    for service in SERVICES:
+        latency = base[service] * (1 + 0.05 * rng.standard_normal(ts.size))
+        errors = np.abs(0.002 * rng.standard_normal(ts.size))
+        rate = 50 * (1 + 0.05 * rng.standard_normal(ts.size))
+        logs = rng.poisson(0.2, ts.size).astype(float)
+        if service in lags:
+            hit = ts >= millis(ONSET) + lags[service]
+            amplify = {"payment": 1.0, "checkout": 1.3, "frontend": 1.6}[service]
+            latency[hit] += 0.8 * amplify * (1 + 0.05 * rng.standard_normal(int(hit.sum())))
+            errors[hit] += 0.2 * amplify
+            logs[hit] += rng.poisson(20 * amplify, int(hit.sum()))
+        labels = {"service": service, "operation": f"{service} call"}
+        for name, values in [
+            ("red.latency_s:value_10s", latency),
+            ("red.error_rate:value_10s", errors),
+            ("red.request_rate:value_10s", rate),
+        ]:
+            for t, v in zip(ts.tolist(), values.tolist(), strict=True):
+                builder.add(name, labels, t, v)
+        for t, v in zip(ts.tolist(), logs.tolist(), strict=True):
+            builder.add("log.errors:value_10s", {"service": service}, t, v)
+    return builder
+
+
+async def _prepare(pipeline: Pipeline, tsdb_url: str) -> None:
+    topology = open_topology_store(f"sqlite:///{pipeline.data_dir / 'topology.sqlite'}")
+    try:
+        await topology.upsert_services(Service(name) for name in SERVICES)
+        await topology.upsert_dependencies(
+            Dependency(a, b, frozenset({"file"}), ONSET - timedelta(days=1), ONSET) for a, b in CALLS
+        )
+    finally:
+        await topology.close()
+    tsdb = open_tsdb(tsdb_url)
+    try:
+        await tsdb.write(history().build())
+    finally:
+        await tsdb.close()
+
+
+async def analysed_with(pipeline: Pipeline, rca: WorkerProcess, members: int) -> tuple[IncidentRecord, RcaResult]:
+    """The fault's incident once it has ``members`` members, and the result of that revision."""
+
+    async def found() -> tuple[IncidentRecord, RcaResult] | None:
+        incidents = [i for i in (await pipeline.incidents()).values() if "payment" in i.services]
+        assert len(incidents) == 1, [(i.id, i.services) for i in incidents]
+        (incident,) = incidents
+        if len(incident.members) < members:
+            return None
+        newest = [
+            r
+            for r in await pipeline.results()
+            if (r.incident_id, r.incident_revision) == (incident.id, incident.revision)
+        ]
+        return (incident, newest[0]) if newest else None
+
+    return await rca.eventually(found, scaled(120), f"a result for the incident with {members} members")
+
+
+def test_tsdb_down_then_back_gives_degraded_then_ok_results(
+    make_pipeline: MakePipeline, external_server: Callable[..., Any]
+) -> None:
+    prometheus: PrometheusServer = external_server(PrometheusServer, config=PROMETHEUS_CONFIG)
+    tsdb_url = f"prometheus://127.0.0.1:{prometheus.port}"
+    pipeline = make_pipeline()
+    asyncio.run(_prepare(pipeline, tsdb_url))
+    prometheus.stop()  # the outage: nothing listens on its port
+    correlation = pipeline.start_correlation()
+    rca = pipeline.start("rca", rca_debounce_s=0.5, tsdb_url=tsdb_url)
+    first: list[AnomalyRecord] = [
+        service_anomaly("red.latency_s:value_10s", "payment", ONSET),
+        service_anomaly("red.latency_s:value_10s", "checkout", ONSET + timedelta(seconds=20)),
+        service_anomaly("red.latency_s:value_10s", "frontend", ONSET + timedelta(seconds=40)),
+    ]
+
+    async def while_down() -> tuple[IncidentRecord, RcaResult]:
+        await correlation.until_ready()
+        await rca.until_ready()
+        await pipeline.publish_anomalies(first)
+        return await analysed_with(pipeline, rca, len(first))
+
+    incident, degraded = asyncio.run(while_down())
+    assert degraded.status == RcaStatus.DEGRADED, degraded
+    assert any(m.startswith("tsdb") for m in degraded.missing), degraded.missing
+    assert degraded.causes, "a ranking from the signals and the topology"
+
+    prometheus.start()  # back, with what it held before the outage (same port, same data folder)
+
+    async def when_back() -> tuple[IncidentRecord, RcaResult]:
+        # A new member makes a new revision, which is analysed again.
+        await pipeline.publish_anomalies(
+            [service_anomaly("red.error_rate:value_10s", "payment", ONSET + timedelta(seconds=10))]
+        )
+        return await analysed_with(pipeline, rca, len(first) + 1)
+
+    again, ok = asyncio.run(when_back())
+    assert again.id == incident.id and again.revision > incident.revision
+    assert ok.status == RcaStatus.OK, ok.missing
+    assert not ok.missing
+    assert ok.top is not None and ok.top.service == "payment", [(c.service, c.probability) for c in ok.causes]
+    rca.check_alive()
