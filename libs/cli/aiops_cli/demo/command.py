@@ -53,8 +53,8 @@ def _session(**options: Any) -> int:
         return asyncio.run(session.run())
     except DemoError as exc:
         raise _fail(str(exc)) from None
-    except KeyboardInterrupt:
-        return 0
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        return 0  # Ctrl-C or SIGTERM: everything was stopped on the way out
 
 
 @group.callback(invoke_without_command=True)
@@ -108,7 +108,7 @@ def run_scripted(
     fault_spec: Annotated[str, typer.Option("--fault", help="SERVICE:KIND, e.g. payment:latency.")] = "payment:latency",
     approve: Annotated[bool, typer.Option("--approve", help="Approve the proposed execution (admin key).")] = False,
     timeout: Annotated[float, typer.Option(help="Seconds from the fault to give up.")] = 300.0,
-    warmup: Annotated[float, typer.Option(help="Seconds of live traffic before the fault.")] = 20.0,
+    warmup: Annotated[float, typer.Option(help="Seconds of live traffic before the fault.")] = 60.0,
     results: Annotated[Path, typer.Option(help="Where the timings are appended.")] = Path(
         "benchmarks/results/demo.json"
     ),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Callable, Iterator, Sequence
 
 import httpx
@@ -12,8 +13,8 @@ from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 
 from aiops_cli.demo.faults import SERVICES, ShopState
-from aiops_cli.demo.shop import CPU_METRIC, REPLICAS_METRIC
-from aiops_cli.demo.traffic import SpanSpec, daily_load, requests_in, simulate_request
+from aiops_cli.demo.shop import CPU_METRIC, METRICS_INTERVAL_S, REPLICAS_METRIC, cpu_reading
+from aiops_cli.demo.traffic import SpanSpec, requests_in, simulate_request
 from aiops_cli.replay import ReplayError, post_samples
 
 __all__ = ["backfill", "metric_rows", "trace_requests"]
@@ -76,7 +77,9 @@ def _spans(specs: Sequence[SpanSpec], rng: random.Random) -> Iterator[tuple[str,
         )
 
 
-def metric_rows(state: ShopState, start_s: float, end_s: float, step_s: float) -> list[dict[str, object]]:
+def metric_rows(
+    state: ShopState, start_s: float, end_s: float, step_s: float, rng: random.Random
+) -> list[dict[str, object]]:
     """The shop's gauges every ``step_s`` over ``[start_s, end_s)`` as JSON metrics API samples (the names and
     labels the SDK's OTLP export of them becomes)."""
     rows: list[dict[str, object]] = []
@@ -84,7 +87,7 @@ def metric_rows(state: ShopState, start_s: float, end_s: float, step_s: float) -
     while at < end_s:
         for service in SERVICES:
             labels = {"service": service}
-            cpu = state.effect(service, at, daily_load(at)).cpu_percent
+            cpu = cpu_reading(state, service, at, rng)
             ts = int(at * 1000)
             rows.append({"name": _prometheus(CPU_METRIC), "labels": labels, "value": cpu, "timestamp": ts})
             replicas = float(state.services[service].replicas)
@@ -99,7 +102,7 @@ def backfill(
     start_s: float,
     end_s: float,
     seed: int = 0,
-    metrics_step_s: float = 10.0,
+    metrics_step_s: float = METRICS_INTERVAL_S,
     progress: Callable[[float], object] | None = None,
 ) -> int:
     """Post ``[start_s, end_s)`` of the shop's traces and gauges, each request acknowledged before the next (as
@@ -107,7 +110,7 @@ def backfill(
     base = ingest_url.rstrip("/")
     rng = random.Random(seed)
     spans = 0
-    rows = metric_rows(state, start_s, end_s, metrics_step_s)
+    rows = metric_rows(state, start_s, end_s, metrics_step_s, rng)
     with httpx.Client(timeout=30) as client:
         for first in range(0, len(rows), 2000):
             post_samples(client, base, rows[first : first + 2000])
@@ -119,8 +122,10 @@ def backfill(
                 except httpx.TransportError as exc:
                     if attempt == 19:
                         raise ReplayError(f"cannot reach {base}/v1/traces: {exc}") from None
+                    time.sleep(1.0)
                     continue
                 if response.status_code in (429, 503) and attempt < 19:
+                    time.sleep(1.0)
                     continue
                 if response.status_code >= 300:
                     raise ReplayError(f"{base}/v1/traces answered {response.status_code}: {response.text[:500]}")

@@ -24,17 +24,26 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from aiops_cli.demo.faults import SERVICES, ShopState
 from aiops_cli.demo.traffic import SpanSpec, daily_load, requests_in, simulate_request
 
-__all__ = ["CPU_METRIC", "REPLICAS_METRIC", "Shop", "resource_of"]
+__all__ = ["CPU_METRIC", "METRICS_INTERVAL_S", "REPLICAS_METRIC", "Shop", "cpu_reading", "resource_of"]
 
 CPU_METRIC = "shop.cpu.utilization"
 REPLICAS_METRIC = "shop.replicas"
 _EXPORT_S = 1.0
+METRICS_INTERVAL_S = 5.0
+"""Gauges every 5 s: two samples in every 10 s window, so an export's jitter never leaves a window empty (the
+silence detector would call it absent)."""
 
 
 def resource_of(service: str) -> Resource:
     """Only ``service.name``: the SDK's defaults (sdk version, a fresh instance id per process) would become labels
     and start new series at every run, away from the history the demo backfilled."""
     return Resource({"service.name": service})
+
+
+def cpu_reading(state: ShopState, service: str, at: float, rng: random.Random) -> float:
+    """The cpu gauge a service reports: its load's share plus a little measurement noise (a flat line would make
+    every tiny wobble an anomaly)."""
+    return max(0.0, min(100.0, state.effect(service, at, daily_load(at)).cpu_percent + rng.gauss(0.0, 1.5)))
 
 
 class _Service:
@@ -64,9 +73,11 @@ class _Service:
         self.meter_provider = MeterProvider(resource=resource, metric_readers=[reader])
         meter = self.meter_provider.get_meter("aiops.demo.shop")
 
+        noise = random.Random(name)
+
         def cpu(_: CallbackOptions) -> Iterable[Observation]:
             now = time.time()
-            yield Observation(state.effect(name, now, daily_load(now)).cpu_percent)
+            yield Observation(cpu_reading(state, name, now, noise))
 
         def replicas(_: CallbackOptions) -> Iterable[Observation]:
             yield Observation(state.services[name].replicas)
@@ -84,7 +95,7 @@ class Shop:
     """The five services; :meth:`tick` emits the requests of the last second as spans and logs."""
 
     def __init__(
-        self, ingest_url: str, state: ShopState, seed: int | None = None, metrics_interval_s: float = 10.0
+        self, ingest_url: str, state: ShopState, seed: int | None = None, metrics_interval_s: float = METRICS_INTERVAL_S
     ) -> None:
         self.state = state
         self.rng = random.Random(seed)

@@ -41,6 +41,8 @@ class LoopTimings:
     top_cause_kind: str = ""
     execution_id: str = ""
     runbook: str = ""
+    acted_on: str = ""
+    """The service the execution changed (its cause's)."""
     status: str = ""
     """The execution's last status (``succeeded``: verified and the incident mitigated)."""
     notifications: dict[str, int] = field(default_factory=dict)
@@ -72,8 +74,10 @@ class LoopTimings:
                 mark("first_anomaly", f"{record.get('series_name')} of {service}")
         elif topic == "incidents":
             services = [s for s in record.get("services", []) if s in SERVICES]
-            # The first incident of shop services updated after onset is the fault's.
-            if services and not self.incident_id and _after(record.get("updated_at"), self.onset - 10):
+            # The fault's incident: the first one holding the faulted service updated after onset (an older
+            # incident of other services, a warm-up false alarm, is not it).
+            fresh = _after(record.get("updated_at"), self.onset - 10)
+            if self.service in services and not self.incident_id and fresh:
                 self.incident_id = str(record.get("id"))
                 mark("incident", f"{self.incident_id} {record.get('title', '')}")
         elif topic == "rca.results" and self.incident_id and record.get("incident_id") == self.incident_id:
@@ -90,6 +94,7 @@ class LoopTimings:
             status = str(record.get("status", ""))
             self.execution_id = str(record.get("id"))
             self.runbook = str(record.get("runbook_id", ""))
+            self.acted_on = str(record.get("cause_service", ""))
             self.status = status
             if status == "pending_approval" or status in _RAN:
                 mark("approval_request", f"{self.runbook} for {record.get('cause_service')} ({self.execution_id})")
@@ -104,8 +109,9 @@ class LoopTimings:
 
     @property
     def closed(self) -> bool:
-        """The loop closed: the right cause first, and the execution verified (the incident mitigated)."""
-        return "right_cause_first" in self.seconds and self.status == "succeeded"
+        """The loop closed: the right cause first, the runbook run on the faulted service and verified (the incident
+        mitigated)."""
+        return "right_cause_first" in self.seconds and self.acted_on == self.service and self.status == "succeeded"
 
     def to_json(self) -> dict[str, Any]:
         entry = asdict(self)
@@ -125,12 +131,12 @@ def _after(value: Any, ts_s: float) -> bool:
 
 def render_table(runs: list[LoopTimings]) -> str:
     """Fault runs as rows, milestones as columns (seconds after onset; '-' not reached)."""
-    head = ["fault", *(label for _, label in MILESTONES[:-1]), "status", "top cause"]
+    head = ["fault", *(label for _, label in MILESTONES[:-1]), "status", "top cause", "acted on"]
     rows = [head]
     for run in runs:
         cells = [f"{run.service}:{run.kind}"]
         cells += [f"{run.seconds[k]:.1f}" if k in run.seconds else "-" for k, _ in MILESTONES[:-1]]
-        cells += [run.status or "-", run.top_cause or "-"]
+        cells += [run.status or "-", run.top_cause or "-", run.acted_on or "-"]
         rows.append(cells)
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     return "\n".join(
