@@ -70,5 +70,13 @@ bench-rca: $(STAMP)
 bench-gateway: $(STAMP)
 	$(BIN)/python -m benchmarks.gateway $(GATEWAY_FLAGS)
 
+.PHONY: demo bench-demo
+DEMO_FAULT ?= payment:latency
+demo: $(STAMP)
+	$(BIN)/aiops demo
+
+bench-demo: $(STAMP)
+	$(BIN)/aiops demo run --fault $(DEMO_FAULT) --approve --timeout 300
+
 clean:
 	rm -rf $(VENV) .aiops .pytest_cache .mypy_cache .ruff_cache

@@ -8,6 +8,7 @@ import contextlib
 import json
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -106,6 +107,24 @@ def demo_data_dir(settings: PlatformSettings) -> Path:
     return Path(settings.data_dir) if "data_dir" in settings.model_fields_set else Path(".aiops-demo")
 
 
+_MARKER = ".aiops-demo"
+
+
+def fresh_data_dir(folder: Path) -> Path:
+    """Start every demo from empty state (a second run's history would land behind the first's windows and be
+    dropped as late): a folder an earlier demo made (it holds the marker) is emptied; any other non-empty folder is
+    refused rather than touched."""
+    if folder.exists() and any(folder.iterdir()):
+        if not (folder / _MARKER).exists():
+            raise DemoError(f"{folder} holds data that is not a demo's; point AIOPS_DATA_DIR at a new folder")
+        if RunState.read(folder) is not None:
+            raise DemoError(f"a platform is running from {folder} (another demo?); stop it first")
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / _MARKER).write_text("state of `aiops demo`; emptied when the next demo starts\n")
+    return folder
+
+
 def write_runbooks(folder: Path, control_url: str) -> Path:
     """The packaged runbooks, their control URL moved to ``control_url`` when the API serves elsewhere."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -155,8 +174,7 @@ class DemoSession:
         if main is not None:
             # SIGTERM stops the demo as Ctrl-C does: the platform and the shop are stopped, never orphaned.
             asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main.cancel)
-        data_dir = demo_data_dir(self.settings).resolve()
-        data_dir.mkdir(parents=True, exist_ok=True)
+        data_dir = fresh_data_dir(demo_data_dir(self.settings).resolve())
         secret = secrets.token_urlsafe(24)
         receiver = Receiver(secret, show=self._notified)
         control = ControlApi(self.state, on_fault=self._on_fault, on_change=self._on_change)
