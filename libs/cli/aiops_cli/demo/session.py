@@ -386,6 +386,10 @@ class DemoSession:
     async def _scripted(self, service: str, kind: str) -> int:
         self.say(f"live traffic for {self.options.warmup_s:.0f} s before the fault ...")
         await asyncio.sleep(self.options.warmup_s)
+        # Onset just after a window starts: the first window the fault touches is wholly faulty. A fault late in a
+        # window makes that window's ranking from a fraction of it, and the runbook is proposed on the first one.
+        now = time.time()
+        await asyncio.sleep((WINDOW_S - now % WINDOW_S + 0.5) % WINDOW_S)
         fault = self.state.inject(service, kind, self.options.fault_for_s, time.time())
         await self._on_fault(fault)
         run = self.runs[-1]
