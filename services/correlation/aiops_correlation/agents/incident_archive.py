@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import faust
 import structlog
 from aiops_common.agent_loop import AgentMeter
-from aiops_common.documents import DocumentStore
+from aiops_common.documents import DocumentStore, VersionConflictError
 from aiops_common.schemas import IncidentRecord, SchemaError, decode_envelope
 from aiops_common.topics import Topics, declare
 
@@ -32,6 +32,7 @@ T = TypeVar("T")
 _BATCH = 5000
 _WITHIN_S = 1.0
 _RETRIES_S = (0.5, 1.0, 2.0, 4.0, 8.0)
+_CONFLICT_TRIES = 10
 
 
 def read_body(value: bytes) -> dict[str, Any]:
@@ -56,17 +57,30 @@ def newest(items: Iterable[T], id_of: Callable[[T], str], revision_of: Callable[
 
 
 async def archive_bodies(store: DocumentStore, bodies: list[dict[str, Any]]) -> int:
-    """Write the newest revision of each incident that is newer than the stored one; how many were written."""
-    writes = []
+    """Write the newest revision of each incident that is newer than the stored one; how many were written.
+
+    Each write names the version it read, so a field another service set meanwhile (RCA's ``rca``, written
+    against the version it read too) is never overwritten: on a conflict the incident is read again and its
+    ``rca`` carried over into the new revision.
+    """
+    written = 0
     for body in newest(bodies, lambda b: str(b["id"]), lambda b: int(b["revision"])):
-        stored = await store.get("incidents", body["id"])
-        if stored is None or int(stored.body.get("revision", 0)) < body["revision"]:
+        for _ in range(_CONFLICT_TRIES):
+            stored = await store.get("incidents", body["id"])
+            if stored is not None and int(stored.body.get("revision", 0)) >= body["revision"]:
+                break
+            merged = body
             if stored is not None and "rca" in stored.body:  # the RCA service's analysis stays on the incident
-                body = {**body, "rca": stored.body["rca"]}
-            writes.append((body["id"], body))
-    if writes:
-        await store.upsert_many("incidents", writes)
-    return len(writes)
+                merged = {**body, "rca": stored.body["rca"]}
+            try:
+                await store.upsert("incidents", body["id"], merged, expected_version=stored.version if stored else 0)
+            except VersionConflictError:
+                continue  # RCA (or another archive) wrote it since it was read: read it again
+            written += 1
+            break
+        else:
+            raise VersionConflictError("incidents", body["id"], -1, -1)
+    return written
 
 
 def install(app: faust.App, settings: CorrelationSettings, store: DocumentStore) -> None:
