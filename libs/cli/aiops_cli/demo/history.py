@@ -5,12 +5,9 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import httpx
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationScope, KeyValue
-from opentelemetry.proto.resource.v1.resource_pb2 import Resource
-from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 
 from aiops_cli.demo.faults import SERVICES, ShopState
 from aiops_cli.demo.shop import CPU_METRIC, METRICS_INTERVAL_S, REPLICAS_METRIC, cpu_reading
@@ -19,7 +16,10 @@ from aiops_cli.replay import ReplayError, post_samples
 
 __all__ = ["backfill", "metric_rows", "trace_requests"]
 
-_PROTOBUF = {"Content-Type": "application/x-protobuf"}
+_SERVER = 2  # OTLP SpanKind SERVER
+_ERROR = 2  # OTLP StatusCode ERROR
+
+Json = dict[str, Any]
 
 
 def _prometheus(name: str) -> str:
@@ -28,12 +28,13 @@ def _prometheus(name: str) -> str:
 
 def trace_requests(
     state: ShopState, start_s: float, end_s: float, rng: random.Random, chunk_s: float = 60.0
-) -> Iterator[ExportTraceServiceRequest]:
-    """The requests of ``[start_s, end_s)`` second by second, as one OTLP request per ``chunk_s``, in time order."""
+) -> Iterator[Json]:
+    """The requests of ``[start_s, end_s)`` second by second, as one OTLP/JSON trace request per ``chunk_s``, in
+    time order (what the live shop's SDK sends, with past times)."""
     at = start_s
     while at < end_s:
         chunk_end = min(end_s, at + chunk_s)
-        by_service: dict[str, list[Span]] = {s: [] for s in SERVICES}
+        by_service: dict[str, list[Json]] = {s: [] for s in SERVICES}
         second = at
         while second < chunk_end:
             for _ in range(requests_in(second, 1.0, rng)):
@@ -41,40 +42,40 @@ def trace_requests(
                 for service, span in _spans(specs, rng):
                     by_service[service].append(span)
             second += 1.0
-        request = ExportTraceServiceRequest()
-        for service, spans in by_service.items():
-            if spans:
-                request.resource_spans.append(
-                    ResourceSpans(
-                        resource=Resource(
-                            attributes=[KeyValue(key="service.name", value=AnyValue(string_value=service))]
-                        ),
-                        scope_spans=[ScopeSpans(scope=InstrumentationScope(name="aiops.demo.shop"), spans=spans)],
-                    )
-                )
-        yield request
+        yield {
+            "resourceSpans": [
+                {
+                    "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": service}}]},
+                    "scopeSpans": [{"scope": {"name": "aiops.demo.shop"}, "spans": spans}],
+                }
+                for service, spans in by_service.items()
+                if spans
+            ]
+        }
         at = chunk_end
 
 
-def _spans(specs: Sequence[SpanSpec], rng: random.Random) -> Iterator[tuple[str, Span]]:
-    trace_id = rng.getrandbits(128).to_bytes(16, "big")
-    ids = [rng.getrandbits(64).to_bytes(8, "big") for _ in specs]
+def _spans(specs: Sequence[SpanSpec], rng: random.Random) -> Iterator[tuple[str, Json]]:
+    trace_id = f"{rng.getrandbits(128):032x}"
+    ids = [f"{rng.getrandbits(64):016x}" for _ in specs]
     for spec, span_id in zip(specs, ids, strict=True):
-        yield (
-            spec.service,
-            Span(
-                trace_id=trace_id,
-                span_id=span_id,
-                parent_span_id=ids[spec.parent] if spec.parent >= 0 else b"",
-                name=spec.operation,
-                kind=Span.SPAN_KIND_SERVER,
-                start_time_unix_nano=spec.start_ns,
-                end_time_unix_nano=spec.end_ns,
-                status=Status(code=Status.STATUS_CODE_ERROR, message=spec.message)
-                if spec.error
-                else Status(code=Status.STATUS_CODE_UNSET),
-            ),
-        )
+        span: Json = {
+            "traceId": trace_id,
+            "spanId": span_id,
+            "name": spec.operation,
+            "kind": _SERVER,
+            "startTimeUnixNano": str(spec.start_ns),
+            "endTimeUnixNano": str(spec.end_ns),
+        }
+        if spec.parent >= 0:
+            span["parentSpanId"] = ids[spec.parent]
+        if spec.error:
+            span["status"] = {"code": _ERROR, "message": spec.message}
+        yield spec.service, span
+
+
+def _span_list(request: Json) -> list[Json]:
+    return [span for r in request["resourceSpans"] for s in r["scopeSpans"] for span in s["spans"]]
 
 
 def metric_rows(
@@ -115,10 +116,9 @@ def backfill(
         for first in range(0, len(rows), 2000):
             post_samples(client, base, rows[first : first + 2000])
         for request in trace_requests(state, start_s, end_s, rng):
-            body = request.SerializeToString()
             for attempt in range(20):
                 try:
-                    response = client.post(f"{base}/v1/traces", content=body, headers=_PROTOBUF)
+                    response = client.post(f"{base}/v1/traces", json=request)
                 except httpx.TransportError as exc:
                     if attempt == 19:
                         raise ReplayError(f"cannot reach {base}/v1/traces: {exc}") from None
@@ -130,10 +130,8 @@ def backfill(
                 if response.status_code >= 300:
                     raise ReplayError(f"{base}/v1/traces answered {response.status_code}: {response.text[:500]}")
                 break
-            spans += sum(len(s.spans) for r in request.resource_spans for s in r.scope_spans)
-            if progress is not None and request.resource_spans:
-                last = max(
-                    sp.end_time_unix_nano for r in request.resource_spans for s in r.scope_spans for sp in s.spans
-                )
-                progress(last / 1e9)
+            sent = _span_list(request)
+            spans += len(sent)
+            if progress is not None and sent:
+                progress(max(int(span["endTimeUnixNano"]) for span in sent) / 1e9)
     return spans

@@ -20,19 +20,36 @@ def test_traces_cover_the_span_per_minute_with_every_service_and_parent_links() 
     ends = []
     for request in requests:
         by_service = {
-            r.resource.attributes[0].value.string_value: r.scope_spans[0].spans for r in request.resource_spans
+            r["resource"]["attributes"][0]["value"]["stringValue"]: r["scopeSpans"][0]["spans"]
+            for r in request["resourceSpans"]
         }
         assert set(by_service) == set(SERVICES)
-        ids = {s.span_id for spans in by_service.values() for s in spans}
+        ids = {s["spanId"] for spans in by_service.values() for s in spans}
         for service, spans in by_service.items():
             for span in spans:
-                assert span.name == OPERATIONS[service]
-                assert (span.parent_span_id == b"") is (service == "frontend")
-                assert span.parent_span_id in ids or service == "frontend"
-                ends.append(span.end_time_unix_nano)
+                assert span["name"] == OPERATIONS[service] and span["kind"] == 2  # SERVER
+                assert len(span["traceId"]) == 32 and len(span["spanId"]) == 16
+                assert ("parentSpanId" in span) is (service != "frontend")
+                assert span.get("parentSpanId", next(iter(ids))) in ids
+                assert int(span["startTimeUnixNano"]) < int(span["endTimeUnixNano"])
+                ends.append(int(span["endTimeUnixNano"]))
     assert min(ends) >= START * 1e9 and max(ends) <= (START + 151) * 1e9
     # About 4 requests a second of five spans each.
     assert 150 * 4 * 5 * 0.6 < len(ends) < 150 * 4 * 5 * 1.6
+
+
+def test_errors_carry_the_error_status_and_message() -> None:
+    state = ShopState()
+    state.inject("payment", "errors", 600, START)
+    request = next(trace_requests(state, START + 1, START + 30, random.Random(0)))
+    failed = [
+        span
+        for r in request["resourceSpans"]
+        if r["resource"]["attributes"][0]["value"]["stringValue"] == "payment"
+        for span in r["scopeSpans"][0]["spans"]
+        if "status" in span
+    ]
+    assert failed and all(s["status"]["code"] == 2 and "charge failed" in s["status"]["message"] for s in failed)
 
 
 def test_gauges_every_step_for_every_service_with_the_sdk_s_names() -> None:
