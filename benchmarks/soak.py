@@ -1,0 +1,532 @@
+"""Soak: ``aiops up`` fed at the benchmarked sustainable rate for minutes; memory, lag, drops, errors.
+
+Run with ``make bench-soak`` (``python -m benchmarks.soak [--minutes 10] [--rate N]``). ``aiops up`` runs on the
+embedded broker in its own data folder under a temporary directory, every port on 127.0.0.1. A load generator in this
+process sends Prometheus remote-write requests (one sample of ``--batch`` series each, live timestamps, the
+series cycling through ``--series``) to ingestion at ``--rate`` samples/s, for at most ``--minutes`` and at most
+``rate x minutes x 60`` samples. Every ``--sample-s`` seconds it records the RSS of every process (``aiops up`` and its
+children, the broker among them), consumer lag per group and topic (the worker's ``aiops_consumer_lag``), drops by
+agent and reason (``aiops_agent_dropped_records_total``, ``aiops_stream_dropped_samples_total``), ingestion's refusals
+(``aiops_ingest_rejected_total``, ``aiops_ingest_broker_unavailable_total``, partial rejections) and error-level log
+lines. The verdict: memory flat after warm-up (least-squares slope of each platform process's RSS over the last 70 % of
+the run below ``--max-slope-mb-min``) and no drop with a reason outside ``EXPECTED_DROP_REASONS``. The embedded broker
+keeps every record in memory (Tansu's memory storage, no retention), so its RSS grows with what was sent by design:
+it is reported as MB per million samples retained and left out of the flatness rule.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cramjam
+import httpx
+import psutil
+from aiops_common.broker import free_port
+from aiops_common.prompb.remote_pb2 import WriteRequest
+from aiops_common.prompb.types_pb2 import Label
+
+RESULTS = Path(__file__).parent / "results"
+BENCH_STREAM = RESULTS / "stream.json"
+
+#: Used when ``benchmarks/results/stream.json`` is missing: its ``latency_load_samples_per_s`` as last measured.
+FALLBACK_RATE = 33_333
+
+#: The RSS slope (MB per minute, least squares over the last 70 % of the samples) below which memory counts as flat.
+MAX_SLOPE_MB_PER_MIN = 1.0
+
+#: Drop reasons that are expected under a soak of well-formed live samples, and why. Any other reason, or a drop
+#: without a reason label, is unexplained and fails the verdict.
+EXPECTED_DROP_REASONS: dict[str, str] = {
+    "late": "a sample arrived after its window closed (allowed lateness passed while the host was busy)",
+    "too_late": "as late, spelled by the stream's own counter",
+    "out_of_order": "a sample older than one already taken for its series",
+    "duplicate": "the same sample delivered twice (at-least-once redelivery after a rebalance)",
+}
+
+_METRIC = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)$")
+_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def default_rate() -> tuple[int, str]:
+    """The stream benchmark's latency pace: the rate its run showed the pipeline's first stages keeping up at."""
+    try:
+        stream = json.loads(BENCH_STREAM.read_text())
+        return int(stream["latency_load_samples_per_s"]), f"{BENCH_STREAM.name}: latency_load_samples_per_s"
+    except (OSError, KeyError, ValueError):
+        return FALLBACK_RATE, "fallback (stream.json unreadable)"
+
+
+def parse_metrics(text: str) -> Iterator[tuple[str, dict[str, str], float]]:
+    """(name, labels, value) of each sample of a Prometheus text exposition."""
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = _METRIC.match(line)
+        if m is None:
+            continue
+        try:
+            value = float(m.group(3))
+        except ValueError:
+            continue
+        yield m.group(1), dict(_LABEL.findall(m.group(2) or "")), value
+
+
+# -- the platform --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Platform:
+    proc: subprocess.Popen[bytes]
+    ingest_url: str
+    probe_url: str
+    log: Path
+    prefix: str
+
+
+def start_platform(workdir: Path) -> Platform:
+    http_port = free_port()
+    data = workdir / "data"
+    env = {
+        **os.environ,
+        "AIOPS_DATA_DIR": str(data),
+        "AIOPS_INGEST_HTTP_PORT": str(http_port),
+        "AIOPS_INGEST_GRPC_PORT": str(free_port()),
+        "AIOPS_BROKER_PORT": str(free_port()),
+        "AIOPS_GATEWAY_PORT": str(free_port()),
+        "AIOPS_LOG_LEVEL": "INFO",
+    }
+    env.pop("AIOPS_BROKER_URL", None)
+    log = workdir / "up.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "aiops_cli", "up", "--no-host-metrics"], env=env, stdout=out, stderr=out
+        )
+    url = f"http://127.0.0.1:{http_port}"
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("aiops up exited: " + log.read_text()[-3000:])
+        try:
+            state = json.loads((data / "state.json").read_text())
+            if (
+                httpx.get(url + "/ready", timeout=2).status_code == 200
+                and httpx.get(state["probe_url"] + "/ready", timeout=2).status_code == 200
+            ):
+                return Platform(proc, url, state["probe_url"], log, state.get("topic_prefix", ""))
+        except (OSError, ValueError, KeyError, httpx.HTTPError):
+            pass  # not written or not listening yet
+        time.sleep(0.5)
+    stop_platform(proc)
+    raise TimeoutError("aiops up did not become ready: " + log.read_text()[-3000:])
+
+
+def stop_platform(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()  # SIGTERM stops the agents and the embedded broker (its own session)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+# -- load ----------------------------------------------------------------------------------------------
+
+
+class Load:
+    """Remote-write requests of ``batch`` series each, the series cycling through ``series``, live timestamps."""
+
+    def __init__(self, series: int, batch: int) -> None:
+        self.batch = batch
+        self.requests: list[WriteRequest] = []
+        for start in range(0, series, batch):
+            req = WriteRequest()
+            for i in range(start, min(start + batch, series)):
+                ts = req.timeseries.add()
+                ts.labels.extend(
+                    Label(name=k, value=v)
+                    for k, v in sorted(
+                        {
+                            "__name__": f"soak_requests_{i % 10}",
+                            "job": "soak",
+                            "service": f"svc-{i % 50}",
+                            "instance": f"10.1.{i // 250 % 250}.{i % 250}:9100",
+                            "pod": f"soak-{i:06d}",
+                        }.items()
+                    )
+                )
+                ts.samples.add()
+            self.requests.append(req)
+        self.sent = 0
+
+    def next_payload(self) -> tuple[bytes, int]:
+        req = self.requests[self.sent % len(self.requests)]
+        now_ms = int(time.time() * 1000)
+        base = self.sent // len(self.requests)
+        for i, ts in enumerate(req.timeseries):
+            sample = ts.samples[0]
+            sample.timestamp = now_ms
+            sample.value = 100.0 + (base + i) % 17  # bounded, gently varying: no spike to detect
+        self.sent += 1
+        return bytes(cramjam.snappy.compress_raw(req.SerializeToString())), len(req.timeseries)
+
+
+@dataclass
+class LoadStats:
+    requests: int = 0
+    samples_acknowledged: int = 0
+    by_status: dict[str, int] = field(default_factory=dict)
+    behind_schedule_s: float = 0.0
+
+
+async def generate(
+    platform: Platform, load: Load, rate: int, seconds: float, max_samples: int, stats: LoadStats, stop: asyncio.Event
+) -> None:
+    """Send at ``rate`` samples/s on a fixed schedule, at most 4 requests in flight, until time or count runs out."""
+    interval = load.batch / rate
+    headers = {"Content-Encoding": "snappy", "Content-Type": "application/x-protobuf"}
+    in_flight = asyncio.Semaphore(4)
+    tasks: set[asyncio.Task[None]] = set()
+    async with httpx.AsyncClient(base_url=platform.ingest_url, timeout=30.0) as client:
+
+        async def send(body: bytes, n: int) -> None:
+            try:
+                response = await client.post("/api/v1/write", content=body, headers=headers)
+                key = str(response.status_code)
+                if 200 <= response.status_code < 300:
+                    stats.samples_acknowledged += n
+            except httpx.HTTPError as exc:
+                key = type(exc).__name__
+            finally:
+                in_flight.release()
+            stats.by_status[key] = stats.by_status.get(key, 0) + 1
+
+        start = time.monotonic()
+        sent_samples = 0
+        while not stop.is_set() and time.monotonic() - start < seconds and sent_samples < max_samples:
+            due = start + stats.requests * interval
+            delay = due - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            else:
+                stats.behind_schedule_s = max(stats.behind_schedule_s, -delay)
+            await in_flight.acquire()
+            body, n = load.next_payload()
+            sent_samples += n
+            stats.requests += 1
+            task = asyncio.create_task(send(body, n))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+        if tasks:
+            await asyncio.gather(*tasks)
+
+
+# -- sampling ------------------------------------------------------------------------------------------
+
+
+def process_label(proc: psutil.Process, root_pid: int) -> str:
+    if proc.pid == root_pid:
+        return "aiops up"
+    try:
+        cmd = " ".join(proc.cmdline())
+    except psutil.Error:
+        cmd = ""
+    if "broker" in cmd or "kafka" in cmd.lower() or "redpanda" in cmd.lower():
+        return f"broker ({proc.name()})"
+    return f"{proc.name()} [{proc.pid}]"
+
+
+def rss_by_process(root: psutil.Process) -> dict[str, float]:
+    """RSS in MB of ``aiops up`` and every descendant, by a readable label."""
+    out: dict[str, float] = {}
+    for proc in [root, *root.children(recursive=True)]:
+        try:
+            out[process_label(proc, root.pid)] = proc.memory_info().rss / 2**20
+        except psutil.Error:
+            continue  # exited between listing and reading
+    return out
+
+
+def error_lines(log: Path) -> tuple[int, list[str]]:
+    """Error-level lines (JSON log lines at level error/critical, and tracebacks), with the first few."""
+    count, first = 0, list[str]()
+    with log.open("rb") as f:
+        for raw in f:
+            line = raw.decode(errors="replace").strip()
+            level = ""
+            if line.startswith("{"):
+                try:
+                    level = str(json.loads(line).get("level", "")).lower()
+                except ValueError:
+                    level = ""
+            if level in {"error", "critical", "exception"} or line.startswith("Traceback"):
+                count += 1
+                if len(first) < 5:
+                    first.append(line[:300])
+    return count, first
+
+
+def scrape(url: str) -> list[tuple[str, dict[str, str], float]]:
+    try:
+        return list(parse_metrics(httpx.get(url + "/metrics", timeout=10).text))
+    except httpx.HTTPError:
+        return []
+
+
+def sample_once(platform: Platform, root: psutil.Process, t0: float) -> dict[str, Any]:
+    worker = scrape(platform.probe_url)
+    ingest = scrape(platform.ingest_url) if platform.ingest_url != platform.probe_url else []
+    lag: dict[str, float] = {}
+    drops: dict[str, float] = {}
+    refusals: dict[str, float] = {}
+    agent_rss: dict[str, float] = {}
+    for name, labels, value in worker + ingest:
+        if name == "aiops_consumer_lag":
+            topic = labels.get("topic", "?").removeprefix(platform.prefix)
+            lag[topic] = lag.get(topic, 0.0) + value
+        elif name == "aiops_agent_dropped_records_total":
+            key = f"{labels.get('agent', '?')}/{labels.get('reason', '')}"
+            drops[key] = max(drops.get(key, 0.0), value)
+        elif name == "aiops_stream_dropped_samples_total":
+            key = f"stream/{labels.get('reason', '')}"
+            drops[key] = max(drops.get(key, 0.0), value)
+        elif name in {"aiops_ingest_rejected_total", "aiops_ingest_partially_rejected_items_total"}:
+            key = f"{name.removeprefix('aiops_ingest_')}/{labels.get('endpoint', '')}/{labels.get('code', '')}"
+            refusals[key] = max(refusals.get(key, 0.0), value)
+        elif name == "aiops_ingest_broker_unavailable_total":
+            refusals["broker_unavailable"] = max(refusals.get("broker_unavailable", 0.0), value)
+        elif name == "process_resident_memory_bytes":
+            agent_rss["worker /metrics"] = value / 2**20
+    errors, _ = error_lines(platform.log)
+    return {
+        "t_s": round(time.monotonic() - t0, 1),
+        "rss_mb": {k: round(v, 1) for k, v in rss_by_process(root).items()},
+        "lag": lag,
+        "drops": drops,
+        "refusals": refusals,
+        "errors": errors,
+    }
+
+
+async def sample_loop(
+    platform: Platform,
+    every_s: float,
+    t0: float,
+    samples: list[dict[str, Any]],
+    stats: LoadStats,
+    stop: asyncio.Event,
+) -> None:
+    root = psutil.Process(platform.proc.pid)
+    while not stop.is_set():
+        sample = await asyncio.to_thread(sample_once, platform, root, t0)
+        sample["samples_acknowledged"] = stats.samples_acknowledged
+        samples.append(sample)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every_s)
+
+
+# -- verdict -------------------------------------------------------------------------------------------
+
+
+def slope_mb_per_min(points: list[tuple[float, float]]) -> float | None:
+    """Least-squares slope of (seconds, MB) in MB per minute; None with fewer than 3 points."""
+    if len(points) < 3:
+        return None
+    n = len(points)
+    mx = sum(t for t, _ in points) / n
+    my = sum(v for _, v in points) / n
+    den = sum((t - mx) ** 2 for t, _ in points)
+    if den == 0:
+        return None
+    return 60.0 * sum((t - mx) * (v - my) for t, v in points) / den
+
+
+def verdict(samples: list[dict[str, Any]], max_slope: float) -> dict[str, Any]:
+    tail = samples[int(len(samples) * 0.3) :]
+    processes = sorted({p for s in samples for p in s["rss_mb"]})
+    platform = [p for p in processes if not p.startswith("broker")]
+    slopes = {p: slope_mb_per_min([(s["t_s"], s["rss_mb"][p]) for s in tail if p in s["rss_mb"]]) for p in processes}
+    rss_flat = all((v := slopes[p]) is None or v < max_slope for p in platform)
+    broker = [p for p in processes if p.startswith("broker")]
+    acked = [s for s in samples if s.get("samples_acknowledged")]
+    broker_mb_per_million = (
+        {
+            p: round((acked[-1]["rss_mb"][p] - samples[0]["rss_mb"][p]) / (acked[-1]["samples_acknowledged"] / 1e6), 1)
+            for p in broker
+            if p in acked[-1]["rss_mb"] and p in samples[0]["rss_mb"]
+        }
+        if acked
+        else {}
+    )
+    lag_slope = slope_mb_per_min([(s["t_s"], sum(s["lag"].values())) for s in tail])
+    empty: dict[str, Any] = {"drops": {}, "lag": {}, "errors": 0, "refusals": {}}
+    last = samples[-1] if samples else empty
+    unexplained = {
+        k: v for k, v in last["drops"].items() if v > 0 and k.rsplit("/", 1)[-1] not in EXPECTED_DROP_REASONS
+    }
+    lag_tail = [sum(s["lag"].values()) for s in tail]
+    return {
+        "rss_slope_mb_per_min_last_70pct": {p: None if v is None else round(v, 3) for p, v in slopes.items()},
+        "memory_flat": rss_flat,
+        "memory_flat_rule_covers": platform,
+        "broker_rss_mb_per_million_samples_retained": broker_mb_per_million,
+        "lag_slope_records_per_min_last_70pct": None if lag_slope is None else round(lag_slope, 1),
+        "drops_total": sum(last["drops"].values()),
+        "unexplained_drops": unexplained,
+        "no_unexplained_drops": not unexplained,
+        "lag_max_last_70pct": max(lag_tail) if lag_tail else None,
+        "lag_at_end": sum(last["lag"].values()),
+        "refusals_at_end": last["refusals"],
+        "error_lines": last["errors"],
+        "goal_met": rss_flat and not unexplained,
+    }
+
+
+def plot(result: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    samples = result["samples"]
+    t = [s["t_s"] / 60 for s in samples]
+    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(9, 7), sharex=True)
+    for proc in sorted({p for s in samples for p in s["rss_mb"]}):
+        ax1.plot(t, [s["rss_mb"].get(proc, float("nan")) for s in samples], label=proc)
+    warm = t[int(len(t) * 0.3)] if t else 0
+    ax1.axvline(warm, color="gray", ls=":", label="end of warm-up (30 %)")
+    ax1.set_ylabel("RSS (MB)")
+    ax1.set_title(f"Soak: aiops up at {result['rate_samples_per_s']:,} samples/s for {result['minutes']} min")
+    ax1.legend(fontsize=8)
+    topics = sorted({k for s in samples for k in s["lag"]})
+    for topic in topics:
+        ax2.plot(t, [s["lag"].get(topic, 0) for s in samples], label=topic)
+    ax2.set_ylabel("consumer lag (records)")
+    ax2.set_xlabel("minutes")
+    if topics:
+        ax2.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def print_table(result: dict[str, Any]) -> None:
+    v = result["verdict"]
+    samples = result["samples"]
+    first_warm = samples[int(len(samples) * 0.3)] if samples else {"rss_mb": {}}
+    last = samples[-1] if samples else {"rss_mb": {}, "lag": {}, "drops": {}}
+    print(f"{'rate (samples/s)':<40}{result['rate_samples_per_s']:>12,}  ({result['rate_source']})")
+    print(f"{'minutes / series / batch':<40}{result['minutes']:>12} / {result['series']} / {result['batch']}")
+    print(f"{'samples acknowledged':<40}{result['load']['samples_acknowledged']:>12,}")
+    print(f"{'requests by status':<40}{json.dumps(result['load']['by_status']):>12}")
+    print(f"{'achieved rate (samples/s)':<40}{result['achieved_samples_per_s']:>12,.0f}")
+    print(f"\n{'process':<28}{'RSS after warm-up':>18}{'RSS at end':>12}{'slope MB/min':>14}")
+    for proc, slope in v["rss_slope_mb_per_min_last_70pct"].items():
+        a, b = first_warm["rss_mb"].get(proc), last["rss_mb"].get(proc)
+        print(f"{proc:<28}{a!s:>18}{b!s:>12}{slope!s:>14}")
+    print(f"\n{'lag at end (records, by topic)':<40}{v['lag_at_end']:>12,.0f}")
+    for topic, n in sorted(last["lag"].items()):
+        print(f"  {topic:<38}{n:>12,.0f}")
+    print(f"{'lag max over the last 70 %':<40}{v['lag_max_last_70pct']!s:>12}")
+    print(f"{'lag slope over the last 70 % (/min)':<40}{v['lag_slope_records_per_min_last_70pct']!s:>12}")
+    for proc, mb in v["broker_rss_mb_per_million_samples_retained"].items():
+        print(f"{proc + ' MB per million samples':<40}{mb!s:>12}  (memory storage keeps every record)")
+    print(f"{'drops (by agent/reason)':<40}{v['drops_total']:>12,.0f}")
+    for key, n in sorted(last["drops"].items()):
+        print(f"  {key:<38}{n:>12,.0f}")
+    print(f"{'ingestion refusals':<40}{json.dumps(v['refusals_at_end']):>12}")
+    print(f"{'error-level log lines':<40}{v['error_lines']:>12}")
+    print(
+        f"\nverdict: memory flat (slope of {', '.join(v['memory_flat_rule_covers'])} < "
+        f"{result['max_slope_mb_per_min']} MB/min): {v['memory_flat']}; "
+        f"unexplained drops: {v['unexplained_drops'] or 'none'}; goal met: {v['goal_met']}"
+    )
+
+
+def run(args: argparse.Namespace, rate: int, rate_source: str, workdir: Path) -> dict[str, Any]:
+    platform = start_platform(workdir)
+    try:
+        load = Load(args.series, args.batch)
+        stats = LoadStats()
+        samples: list[dict[str, Any]] = []
+        seconds = args.minutes * 60
+        max_samples = int(rate * seconds)
+
+        async def soak() -> float:
+            stop = asyncio.Event()
+            t0 = time.monotonic()
+            sampler = asyncio.create_task(sample_loop(platform, args.sample_s, t0, samples, stats, stop))
+            await generate(platform, load, rate, seconds, max_samples, stats, stop)
+            elapsed = time.monotonic() - t0
+            stop.set()
+            await sampler
+            return elapsed
+
+        elapsed = asyncio.run(soak())
+        _, first_errors = error_lines(platform.log)
+    finally:
+        stop_platform(platform.proc)
+    result: dict[str, Any] = {
+        "minutes": args.minutes,
+        "rate_samples_per_s": rate,
+        "rate_source": rate_source,
+        "series": args.series,
+        "batch": args.batch,
+        "sample_every_s": args.sample_s,
+        "max_slope_mb_per_min": args.max_slope_mb_min,
+        "expected_drop_reasons": EXPECTED_DROP_REASONS,
+        "load": {
+            "requests": stats.requests,
+            "samples_acknowledged": stats.samples_acknowledged,
+            "by_status": stats.by_status,
+            "max_behind_schedule_s": round(stats.behind_schedule_s, 2),
+        },
+        "achieved_samples_per_s": stats.samples_acknowledged / elapsed if elapsed else 0.0,
+        "per_service_memory": (
+            "not separable: aiops up runs every service's agents and servers in one Python process, so its RSS is"
+            " the sum; per service, lag by topic and drops by agent are told apart"
+        ),
+        "first_error_lines": first_errors,
+        "samples": samples,
+        "machine": {"cpus": os.cpu_count(), "load_average_at_end": os.getloadavg()},
+    }
+    result["verdict"] = verdict(samples, args.max_slope_mb_min)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--rate", type=int, default=None, help="samples/s (default: the stream benchmark's pace)")
+    parser.add_argument("--series", type=int, default=20_000)
+    parser.add_argument("--batch", type=int, default=2_000, help="series per remote-write request")
+    parser.add_argument("--sample-s", type=float, default=5.0)
+    parser.add_argument("--max-slope-mb-min", type=float, default=MAX_SLOPE_MB_PER_MIN)
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    rate, source = (args.rate, "--rate") if args.rate else default_rate()
+    with tempfile.TemporaryDirectory(prefix="bench-soak-") as tmp:
+        result = run(args, rate, source, Path(tmp))
+    print_table(result)
+    args.output.mkdir(parents=True, exist_ok=True)
+    (args.output / "soak.json").write_text(json.dumps(result, indent=2) + "\n")
+    plot(result, args.output / "soak.png")
+    print(f"\nwrote {args.output / 'soak.json'} and {args.output / 'soak.png'}")
+    return 0 if result["verdict"]["goal_met"] else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
