@@ -13,6 +13,9 @@ __all__ = ["BASE_RPS", "OPERATIONS", "SpanSpec", "daily_load", "requests_in", "s
 BASE_RPS = 4.0
 """Front-end requests per second at the daily mean load."""
 
+CALLER_FAILS_WITH_CALLEE = 0.5
+"""Share of a callee's failures its caller fails with."""
+
 OPERATIONS: dict[str, str] = {
     "frontend": "GET /checkout",
     "checkout": "POST /orders",
@@ -61,7 +64,7 @@ _ERROR_MESSAGES: dict[str, str] = {
 
 def simulate_request(state: ShopState, end_s: float, rng: random.Random) -> list[SpanSpec]:
     """The spans of one request that ends at ``end_s``: every service's own time scaled by its faults and load,
-    callees inside their caller, an error in a callee failing its callers."""
+    callees inside their caller, an error in a callee failing its caller half the time."""
     load = daily_load(end_s)
     effects = {name: state.effect(name, end_s, load) for name in CALLS}
 
@@ -80,7 +83,9 @@ def simulate_request(state: ShopState, end_s: float, rng: random.Random) -> list
                 # The callee's own span (its list's root) hangs under this service's span, index 0.
                 spans.append((svc, at + offset, dur, err, 0 if parent == -1 else base + parent, msg))
             at += duration
-            if error and not failed:
+            # A caller answers half of its callees' failures from a fallback (a cached price, a retry that
+            # worked): a failure shows most where it begins.
+            if error and not failed and rng.random() < CALLER_FAILS_WITH_CALLEE:
                 failed, message = True, f"{_ERROR_MESSAGES[service]}: {callee} failed"
         total = at + own / 2
         spans[0] = (service, 0.0, total, failed, -1, message)
