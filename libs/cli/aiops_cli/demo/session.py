@@ -175,6 +175,10 @@ class DemoSession:
             # SIGTERM stops the demo as Ctrl-C does: the platform and the shop are stopped, never orphaned.
             asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main.cancel)
         data_dir = fresh_data_dir(demo_data_dir(self.settings).resolve())
+        results = self.options.results
+        if results is not None and not results.parent.is_dir():
+            # Outside the repository (no benchmarks/results here): the timings stay with the demo's state.
+            self.options.results = data_dir / "demo.json"
         secret = secrets.token_urlsafe(24)
         receiver = Receiver(secret, show=self._notified)
         control = ControlApi(self.state, on_fault=self._on_fault, on_change=self._on_change)
