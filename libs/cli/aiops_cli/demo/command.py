@@ -46,6 +46,13 @@ def _call(method: str, path: str, body: dict[str, Any] | None = None) -> Any:
 
 
 def _session(**options: Any) -> int:
+    from aiops_common.extras import MissingExtraError, requires_extra
+
+    try:
+        with requires_extra("host-metrics", "the demo's shop (the OpenTelemetry SDK)"):
+            import aiops_cli.demo.shop  # noqa: F401  # its SDK, before anything starts
+    except MissingExtraError as exc:
+        raise _fail(str(exc)) from None
     from aiops_cli.demo.session import DemoError, DemoOptions, DemoSession
 
     session = DemoSession(PlatformSettings(), DemoOptions(**options, out=lambda line: typer.echo(line)))
