@@ -10,7 +10,7 @@ from typing import Any
 
 from aiops_cli.demo.faults import SERVICES, Fault
 
-__all__ = ["MILESTONES", "LoopTimings", "render_table", "write_results"]
+__all__ = ["EXPECTED_RUNBOOK", "MILESTONES", "LoopTimings", "render_table", "write_results"]
 
 MILESTONES: tuple[tuple[str, str], ...] = (
     ("first_anomaly", "first anomaly"),
@@ -22,6 +22,15 @@ MILESTONES: tuple[tuple[str, str], ...] = (
     ("outcome", "outcome"),
 )
 """Milestone key and its label, in loop order; each is seconds after the fault's onset."""
+
+EXPECTED_RUNBOOK = {
+    "latency": "demo-scale-out-slow",
+    "cpu": "demo-scale-out-slow",
+    "errors": "demo-restart-on-errors",
+    "bad-deploy": "demo-rollback-bad-deploy",
+}
+"""The runbook that fixes each fault kind: another one's verification can pass while the fault goes on (scaling
+out a failing service leaves its errors; its latency check passes anyway)."""
 
 _RAN = {"running", "verifying", "succeeded", "rolled_back", "rollback_failed", "failed", "interrupted"}
 _DONE = {"succeeded", "rolled_back", "rollback_failed", "failed", "interrupted", "rejected", "expired"}
@@ -109,9 +118,14 @@ class LoopTimings:
 
     @property
     def closed(self) -> bool:
-        """The loop closed: the right cause first, the runbook run on the faulted service and verified (the incident
-        mitigated)."""
-        return "right_cause_first" in self.seconds and self.acted_on == self.service and self.status == "succeeded"
+        """The loop closed: the right cause first, the runbook that fixes the fault run on the faulted service and
+        verified (the incident mitigated)."""
+        return (
+            "right_cause_first" in self.seconds
+            and self.acted_on == self.service
+            and self.runbook == EXPECTED_RUNBOOK.get(self.kind)
+            and self.status == "succeeded"
+        )
 
     def to_json(self) -> dict[str, Any]:
         entry = asdict(self)

@@ -65,6 +65,17 @@ def test_a_runbook_run_on_the_wrong_service_does_not_close_the_loop() -> None:
     assert run.status == "succeeded" and not run.closed
 
 
+def test_a_runbook_that_does_not_fix_the_fault_does_not_close_the_loop() -> None:
+    run = LoopTimings.of(ShopState().inject("payment", "errors", 300, ONSET))
+    run.observe("incidents", {"id": "inc-1", "services": ["payment"], "updated_at": AFTER}, ONSET + 15)
+    run.observe(
+        "rca.results", {"incident_id": "inc-1", "causes": [{"service": "payment", "kind": "traffic"}]}, ONSET + 16
+    )
+    scaled = {"id": "e", "incident_id": "inc-1", "cause_service": "payment", "runbook_id": "demo-scale-out-slow"}
+    run.observe("actions", {**scaled, "status": "succeeded"}, ONSET + 60)
+    assert run.status == "succeeded" and not run.closed
+
+
 def test_an_incident_last_updated_before_onset_is_not_the_fault_s() -> None:
     run = _run()
     run.observe("incidents", {"id": "old", "services": ["payment"], "updated_at": "2020-01-01T00:00:00Z"}, ONSET + 1)
