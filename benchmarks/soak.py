@@ -9,7 +9,8 @@ children, the broker among them), consumer lag per group and topic (the worker's
 agent and reason (``aiops_agent_dropped_records_total``, ``aiops_stream_dropped_samples_total``), ingestion's refusals
 (``aiops_ingest_rejected_total``, ``aiops_ingest_broker_unavailable_total``, partial rejections) and error-level log
 lines. The verdict: memory flat after warm-up (least-squares slope of each platform process's RSS over the last 70 % of
-the run below ``--max-slope-mb-min``) and no drop with a reason outside ``EXPECTED_DROP_REASONS``. The embedded broker
+the run below ``--max-slope-mb-min``), no drop with a reason outside ``EXPECTED_DROP_REASONS``, the platform up to the
+end and no consumer stuck (lag held at one non-zero value for ``STUCK_S``). The embedded broker
 keeps every record in memory (Tansu's memory storage, no retention), so its RSS grows with what was sent by design:
 it is reported as MB per million samples retained and left out of the flatness rule.
 """
@@ -46,6 +47,9 @@ FALLBACK_RATE = 33_333
 
 #: The RSS slope (MB per minute, least squares over the last 70 % of the samples) below which memory counts as flat.
 MAX_SLOPE_MB_PER_MIN = 1.0
+
+#: Lag held at one non-zero value this long (seconds) while records keep coming means a consumer stopped.
+STUCK_S = 60.0
 
 #: Drop reasons that are expected under a soak of well-formed live samples, and why. Any other reason, or a drop
 #: without a reason label, is unexplained and fails the verdict.
@@ -217,6 +221,8 @@ async def generate(
         start = time.monotonic()
         sent_samples = 0
         while not stop.is_set() and time.monotonic() - start < seconds and sent_samples < max_samples:
+            if platform.proc.poll() is not None:
+                break  # the platform exited: the verdict says so; sending on would only count connection errors
             due = start + stats.requests * interval
             delay = due - time.monotonic()
             if delay > 0:
@@ -275,7 +281,7 @@ def error_lines(log: Path) -> tuple[int, list[str]]:
             if level in {"error", "critical", "exception"} or line.startswith("Traceback"):
                 count += 1
                 if len(first) < 5:
-                    first.append(line[:300])
+                    first.append(line[:2000])
     return count, first
 
 
@@ -311,9 +317,11 @@ def sample_once(platform: Platform, root: psutil.Process, t0: float) -> dict[str
         elif name == "process_resident_memory_bytes":
             agent_rss["worker /metrics"] = value / 2**20
     errors, _ = error_lines(platform.log)
+    alive = platform.proc.poll() is None
     return {
         "t_s": round(time.monotonic() - t0, 1),
-        "rss_mb": {k: round(v, 1) for k, v in rss_by_process(root).items()},
+        "alive": alive,
+        "rss_mb": {k: round(v, 1) for k, v in rss_by_process(root).items()} if alive else {},
         "lag": lag,
         "drops": drops,
         "refusals": refusals,
@@ -354,7 +362,23 @@ def slope_mb_per_min(points: list[tuple[float, float]]) -> float | None:
     return 60.0 * sum((t - mx) * (v - my) for t, v in points) / den
 
 
+def stuck_topics(samples: list[dict[str, Any]], min_s: float = STUCK_S) -> dict[str, float]:
+    """Topics whose lag stayed at the same non-zero value for ``min_s`` or longer: a consumer that stopped."""
+    out: dict[str, float] = {}
+    for topic in {k for s in samples for k in s["lag"]}:
+        since: tuple[float, float] | None = None  # (t, lag) where the current run of equal values began
+        for s in samples:
+            lag = s["lag"].get(topic, 0.0)
+            if since is None or lag != since[1]:
+                since = (s["t_s"], lag)
+            elif lag > 0 and s["t_s"] - since[0] >= min_s:
+                out[topic] = max(out.get(topic, 0.0), s["t_s"] - since[0])
+    return out
+
+
 def verdict(samples: list[dict[str, Any]], max_slope: float) -> dict[str, Any]:
+    exited_at = next((s["t_s"] for s in samples if not s.get("alive", True)), None)
+    samples = [s for s in samples if s.get("alive", True)]  # after an exit there is nothing left to measure
     tail = samples[int(len(samples) * 0.3) :]
     processes = sorted({p for s in samples for p in s["rss_mb"]})
     platform = [p for p in processes if not p.startswith("broker")]
@@ -378,7 +402,10 @@ def verdict(samples: list[dict[str, Any]], max_slope: float) -> dict[str, Any]:
         k: v for k, v in last["drops"].items() if v > 0 and k.rsplit("/", 1)[-1] not in EXPECTED_DROP_REASONS
     }
     lag_tail = [sum(s["lag"].values()) for s in tail]
+    stuck = stuck_topics(samples)
     return {
+        "platform_exited_at_s": exited_at,
+        "stuck_lag_topics_s": stuck,
         "rss_slope_mb_per_min_last_70pct": {p: None if v is None else round(v, 3) for p, v in slopes.items()},
         "memory_flat": rss_flat,
         "memory_flat_rule_covers": platform,
@@ -391,7 +418,7 @@ def verdict(samples: list[dict[str, Any]], max_slope: float) -> dict[str, Any]:
         "lag_at_end": sum(last["lag"].values()),
         "refusals_at_end": last["refusals"],
         "error_lines": last["errors"],
-        "goal_met": rss_flat and not unexplained,
+        "goal_met": rss_flat and not unexplained and exited_at is None and not stuck,
     }
 
 
@@ -408,6 +435,10 @@ def plot(result: dict[str, Any], path: Path) -> None:
         ax1.plot(t, [s["rss_mb"].get(proc, float("nan")) for s in samples], label=proc)
     warm = t[int(len(t) * 0.3)] if t else 0
     ax1.axvline(warm, color="gray", ls=":", label="end of warm-up (30 %)")
+    exited = result["verdict"]["platform_exited_at_s"]
+    if exited is not None:
+        for ax in (ax1, ax2):
+            ax.axvline(exited / 60, color="red", ls="--", label="aiops up exited")
     ax1.set_ylabel("RSS (MB)")
     ax1.set_title(f"Soak: aiops up at {result['rate_samples_per_s']:,} samples/s for {result['minutes']} min")
     ax1.legend(fontsize=8)
@@ -427,7 +458,8 @@ def print_table(result: dict[str, Any]) -> None:
     v = result["verdict"]
     samples = result["samples"]
     first_warm = samples[int(len(samples) * 0.3)] if samples else {"rss_mb": {}}
-    last = samples[-1] if samples else {"rss_mb": {}, "lag": {}, "drops": {}}
+    alive = [s for s in samples if s.get("alive", True)]
+    last = alive[-1] if alive else {"rss_mb": {}, "lag": {}, "drops": {}}
     print(f"{'rate (samples/s)':<40}{result['rate_samples_per_s']:>12,}  ({result['rate_source']})")
     print(f"{'minutes / series / batch':<40}{result['minutes']:>12} / {result['series']} / {result['batch']}")
     print(f"{'samples acknowledged':<40}{result['load']['samples_acknowledged']:>12,}")
@@ -449,9 +481,14 @@ def print_table(result: dict[str, Any]) -> None:
         print(f"  {key:<38}{n:>12,.0f}")
     print(f"{'ingestion refusals':<40}{json.dumps(v['refusals_at_end']):>12}")
     print(f"{'error-level log lines':<40}{v['error_lines']:>12}")
+    for line in result["first_error_lines"]:
+        print(f"  {line[:160]}")
+    print(f"{'platform exited at (s)':<40}{v['platform_exited_at_s']!s:>12}  (exit code {result['exit_code']})")
+    print(f"{'topics with lag stuck >= 60 s':<40}{json.dumps(v['stuck_lag_topics_s']):>12}")
     print(
         f"\nverdict: memory flat (slope of {', '.join(v['memory_flat_rule_covers'])} < "
-        f"{result['max_slope_mb_per_min']} MB/min): {v['memory_flat']}; "
+        f"{result['max_slope_mb_per_min']} MB/min): {v['memory_flat']}; platform up throughout: "
+        f"{v['platform_exited_at_s'] is None}; no stuck consumer: {not v['stuck_lag_topics_s']}; "
         f"unexplained drops: {v['unexplained_drops'] or 'none'}; goal met: {v['goal_met']}"
     )
 
@@ -477,6 +514,7 @@ def run(args: argparse.Namespace, rate: int, rate_source: str, workdir: Path) ->
 
         elapsed = asyncio.run(soak())
         _, first_errors = error_lines(platform.log)
+        exit_code = platform.proc.poll()
     finally:
         stop_platform(platform.proc)
     result: dict[str, Any] = {
@@ -500,6 +538,7 @@ def run(args: argparse.Namespace, rate: int, rate_source: str, workdir: Path) ->
             " the sum; per service, lag by topic and drops by agent are told apart"
         ),
         "first_error_lines": first_errors,
+        "exit_code": exit_code,
         "samples": samples,
         "machine": {"cpus": os.cpu_count(), "load_average_at_end": os.getloadavg()},
     }
