@@ -11,6 +11,7 @@ from enum import StrEnum
 __all__ = [
     "CALLS",
     "MAX_FAULT_S",
+    "ROLLOUT_S",
     "SERVICES",
     "Effect",
     "Fault",
@@ -35,6 +36,9 @@ CALLS: dict[str, tuple[str, ...]] = {
 """Who calls whom on every request (frontend -> checkout -> payment -> database, checkout -> inventory)."""
 
 MAX_FAULT_S = 24 * 3600
+ROLLOUT_S = 10.0
+"""A deployment's new version takes traffic this long after its deployment event (the rollout): a bad version's
+failures begin after the change that caused them, as they do in a real shop."""
 _BASE_REPLICAS = 2
 _BASE_VERSION = "1.4.0"
 _BAD_VERSION = "1.5.0"
@@ -101,6 +105,7 @@ class ServiceState:
     previous_version: str = ""
     bad_version: bool = False
     """The running version is a bad deploy: errors and latency until it is rolled back."""
+    deployed_at: float = 0.0
     base_replicas: int = _BASE_REPLICAS
 
     def to_json(self, healthy: bool) -> dict[str, object]:
@@ -161,6 +166,7 @@ class ShopState:
             state.previous_version = state.version
             state.version = _BAD_VERSION if state.version != _BAD_VERSION else _BAD_VERSION + "-1"
             state.bad_version = True
+            state.deployed_at = now
         self.faults.append(fault)
         return fault
 
@@ -220,7 +226,7 @@ class ShopState:
             elif fault.kind is FaultKind.CPU:
                 cpu = max(cpu, 20.0 + 78.0 * saturation)
                 latency *= 1.0 + 9.0 * saturation
-        if state.bad_version:
+        if state.bad_version and now >= state.deployed_at + ROLLOUT_S:
             errors = max(errors, 0.3)
             latency *= 4.0
         return Effect(latency, errors, cpu)

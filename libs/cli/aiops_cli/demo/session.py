@@ -27,7 +27,7 @@ from aiops_common.service import Endpoint, discover_services
 from aiops_common.topics import Topics
 
 from aiops_cli.demo.control import ControlApi
-from aiops_cli.demo.faults import CALLS, SERVICES, Fault, FaultKind, ServiceState, ShopState
+from aiops_cli.demo.faults import CALLS, ROLLOUT_S, SERVICES, Fault, FaultKind, ServiceState, ShopState
 from aiops_cli.demo.receiver import Receiver
 from aiops_cli.demo.timings import LoopTimings, render_table, write_results
 from aiops_cli.settings import PlatformSettings
@@ -392,7 +392,9 @@ class DemoSession:
         await asyncio.sleep(self.options.warmup_s)
         # Onset just after a window starts: the first window the fault touches is wholly faulty. A fault late in a
         # window makes that window's ranking from a fraction of it, and the runbook is proposed on the first one.
-        now = time.time()
+        # A bad deploy's failures begin a rollout after its deployment event.
+        delay = ROLLOUT_S if kind == FaultKind.BAD_DEPLOY.value else 0.0
+        now = time.time() + delay
         await asyncio.sleep((WINDOW_S - now % WINDOW_S + 0.5) % WINDOW_S)
         fault = self.state.inject(service, kind, self.options.fault_for_s, time.time())
         await self._on_fault(fault)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 
 import pytest
-from aiops_cli.demo.faults import SERVICES, ShopError, ShopState, UnknownServiceError, parse_duration
+from aiops_cli.demo.faults import ROLLOUT_S, SERVICES, ShopError, ShopState, UnknownServiceError, parse_duration
 from aiops_cli.demo.traffic import daily_load, requests_in, simulate_request
 
 pytestmark = pytest.mark.unit
@@ -87,15 +87,17 @@ def test_a_bad_deploy_moves_the_version_and_only_a_rollback_ends_it() -> None:
     state = ShopState()
     state.inject("checkout", "bad-deploy", 60, NOON)
     assert state.services["checkout"].version == "1.5.0"
-    assert state.effect("checkout", NOON + 1).error_rate >= 0.3
+    # The new version takes traffic after its rollout: the change comes before the failures.
+    assert state.effect("checkout", NOON + ROLLOUT_S - 1).error_rate == 0.0
+    assert state.effect("checkout", NOON + ROLLOUT_S).error_rate >= 0.3
     # The fault's time running out or a restart do not undo a deployment.
     assert state.effect("checkout", NOON + 120).error_rate >= 0.3
     state.restart("checkout")
-    assert state.effect("checkout", NOON + 1).error_rate >= 0.3
+    assert state.effect("checkout", NOON + 20).error_rate >= 0.3
     state.rollback("checkout")
     assert state.services["checkout"].version == "1.4.0"
-    assert state.effect("checkout", NOON + 1).error_rate < 0.05
-    assert state.to_json(NOON + 1)["faults"] == []
+    assert state.effect("checkout", NOON + 20).error_rate < 0.05
+    assert state.to_json(NOON + 20)["faults"] == []
 
 
 def test_faults_end_on_their_own_and_clear_ends_them_early() -> None:
