@@ -386,7 +386,7 @@ class DemoSession:
         if self.options.results is not None:
             write_results(self.options.results, run, f"{os.cpu_count()} cores")
         self.say("")
-        self.say(render_table([r for r in self.runs if "outcome" in r.seconds]))
+        self.say(render_table([r for r in self.runs if "outcome" in r.seconds or r is run]))
         self.say("")
 
     # ---------------------------------------------------------------- scripted
