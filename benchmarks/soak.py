@@ -344,6 +344,10 @@ async def sample_loop(
         samples.append(sample)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), every_s)
+    # One more at the end: the state the load left, and whether the platform is still up to see it.
+    sample = await asyncio.to_thread(sample_once, platform, root, t0)
+    sample["samples_acknowledged"] = stats.samples_acknowledged
+    samples.append(sample)
 
 
 # -- verdict -------------------------------------------------------------------------------------------
