@@ -206,9 +206,26 @@ class ReplayingStage(ABC, Generic[P]):
 
         servers = [f"{url.host}:{url.port or 9092}" for url in self.app.conf.broker]
         tp = TopicPartition(self.source.get_topic_name(), partition)
-        stop = await read_range(servers, tp, start, stop, take, self.replay_timeout_s)
-        self.next_offset[partition] = max(self.next_offset[partition], stop)
-        log.info("replayed input", stage=self.name, partition=partition, start=start, stop=stop)
+        while True:
+            begun = self.next_offset[partition]
+            try:
+                reached = await read_range(servers, tp, max(start, begun), stop, take, self.replay_timeout_s)
+            except TimeoutError:
+                # The timeout guards against a read that is stuck, not one that is slow: a worker behind a busy
+                # input (a rebalance under sustained load) goes on from where it got to while it still moves.
+                if self.next_offset[partition] <= begun:
+                    raise
+                log.warning(
+                    "re-read slower than its timeout; going on",
+                    stage=self.name,
+                    partition=partition,
+                    reached=self.next_offset[partition],
+                    stop=stop,
+                )
+                continue
+            break
+        self.next_offset[partition] = max(self.next_offset[partition], reached)
+        log.info("replayed input", stage=self.name, partition=partition, start=start, stop=reached)
 
     async def _apply(self, partition: int, state: P, value: bytes | None, offset: int) -> None:
         await self.take(partition, state, value, offset)
