@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DATASETS ?= ../shared/datasets
 
-.PHONY: install run test lint typecheck unit protos bench bench-ingest bench-stream bench-nab bench-detect bench-latency bench-correlate bench-rca bench-gateway clean
+.PHONY: install run test lint typecheck unit protos bench bench-ingest bench-stream bench-nab bench-detect bench-latency bench-correlate bench-rca bench-gateway bench-soak clean
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -77,6 +77,10 @@ demo: $(STAMP)
 
 bench-demo: $(STAMP)
 	$(BIN)/aiops demo run --fault $(DEMO_FAULT) --approve --timeout 300
+
+# The whole platform at the benchmarked sustainable rate for 10 minutes; SOAK_FLAGS="--minutes 3" on a busy machine.
+bench-soak: $(STAMP)
+	$(BIN)/python -m benchmarks.soak $(SOAK_FLAGS)
 
 clean:
 	rm -rf $(VENV) .aiops .pytest_cache .mypy_cache .ruff_cache
