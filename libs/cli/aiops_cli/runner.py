@@ -17,11 +17,21 @@ from aiops_common.faust_app import create_app
 from aiops_common.observability import configure_logging
 from aiops_common.run_state import RunState
 from aiops_common.service import Endpoint, ServiceStartError, discover_services
+from aiops_common.settings import CommonSettings
 from aiops_common.worker_http import WorkerHttp
 
 from aiops_cli.settings import PlatformSettings
 
 __all__ = ["run_services"]
+
+
+def _local_ingestion(settings: CommonSettings, ingestion_url: str | None) -> CommonSettings:
+    """In one process with ingestion, a service that forwards to ingestion (the gateway's ingestion routes) does so
+    to this ingestion, wherever ``AIOPS_INGEST_HTTP_PORT`` put it, unless its own setting says otherwise."""
+    field = "gateway_ingest_url"
+    if ingestion_url is None or field not in type(settings).model_fields or field in settings.model_fields_set:
+        return settings
+    return settings.model_copy(update={field: ingestion_url})
 
 
 def run_services(names: Sequence[str], settings: PlatformSettings, embedded: bool, app_name: str) -> None:
@@ -50,6 +60,7 @@ def run_services(names: Sequence[str], settings: PlatformSettings, embedded: boo
             # The agents learn the broker from their settings (publishers, readers of a topic's history): the
             # embedded one's address is known only now.
             svc_settings = spec.load_settings().model_copy(update={"broker_url": broker_url})
+            svc_settings = _local_ingestion(svc_settings, urls.get(Endpoint.TELEMETRY_HTTP))
             spec.install_agents(app, svc_settings)
             servers = spec.make_servers(svc_settings, broker_url)
             if servers is not None:
