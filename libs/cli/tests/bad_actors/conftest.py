@@ -131,9 +131,6 @@ def platform(tmp_path_factory: pytest.TempPathFactory, process_watch: ProcessWat
         "AIOPS_GATEWAY_RATE_LIMIT": "100000/minute",
         "AIOPS_GATEWAY_ANONYMOUS_RATE_LIMIT": "100000/minute",
         "AIOPS_CORRELATE_TICK_S": "1",
-        # `aiops up` leaves the gateway forwarding its ingestion routes to the default port (4318) whatever
-        # AIOPS_INGEST_HTTP_PORT says (reported); named here so the gateway reaches this platform's ingestion.
-        "AIOPS_GATEWAY_INGEST_URL": f"http://127.0.0.1:{http_port}",
         "AIOPS_LOG_LEVEL": "WARNING",
     }
     env.pop("AIOPS_BROKER_URL", None)
