@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -12,10 +13,11 @@ from pathlib import Path
 from typing import Self, TypeVar
 
 import httpx
+from aiops_common.broker import free_port
 from aiops_common.process import stop_process
 from aiops_common.testing.eventually import EventuallyTimeoutError, eventually
 
-__all__ = ["STARTUP_S", "WorkerExitedError", "WorkerProcess", "worker_env"]
+__all__ = ["STARTUP_S", "PlatformProcess", "WorkerExitedError", "WorkerProcess", "worker_env"]
 
 V = TypeVar("V")
 
@@ -113,3 +115,78 @@ class WorkerProcess:
 
     def stop(self) -> None:
         stop_process(self.proc, 20)
+
+
+@dataclass
+class PlatformProcess:
+    """``aiops up`` as a real subprocess on free loopback ports, with its own data folder and log.
+
+    ``env`` is what it runs with (``AIOPS_DATA_DIR``, the ports); ``http_url`` its ingestion, ``gateway_url`` its
+    gateway. :meth:`until_ready` waits for ingestion's, the worker's and the gateway's ``/ready``.
+    """
+
+    proc: subprocess.Popen[bytes]
+    env: dict[str, str]
+    data_dir: Path
+    http_url: str
+    gateway_url: str
+    log: Path
+
+    @classmethod
+    def start(cls, data_dir: Path, log: Path, *args: str, **extra_env: str) -> Self:
+        """Start it (``args`` after ``aiops up``, ``extra_env`` over this process's environment, embedded broker)."""
+        http_port, gateway_port = free_port(), free_port()
+        env = {
+            **os.environ,
+            "AIOPS_DATA_DIR": str(data_dir),
+            "AIOPS_INGEST_HTTP_PORT": str(http_port),
+            "AIOPS_INGEST_GRPC_PORT": str(free_port()),
+            "AIOPS_GATEWAY_PORT": str(gateway_port),
+            "AIOPS_LOG_LEVEL": "WARNING",
+            **extra_env,
+        }
+        env.pop("AIOPS_BROKER_URL", None)
+        with log.open("wb") as out:
+            proc = subprocess.Popen([sys.executable, "-m", "aiops_cli", "up", *args], env=env, stdout=out, stderr=out)
+        folder = Path(env["AIOPS_DATA_DIR"])  # extra_env may name another
+        return cls(proc, env, folder, f"http://127.0.0.1:{http_port}", f"http://127.0.0.1:{gateway_port}", log)
+
+    def tail(self) -> str:
+        return self.log.read_text(errors="replace")[-3000:]
+
+    async def _answers_200(self, url: str) -> bool:
+        if self.proc.poll() is not None:  # not an AssertionError: the wait ends at once
+            raise WorkerExitedError(f"aiops up exited with {self.proc.returncode}: {self.tail()}")
+        try:
+            async with httpx.AsyncClient(timeout=5.0) as client:
+                return (await client.get(url)).status_code == 200
+        except httpx.HTTPError:
+            return False  # not listening yet
+
+    async def until_ready(self, timeout_s: float = STARTUP_S, gateway: bool = False) -> None:
+        """Ingestion answers and the workers hold their partitions (and the gateway, with ``gateway``): a test's
+        budgets then measure the work, not the start."""
+
+        async def ready() -> bool:
+            if not await self._answers_200(self.http_url + "/ready"):
+                return False
+            state = json.loads((self.data_dir / "state.json").read_text())  # written before ingestion starts
+            if not await self._answers_200(state["probe_url"] + "/ready"):
+                return False
+            return not gateway or await self._answers_200(self.gateway_url + "/ready")
+
+        what = "aiops up's ingestion, worker" + (" and gateway" if gateway else "") + " /ready"
+        try:
+            await eventually(ready, timeout=timeout_s, what=what)
+        except EventuallyTimeoutError as exc:
+            raise EventuallyTimeoutError(f"{exc}\n{self.tail()}") from None
+
+    def stop(self) -> None:
+        """SIGTERM: servers, agents and the embedded broker stop (a SIGKILL would orphan the broker)."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()

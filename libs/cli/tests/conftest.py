@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiops_common.broker import bootstrap_servers, free_port
+from aiops_cli.testing import PlatformProcess, WorkerExitedError
+from aiops_common.broker import bootstrap_servers
 from aiops_common.testing.eventually import EventuallyTimeoutError, eventually, scaled
 from aiops_common.topics import TopicSpec
 
@@ -26,13 +24,7 @@ def aiops(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.Co
     )
 
 
-@dataclass
-class Platform:
-    proc: subprocess.Popen[bytes]
-    env: dict[str, str]
-    http_url: str
-    log: Path
-
+Platform = PlatformProcess
 
 StartPlatform = Callable[..., Platform]
 
@@ -72,55 +64,17 @@ def start_platform(tmp_path: Path) -> Iterator[StartPlatform]:
     started: list[Platform] = []
 
     def start(*args: str, **extra_env: str) -> Platform:
-        http_port = free_port()
-        env = {
-            **os.environ,
-            "AIOPS_DATA_DIR": str(tmp_path / "data"),
-            "AIOPS_INGEST_HTTP_PORT": str(http_port),
-            "AIOPS_INGEST_GRPC_PORT": str(free_port()),
-            "AIOPS_GATEWAY_PORT": str(free_port()),
-            "AIOPS_LOG_LEVEL": "WARNING",
-            **extra_env,
-        }
-        env.pop("AIOPS_BROKER_URL", None)
-        log = tmp_path / "up.log"
-        with log.open("wb") as out:
-            proc = subprocess.Popen([sys.executable, "-m", "aiops_cli", "up", *args], env=env, stdout=out, stderr=out)
-        platform = Platform(proc, env, f"http://127.0.0.1:{http_port}", log)
+        platform = PlatformProcess.start(tmp_path / "data", tmp_path / "up.log", *args, **extra_env)
         started.append(platform)
-
-        async def answers_200(url: str) -> bool:
-            if proc.poll() is not None:  # not an AssertionError: the wait ends at once
-                raise RuntimeError(f"aiops up exited with {proc.returncode}: " + log.read_text()[-3000:])
-            try:
-                async with httpx.AsyncClient(timeout=5.0) as client:
-                    return (await client.get(url)).status_code == 200
-            except httpx.HTTPError:
-                return False  # not listening yet
-
-        async def ready() -> bool:
-            # Ingestion answers, and the workers hold their partitions: a test's budgets measure the work.
-            if not await answers_200(platform.http_url + "/ready"):
-                return False
-            state = json.loads((Path(env["AIOPS_DATA_DIR"]) / "state.json").read_text())  # written before ingestion
-            return await answers_200(state["probe_url"] + "/ready")
-
         try:
-            asyncio.run(eventually(ready, timeout=120, what="aiops up's ingestion /ready and worker /ready"))
-        except EventuallyTimeoutError as exc:
-            pytest.fail(f"{exc}\n" + log.read_text()[-3000:])
+            asyncio.run(platform.until_ready())
+        except (EventuallyTimeoutError, WorkerExitedError) as exc:
+            pytest.fail(str(exc))
         return platform
 
     yield start
     for platform in started:
-        if platform.proc.poll() is None:
-            # SIGTERM stops servers, agents and the embedded broker (its own session: a SIGKILL here would orphan it).
-            platform.proc.terminate()
-            try:
-                platform.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                platform.proc.kill()
-                platform.proc.wait()
+        platform.stop()
 
 
 @pytest.fixture

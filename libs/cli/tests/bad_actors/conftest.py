@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import subprocess
 import sys
@@ -15,8 +14,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from aiops_common.broker import free_port
-from aiops_common.testing.eventually import EventuallyTimeoutError, eventually, scaled
+from aiops_cli.testing import PlatformProcess, WorkerExitedError
+from aiops_common.testing.eventually import EventuallyTimeoutError, scaled
 from google.rpc.status_pb2 import Status
 
 ROLES = ("viewer", "operator", "approver", "admin")
@@ -54,13 +53,24 @@ CANARY_FILES = [Path(f"{CANARY}-{s}") for s in ("subst", "tick", "semi", "pipe",
 class Platform:
     """``aiops up`` on free loopback ports, its data folder and an API key per role."""
 
-    proc: subprocess.Popen[bytes]
-    env: dict[str, str]
-    data_dir: Path
-    http_url: str
-    gateway_url: str
-    log: Path
+    process: PlatformProcess
     keys: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def env(self) -> dict[str, str]:
+        return self.process.env
+
+    @property
+    def data_dir(self) -> Path:
+        return self.process.data_dir
+
+    @property
+    def http_url(self) -> str:
+        return self.process.http_url
+
+    @property
+    def gateway_url(self) -> str:
+        return self.process.gateway_url
 
     def client(self, role: str | None, base_url: str | None = None) -> httpx.Client:
         headers = {} if role is None else {"Authorization": f"Bearer {self.keys[role]}"}
@@ -120,60 +130,27 @@ def process_watch() -> Iterator[ProcessWatch]:
 def platform(tmp_path_factory: pytest.TempPathFactory, process_watch: ProcessWatch) -> Iterator[Platform]:
     """The whole platform, shared by the folder's tests: starting it costs most of their time."""
     tmp = tmp_path_factory.mktemp("bad-actors")
-    http_port, gateway_port = free_port(), free_port()
-    data_dir = tmp / "data"
-    env = {
-        **os.environ,
-        "AIOPS_DATA_DIR": str(data_dir),
-        "AIOPS_INGEST_HTTP_PORT": str(http_port),
-        "AIOPS_INGEST_GRPC_PORT": str(free_port()),
-        "AIOPS_GATEWAY_PORT": str(gateway_port),
-        "AIOPS_GATEWAY_RATE_LIMIT": "100000/minute",
-        "AIOPS_GATEWAY_ANONYMOUS_RATE_LIMIT": "100000/minute",
-        "AIOPS_CORRELATE_TICK_S": "1",
-        "AIOPS_LOG_LEVEL": "WARNING",
-    }
-    env.pop("AIOPS_BROKER_URL", None)
-    log = tmp / "up.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "aiops_cli", "up", "--no-host-metrics"], env=env, stdout=out, stderr=out
-        )
-    running = Platform(proc, env, data_dir, f"http://127.0.0.1:{http_port}", f"http://127.0.0.1:{gateway_port}", log)
-
-    async def answers_200(url: str) -> bool:
-        if proc.poll() is not None:
-            raise RuntimeError(f"aiops up exited with {proc.returncode}: " + log.read_text()[-3000:])
-        try:
-            async with httpx.AsyncClient(timeout=5.0) as client:
-                return (await client.get(url)).status_code == 200
-        except httpx.HTTPError:
-            return False  # not listening yet
-
-    async def ready() -> bool:
-        if not await answers_200(running.http_url + "/ready"):
-            return False
-        state = json.loads((data_dir / "state.json").read_text())
-        return await answers_200(state["probe_url"] + "/ready") and await answers_200(running.gateway_url + "/ready")
-
+    process = PlatformProcess.start(
+        tmp / "data",
+        tmp / "up.log",
+        "--no-host-metrics",
+        AIOPS_GATEWAY_RATE_LIMIT="100000/minute",
+        AIOPS_GATEWAY_ANONYMOUS_RATE_LIMIT="100000/minute",
+        AIOPS_CORRELATE_TICK_S="1",
+    )
+    running = Platform(process)
     try:
         try:
-            asyncio.run(eventually(ready, timeout=120, what="aiops up's ingestion, worker and gateway /ready"))
-        except EventuallyTimeoutError as exc:
-            pytest.fail(f"{exc}\n" + log.read_text()[-3000:])
+            asyncio.run(process.until_ready(gateway=True))
+        except (EventuallyTimeoutError, WorkerExitedError) as exc:
+            pytest.fail(str(exc))
         for role in ROLES:
-            made = aiops("keys", "create", f"bad-actors-{role}", "--role", role, env=env)
+            made = aiops("keys", "create", f"bad-actors-{role}", "--role", role, env=process.env)
             assert made.returncode == 0, made.stderr
             running.keys[role] = made.stdout.strip()
         yield running
     finally:
-        if proc.poll() is None:
-            proc.terminate()  # SIGTERM stops agents, servers and the embedded broker
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        process.stop()
 
 
 def assert_refused_clearly(response: httpx.Response, what: str) -> None:
