@@ -24,7 +24,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -35,7 +34,9 @@ from typing import Any
 import cramjam
 import httpx
 import psutil
+from aiops_cli.testing import PlatformProcess
 from aiops_common.broker import free_port
+from aiops_common.process import stop_process
 from aiops_common.prompb.remote_pb2 import WriteRequest
 from aiops_common.prompb.types_pb2 import Label
 
@@ -101,50 +102,25 @@ class Platform:
 
 
 def start_platform(workdir: Path) -> Platform:
-    http_port = free_port()
-    data = workdir / "data"
-    env = {
-        **os.environ,
-        "AIOPS_DATA_DIR": str(data),
-        "AIOPS_INGEST_HTTP_PORT": str(http_port),
-        "AIOPS_INGEST_GRPC_PORT": str(free_port()),
-        "AIOPS_BROKER_PORT": str(free_port()),
-        "AIOPS_GATEWAY_PORT": str(free_port()),
-        "AIOPS_LOG_LEVEL": "INFO",
-    }
-    env.pop("AIOPS_BROKER_URL", None)
-    log = workdir / "up.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "aiops_cli", "up", "--no-host-metrics"], env=env, stdout=out, stderr=out
-        )
-    url = f"http://127.0.0.1:{http_port}"
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError("aiops up exited: " + log.read_text()[-3000:])
-        try:
-            state = json.loads((data / "state.json").read_text())
-            if (
-                httpx.get(url + "/ready", timeout=2).status_code == 200
-                and httpx.get(state["probe_url"] + "/ready", timeout=2).status_code == 200
-            ):
-                return Platform(proc, url, state["probe_url"], log, state.get("topic_prefix", ""))
-        except (OSError, ValueError, KeyError, httpx.HTTPError):
-            pass  # not written or not listening yet
-        time.sleep(0.5)
-    stop_platform(proc)
-    raise TimeoutError("aiops up did not become ready: " + log.read_text()[-3000:])
+    """``aiops up`` on free loopback ports in ``workdir``, its ingestion and workers ready."""
+    up = PlatformProcess.start(
+        workdir / "data",
+        workdir / "up.log",
+        "--no-host-metrics",
+        AIOPS_BROKER_PORT=str(free_port()),
+        AIOPS_LOG_LEVEL="INFO",
+    )
+    try:
+        asyncio.run(up.until_ready(timeout_s=180))
+    except BaseException:
+        up.stop()
+        raise
+    state = json.loads((up.data_dir / "state.json").read_text())
+    return Platform(up.proc, up.http_url, state["probe_url"], up.log, state.get("topic_prefix", ""))
 
 
 def stop_platform(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()  # SIGTERM stops the agents and the embedded broker (its own session)
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    stop_process(proc, 60)  # SIGTERM stops the agents and the embedded broker (its own session)
 
 
 # -- load ----------------------------------------------------------------------------------------------
