@@ -8,7 +8,7 @@ from typing import Any
 
 import structlog
 from aiops_common.audit import AuditLog
-from aiops_common.documents import DocumentFilter, DocumentStore
+from aiops_common.documents import DocumentFilter, DocumentStore, VersionConflictError
 from aiops_common.schemas import ExecutionRecord, ExecutionStatus, execution_document
 from prometheus_client import Counter
 
@@ -45,8 +45,6 @@ class ExecutionBook:
 
     async def create(self, record: ExecutionRecord) -> int | None:
         """Write a new execution; None when one with its id exists already (a replay, another worker)."""
-        from aiops_common.documents import VersionConflictError
-
         try:
             version = await self.documents.upsert(COLLECTION, record.id, execution_document(record), expected_version=0)
         except VersionConflictError:

@@ -138,10 +138,6 @@ async def dry_runs(executors: Executors, steps: Sequence[Step]) -> list[StepReco
     return records
 
 
-def _parameters(resolved: ResolvedRunbook) -> dict[str, Any]:
-    return dict(resolved.parameters)
-
-
 async def propose(
     proposal: Proposal,
     *,
@@ -196,7 +192,7 @@ async def propose(
     return ExecutionRecord(
         **base,
         services=radius.services,
-        parameters=_parameters(resolved),
+        parameters=dict(resolved.parameters),
         parameter_sources=dict(resolved.sources),
         blast_radius=radius,
         required_approvals=need.approvals,
