@@ -83,7 +83,9 @@ def _publish(settings: ActionSettings, record: ApprovalRecord) -> None:
 
 
 def _decide(execution_id: str, decision: str, comment: str, by: str | None) -> None:
-    from aiops_common.schemas import ApprovalDecision, ApprovalRecord, ExecutionStatus
+    from aiops_common.schemas import ApprovalDecision, ApprovalRecord
+
+    from aiops_action.policy import DecisionError, apply_decision
 
     who = (by if by is not None else getpass.getuser()).strip()
     if not who or len(who) > 200:
@@ -93,15 +95,6 @@ def _decide(execution_id: str, decision: str, comment: str, by: str | None) -> N
     settings = _settings()
     record = _execution(settings, execution_id)
     now = datetime.now(UTC)
-    # the same checks the worker's policy makes, so that a decision it would ignore is refused here, with a reason
-    if record.status is not ExecutionStatus.PENDING_APPROVAL:
-        raise _fail(f"execution {execution_id} is {record.status.value}, not waiting for approval")
-    if record.expires_at is not None and record.expires_at <= now:
-        raise _fail(f"execution {execution_id} expired at {record.expires_at.isoformat()} without its approvals")
-    if decision == "approve" and who == record.requested_by:
-        raise _fail(f"{who} requested execution {execution_id} and cannot approve it (another person must)")
-    if decision == "approve" and who in record.approvers():
-        raise _fail(f"{who} already approved execution {execution_id}; it needs another person")
     approval = ApprovalRecord(
         decision=ApprovalDecision(decision),
         execution_id=record.id,
@@ -113,6 +106,11 @@ def _decide(execution_id: str, decision: str, comment: str, by: str | None) -> N
         at=now,
         comment=comment,
     )
+    # the worker's own policy, so that a decision it would refuse is refused here, with its reason
+    try:
+        apply_decision(record, approval, now)
+    except DecisionError as exc:
+        raise _fail(str(exc)) from None
     _publish(settings, approval)
     if decision == "approve":
         have = len(record.approvers()) + 1
