@@ -1,9 +1,11 @@
 """What the matcher and the orchestrator do with what they take: an RCA result becomes a proposed execution of
-the runbook that fits its best cause; a person's request becomes one too; an approval or rejection moves one on.
+the runbook that fits its best cause (a newer ranking that fits another runbook or target supersedes the matcher's
+proposal still waiting for approval, ``reranking.py``); a person's request becomes one too; an approval or rejection
+moves one on.
 
 Restart-safe by construction: an execution's id is its incident, runbook and attempt, and it is created only if
-that id is new, so a result or a request taken again proposes nothing twice; a decision is applied to the version
-read, and one taken again is refused by the policy (already approved, not pending any more).
+that id is new, so a result or a request taken again proposes nothing twice; a decision or a supersession is
+applied to the version read, and one taken again is refused by the rules (already approved, not pending any more).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import structlog
+from aiops_common.approvals import DecisionError, apply_decision, supersede
 from aiops_common.documents import DocumentStore, VersionConflictError
 from aiops_common.schemas import (
     ApprovalDecision,
@@ -32,8 +35,9 @@ from prometheus_client import Counter
 from aiops_action.executions import ExecutionBook
 from aiops_action.executors import Executors
 from aiops_action.outputs import ACTOR
-from aiops_action.policy import ApprovalPolicy, DecisionError, apply_decision, trust_of
+from aiops_action.policy import ApprovalPolicy, trust_of
 from aiops_action.proposals import Proposal, propose
+from aiops_action.reranking import Hold, follow_ranking
 from aiops_action.runbooks.matching import match_cause, match_runbooks
 from aiops_action.runbooks.model import Runbook
 from aiops_action.settings import ActionSettings
@@ -123,9 +127,9 @@ class ActionEngine:
 
     # -- proposing ----------------------------------------------------------------------------------------------
 
-    async def _propose(self, proposal: Proposal) -> ExecutionRecord | Refusal:
+    async def _build(self, proposal: Proposal) -> ExecutionRecord:
         history = await self.book.history(proposal.runbook.id, proposal.cause.service)
-        record = await propose(
+        return await propose(
             proposal,
             policy=self.policy,
             executors=self.executors,
@@ -134,6 +138,11 @@ class ActionEngine:
             hops=self.settings.action_blast_hops,
             now=self.clock(),
         )
+
+    async def _propose(self, proposal: Proposal) -> ExecutionRecord | Refusal:
+        return await self._record(await self._build(proposal))
+
+    async def _record(self, record: ExecutionRecord) -> ExecutionRecord | Refusal:
         if await self.book.create(record) is None:
             NOT_PROPOSED.labels("proposed_already").inc()
             return Refusal("proposed_already", f"execution {record.id} exists already")
@@ -150,6 +159,7 @@ class ActionEngine:
                 "blast_radius": record.blast_radius.model_dump(mode="json"),
                 "required_approvals": record.required_approvals,
                 "note": record.note,
+                **({"replaces": record.replaces} if record.replaces else {}),
             },
             by=record.requested_by,
         )
@@ -167,6 +177,38 @@ class ActionEngine:
             await self.book.audit(record, "execution.approved", record.policy, by="policy")
         return record
 
+    async def _supersede(self, old: ExecutionRecord, new: ExecutionRecord, result: RcaResult) -> bool:
+        """End the matcher's waiting proposal ``old`` in favour of ``new``; False when it moved on meanwhile (a
+        decision, expiry, another worker): the caller decides again on what is there now."""
+        found = await self.book.get(old.id)
+        if found is None or found[0].status is not ExecutionStatus.PENDING_APPROVAL:
+            return False
+        record, version = found
+        top = result.causes[0].service if result.causes else "?"
+        reason = (
+            f"superseded by the newer ranking ({result.id}, revision {result.incident_revision}, {top} first):"
+            f" {new.runbook_id} on {new.cause_service} proposed instead as {new.id}"
+        )
+        updated = supersede(record, reason, self.clock(), by=ACTOR, replaced_by=new.id)
+        try:
+            await self.book.save(updated, version)
+        except VersionConflictError:
+            return False
+        PROPOSALS.labels(ExecutionStatus.SUPERSEDED.value).inc()
+        await self.book.audit(
+            updated,
+            "execution.superseded",
+            updated.history[-1].note,
+            {
+                "superseded_by": new.id,
+                "rca_id": result.id,
+                "rca_revision": result.incident_revision,
+                "approvals_dropped": record.approvers(),
+            },
+            by=ACTOR,
+        )
+        return True
+
     async def on_rca(self, result: RcaResult) -> ExecutionRecord | Refusal:
         """Propose the runbook that fits the best-ranked cause it can, once per incident and runbook."""
         if result.status is RcaStatus.NO_ANOMALY or not result.causes:
@@ -180,14 +222,44 @@ class ActionEngine:
         if not matches:
             return self._not("no_runbook", f"no runbook fits the top causes of {incident.id}")
         best = matches[0]
-        existing = await self.book.of_incident(incident.id)
-        if any(not e.status.terminal for e in existing):
-            return self._not("execution_active", f"incident {incident.id} has an execution going already")
-        if any(e.runbook_id == best.runbook.id for e in existing):
-            return self._not("proposed_already", f"{best.runbook.id} was proposed for {incident.id} already")
-        return await self._propose(
-            Proposal(best.runbook, best.cause, best.rank, incident, attempt=1, requested_by=ACTOR)
-        )
+        for _ in range(10):
+            existing = await self.book.of_incident(incident.id)
+            verdict = follow_ranking(
+                existing, incident.id, best.runbook.id, best.cause.service, result.incident_revision, matcher=ACTOR
+            )
+            if isinstance(verdict, Hold):
+                return self._not(verdict.reason, verdict.message)
+            replaced = verdict.supersedes
+            note = ""
+            if replaced:
+                names = ", ".join(f"{e.id} ({e.runbook_id} on {e.cause_service})" for e in replaced)
+                note = (
+                    f"proposed instead of {names}: the newer ranking (revision {result.incident_revision})"
+                    " moved the cause"
+                )
+            record = await self._build(
+                Proposal(
+                    best.runbook,
+                    best.cause,
+                    best.rank,
+                    incident,
+                    attempt=verdict.attempt,
+                    requested_by=ACTOR,
+                    note=note,
+                    rca_id=result.id,
+                    rca_revision=result.incident_revision,
+                    replaces=replaced[0].id if replaced else "",
+                )
+            )
+            if record.status is ExecutionStatus.REFUSED and replaced:
+                # the newer cause's runbook cannot run here: the waiting proposal stays, the refusal is recorded
+                record = record.model_copy(update={"note": "", "replaces": ""})
+            else:
+                superseded = [await self._supersede(old, record, result) for old in replaced]
+                if not all(superseded):
+                    continue  # one moved on meanwhile: decide again on what is there now
+            return await self._record(record)
+        return self._not("busy", f"the executions of incident {incident.id} kept changing; nothing proposed")
 
     def _not(self, reason: str, message: str) -> Refusal:
         NOT_PROPOSED.labels(reason).inc()

@@ -1,5 +1,6 @@
-"""The approval policy: how many people an execution needs, whether the policy approves it by itself, and how a
-person's decision changes it. Pure: the records and the clock come in, the changed record goes out."""
+"""The approval policy: the blast radius, how many people an execution needs and whether the policy approves it by
+itself (progressive automation included). Pure. What a person's decision does to an execution is in
+``aiops_common.approvals``, shared with the gateway and the CLI."""
 
 from __future__ import annotations
 
@@ -7,36 +8,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from aiops_common.schemas import (
-    ApprovalDecision,
-    ApprovalRecord,
-    BlastRadius,
-    Decision,
-    ExecutionRecord,
-    ExecutionStatus,
-    Transition,
-)
+from aiops_common.schemas import BlastRadius, ExecutionRecord, ExecutionStatus
 
 from aiops_action.settings import ActionSettings
 
-__all__ = [
-    "ApprovalPolicy",
-    "DecisionError",
-    "Requirement",
-    "Trust",
-    "apply_decision",
-    "expire",
-    "transition",
-    "trust_of",
-]
-
-
-class DecisionError(ValueError):
-    """A decision the policy refuses; ``status`` is the HTTP status that fits (403, 404, 409)."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
+__all__ = ["ApprovalPolicy", "Requirement", "Trust", "trust_of"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,58 +122,3 @@ class ApprovalPolicy:
 
     def expires_at(self, now: datetime) -> datetime:
         return now + timedelta(seconds=self.ttl_s)
-
-
-def transition(
-    record: ExecutionRecord, status: ExecutionStatus, by: str, note: str, now: datetime, **changes: object
-) -> ExecutionRecord:
-    """The record in ``status``, with the change in its history (and ``finished_at`` when the status ends it)."""
-    update: dict[str, object] = {
-        **changes,
-        "status": status,
-        "updated_at": now,
-        "history": [*record.history, Transition(at=now, status=status.value, by=by, note=note)],
-    }
-    if status.terminal and record.finished_at is None:
-        update["finished_at"] = now
-    return record.model_copy(update=update)
-
-
-def apply_decision(record: ExecutionRecord, decision: ApprovalRecord, now: datetime) -> ExecutionRecord:
-    """The record after a person's approval or rejection; :class:`DecisionError` when the policy refuses it."""
-    if decision.decision is ApprovalDecision.REQUEST:
-        raise DecisionError(400, "a request is not a decision on an execution")
-    if record.status is not ExecutionStatus.PENDING_APPROVAL:
-        raise DecisionError(409, f"execution {record.id} is {record.status.value}, not waiting for approval")
-    if record.expires_at is not None and now >= record.expires_at:
-        raise DecisionError(409, f"execution {record.id} expired at {record.expires_at.isoformat()}")
-    who = Decision(
-        by=decision.by,
-        role=decision.role,
-        decision=decision.decision.value,
-        at=decision.at,
-        comment=decision.comment,
-        via=decision.via,
-    )
-    if decision.decision is ApprovalDecision.REJECT:
-        note = f"rejected by {decision.by}" + (f": {decision.comment}" if decision.comment else "")
-        return transition(record, ExecutionStatus.REJECTED, decision.by, note, now, approvals=[*record.approvals, who])
-    if decision.by == record.requested_by:
-        raise DecisionError(403, f"{decision.by} requested execution {record.id}: a requester never approves its own")
-    if decision.by in record.approvers():
-        raise DecisionError(409, f"{decision.by} already approved execution {record.id}; another person must")
-    approvals = [*record.approvals, who]
-    given = sum(1 for d in approvals if d.decision == "approve")
-    if given < record.required_approvals:
-        return record.model_copy(update={"approvals": approvals, "updated_at": now})
-    note = f"approved by {', '.join(d.by for d in approvals if d.decision == 'approve')}"
-    return transition(record, ExecutionStatus.APPROVED, decision.by, note, now, approvals=approvals)
-
-
-def expire(record: ExecutionRecord, now: datetime) -> ExecutionRecord | None:
-    """The record expired, when it waited for approval past its time; None otherwise."""
-    if record.status is not ExecutionStatus.PENDING_APPROVAL or record.expires_at is None or now < record.expires_at:
-        return None
-    given = len(record.approvers())
-    note = f"no decision within the approval time ({given} of {record.required_approvals} approvals)"
-    return transition(record, ExecutionStatus.EXPIRED, "policy", note, now)

@@ -50,6 +50,11 @@ class Proposal:
     requested_by: str
     note: str = ""
     overrides: Mapping[str, object] | None = None
+    rca_id: str = ""
+    """The RCA result the matcher proposes it from, and that result's incident revision."""
+    rca_revision: int = 0
+    replaces: str = ""
+    """The matcher's proposal this one supersedes (a newer ranking moved the cause)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +167,9 @@ async def propose(
         "cause_service": cause.service,
         "cause_kind": cause.kind.value,
         "cause_rank": proposal.cause_rank,
+        "rca_id": proposal.rca_id,
+        "rca_revision": proposal.rca_revision,
+        "replaces": proposal.replaces,
         "requested_by": proposal.requested_by,
         "requested_at": now,
         "updated_at": now,

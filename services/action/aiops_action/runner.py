@@ -16,6 +16,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import structlog
+from aiops_common.approvals import expire, transition
 from aiops_common.documents import VersionConflictError
 from aiops_common.schemas import (
     ExecutionRecord,
@@ -32,7 +33,6 @@ from aiops_action.executions import ExecutionBook
 from aiops_action.executors import Executors
 from aiops_action.executors._protocol import Step, StepResult
 from aiops_action.outputs import Outputs
-from aiops_action.policy import expire, transition
 from aiops_action.verification import Outcome, assess
 
 __all__ = ["Runner"]

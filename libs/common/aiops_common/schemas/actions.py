@@ -58,6 +58,9 @@ class ExecutionStatus(enum.StrEnum):
     """Nobody decided within the approval TTL; escalated."""
     REFUSED = "refused"
     """The runbook could not be resolved for this incident (a parameter without a valid value): nothing ran."""
+    SUPERSEDED = "superseded"
+    """Still waiting for approval when a newer RCA ranking of its incident fitted another runbook or target: the
+    matcher proposed that one (``superseded_by``) instead; nothing ran, and approvals given do not carry over."""
 
     @property
     def terminal(self) -> bool:
@@ -191,6 +194,10 @@ class ExecutionRecord(VersionedRecord):
     cause_service: str = ""
     cause_kind: str = ""
     cause_rank: int = 0
+    rca_id: str = ""
+    """The RCA result the matcher proposed it from (empty for a person's request)."""
+    rca_revision: int = 0
+    """That result's incident revision: a ranking of the same or an older revision never supersedes it."""
     services: list[str] = Field(default_factory=list)
     """The blast radius's services (indexed: an incident page finds the executions that touch its services)."""
     parameters: dict[str, ParamValue] = Field(default_factory=dict)
@@ -204,6 +211,10 @@ class ExecutionRecord(VersionedRecord):
     requested_at: datetime
     expires_at: datetime | None = None
     note: str = ""
+    replaces: str = ""
+    """The execution this one superseded (a newer ranking moved the cause), if any."""
+    superseded_by: str = ""
+    """The execution proposed instead of this one, when it is ``superseded``."""
     approvals: list[Decision] = Field(default_factory=list)
     status: ExecutionStatus
     steps: list[StepRecord] = Field(default_factory=list)

@@ -70,8 +70,10 @@ _RESULTS: dict[ExecutionStatus, str] = {
     ExecutionStatus.INTERRUPTED: "was interrupted",
     ExecutionStatus.REJECTED: "was rejected",
     ExecutionStatus.EXPIRED: "expired unapproved",
+    ExecutionStatus.SUPERSEDED: "was superseded by a newer ranking",
 }
-"""Execution outcomes that are announced, as the message says them."""
+"""Execution outcomes that are announced, as the message says them (a superseded proposal does not escalate: the
+one proposed instead asks for approval)."""
 
 _ESCALATES = frozenset(
     {
@@ -144,6 +146,8 @@ def _result_text(record: ExecutionRecord) -> str:
     parts.extend(f"Rollback {s.name} {s.state.value}: {s.summary}" for s in ran[:5])
     if record.status is ExecutionStatus.REJECTED:
         parts.extend(f"Rejected by {d.by}: {d.comment}" for d in record.approvals if d.decision == "reject")
+    if record.status is ExecutionStatus.SUPERSEDED and record.history:
+        parts.append(f"{record.history[-1].note[:1].upper()}{record.history[-1].note[1:]}")
     return "\n".join(parts)
 
 

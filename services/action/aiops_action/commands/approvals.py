@@ -83,9 +83,8 @@ def _publish(settings: ActionSettings, record: ApprovalRecord) -> None:
 
 
 def _decide(execution_id: str, decision: str, comment: str, by: str | None) -> None:
+    from aiops_common.approvals import DecisionError, approvals_needed, check_decision
     from aiops_common.schemas import ApprovalDecision, ApprovalRecord
-
-    from aiops_action.policy import DecisionError, apply_decision
 
     who = (by if by is not None else getpass.getuser()).strip()
     if not who or len(who) > 200:
@@ -106,15 +105,15 @@ def _decide(execution_id: str, decision: str, comment: str, by: str | None) -> N
         at=now,
         comment=comment,
     )
-    # the worker's own policy, so that a decision it would refuse is refused here, with its reason
+    # the rules the worker applies, so that a decision it would refuse is refused here, with its reason
     try:
-        apply_decision(record, approval, now)
+        check_decision(record, who, approval.decision, now)
     except DecisionError as exc:
         raise _fail(str(exc)) from None
     _publish(settings, approval)
     if decision == "approve":
         have = len(record.approvers()) + 1
-        more = max(record.required_approvals - have, 0)
+        more = approvals_needed(record, approving=True)
         after = f"; it needs {more} more" if more else "; the worker runs it once its policy agrees"
         typer.echo(f"{record.id}: approved by {who} ({have} of {record.required_approvals}){after}")
     else:

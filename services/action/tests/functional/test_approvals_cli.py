@@ -162,7 +162,7 @@ def test_approve_and_reject_pass_the_checks_and_reach_the_approvals_topic(
     ("args", "code", "message"),
     [
         (("approve", "exe-nope", "--by", "alice"), 1, "no execution 'exe-nope'"),
-        (("approve", execution(2, ExecutionStatus.RUNNING).id, "--by", "alice"), 1, "is running, not waiting"),
+        (("approve", execution(2, ExecutionStatus.RUNNING).id, "--by", "alice"), 1, "is running, not pending_approval"),
         (("reject", execution(5, ExecutionStatus.ROLLED_BACK).id, "--comment", "x"), 1, "is rolled_back, not"),
         (("approve", execution(3).id, "--by", "alice"), 1, "expired at"),
         (("approve", execution(1).id, "--by", "carol"), 1, "carol requested execution"),

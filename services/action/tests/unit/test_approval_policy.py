@@ -6,7 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from aiops_action.policy import ApprovalPolicy, DecisionError, Trust, apply_decision, expire, trust_of
+from aiops_action.policy import ApprovalPolicy, Trust, trust_of
+from aiops_common.approvals import DecisionError, apply_decision, expire
 from aiops_common.schemas import ApprovalDecision, ApprovalRecord, ExecutionRecord, ExecutionStatus
 
 pytestmark = pytest.mark.unit
@@ -116,7 +117,7 @@ def test_two_distinct_approvers_neither_the_requester() -> None:
     done = apply_decision(once, _decision("bob"), NOW)
     assert done.status is ExecutionStatus.APPROVED and done.approvers() == ["alice", "bob"]
     assert done.history[-1].note == "approved by alice, bob"
-    with pytest.raises(DecisionError, match="not waiting for approval"):
+    with pytest.raises(DecisionError, match="not pending_approval"):
         apply_decision(done, _decision("carol"), NOW)
 
 

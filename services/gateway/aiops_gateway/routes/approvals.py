@@ -1,8 +1,8 @@
 """``/api/v1/approvals``: executions waiting for a decision, and approvers' decisions on them.
 
 The gateway refuses early what it can see is refused (not pending, expired, the requester's own request, a second
-approval by the same person); a decision it accepts is published to ``approvals`` and applied by the action
-service, which remains the authority on the policy.
+approval by the same person), by the rules the action service applies (``aiops_common.approvals``); a decision it
+accepts is published to ``approvals`` and applied by the action service, which remains the authority on the policy.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
+from aiops_common.approvals import DecisionError, approvals_needed, check_decision
 from aiops_common.broker.publisher import Message
 from aiops_common.schemas import ApprovalDecision, ApprovalRecord, ExecutionStatus
 from aiops_common.topics import Topics
@@ -28,13 +29,7 @@ from aiops_gateway.routes.executions import (
     execution_page,
     stored_execution,
 )
-from aiops_gateway.views.executions import (
-    DecisionAccepted,
-    DecisionRequest,
-    ExecutionList,
-    approvals_needed,
-    decision_conflict,
-)
+from aiops_gateway.views.executions import DecisionAccepted, DecisionRequest, ExecutionList
 
 __all__ = ["router"]
 
@@ -76,9 +71,10 @@ async def _decide(
     approving = decision is ApprovalDecision.APPROVE
     record = await stored_execution(gw, execution_id)
     now = datetime.now(UTC)
-    conflict = decision_conflict(record, principal.name, approving, now)
-    if conflict is not None:
-        raise ApiError(*conflict)
+    try:
+        check_decision(record, principal.name, decision, now)
+    except DecisionError as exc:
+        raise ApiError(exc.status, str(exc)) from None
     comment = body.comment.strip()
     if not approving and not comment:
         raise ApiError(400, "a rejection needs a comment: say why, for the requester and the audit log")

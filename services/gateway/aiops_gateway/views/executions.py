@@ -1,5 +1,5 @@
-"""Runbooks, executions and decisions as the API shows them: request and response bodies, and the checks of a
-decision against a stored execution (no I/O here)."""
+"""Runbooks, executions and decisions as the API shows them: request and response bodies (no I/O here). The rules
+a decision is checked against are ``aiops_common.approvals``, the ones the action service applies."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any, Literal
 
-from aiops_common.schemas import ExecutionRecord, ExecutionStatus
+from aiops_common.schemas import ExecutionRecord
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from aiops_gateway.views.models import MAX_NOTE
@@ -24,8 +24,6 @@ __all__ = [
     "RunbookStep",
     "RunbookVerify",
     "RunbookView",
-    "approvals_needed",
-    "decision_conflict",
     "parameter_problems",
     "readable_executions",
 ]
@@ -184,23 +182,3 @@ def parameter_problems(runbook: Mapping[str, Any], given: Mapping[str, str | int
         if not _fits(kind, value):
             problems.append(f"parameter {name}: {value!r} is not a{'n' if kind == 'integer' else ''} {kind}")
     return problems
-
-
-def approvals_needed(record: ExecutionRecord, approving: bool) -> int:
-    """Approvals still missing once this decision counts."""
-    approvers = set(record.approvers())
-    return max(0, record.required_approvals - len(approvers) - (1 if approving else 0))
-
-
-def decision_conflict(record: ExecutionRecord, who: str, approving: bool, now: datetime) -> tuple[int, str] | None:
-    """Why ``who`` may not decide on the execution now (status and message), or None when they may (as the action
-    service's policy decides: a requester may withdraw its own request by rejecting it, never approve it)."""
-    if record.status is not ExecutionStatus.PENDING_APPROVAL:
-        return 409, f"execution {record.id} is {record.status.value}, not pending_approval: nothing to decide"
-    if record.expires_at is not None and record.expires_at <= now:
-        return 409, f"execution {record.id} expired at {record.expires_at.isoformat()}; request it again"
-    if approving and who == record.requested_by:
-        return 403, f"{who} requested execution {record.id}: a requester never approves its own request"
-    if approving and who in record.approvers():
-        return 409, f"{who} already approved execution {record.id}; another approver must"
-    return None
