@@ -3,12 +3,19 @@
 The Cypher is kept to what both accept: parameters only, batched ``UNWIND ... MERGE``, times as epoch
 milliseconds (FalkorDB has no ``datetime()``), each statement committed on its own (FalkorDB does not
 roll back), indexes created without ``IF NOT EXISTS`` and an "already exists" answer ignored.
-URL: ``bolt://[user:password@]host:port[?database=name][&batch_bytes=N]``.
+URL: ``bolt://[user:password@]host:port[?database=name][&batch_bytes=N][&timeout_s=S]``.
+
+Every call is bounded: a server that is down, stopped or not answering makes it raise ``TimeoutError``
+within ``timeout_s`` (default 10 s) instead of hanging its caller, so readers degrade and writers retry.
+Within that bound a connection that cannot be opened (refused, or no answer to the handshake in
+``CONNECT_S``) is tried again: every statement here is an idempotent upsert or a read.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import itertools
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
@@ -16,7 +23,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 
 from neo4j import AsyncDriver, AsyncGraphDatabase
-from neo4j.exceptions import ClientError, DatabaseError
+from neo4j.exceptions import ClientError, DatabaseError, ServiceUnavailable, SessionExpired
 
 from aiops_common.topology import _walk
 from aiops_common.topology._protocol import (
@@ -30,13 +37,21 @@ from aiops_common.topology._protocol import (
     millis,
 )
 
-__all__ = ["BoltTopologyStore"]
+__all__ = ["CONNECT_S", "TIMEOUT_S", "BoltTopologyStore"]
 
 BATCH = 500
 """Most rows per ``UNWIND`` statement: enough to amortise a round trip, few enough for one transaction."""
 BATCH_BYTES = 3_000
 """Most (JSON-measured) bytes of rows per statement by default: FalkorDB 4.16's Bolt server crashes on a
 message over about 4 KiB. Against Neo4j raise it with ``?batch_bytes=``."""
+
+TIMEOUT_S = 10.0
+"""Longest one call may take by default (``?timeout_s=``), retries of a connection included."""
+CONNECT_S = 3.0
+"""Longest the driver waits for a connection (TCP and the Bolt handshake) before trying again. FalkorDB 4.16
+leaves the first handshake after a client's GOODBYE unanswered until that connection is dropped."""
+_RETRY_S = (0.1, 0.25, 0.5, 1.0)
+"""Waits between the tries of one call when the server cannot be reached (the last one repeated)."""
 
 _INDEXES = (
     "CREATE INDEX FOR (s:Service) ON (s.name)",
@@ -116,19 +131,48 @@ class BoltTopologyStore:
         query = parse_qs(parts.query)
         self._database = query.get("database", [None])[0]
         self._batch_bytes = int(query.get("batch_bytes", [BATCH_BYTES])[0])
-        self._driver: AsyncDriver = AsyncGraphDatabase.driver(urlunsplit((parts.scheme, netloc, "", "", "")), auth=auth)
+        self._timeout_s = float(query.get("timeout_s", [TIMEOUT_S])[0])
+        if not self._timeout_s > 0:
+            raise ValueError(f"timeout_s must be positive, not {self._timeout_s}")
+        self._where = netloc
+        connect_s = min(CONNECT_S, self._timeout_s)
+        self._driver: AsyncDriver = AsyncGraphDatabase.driver(
+            urlunsplit((parts.scheme, netloc, "", "", "")),
+            auth=auth,
+            connection_timeout=connect_s,
+            connection_acquisition_timeout=connect_s,
+        )
         self._indexed = False
 
     async def _run(self, query: str, **params: Any) -> list[dict[str, Any]]:
+        # One deadline for the whole call, the first call's index statements included.
+        deadline = asyncio.get_running_loop().time() + self._timeout_s
         if not self._indexed:
-            self._indexed = True
             for statement in _INDEXES:
                 # Raises when the index exists already (the two servers share no spelling of IF NOT EXISTS).
                 with contextlib.suppress(ClientError, DatabaseError):
-                    await self._execute(statement, {})
-        return await self._execute(query, params)
+                    await self._execute(statement, {}, deadline)
+            self._indexed = True  # only once the server answered them all
+        return await self._execute(query, params, deadline)
 
-    async def _execute(self, query: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    async def _execute(self, query: str, params: dict[str, Any], deadline: float) -> list[dict[str, Any]]:
+        loop = asyncio.get_running_loop()
+        for attempt in itertools.count():
+            try:
+                async with asyncio.timeout_at(deadline):
+                    return await self._once(query, params)
+            except TimeoutError:
+                raise TimeoutError(
+                    f"topology store {self._where} did not answer within {self._timeout_s:g} s"
+                ) from None
+            except (ServiceUnavailable, SessionExpired):
+                wait = _RETRY_S[min(attempt, len(_RETRY_S) - 1)]
+                if loop.time() + wait >= deadline:
+                    raise
+                await asyncio.sleep(wait)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _once(self, query: str, params: dict[str, Any]) -> list[dict[str, Any]]:
         async with self._driver.session(database=self._database) as session:
             result = await session.run(query, params)
             return await result.data()
