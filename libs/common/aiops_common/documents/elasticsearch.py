@@ -28,7 +28,7 @@ from aiops_common.extras import requires_extra
 with requires_extra("elasticsearch", "the Elasticsearch document store"):
     from elasticsearch import AsyncElasticsearch, BadRequestError, ConflictError, NotFoundError
 
-__all__ = ["BulkWriteError", "ElasticsearchDocumentStore", "mapping"]
+__all__ = ["BulkWriteError", "ElasticsearchDocumentStore", "connect", "mapping"]
 
 _TYPES = {
     "time": {"type": "date", "format": "epoch_millis"},
@@ -64,6 +64,25 @@ def _reason(error: Any) -> str:
     return str(error)
 
 
+def connect(url: str, store: str, default_prefix: str, **client_options: Any) -> tuple[AsyncElasticsearch, str]:
+    """The client an ``elasticsearch[s]://[user:password@]host[:port][/index-prefix]`` URL names, and the prefix of
+    its indices (``<index-prefix>-``, else ``default_prefix``); every store on Elasticsearch connects through this.
+
+    ``elasticsearchs://`` is TLS; credentials are URL-escaped; ``client_options`` go to
+    :class:`elasticsearch.AsyncElasticsearch` as they are (a test's ``node_class``, ``ca_certs``...).
+    """
+    parts = urlsplit(url)
+    if not parts.hostname:
+        raise ValueError(f"{store} URL names no host: {url!r}")
+    scheme = "https" if parts.scheme.lower() == "elasticsearchs" else "http"
+    path = parts.path.strip("/")
+    options: dict[str, Any] = dict(client_options)
+    if parts.username is not None:
+        options.setdefault("basic_auth", (unquote(parts.username), unquote(parts.password or "")))
+    client = AsyncElasticsearch(f"{scheme}://{parts.hostname}:{parts.port or 9200}", **options)
+    return client, f"{path}-" if path else default_prefix
+
+
 def mapping(schema: Collection) -> dict[str, Any]:
     """The index mapping of a collection: its indexed fields by kind; the body is kept whole but not indexed."""
     properties: dict[str, Any] = {
@@ -84,17 +103,8 @@ class ElasticsearchDocumentStore:
     """
 
     def __init__(self, url: str, **client_options: Any) -> None:
-        parts = urlsplit(url)
-        if not parts.hostname:
-            raise ValueError(f"document store URL names no host: {url!r}")
         self.url = url
-        scheme = "https" if parts.scheme.lower() == "elasticsearchs" else "http"
-        path = parts.path.strip("/")
-        self.index_prefix = f"{path}-" if path else "aiops-"
-        options: dict[str, Any] = dict(client_options)
-        if parts.username is not None:
-            options.setdefault("basic_auth", (unquote(parts.username), unquote(parts.password or "")))
-        self._client = AsyncElasticsearch(f"{scheme}://{parts.hostname}:{parts.port or 9200}", **options)
+        self._client, self.index_prefix = connect(url, "document store", "aiops-", **client_options)
         self._ready: set[str] = set()
 
     def _index_name(self, schema: Collection) -> str:
