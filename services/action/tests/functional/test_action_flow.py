@@ -2,8 +2,9 @@
 proposed execution with its blast radius and dry run -> two distinct approvals (the requester's own and a second
 one from the same person refused) -> the steps against a local Kubernetes API server -> verification against the
 SQLite TSDB -> the rollback when the series did not come back (escalated), the incident mitigated when it did;
-every step in the hash-chained audit log and every outcome on ``feedback``. Then SIGKILL mid-step: no step runs
-twice."""
+every step in the hash-chained audit log and every outcome on ``feedback``; on the same worker, a first ranking
+naming checkout, then a newer one naming payment: the waiting proposal is superseded (its approval does not carry
+over) and payment's proposed. Then SIGKILL mid-step: no step runs twice."""
 
 from __future__ import annotations
 
@@ -379,6 +380,47 @@ async def test_approval_flow_runs_verifies_and_rolls_back_or_mitigates(shop: Sho
     assert "escalation" not in [b["kind"] for b in shop.pager.about(payment_exe)]
     states = [ExecutionRecord.decode(v) for v in await shop.read(Topics.ACTIONS)]
     assert [s.status for s in states if s.id == checkout_exe][-1] is ExecutionStatus.ROLLED_BACK
+
+    await _a_newer_ranking_moves_the_proposal(shop, worker)
+
+
+async def _a_newer_ranking_moves_the_proposal(shop: Shop, worker: WorkerProcess) -> None:
+    """RCA's first ranking of an incident names checkout, a newer one (revision 2) payment: the worker supersedes
+    the proposal for checkout, still waiting with one of its two approvals, and proposes payment's."""
+    first = incident("checkout", labels={"namespace": NS}, signal="red.latency_s", incident_id="inc-moved")
+    await shop.open_incident(first, [cause("checkout", CauseKind.SATURATION)])
+    old_exe, new_exe = execution_id("inc-moved", "scale-checkout", 1), execution_id("inc-moved", "scale-checkout", 2)
+    old = await shop.until(worker, old_exe, ExecutionStatus.PENDING_APPROVAL)
+    assert old.cause_service == "checkout" and old.required_approvals == 2
+    await shop.decide(old_exe, ApprovalDecision.APPROVE, "alice", "checkout it is")
+
+    async def half_approved() -> ExecutionRecord | None:
+        record = await shop.execution(old_exe)
+        return record if record is not None and record.approvers() == ["alice"] else None
+
+    await worker.eventually(half_approved, 60.0, "alice's approval of the proposal for checkout applied")
+    newer = first.model_copy(update={"revision": 2})
+    await shop.open_incident(newer, [cause("payment", CauseKind.SATURATION), cause("checkout", CauseKind.SATURATION)])
+
+    moved = await shop.until(worker, new_exe, ExecutionStatus.PENDING_APPROVAL)
+    assert (moved.cause_service, moved.replaces, moved.approvers()) == ("payment", old_exe, [])
+    assert moved.parameters["service"] == "payment" and moved.required_approvals == 1
+    superseded = await shop.execution(old_exe)
+    assert superseded is not None and superseded.status is ExecutionStatus.SUPERSEDED
+    assert superseded.superseded_by == new_exe
+    assert "superseded by the newer ranking" in superseded.history[-1].note
+    assert "1 of 2 approvals given (alice) do not carry over" in superseded.history[-1].note
+    trail = [(e["action"], e["details"].get("superseded_by")) for e in await shop.audit() if e["subject_id"] == old_exe]
+    assert ("execution.superseded", new_exe) in trail
+
+    async def told() -> list[dict[str, Any]] | None:
+        results = [b for b in shop.pager.about(old_exe) if b["kind"] == "execution"]
+        asked = [b for b in shop.pager.about(new_exe) if b["kind"] == "approval"]
+        return results if results and asked else None
+
+    results = await worker.eventually(told, 60.0, "the supersession and the new approval request announced")
+    assert "superseded" in results[0]["title"], results[0]
+    assert "escalation" not in [b["kind"] for b in shop.pager.about(old_exe)]
 
 
 def _script(path: Path, text: str) -> Path:

@@ -204,3 +204,57 @@ async def test_a_pending_execution_expires_and_a_later_approval_is_refused(world
         ApprovalRecord(decision=ApprovalDecision.APPROVE, execution_id=proposed.id, by="alice", at=datetime.now(UTC))
     )
     assert isinstance(late, Refusal) and "expired" in late.message
+
+
+async def test_a_newer_ranking_supersedes_the_waiting_proposal_and_its_approval_does_not_carry_over(
+    world: World,
+) -> None:
+    first = incident("checkout", labels={"disk": "data"}, incident_id="inc-moved")
+    await _open(world, first)
+    proposed = await world.engine.on_rca(rca(first, [cause("checkout", CauseKind.SATURATION)]))
+    assert isinstance(proposed, ExecutionRecord) and proposed.rca_revision == 1
+    # two approvers needed (as for a high blast radius): alice's approval is one of two when the ranking moves
+    found = await world.engine.book.get(proposed.id)
+    assert found is not None
+    await world.engine.book.save(found[0].model_copy(update={"required_approvals": 2}), found[1])
+    alice = ApprovalRecord(
+        decision=ApprovalDecision.APPROVE, execution_id=proposed.id, by="alice", at=datetime.now(UTC)
+    )
+    half = await world.engine.on_decision(alice)
+    assert isinstance(half, ExecutionRecord) and half.status is ExecutionStatus.PENDING_APPROVAL
+
+    second = first.model_copy(update={"revision": 2})
+    await _open(world, second)
+    newer = rca(second, [cause("payment", CauseKind.SATURATION), cause("checkout", CauseKind.SATURATION)])
+    moved = await world.engine.on_rca(newer)
+    assert isinstance(moved, ExecutionRecord), moved
+    assert (moved.cause_service, moved.attempt, moved.status) == ("payment", 2, ExecutionStatus.PENDING_APPROVAL)
+    assert moved.replaces == proposed.id and moved.rca_revision == 2 and moved.approvers() == []
+    assert f"proposed instead of {proposed.id} (record-disk on checkout)" in moved.note
+    old = await world.engine.book.get(proposed.id)
+    assert old is not None and old[0].status is ExecutionStatus.SUPERSEDED and old[0].superseded_by == moved.id
+    note = old[0].history[-1].note
+    assert note.startswith(f"superseded by the newer ranking ({newer.id}, revision 2, payment first)"), note
+    assert f"1 of 2 approvals given (alice) do not carry over: {moved.id} needs its own" in note
+    assert [r.status for r in world.published if r.id == proposed.id][-1] is ExecutionStatus.SUPERSEDED
+
+    # replays of either ranking propose nothing; an approval of the superseded one is refused
+    assert await world.engine.on_rca(newer) == Refusal(
+        "proposed_already", f"record-disk on payment waits for approval for inc-moved already ({moved.id})"
+    )
+    replayed = await world.engine.on_rca(rca(first, [cause("checkout", CauseKind.SATURATION)]))
+    assert isinstance(replayed, Refusal) and replayed.reason == "older_ranking"
+    bob = ApprovalRecord(decision=ApprovalDecision.APPROVE, execution_id=proposed.id, by="bob", at=datetime.now(UTC))
+    late = await world.engine.on_decision(bob)
+    assert isinstance(late, Refusal) and late.reason == "refused_409" and "is superseded" in late.message
+    executions = await world.engine.book.of_incident("inc-moved")
+    assert sorted((e.cause_service, e.status.value) for e in executions) == [
+        ("checkout", "superseded"),
+        ("payment", "pending_approval"),
+    ]
+    entries = [e.body for e in (await world.documents.query("audit", limit=100, oldest_first=True)).documents]
+    superseded = [e for e in entries if e["action"] == "execution.superseded"]
+    assert len(superseded) == 1 and superseded[0]["subject_id"] == proposed.id
+    assert superseded[0]["details"]["superseded_by"] == moved.id
+    assert superseded[0]["details"]["approvals_dropped"] == ["alice"]
+    assert (await verify(world.documents)).intact
