@@ -208,6 +208,12 @@ def _describe(r: ExecutionRecord) -> list[str]:
         lines.append(f"           topology unread: {_flat(r.blast_radius.missing)}")
     if r.cause_service:
         lines.append(f"cause      {r.cause_service} ({r.cause_kind or 'unknown'}, rank {r.cause_rank})")
+    if r.rca_id:
+        lines.append(f"ranking    {r.rca_id} (incident revision {r.rca_revision})")
+    if r.replaces:
+        lines.append(f"replaces   {r.replaces} (superseded by the newer ranking)")
+    if r.superseded_by:
+        lines.append(f"superseded by {r.superseded_by} (a newer ranking); approvals given here do not carry over")
     if r.parameters:
         params = ", ".join(
             f"{k}={v!r}" + (f" (from {r.parameter_sources[k]})" if k in r.parameter_sources else "")

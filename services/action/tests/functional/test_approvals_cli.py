@@ -91,6 +91,12 @@ def execution(
     )
 
 
+SUPERSEDED = execution(6, ExecutionStatus.SUPERSEDED, approvals=("alice",), required=2).model_copy(
+    update={"rca_id": "rca-6", "rca_revision": 1, "superseded_by": execution_id("inc-6", "scale-up-saturated", 2)}
+)
+"""A proposal a newer ranking superseded, with the approval it had."""
+
+
 @pytest.fixture
 def platform(broker_url: str, topic_prefix: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     """The store holds incidents, a runbook and executions; commands publish to this test's topics."""
@@ -117,6 +123,7 @@ def platform(broker_url: str, topic_prefix: str, tmp_path: Path, monkeypatch: py
                 execution(3, expires_in=timedelta(seconds=-5)),
                 execution(4, approvals=("alice",), required=2),
                 execution(5, ExecutionStatus.ROLLED_BACK),
+                SUPERSEDED,
             ):
                 await store.upsert("executions", record.id, execution_document(record))
         finally:
@@ -165,6 +172,7 @@ def test_approve_and_reject_pass_the_checks_and_reach_the_approvals_topic(
         (("approve", execution(2, ExecutionStatus.RUNNING).id, "--by", "alice"), 1, "is running, not pending_approval"),
         (("reject", execution(5, ExecutionStatus.ROLLED_BACK).id, "--comment", "x"), 1, "is rolled_back, not"),
         (("approve", execution(3).id, "--by", "alice"), 1, "expired at"),
+        (("approve", SUPERSEDED.id, "--by", "bob"), 1, "is superseded, not pending_approval: nothing to decide"),
         (("approve", execution(1).id, "--by", "carol"), 1, "carol requested execution"),
         (("approve", execution(4).id, "--by", "alice"), 1, "alice already approved"),
         (("reject", execution(1).id, "--comment", "  ", "--by", "alice"), 2, "--comment must say why"),
@@ -199,7 +207,7 @@ def test_executions_list_and_show(platform: str) -> None:
     assert listed.exit_code == 0, listed.output
     lines = listed.output.splitlines()
     assert lines[0].split() == ["ID", "STATUS", "RUNBOOK", "INCIDENT", "APPROVALS", "REQUESTED"]
-    assert [line.split()[0] for line in lines[1:]] == [execution(n).id for n in (1, 2, 3, 4, 5)]  # newest first
+    assert [line.split()[0] for line in lines[1:]] == [execution(n).id for n in (1, 2, 3, 4, 5, 6)]  # newest first
     assert "1/2" in lines[4]
 
     only = aiops("executions", "list", "--incident", "inc-2", "--json")
@@ -225,6 +233,11 @@ def test_executions_list_and_show(platform: str) -> None:
         "rolled_back       policy: proposed",
     ):
         assert expected in text, expected
+    moved = aiops("executions", "show", SUPERSEDED.id).output
+    assert "ranking    rca-6 (incident revision 1)" in moved
+    assert (
+        f"superseded by {SUPERSEDED.superseded_by} (a newer ranking); approvals given here do not carry over" in moved
+    )
     as_json = json.loads(aiops("executions", "show", execution(4).id, "--json").output)
     assert ExecutionRecord.from_document(as_json) == execution(4, approvals=("alice",), required=2)
     missing = aiops("executions", "show", "exe-nope")
