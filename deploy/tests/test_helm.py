@@ -8,6 +8,7 @@ from functools import cache
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import helm_python
 import jsonschema
@@ -388,6 +389,65 @@ def test_multizone_network_flows_are_the_architectures() -> None:
     assert api[0]["to"] == [{"ipBlock": {"cidr": c}} for c in defaults["networkPolicy"]["kubeApi"]["cidrs"]]
 
 
+def _opens_the_feedback_store(service: str) -> bool:
+    """Whether a service's code opens the feedback store (reads ``feedback_url``), by its package's source."""
+    spec = find_spec(f"aiops_{service}")
+    assert spec is not None and spec.origin is not None
+    return any(".feedback_url" in path.read_text(encoding="utf-8") for path in Path(spec.origin).parent.rglob("*.py"))
+
+
+def _feedback_env(container: dict[str, Any]) -> list[dict[str, Any]]:
+    return [e for e in container.get("env", []) if e["name"] == "AIOPS_FEEDBACK_URL"]
+
+
+@pytest.mark.parametrize("profile", ["default", "multizone"])
+def test_every_replica_that_opens_the_feedback_store_gets_the_one_shared_store(profile: str) -> None:
+    docs = _rendered(profile)
+    readers = {name for name in discover_services() if _opens_the_feedback_store(name)}
+    assert readers == {"detection", "rca", "gateway"}
+    for name, deployment in _by_component(docs, "Deployment").items():
+        (container,) = deployment["spec"]["template"]["spec"]["containers"]
+        found = _feedback_env(container)
+        if name not in readers:
+            assert found == [], name
+            continue
+        # From the stores Secret, never a default under the pod's own data dir (one SQLite file per pod).
+        assert found == [
+            {
+                "name": "AIOPS_FEEDBACK_URL",
+                "valueFrom": {"secretKeyRef": {"name": "aiops-stores", "key": "AIOPS_FEEDBACK_URL"}},
+            }
+        ], name
+        assert "elasticsearch" in _default_values()["services"][name]["stores"], f"{name} must reach Elasticsearch"
+
+
+def test_the_feedback_store_is_the_document_stores_elasticsearch_under_its_own_prefix() -> None:
+    from aiops_common.documents import DOCUMENT_BACKENDS
+    from aiops_common.feedback import FEEDBACK_BACKENDS
+
+    def urls(values: dict[str, Any]) -> dict[str, str]:
+        stores = next(d for d in _render(values) if d["kind"] == "Secret" and d["metadata"]["name"] == "aiops-stores")
+        found: dict[str, str] = stores["stringData"]
+        return found
+
+    default = urls({})
+    feedback, documents = urlsplit(default["AIOPS_FEEDBACK_URL"]), urlsplit(default["AIOPS_DOCUMENTS_URL"])
+    assert FEEDBACK_BACKENDS.resolve(default["AIOPS_FEEDBACK_URL"]).__name__ == "ElasticsearchFeedbackStore"
+    assert DOCUMENT_BACKENDS.resolve(default["AIOPS_DOCUMENTS_URL"]).__name__ == "ElasticsearchDocumentStore"
+    assert (feedback.scheme, feedback.netloc) == (documents.scheme, documents.netloc)
+    assert (feedback.path, documents.path) == ("/aiops-feedback", "")
+    secured = urls(
+        {
+            "endpoints": {"elasticsearch": "elasticsearchs://es.example:9243/prod"},
+            "storeCredentials": {"elasticsearch": {"username": "aiops", "password": "p@ss/word"}},
+        }
+    )
+    assert secured["AIOPS_DOCUMENTS_URL"] == "elasticsearchs://aiops:p%40ss%2Fword@es.example:9243/prod"
+    assert secured["AIOPS_FEEDBACK_URL"] == "elasticsearchs://aiops:p%40ss%2Fword@es.example:9243/aiops-feedback"
+    elsewhere = urls({"feedbackStore": {"url": "elasticsearch://labels.example:9200", "indexPrefix": "ops-feedback"}})
+    assert elsewhere["AIOPS_FEEDBACK_URL"] == "elasticsearch://labels.example:9200/ops-feedback"
+
+
 # ---------------------------------------------------------------------------------------------------- RBAC
 
 
@@ -530,8 +590,28 @@ def test_every_value_is_typed_by_the_schema(values_file: Path) -> None:
             helm_python.HelmRenderError,
             "no node could ever be drained",
         ),
+        (
+            {"services": {"stream": {"feedback": True}}},
+            helm_python.HelmRenderError,
+            "services.stream.feedback needs elasticsearch in its stores",
+        ),
+        (
+            {"feedbackStore": {"url": "elasticsearch://es:9200/aiops"}},
+            helm_python.HelmValuesError,
+            "/feedbackStore/url",
+        ),
     ],
-    ids=["replicas-not-integer", "kafka-url", "env-not-aiops", "spread-enum", "over-partitions", "hpa-over", "pdb"],
+    ids=[
+        "replicas-not-integer",
+        "kafka-url",
+        "env-not-aiops",
+        "spread-enum",
+        "over-partitions",
+        "hpa-over",
+        "pdb",
+        "feedback-unreachable",
+        "feedback-url-path",
+    ],
 )
 def test_chart_refuses_bad_values(values: dict[str, Any], error: type[Exception], says: str) -> None:
     with pytest.raises(error, match=re.escape(says)):

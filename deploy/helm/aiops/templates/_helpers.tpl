@@ -60,7 +60,7 @@ app.kubernetes.io/component: {{ .name }}
 {{- end -}}
 {{- end -}}
 
-{{/* The Secret holding AIOPS_TOPOLOGY_URL and AIOPS_DOCUMENTS_URL. */}}
+{{/* The Secret holding AIOPS_TOPOLOGY_URL, AIOPS_DOCUMENTS_URL and AIOPS_FEEDBACK_URL. */}}
 {{- define "aiops.storesSecret" -}}
 {{- .Values.storeCredentials.existingSecret | default (printf "%s-stores" (include "aiops.fullname" .)) -}}
 {{- end -}}
@@ -85,6 +85,15 @@ app.kubernetes.io/component: {{ .name }}
 {{- else -}}
 {{- .url -}}
 {{- end -}}
+{{- end -}}
+
+{{/*
+The feedback store's URL without credentials: feedbackStore.url, else the document store's Elasticsearch
+(endpoints.elasticsearch), with its path (the document store's index prefix) replaced by feedbackStore.indexPrefix.
+*/}}
+{{- define "aiops.feedbackUrl" -}}
+{{- $base := .Values.feedbackStore.url | default .Values.endpoints.elasticsearch -}}
+{{- printf "%s/%s" (regexReplaceAll "^([a-z]+://[^/]+).*$" $base "${1}") .Values.feedbackStore.indexPrefix -}}
 {{- end -}}
 
 {{/* Kafka bootstrap servers (host:port,host:port) from the kafka:// URL, for KEDA. */}}
