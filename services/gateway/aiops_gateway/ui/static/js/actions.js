@@ -221,6 +221,19 @@ function decisionBox(ctx, execution, comments, refresh) {
   );
 }
 
+/** Why a proposal ended without a decision: a newer RCA ranking fitted another runbook or target. */
+function supersededLine(execution) {
+  const last = (execution.history || []).at(-1);
+  return h(
+    "p",
+    { class: "small superseded" },
+    "Superseded by ",
+    execution.superseded_by ? h("code", {}, execution.superseded_by) : "a newer proposal",
+    // the note says which ranking, and which approvals given here do not carry over
+    last && last.status === "superseded" && last.note ? ` — ${last.note}` : "",
+  );
+}
+
 function executionCard(ctx, execution, comments, refresh) {
   const pending = execution.status === "pending_approval";
   const params = Object.entries(execution.parameters || {});
@@ -248,6 +261,7 @@ function executionCard(ctx, execution, comments, refresh) {
       pending && execution.expires_at ? [expired(execution) ? "; expired " : "; expires ", when(execution.expires_at)] : "",
     ),
     execution.note ? h("p", { class: "small note" }, execution.note) : null,
+    execution.status === "superseded" ? supersededLine(execution) : null,
     params.length
       ? h("div", { class: "small params" }, params.map(([k, v]) => h("span", { class: "chip mono" }, `${k}=${v}`)))
       : null,
