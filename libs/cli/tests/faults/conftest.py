@@ -3,29 +3,26 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 import re
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 from aiops_cli.testing import WorkerProcess, worker_env
-from aiops_common.broker import Publisher, free_port
-from aiops_common.broker.publisher import Message
+from aiops_common.broker import free_port
 from aiops_common.broker.reader import read_to_end
-from aiops_common.documents import open_document_store
-from aiops_common.schemas import AnomalyRecord, IncidentRecord, MetricBatch, RcaResult
-from aiops_common.topics import Topics, TopicSpec
-from aiops_common.topology import Dependency, Service, open_topology_store
+from aiops_common.schemas import MetricBatch
+from aiops_common.topics import Topics
+from aiops_rca.testing import CHAINS, chain_calls, chain_services, load_topology
+from aiops_rca.testing import Pipeline as RcaPipeline
+
+__all__ = ["CHAINS", "ONSET", "Ingestion", "MakePipeline", "Pipeline", "StartIngestion", "dropped", "metric_services"]
 
 ONSET = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
-# Three chains of their own: three incidents that never group with one another.
-CHAINS = [(f"web{i}", f"api{i}", f"store{i}") for i in range(3)]
 _DROPPED = re.compile(r'^aiops_agent_dropped_records_total\{agent="([^"]+)",reason="([^"]+)"\} (\S+)$', re.M)
 
 
@@ -94,100 +91,31 @@ async def metric_services(broker_url: str, prefix: str) -> list[str]:
 
 # -- correlation and RCA -------------------------------------------------------------------------------
 
-
-@dataclass
-class Pipeline:
-    """Correlation and RCA workers on the session broker, under one topic prefix and data folder."""
-
-    broker_url: str
-    prefix: str
-    data_dir: Path
-    tmp: Path
-    started: list[WorkerProcess] = field(default_factory=list)
-
-    @property
-    def documents_path(self) -> Path:
-        return self.data_dir / "documents.sqlite"
-
-    def start(self, service: str, **settings: object) -> WorkerProcess:
-        env = worker_env(self.broker_url, self.prefix, self.data_dir, **settings)
-        log = self.tmp / f"{self.data_dir.name}-{service}-{len(self.started)}.log"
-        worker = WorkerProcess.start(service, env, log, free_port())
-        self.started.append(worker)
-        return worker
-
-    def start_correlation(self) -> WorkerProcess:
-        return self.start("correlation", correlate_tick_s=1, correlate_checkpoint_interval_s=1)
-
-    def start_rca(self) -> WorkerProcess:
-        return self.start("rca", rca_debounce_s=0.5)
-
-    async def publish_anomalies(self, anomalies: list[AnomalyRecord]) -> None:
-        publisher = Publisher(self.broker_url, self.prefix)
-        try:
-            await publisher.publish(
-                [Message(Topics.ANOMALIES, a.encode(), key=a.series_key.encode()) for a in anomalies]
-            )
-        finally:
-            await publisher.stop()
-
-    async def read(self, spec: TopicSpec) -> list[bytes]:
-        values: list[bytes] = []
-        await read_to_end(self.broker_url, spec, self.prefix, values.append)
-        return values
-
-    async def incidents(self) -> dict[str, IncidentRecord]:
-        """The newest revision of every incident on ``incidents`` so far."""
-        newest: dict[str, IncidentRecord] = {}
-        for incident in (IncidentRecord.decode(v) for v in await self.read(Topics.INCIDENTS)):
-            if incident.id not in newest or incident.revision > newest[incident.id].revision:
-                newest[incident.id] = incident
-        return newest
-
-    async def results(self) -> list[RcaResult]:
-        return [RcaResult.decode(v) for v in await self.read(Topics.RCA_RESULTS)]
-
-    async def documents(self, collection: str) -> dict[str, dict[str, Any]]:
-        store = open_document_store(f"sqlite:///{self.documents_path}")
-        try:
-            page = await store.query(collection, limit=100)
-            return {doc.id: doc.body for doc in page.documents}
-        finally:
-            await store.close()
-
-
-MakePipeline = Callable[[], Pipeline]
+Pipeline = RcaPipeline[WorkerProcess]
+MakePipeline = Callable[..., Pipeline]
 
 
 @pytest.fixture
 def make_pipeline(broker_url: str, tmp_path: Path) -> Iterator[MakePipeline]:
-    """``make_pipeline()``: a new topic prefix and data folder with the chains' topology; workers stopped after."""
+    """``make_pipeline(topology_url=None)``: a new topic prefix and data folder; the chains' topology is loaded into
+    the folder's SQLite store (or the store ``topology_url`` names). Its workers are stopped after."""
     made: list[Pipeline] = []
 
-    def make() -> Pipeline:
+    def make(topology_url: str | None = None) -> Pipeline:
         data_dir = tmp_path / f"data{len(made)}"
         data_dir.mkdir()
-        asyncio.run(_load_topology(f"sqlite:///{data_dir / 'topology.sqlite'}"))
-        pipeline = Pipeline(broker_url, f"t{uuid.uuid4().hex[:10]}.", data_dir, tmp_path)
+        pipeline = Pipeline(
+            broker_url, f"t{uuid.uuid4().hex[:10]}.", data_dir, tmp_path, WorkerProcess.start, worker_env
+        )
         made.append(pipeline)
+        url = topology_url or pipeline.topology_url
+        asyncio.run(load_topology(url, chain_services(), chain_calls(), ONSET))
         return pipeline
 
     yield make
     for pipeline in made:
         for worker in pipeline.started:
             worker.stop()
-
-
-async def _load_topology(url: str) -> None:
-    store = open_topology_store(url)
-    try:
-        await store.upsert_services(Service(name) for chain in CHAINS for name in chain)
-        calls = [(a, b) for chain in CHAINS for a, b in itertools.pairwise(chain)]
-        await store.upsert_dependencies(
-            Dependency(a, b, frozenset({"file"}), ONSET - timedelta(days=1), ONSET) for a, b in calls
-        )
-    finally:
-        await store.close()
 
 
 def dropped(worker: WorkerProcess) -> dict[tuple[str, str], float]:

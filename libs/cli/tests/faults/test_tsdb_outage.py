@@ -9,15 +9,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import numpy as np
 import pytest
 from aiops_cli.testing import WorkerProcess
-from aiops_common.schemas import AnomalyRecord, IncidentRecord, MetricBatchBuilder, RcaResult, RcaStatus
+from aiops_common.schemas import AnomalyRecord, IncidentRecord, RcaResult, RcaStatus
 from aiops_common.testing import PrometheusServer
 from aiops_common.testing.eventually import scaled
 from aiops_common.testing.records import service_anomaly
-from aiops_common.topology import Dependency, Service, millis, open_topology_store
-from aiops_common.tsdb import open_tsdb
+from aiops_rca.testing import SHOP_CALLS, SHOP_SERVICES, fault_anomalies, load_topology, write_history
 
 from .conftest import MakePipeline, Pipeline
 
@@ -25,61 +23,14 @@ pytestmark = pytest.mark.integration
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 ONSET = NOW - timedelta(minutes=5)
-STEP_S = 10
-SERVICES = ["frontend", "checkout", "payment", "db"]
-CALLS = [("frontend", "checkout"), ("checkout", "payment"), ("payment", "db")]
-FAULTY = {"payment"}
 # The history is two hours back: Prometheus takes it as out-of-order samples within this window.
 PROMETHEUS_CONFIG = {"global": {"scrape_interval": "15s"}, "storage": {"tsdb": {"out_of_order_time_window": "4h"}}}
 
 
-def history() -> MetricBatchBuilder:
-    """Two hours of 10 s RED and log series for every service as the stream writes them; payment's latency and
-    errors jump at onset, checkout's follow 20 s later and frontend's 40 s later (they wait on payment)."""
-    rng = np.random.default_rng(11)
-    start = millis(ONSET) - 2 * 3600_000
-    ts = np.arange(start - start % 10_000, millis(NOW) + 1, STEP_S * 1000)
-    lags = {"payment": 0, "checkout": 20_000, "frontend": 40_000}
-    base = {"frontend": 0.12, "checkout": 0.08, "payment": 0.05, "db": 0.01}
-    builder = MetricBatchBuilder()
-    for service in SERVICES:
-        latency = base[service] * (1 + 0.05 * rng.standard_normal(ts.size))
-        errors = np.abs(0.002 * rng.standard_normal(ts.size))
-        rate = 50 * (1 + 0.05 * rng.standard_normal(ts.size))
-        logs = rng.poisson(0.2, ts.size).astype(float)
-        if service in lags:
-            hit = ts >= millis(ONSET) + lags[service]
-            amplify = {"payment": 1.0, "checkout": 1.3, "frontend": 1.6}[service]
-            latency[hit] += 0.8 * amplify * (1 + 0.05 * rng.standard_normal(int(hit.sum())))
-            errors[hit] += 0.2 * amplify
-            logs[hit] += rng.poisson(20 * amplify, int(hit.sum()))
-        labels = {"service": service, "operation": f"{service} call"}
-        for name, values in [
-            ("red.latency_s:value_10s", latency),
-            ("red.error_rate:value_10s", errors),
-            ("red.request_rate:value_10s", rate),
-        ]:
-            for t, v in zip(ts.tolist(), values.tolist(), strict=True):
-                builder.add(name, labels, t, v)
-        for t, v in zip(ts.tolist(), logs.tolist(), strict=True):
-            builder.add("log.errors:value_10s", {"service": service}, t, v)
-    return builder
-
-
 async def _prepare(pipeline: Pipeline, tsdb_url: str) -> None:
-    topology = open_topology_store(f"sqlite:///{pipeline.data_dir / 'topology.sqlite'}")
-    try:
-        await topology.upsert_services(Service(name) for name in SERVICES)
-        await topology.upsert_dependencies(
-            Dependency(a, b, frozenset({"file"}), ONSET - timedelta(days=1), ONSET) for a, b in CALLS
-        )
-    finally:
-        await topology.close()
-    tsdb = open_tsdb(tsdb_url)
-    try:
-        await tsdb.write(history().build())
-    finally:
-        await tsdb.close()
+    await load_topology(pipeline.topology_url, SHOP_SERVICES, SHOP_CALLS, ONSET)
+    # The history is two hours back: Prometheus takes it as out-of-order samples (PROMETHEUS_CONFIG).
+    await write_history(tsdb_url, ONSET, NOW)
 
 
 async def analysed_with(pipeline: Pipeline, rca: WorkerProcess, members: int) -> tuple[IncidentRecord, RcaResult]:
@@ -111,11 +62,7 @@ def test_tsdb_down_then_back_gives_degraded_then_ok_results(
     prometheus.stop()  # the outage: nothing listens on its port
     correlation = pipeline.start_correlation()
     rca = pipeline.start("rca", rca_debounce_s=0.5, tsdb_url=tsdb_url)
-    first: list[AnomalyRecord] = [
-        service_anomaly("red.latency_s:value_10s", "payment", ONSET),
-        service_anomaly("red.latency_s:value_10s", "checkout", ONSET + timedelta(seconds=20)),
-        service_anomaly("red.latency_s:value_10s", "frontend", ONSET + timedelta(seconds=40)),
-    ]
+    first: list[AnomalyRecord] = fault_anomalies(ONSET)
 
     async def while_down() -> tuple[IncidentRecord, RcaResult]:
         await correlation.until_ready()
