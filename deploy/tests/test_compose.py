@@ -351,15 +351,22 @@ def test_store_credentials_are_the_backends_own() -> None:
 
 
 @pytest.mark.unit
-def test_the_feedback_store_is_one_file_on_one_shared_volume() -> None:
+def test_the_feedback_store_is_the_document_stores_elasticsearch_under_its_own_prefix() -> None:
+    from aiops_common.feedback import FEEDBACK_BACKENDS
+
     sharing = {
         service: url for service in platform_services() if (url := environment(service).get("AIOPS_FEEDBACK_URL"))
     }
     assert set(sharing) == {"detection", "rca", "gateway"}
     assert len(set(sharing.values())) == 1
-    folder = str(Path(urlsplit(next(iter(sharing.values()))).path.removeprefix("/")).parent)
-    sources = {source for service in sharing for source, target in mounts(service) if target == folder}
-    assert len(sources) == 1 and next(iter(sources)) in compose()["volumes"]
+    url = next(iter(sharing.values()))
+    # A server every replica reaches, not a file on one host's volume.
+    assert FEEDBACK_BACKENDS.resolve(url).__name__ == "ElasticsearchFeedbackStore"
+    feedback, documents = urlsplit(url), urlsplit(environment("detection")["AIOPS_DOCUMENTS_URL"])
+    assert (feedback.scheme, feedback.netloc) == (documents.scheme, documents.netloc)
+    # Indices aiops-feedback-*, apart from the document store's aiops-<collection> (it has an anomalies one too).
+    assert (feedback.path, documents.path) == ("/aiops-feedback", "")
+    assert "aiops-feedback" not in compose()["volumes"]
 
 
 @pytest.mark.unit
