@@ -46,6 +46,13 @@ HELD_BACK = Counter(
 )
 OPEN_INCIDENTS = Gauge("aiops_correlation_open_incidents", "Incidents the correlator holds open")
 CHECKPOINTS = Counter("aiops_correlation_checkpoints_total", "Checkpoints of the correlator's state written")
+TOPOLOGY_SERVICES = Gauge(
+    "aiops_correlation_topology_services", "Services in the topology view in use (0 until the store was first read)"
+)
+TOPOLOGY_UNREADABLE = Counter(
+    "aiops_correlation_topology_unreadable_total",
+    "Topology refreshes that could not read the store (the last view read stays in use)",
+)
 IGNORED = Counter(
     "aiops_correlation_ignored_records_total", "Input records that change no incident, by reason", ["reason"]
 )
@@ -213,10 +220,16 @@ class IncidentBuilder(ReplayingStage[Correlator]):
     async def refresh_topology(self) -> None:
         try:
             view = await read_topology(self.topology_store)
-        except Exception as exc:  # a store that is down leaves the last view in use
-            log.warning("topology store unreadable; keeping the last view", error=repr(exc))
+        except Exception as exc:  # a store that is down leaves the last view in use (empty before the first read)
+            TOPOLOGY_UNREADABLE.inc()
+            log.warning(
+                "topology store unreadable; keeping the last view",
+                error=f"{type(exc).__name__}: {exc}",
+                services_in_view=len(self.view),
+            )
             return
         self.view = view
+        TOPOLOGY_SERVICES.set(len(view))
         for state in self.states.values():
             state.topology = view
 
