@@ -176,6 +176,34 @@ class SqliteFeedbackStore:
     ) -> None:
         await asyncio.to_thread(self._record_applied, series_key, sensitivity, list(label_ids), at.isoformat())
 
+    # --- export: what copy_feedback reads (not part of the protocol) ----------------------------------------
+
+    async def anomalies_after(self, after_id: str, limit: int) -> list[AnomalyRecord]:
+        """Kept anomalies with ids above ``after_id`` (``""``: from the first), by id, at most ``limit``."""
+        rows = await asyncio.to_thread(
+            self._run, "SELECT record FROM anomalies WHERE id > ? ORDER BY id LIMIT ?", (after_id, limit)
+        )
+        return [AnomalyRecord.model_validate_json(r[0]) for r in rows]
+
+    async def stored_labels(self) -> list[StoredLabel]:
+        """Every kept label with its application, oldest first."""
+        rows = await asyncio.to_thread(self._run, "SELECT record, applied_at, series_key FROM labels ORDER BY at, id")
+        return [
+            StoredLabel(
+                FeedbackRecord.model_validate_json(record),
+                datetime.fromisoformat(applied_at) if applied_at else None,
+                series_key,
+            )
+            for record, applied_at, series_key in rows
+        ]
+
+    async def all_sensitivities(self) -> dict[str, Sensitivity]:
+        """The sensitivity of every series feedback has moved."""
+        rows = await asyncio.to_thread(
+            self._run, "SELECT series_key, slack, min_score, false_positives, true_positives FROM sensitivity"
+        )
+        return {key: Sensitivity(slack, min_score, fps, tps) for key, slack, min_score, fps, tps in rows}
+
     async def close(self) -> None:
         with self._lock:
             self._db.close()

@@ -5,89 +5,20 @@ set. Two handles on one store stand for two pods sharing it."""
 from __future__ import annotations
 
 import asyncio
-import os
 import sqlite3
-import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 from aiops_common.feedback import FEEDBACK_BACKENDS, FeedbackStore, Sensitivity, StoredLabel, open_feedback_store
 from aiops_common.feedback.sqlite import SqliteFeedbackStore
 from aiops_common.schemas import AnomalyRecord, AnomalySeverity, FeedbackLabel, FeedbackRecord, anomaly_id
-from aiops_common.testing import OsmemServer
-from aiops_common.testing.plain_json import PlainJsonNode
 
 AT = datetime(2026, 1, 1, tzinfo=UTC)
 
 OpenPod = Callable[[], FeedbackStore]
-"""Another handle on the store under test: what a second pod of the platform opens."""
-
-
-@pytest.fixture(
-    params=[
-        pytest.param("sqlite", marks=pytest.mark.functional),
-        pytest.param("osmem", marks=pytest.mark.integration),
-        pytest.param("elasticsearch", marks=pytest.mark.integration),
-    ]
-)
-async def open_pod(
-    request: pytest.FixtureRequest,
-    tmp_path: Path,
-    external_server: Callable[..., Any],
-    monkeypatch: pytest.MonkeyPatch,
-) -> AsyncIterator[OpenPod]:
-    opened: list[FeedbackStore] = []
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'feedback.sqlite'}"
-
-        def open_sqlite() -> FeedbackStore:
-            opened.append(open_feedback_store(url))
-            return opened[-1]
-
-        yield open_sqlite
-        for store in opened:
-            await store.close()
-        return
-
-    from aiops_common.feedback import elasticsearch
-
-    # Pages of a few hits: every search and multi-get of these small tests spans several requests.
-    monkeypatch.setattr(elasticsearch, "_PAGE", 3)
-    # A prefix of its own per test: a real Elasticsearch may be shared with other runs.
-    prefix = f"t{uuid.uuid4().hex[:12]}-feedback"
-    options: dict[str, Any] = {}
-    if request.param == "osmem":
-        server = external_server(OsmemServer)
-        url = f"elasticsearch://127.0.0.1:{server.port}/{prefix}"
-        options["node_class"] = PlainJsonNode
-    else:
-        es_url = os.environ.get("AIOPS_TEST_ES_URL")
-        if not es_url:
-            pytest.skip("AIOPS_TEST_ES_URL is not set (an Elasticsearch server to test against)")
-        scheme = "elasticsearchs" if es_url.startswith("https://") else "elasticsearch"
-        url = f"{scheme}://{es_url.partition('://')[2].rstrip('/')}/{prefix}"
-
-    def open_es() -> FeedbackStore:
-        opened.append(elasticsearch.ElasticsearchFeedbackStore(url, **options))
-        return opened[-1]
-
-    # No periodic refresh: a search sees only what the store itself refreshed, so a write some search depends
-    # on that the store leaves unrefreshed fails here instead of now and then on a loaded cluster.
-    client = await open_es()._client_ready()  # type: ignore[attr-defined]
-    await client.indices.put_settings(index=f"{prefix}-*", settings={"index.refresh_interval": "-1"})
-    yield open_es
-    dropper = elasticsearch.ElasticsearchFeedbackStore(url, **options)
-    await dropper.drop()
-    for store in (*opened, dropper):
-        await store.close()
-
-
-@pytest.fixture
-def store(open_pod: OpenPod) -> FeedbackStore:
-    return open_pod()
+"""A handle on the store under test (the ``open_pod`` fixture, conftest.py); each call is another pod's."""
 
 
 @pytest.mark.unit
@@ -301,3 +232,86 @@ async def test_a_pod_stopped_between_keeping_an_anomaly_and_naming_its_labels_se
     # The anomaly delivered again to a running pod finishes the write.
     await open_pod().record_anomaly(a)
     assert [(x.id, f.id) for x, f in await labeller.series_labels(a.series_key)] == [(a.id, fp.id)]
+
+
+async def test_a_sqlite_store_copied_in_reads_back_the_same_and_a_second_copy_changes_nothing(
+    open_pod: OpenPod, tmp_path: Path
+) -> None:
+    from aiops_common.feedback.copy import copy_feedback
+
+    source = SqliteFeedbackStore(f"sqlite:///{tmp_path / 'old' / 'feedback.sqlite'}")
+    anomalies = [anomaly(f'cpu{{host="{n % 2}"}}', n) for n in range(5)]
+    for record in anomalies:
+        await source.record_anomaly(record)
+    fp, tp = label(anomalies[0], FeedbackLabel.FALSE_POSITIVE, 10), label(anomalies[2], FeedbackLabel.TRUE_POSITIVE, 11)
+    pending = label(anomalies[1], FeedbackLabel.FALSE_POSITIVE, 12)
+    orphan = FeedbackRecord(
+        subject_id="inc-1", subject_kind="incident", label=FeedbackLabel.SAME_INCIDENT, by="ops", at=AT
+    )
+    for feedback in (fp, tp, pending, orphan):
+        await source.add_label(feedback)
+    moved = Sensitivity(slack=0.5, false_positives=1, true_positives=1)
+    await source.record_applied(
+        'cpu{host="0"}', Sensitivity(slack=1.0, false_positives=1), [fp.id], AT + timedelta(minutes=20)
+    )
+    await source.record_applied('cpu{host="0"}', moved, [fp.id, tp.id], AT + timedelta(minutes=21))
+    await source.record_applied('mem{host="9"}', Sensitivity(min_score=0.9), [], AT)
+
+    target = open_pod()
+    for _ in range(2):
+        copied = await copy_feedback(source, target)
+        assert (copied.anomalies, copied.labels, copied.sensitivities) == (5, 4, 2)
+    keys = ['cpu{host="0"}', 'cpu{host="1"}', 'mem{host="9"}']
+    for store in (source, open_pod()):
+        assert [await store.anomaly(a.id) for a in anomalies] == anomalies
+        assert await store.labels() == [orphan, fp, tp, pending]
+        assert await store.label(fp.id) == StoredLabel(fp, AT + timedelta(minutes=20), 'cpu{host="0"}')
+        assert await store.label(tp.id) == StoredLabel(tp, AT + timedelta(minutes=21), 'cpu{host="0"}')
+        assert await store.label(pending.id) == StoredLabel(pending)
+        assert [(a.id, f.id) for a, f in await store.series_labels('cpu{host="0"}')] == [
+            (anomalies[0].id, fp.id),
+            (anomalies[2].id, tp.id),
+        ]
+        assert await store.sensitivities(keys) == {
+            keys[0]: moved,
+            keys[1]: Sensitivity(),
+            keys[2]: Sensitivity(min_score=0.9),
+        }
+    await source.close()
+
+
+@pytest.mark.functional
+def test_the_copy_command_copies_a_file_and_names_a_missing_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from aiops_common.feedback.copy import main
+
+    old, new = f"sqlite:///{tmp_path / 'old.sqlite'}", f"sqlite:///{tmp_path / 'new.sqlite'}"
+    a = anomaly('cpu{host="a"}', 1)
+    fp = label(a, FeedbackLabel.FALSE_POSITIVE, 10)
+
+    async def fill() -> None:
+        source = SqliteFeedbackStore(old)
+        await source.record_anomaly(a)
+        await source.add_label(fp)
+        await source.close()
+
+    asyncio.run(fill())
+    assert main([old, new]) == 0
+    assert capsys.readouterr().out == "copied 1 anomalies, 1 labels, 0 sensitivities\n"
+
+    async def read() -> tuple[AnomalyRecord | None, list[FeedbackRecord]]:
+        target = SqliteFeedbackStore(new)
+        try:
+            return await target.anomaly(a.id), await target.labels()
+        finally:
+            await target.close()
+
+    assert asyncio.run(read()) == (a, [fp])
+    # A mistyped source is named, not made (opening it would create an empty store and copy nothing).
+    with pytest.raises(SystemExit, match="no SQLite feedback store"):
+        main([f"sqlite:///{tmp_path / 'nowhere.sqlite'}", new])
+    assert not (tmp_path / "nowhere.sqlite").exists()
+    with pytest.raises(SystemExit, match="must be a SQLite feedback store"):
+        main(["elasticsearch://es:9200", new])
+    assert main(["only-one"]) == 2
