@@ -297,13 +297,15 @@ async def test_decisions_the_policy_would_refuse_are_refused_early_and_nothing_i
     done = execution("inc-c", "restart-service", status=ExecutionStatus.RUNNING, approvals=("alice",))
     stale = execution("inc-d", "restart-service", expires_in=timedelta(minutes=-1))
     fine = execution("inc-e", "restart-service")
-    await store(running_gateway, own, approved_once, done, stale, fine)
+    moved = execution("inc-f", "restart-service", status=ExecutionStatus.SUPERSEDED, approvals=("alice",))
+    await store(running_gateway, own, approved_once, done, stale, fine, moved)
     refused = [
         ("approve", own.id, {"comment": "mine"}, 403, "a requester never approves its own request"),
         ("approve", approved_once.id, {}, 409, "already approved"),
         ("approve", done.id, {}, 409, "is running, not pending_approval"),
         ("reject", done.id, {"comment": "too late"}, 409, "is running"),
         ("approve", stale.id, {}, 409, "expired at"),
+        ("approve", moved.id, {}, 409, f"execution {moved.id} is superseded, not pending_approval: nothing to decide"),
         ("approve", "exe-unknown", {}, 404, "no execution"),
         ("reject", "exe-unknown", {"comment": "x"}, 404, "no execution"),
         ("reject", fine.id, {}, 400, "a rejection needs a comment"),
