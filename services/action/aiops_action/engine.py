@@ -210,7 +210,9 @@ class ActionEngine:
         return True
 
     async def on_rca(self, result: RcaResult) -> ExecutionRecord | Refusal:
-        """Propose the runbook that fits the best-ranked cause it can, once per incident and runbook."""
+        """Propose the runbook that fits the best-ranked cause it can, once per incident and runbook; a ranking of a
+        newer revision whose best match is another runbook or target supersedes the matcher's proposal still waiting
+        for approval (``reranking.follow_ranking``)."""
         if result.status is RcaStatus.NO_ANOMALY or not result.causes:
             return self._not("no_cause", f"{result.id} ranks no cause")
         incident = await self.incident(result.incident_id, wait=True)
