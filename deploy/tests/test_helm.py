@@ -444,8 +444,16 @@ def test_the_feedback_store_is_the_document_stores_elasticsearch_under_its_own_p
     )
     assert secured["AIOPS_DOCUMENTS_URL"] == "elasticsearchs://aiops:p%40ss%2Fword@es.example:9243/prod"
     assert secured["AIOPS_FEEDBACK_URL"] == "elasticsearchs://aiops:p%40ss%2Fword@es.example:9243/aiops-feedback"
-    elsewhere = urls({"feedbackStore": {"url": "elasticsearch://labels.example:9200", "indexPrefix": "ops-feedback"}})
-    assert elsewhere["AIOPS_FEEDBACK_URL"] == "elasticsearch://labels.example:9200/ops-feedback"
+    moved = {"feedbackStore": {"url": "elasticsearch://labels.example:9200", "indexPrefix": "ops-feedback"}}
+    assert urls(moved)["AIOPS_FEEDBACK_URL"] == "elasticsearch://labels.example:9200/ops-feedback"
+
+    # Moving the store rolls the pods that use it.
+    def stores_checksum(docs: tuple[dict[str, Any], ...]) -> str:
+        detection = _by_component(docs, "Deployment")["detection"]
+        checksum: str = detection["spec"]["template"]["metadata"]["annotations"]["checksum/stores"]
+        return checksum
+
+    assert stores_checksum(tuple(_render(moved))) != stores_checksum(_rendered("default"))
 
 
 # ---------------------------------------------------------------------------------------------------- RBAC
