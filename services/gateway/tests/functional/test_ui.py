@@ -37,6 +37,7 @@ from aiops_common.schemas import (
     execution_document,
     rca_result_id,
 )
+from aiops_common.schemas.actions import Transition
 from aiops_common.schemas.metrics import MetricBatchBuilder
 from aiops_common.schemas.rca import CauseKind
 from aiops_common.testing.eventually import eventually, scaled
@@ -470,7 +471,17 @@ async def test_approver_reads_the_dry_run_and_approves_from_the_incident_page(
     proposed = execution(record.id, "restart-service", requested_by="action", services=("payment", "checkout"))
     proposed = proposed.model_copy(update={"note": XSS})
     own = execution(record.id, "rollback-deployment", requested_by="test-approver", requested_ago=timedelta(minutes=2))
-    await store(running_gateway, proposed, own)
+    # A proposal a newer ranking replaced: shown muted with what replaced it and why, never offered for a decision.
+    old = execution(record.id, "restart-service", attempt=2, requested_ago=timedelta(minutes=9))
+    superseded_note = "superseded by the newer ranking rca-7 (payment first); 1 of 1 approvals given do not carry over"
+    old = old.model_copy(
+        update={
+            "status": ExecutionStatus.SUPERSEDED,
+            "superseded_by": proposed.id,
+            "history": [*old.history, Transition(at=now, status="superseded", by="action", note=superseded_note)],
+        }
+    )
+    await store(running_gateway, proposed, own, old)
     await gw.documents.upsert(
         "runbooks",
         "scale-service",
@@ -501,6 +512,9 @@ async def test_approver_reads_the_dry_run_and_approves_from_the_incident_page(
     assert "0 of 1 approvals" in text and "1 approver(s)" in text
     assert XSS in await card.locator(".note").inner_text()
     assert "http_p95_latency_s" in await card.locator(".verification").inner_text()
+    replaced = page.locator(f'article.execution[data-execution="{old.id}"][data-status="superseded"]')
+    assert f"Superseded by {proposed.id} — {superseded_note}" in await replaced.locator(".superseded").inner_text()
+    assert await replaced.locator("button[data-decision]").count() == 0
 
     # Refusals show why: a rejection without a comment (checked in the page), one's own request (by the API).
     await card.locator('button[data-decision="reject"]').click()
