@@ -8,13 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 from aiops_common.models import open_model_registry
-from aiops_common.schemas import FeatureBatch, SeriesMeta
+from aiops_common.schemas import SeriesMeta
 from aiops_detection.agents.anomaly_detector import AnomalyPartition, Detection
 from aiops_detection.agents.model_updates import ModelBook
 from aiops_detection.service_settings import DetectionServiceSettings
+from aiops_detection.testing import T0, WINDOW_MS, window_batch
 
-T0 = 1_700_000_040_000
-WINDOW_MS = 60_000
+__all__ = ["T0", "WINDOW_MS", "window_batch"]  # with the fixtures: what the detection tests share
+
 PERIOD = 30
 COLD_SPIKE, SHIFT, SPIKE, SECOND_SPIKE = 40, 220, 280, 340
 
@@ -42,19 +43,6 @@ def incident_history(n: int = 400, seed: int = 1) -> np.ndarray:
     if n > SECOND_SPIKE:
         values[SECOND_SPIKE] += 11.0
     return values
-
-
-def window_batch(
-    series: Sequence[SeriesMeta], first: int, columns: Sequence[dict[str, Sequence[float]]], batch_id: str = ""
-) -> FeatureBatch:
-    """Windows ``first, first+1, ...`` of every series; ``columns[s]`` are series s's feature columns."""
-    count = len(next(iter(columns[0].values())))
-    sids = [s for s in range(len(series)) for _ in range(count)]
-    starts = [T0 + (first + i) * WINDOW_MS for _ in series for i in range(count)]
-    merged: dict[str, list[float]] = {}
-    for name in columns[0]:
-        merged[name] = [float(v) for cols in columns for v in cols[name]]
-    return FeatureBatch.from_rows(list(series), sids, starts, [WINDOW_MS] * len(sids), merged, id=batch_id)
 
 
 @pytest.fixture

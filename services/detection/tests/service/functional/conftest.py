@@ -17,16 +17,16 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiops_cli.testing import WorkerProcess, worker_env
 from aiops_common.broker import Publisher
 from aiops_common.broker.addresses import bootstrap_servers, free_port
-from aiops_common.broker.publisher import Message
 from aiops_common.broker.reader import read_values
 from aiops_common.partition_replay import unpack
 from aiops_common.schemas import SeriesMeta
 from aiops_common.schemas.metrics import shard_of
 from aiops_common.testing.eventually import scaled
 from aiops_common.topics import Topics, TopicSpec
+from aiops_detection.testing import feature_messages
 from prometheus_client.parser import text_string_to_metric_families
 
-from ..conftest import SERVICE_SETTINGS, window_batch
+from ..conftest import SERVICE_SETTINGS
 
 V = TypeVar("V")
 
@@ -104,14 +104,7 @@ async def send_windows(
     publisher: Publisher, series: Sequence[SeriesMeta], first: int, columns: Sequence[dict[str, Sequence[float]]]
 ) -> None:
     """Windows ``first...`` of every series as the stream service sends them: one batch per partition."""
-    partitions: dict[int, list[int]] = {}
-    for i, meta in enumerate(series):
-        partitions.setdefault(shard_of(meta.key, Topics.FEATURES.partitions), []).append(i)
-    messages = []
-    for part, members in sorted(partitions.items()):
-        batch = window_batch([series[i] for i in members], first, [columns[i] for i in members], f"w{first}#{part}")
-        messages.append(Message(Topics.FEATURES, batch.encode(), key=str(part).encode(), partition=part))
-    await publisher.publish(messages)
+    await publisher.publish(feature_messages(series, first, columns))
 
 
 async def read_until(
