@@ -30,6 +30,7 @@ _LONG = {"type": "long"}
 
 # The record is kept whole as JSON text and never searched; the fields beside it are what the queries use.
 _MAPPINGS: dict[str, dict[str, Any]] = {
+    # window_start_us: what a clean-up of the archive by age would select on.
     "anomalies": {"series_key": _KEYWORD, "window_start_us": _LONG, "record": _NOT_INDEXED},
     "labels": {
         "id": _KEYWORD,
