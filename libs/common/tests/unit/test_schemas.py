@@ -29,6 +29,8 @@ from aiops_common.schemas import (
     series_key,
 )
 from aiops_common.schemas.metrics import shard_of
+from aiops_common.schemas.rca import CauseKind, RankedCause, RcaResult, RcaStatus
+from pydantic import ValidationError
 
 pytestmark = pytest.mark.unit
 
@@ -141,6 +143,28 @@ def test_records_round_trip_and_validate() -> None:
     bad = msgpack.packb({"schema": "alerts.alert", "v": 1, "body": {"fingerprint": "x"}})
     with pytest.raises(SchemaError, match="status"):
         AlertRecord.decode(bad)
+
+
+def test_a_newer_writer_s_added_fields_are_left_out_at_any_depth_and_nothing_else_is_forgiven() -> None:
+    # A rolling upgrade: a newer service adds fields within the schema version; an older reader still reads.
+    cause = RankedCause(service="payment", probability=0.9, kind=CauseKind.SATURATION)
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    result = RcaResult(
+        id="rca-1", incident_id="inc-1", incident_revision=1, at=at, analyzed_at=at, status=RcaStatus.OK, causes=[cause]
+    )
+    newer = result.model_dump(mode="json") | {"added_later": {"x": 1}}
+    newer["causes"] = [cause.model_dump(mode="json") | {"confidence_band": [0.8, 0.95]}]
+    decoded = RcaResult.decode(encode_envelope("rca.result", 1, newer))
+    assert decoded == result
+    # Built in code a record still refuses an unknown field; on the wire a missing or wrong field still fails.
+    with pytest.raises(ValidationError):
+        RcaResult.model_validate(newer)
+    missing = {k: v for k, v in newer.items() if k != "incident_id"}
+    with pytest.raises(SchemaError, match="incident_id"):
+        RcaResult.decode(encode_envelope("rca.result", 1, missing))
+    wrong = newer | {"incident_revision": "not a number"}
+    with pytest.raises(SchemaError, match="incident_revision"):
+        RcaResult.decode(encode_envelope("rca.result", 1, wrong))
 
 
 def test_numpy_columns_are_little_endian_on_the_wire() -> None:
