@@ -32,7 +32,8 @@ class CommonSettings(BaseSettings):
     """Time-series store the stream writes and training reads: ``sqlite:///path``, ``prometheus://host:port``,
     ``victoriametrics://host:port``; empty means ``sqlite:///<data_dir>/tsdb.sqlite``."""
     feedback_url: str = ""
-    """Feedback store (operator labels, the anomalies they name, per-series sensitivity): ``sqlite:///path``;
+    """Feedback store (operator labels, the anomalies they name, per-series sensitivity): ``sqlite:///path``,
+    ``elasticsearch://host:port[/index-prefix]`` (``elasticsearchs://`` for TLS; one store shared by every replica);
     empty means ``sqlite:///<data_dir>/feedback.sqlite``."""
     documents_url: str = ""
     """Document store (incidents, RCA results, executions, audit, logs): ``sqlite:///path``,
