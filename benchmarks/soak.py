@@ -23,6 +23,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import tempfile
 import time
@@ -497,6 +498,8 @@ def run(args: argparse.Namespace, rate: int, rate_source: str, workdir: Path) ->
         exit_code = platform.proc.poll()
     finally:
         stop_platform(platform.proc)
+        if args.keep_log is not None:
+            shutil.copyfile(platform.log, args.keep_log)
     result: dict[str, Any] = {
         "minutes": args.minutes,
         "rate_samples_per_s": rate,
@@ -535,6 +538,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sample-s", type=float, default=5.0)
     parser.add_argument("--max-slope-mb-min", type=float, default=MAX_SLOPE_MB_PER_MIN)
     parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--keep-log", type=Path, default=None, help="copy aiops up's log here (it is removed otherwise)"
+    )
     args = parser.parse_args(argv)
     rate, source = (args.rate, "--rate") if args.rate else default_rate()
     with tempfile.TemporaryDirectory(prefix="bench-soak-") as tmp:

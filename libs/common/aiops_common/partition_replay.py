@@ -49,11 +49,16 @@ async def read_range(
     """Hand the records of ``[start, stop)`` of one partition to ``take`` in offset order; returns ``stop``.
 
     A plain consumer with no group, so nothing is committed and no rebalance is started.
-    ``stop=None`` reads to the partition's end: past its end offset as of the call until a
-    fetch brings nothing more (a broker may report the end as one past the first record of
-    its last batch, as the embedded one does), and returns the offset after the last record
-    read. Offsets that retention has deleted, or that hold no record, are passed over.
-    Raises TimeoutError when the range is not read within ``timeout_s``, ``take``'s time included.
+    ``stop=None`` reads to the partition's end as of the call, and returns the offset after
+    the last record read (at least that end). The end is the broker's end offset when the
+    read starts, and the read stops with the fetch that reaches it: a broker may report the
+    end as one past the first record of its last batch (the embedded one does), and a fetch
+    carries whole batches, so the rest of that batch comes with it. Records produced while
+    the read goes on are not waited for: a partition that keeps receiving has no moment when
+    a fetch brings nothing, and a read that waited for one never ended (the idle timer of a
+    stage that held its lock through it stopped the stage's consumer). Offsets that
+    retention has deleted, or that hold no record, are passed over. Raises TimeoutError
+    when the range is not read within ``timeout_s``, ``take``'s time included.
     """
     consumer = AIOKafkaConsumer(
         bootstrap_servers=servers,
@@ -70,6 +75,7 @@ async def read_range(
         to_end = stop is None
         if stop is None:
             stop = int((await consumer.end_offsets([tp]))[tp])
+        end = stop
         consumer.seek(tp, start)
         while to_end or start < stop:
             if time.monotonic() > deadline:
@@ -83,6 +89,8 @@ async def read_range(
                     stop = max(stop, record.offset + 1)
                 elif record.offset == stop - 1:
                     return stop
+            if to_end and records and records[-1].offset + 1 >= end:
+                break  # the fetch that reached the end as of the call, its last batch whole
             if not records and await consumer.position(tp) >= stop:
                 break  # the rest of the range is gone (retention) or was never records; to the end: nothing more
     finally:

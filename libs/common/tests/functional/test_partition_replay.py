@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -12,7 +13,7 @@ from aiops_common.broker import Publisher, bootstrap_servers, ensure_topics
 from aiops_common.broker.publisher import Message
 from aiops_common.broker.reader import read_to_end
 from aiops_common.partition_replay import read_range
-from aiops_common.testing.eventually import scaled
+from aiops_common.testing.eventually import eventually, scaled
 from aiops_common.topics import TopicSpec
 
 pytestmark = pytest.mark.functional
@@ -109,3 +110,41 @@ async def test_to_the_end_reads_past_an_end_offset_that_stops_inside_the_last_ba
     values: list[bytes] = []
     await read_to_end(broker_url, spec, topic_prefix, values.append, timeout_s=scaled(10))
     assert values == [f"v{i}".encode() for i in range(5)]
+
+
+async def test_to_the_end_of_a_partition_that_keeps_receiving_stops_at_the_end_as_of_the_call(
+    broker_url: str, topic_prefix: str
+) -> None:
+    spec = TopicSpec("replay", "test", None, 2, timedelta(hours=1), False, "replay test input")
+    await ensure_topics(broker_url, topic_prefix, [spec])
+    publisher = Publisher(broker_url, topic_prefix)
+    published = 0
+    stop_feeding = asyncio.Event()
+
+    async def feed() -> None:
+        # One record batch at a time and no pause long enough for a fetch to come back empty: a live input.
+        nonlocal published
+        while not stop_feeding.is_set():
+            await publisher.publish([Message(spec, f"v{published}".encode(), partition=1)])
+            published += 1
+            await asyncio.sleep(0.01)
+
+    feeder = asyncio.create_task(feed())
+    taken: list[int] = []
+
+    async def take(record: Any) -> None:
+        taken.append(record.offset)
+
+    try:
+        await eventually(lambda: published >= 20, timeout=30, what="the first records sent")
+        before = published
+        tp = TopicPartition(spec.full_name(topic_prefix), 1)
+        # A timeout far above what the read takes: the read must end by itself, not by timing out.
+        reached = await read_range(bootstrap_servers(broker_url), tp, 0, None, take, timeout_s=scaled(20))
+        assert not feeder.done(), "the input kept receiving through the read"
+    finally:
+        stop_feeding.set()
+        await feeder
+        await publisher.stop()
+    assert reached >= before, "everything sent before the read began was read"
+    assert taken == list(range(reached)), "in offset order, once, up to the offset returned"
