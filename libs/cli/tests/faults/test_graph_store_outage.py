@@ -1,7 +1,8 @@
-"""The graph store (FalkorDB over Bolt) stopped (SIGSTOP) while the correlation and RCA workers start and a fault
-comes in, then resumed: correlation still opens incidents (without topology-based grouping), RCA still ranks causes
-and names the topology as missing evidence, the edge and the deployment recorded meanwhile are written once the
-store answers, nothing is dropped, and the next signal is grouped by topology and analysed with it."""
+"""The graph store (FalkorDB over Bolt) stopped (SIGSTOP) while the correlation, RCA and action workers start and a
+fault comes in, then resumed: correlation still opens incidents (without topology-based grouping), RCA still ranks
+causes and names the topology as missing evidence, the runbook proposed says its blast radius lacks the topology,
+the edge and the deployment recorded meanwhile are written once the store answers, nothing is dropped, and the next
+signal is grouped by topology and analysed with it."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import httpx
 import pytest
 from aiops_cli.testing import WorkerProcess
 from aiops_common.process import suspended
-from aiops_common.schemas import ChangeEvent, IncidentRecord, RcaResult, RcaStatus, TopologyEdge
+from aiops_common.schemas import ChangeEvent, ExecutionRecord, IncidentRecord, RcaResult, RcaStatus, TopologyEdge
 from aiops_common.testing.eventually import scaled
 from aiops_common.testing.falkordb import FalkorDBServer, namespaces_available
 from aiops_common.testing.records import service_anomaly
@@ -53,6 +54,26 @@ TRACED = TopologyEdge(
     latency_p99_s=0.02,
     latency_max_s=0.03,
 )
+
+RUNBOOK = """
+id: scale-out
+version: 1
+title: Scale out a slow service
+risk: medium
+match:
+  cause_kinds: [latency, errors, traffic, saturation, crash, deployment]
+parameters:
+  service: {type: string, pattern: "[a-z0-9]([-a-z0-9]*[a-z0-9])?", max_length: 63, from: cause.service}
+steps:
+  - {name: scale out, kind: http, action: POST, arguments: {url: "http://127.0.0.1:9/scale"}, timeout_s: 10}
+verify:
+  series: "red.latency_s:value_10s"
+  match: {service: {param: service}}
+  upper: 0.15
+  within_s: 180
+  for_s: 30
+"""
+"""Any cause's service, scaled through an HTTP call that a proposal only describes (its dry run sends nothing)."""
 
 
 @pytest.fixture
@@ -123,6 +144,15 @@ def test_graph_store_stopped_then_resumed(make_pipeline: MakePipeline, falkordb:
     pipeline = make_pipeline()
     asyncio.run(write_history(pipeline.tsdb_url, ONSET, NOW))
 
+    runbooks = pipeline.tmp / "runbooks"
+    runbooks.mkdir()
+    (runbooks / "scale-out.yaml").write_text(RUNBOOK)
+
+    async def proposed() -> list[ExecutionRecord]:
+        executions = [ExecutionRecord.decode(v) for v in await pipeline.read(Topics.ACTIONS)]
+        assert executions, "no execution proposed yet"
+        return executions
+
     async def scenario(store: TopologyStore) -> None:
         await store.upsert_services(Service(name) for name in SHOP_SERVICES)
         await store.upsert_dependencies(
@@ -133,12 +163,14 @@ def test_graph_store_stopped_then_resumed(make_pipeline: MakePipeline, falkordb:
             # crash during a graph database outage.
             correlation = pipeline.start_correlation(topology_url=url, correlate_topology_refresh_s=1)
             rca = pipeline.start_rca(topology_url=url, rca_source_timeout_s=2)
-            await correlation.until_ready()
-            await rca.until_ready()
+            action = pipeline.start("action", topology_url=url, action_runbooks_dir=runbooks)
+            for worker in (correlation, rca, action):
+                await worker.until_ready()
             await pipeline.publish_anomalies(fault_anomalies(ONSET))
             await pipeline.publish(Topics.CHANGES, [(DEPLOY.service.encode(), DEPLOY.encode())])
             await pipeline.publish(Topics.TOPOLOGY_EDGES, [(TRACED.caller.encode(), TRACED.encode())])
             during = await analysed(pipeline, rca, FAULTY)
+            proposals = await action.eventually(proposed, scaled(120), "a runbook proposed for an incident")
             assert metric(correlation, "aiops_correlation_topology_unreadable_total") > 0
             assert metric(correlation, "aiops_correlation_topology_services") == 0
         # Degraded, not stopped: incidents without topology-based grouping, each ranked from the rest.
@@ -148,6 +180,10 @@ def test_graph_store_stopped_then_resumed(make_pipeline: MakePipeline, falkordb:
             assert any(m.startswith("topology:") for m in result.missing), result.missing
             assert result.causes, f"no ranking for {incident.services} without the topology"
             assert result.causes[0].service in incident.services
+        # The proposal goes on too: its blast radius is its targets alone, and says which store it could not read.
+        for execution in proposals:
+            radius = execution.blast_radius
+            assert radius.missing.startswith("topology:") and radius.services == radius.targets, radius
 
         async def caught_up() -> bool:
             changes = await store.changes(ONSET - timedelta(hours=1), NOW + timedelta(minutes=1), ["payment"])
@@ -170,8 +206,8 @@ def test_graph_store_stopped_then_resumed(make_pipeline: MakePipeline, falkordb:
         assert not [m for m in result.missing if m.startswith("topology")], result.missing
         assert {"payment", "db"} <= set(result.services)
         assert dropped(correlation) == {} and dropped(rca) == {}  # every write retried until it landed
-        correlation.check_alive()
-        rca.check_alive()
+        for worker in (correlation, rca, action):
+            worker.check_alive()
 
     async def run() -> None:
         store = open_topology_store(url)
