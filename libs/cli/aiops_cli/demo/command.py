@@ -15,6 +15,8 @@ from aiops_cli.settings import PlatformSettings
 
 __all__ = ["group"]
 
+MIN_BACKFILL_S = 360.0
+
 group = typer.Typer(
     help="The whole loop in one command: the platform, a simulated shop with faults on command, the timings.",
     invoke_without_command=True,
@@ -64,12 +66,42 @@ def _session(**options: Any) -> int:
         return 0  # Ctrl-C or SIGTERM: everything was stopped on the way out
 
 
+_BACKFILL_HELP = "History posted before the shop goes live (6m..24h, e.g. 10m); default AIOPS_DEMO_BACKFILL_S (30m)."
+_VERIFY_HELP = "How long a runbook's check must hold after it acted (0s..180s); default as the runbooks say (30s)."
+_WARM_HELP = "Live 10 s windows after the history that detection learns from before it judges any (1..30); default 4."
+
+
+def _durations(backfill: str | None, verify_for: str | None, warm_windows: int | None) -> dict[str, Any]:
+    """The demo's --backfill and --verify-for as seconds, and --warm-windows: the ones given."""
+    try:
+        backfill_s = None if backfill is None else parse_duration(backfill)
+        verify_for_s = (
+            None if verify_for is None else (0.0 if verify_for.strip() in {"0", "0s"} else parse_duration(verify_for))
+        )
+    except ShopError as exc:
+        raise _fail(str(exc)) from None
+    if backfill_s is not None and backfill_s < MIN_BACKFILL_S:
+        # The RCA's baseline is what came more than 5 minutes before onset: a shorter history leaves it none.
+        raise _fail("--backfill takes 6m or more (the root-cause analysis compares with what came 5 minutes before)")
+    if verify_for_s is not None and verify_for_s > 180:
+        raise _fail("--verify-for takes at most 180s (the runbooks' checks give up after 180 s)")
+    if warm_windows is not None and not 1 <= warm_windows <= 30:
+        raise _fail("--warm-windows takes 1 to 30 windows")
+    given = {"backfill_s": backfill_s, "verify_for_s": verify_for_s, "warm_windows": warm_windows}
+    return {name: value for name, value in given.items() if value is not None}
+
+
 @group.callback(invoke_without_command=True)
-def demo(ctx: typer.Context) -> None:
+def demo(
+    ctx: typer.Context,
+    backfill: Annotated[str | None, typer.Option(help=_BACKFILL_HELP)] = None,
+    verify_for: Annotated[str | None, typer.Option("--verify-for", help=_VERIFY_HELP)] = None,
+    warm_windows: Annotated[int | None, typer.Option(help=_WARM_HELP)] = None,
+) -> None:
     """Start the platform and the shop (frontend -> checkout -> payment -> database, checkout -> inventory);
     Ctrl-C stops both. State in .aiops-demo (or AIOPS_DATA_DIR)."""
     if ctx.invoked_subcommand is None:
-        raise typer.Exit(_session())
+        raise typer.Exit(_session(**_durations(backfill, verify_for, warm_windows)))
 
 
 @group.command()
@@ -119,6 +151,9 @@ def run_scripted(
     results: Annotated[Path, typer.Option(help="Where the timings are appended.")] = Path(
         "benchmarks/results/demo.json"
     ),
+    backfill: Annotated[str | None, typer.Option(help=_BACKFILL_HELP)] = None,
+    verify_for: Annotated[str | None, typer.Option("--verify-for", help=_VERIFY_HELP)] = None,
+    warm_windows: Annotated[int | None, typer.Option(help=_WARM_HELP)] = None,
 ) -> None:
     """Scripted loop for measurement and CI: start everything, inject the fault once warm, approve, wait for the
     outcome, write the timings, stop; exit 1 when the loop did not close."""
@@ -128,5 +163,12 @@ def run_scripted(
             f"--fault takes SERVICE:KIND with a service of {', '.join(SERVICES)} and a kind of "
             f"{', '.join(k.value for k in FaultKind)}"
         )
-    code = _session(fault=(service, kind), approve=approve, timeout_s=timeout, warmup_s=warmup, results=results)
+    code = _session(
+        fault=(service, kind),
+        approve=approve,
+        timeout_s=timeout,
+        warmup_s=warmup,
+        results=results,
+        **_durations(backfill, verify_for, warm_windows),
+    )
     raise typer.Exit(code)

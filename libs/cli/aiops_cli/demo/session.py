@@ -82,20 +82,53 @@ class DemoOptions:
     timeout_s: float = 300.0
     warmup_s: float = 60.0
     """Scripted: seconds of live traffic after the backfill before the fault (detection turns warm after about
-    40 s of it)."""
+    40 s of it); the fault waits for detection to be warm in any case."""
+    backfill_s: float | None = None
+    """Seconds of history posted before the shop goes live; None: ``AIOPS_DEMO_BACKFILL_S``."""
+    verify_for_s: float | None = None
+    """How long a runbook's check must hold after it acted (its ``verify.for_s``); None: as the runbooks say (30 s)."""
+    warm_windows: int = WARM_AFTER_LIVE_WINDOWS
+    """Live windows after the history that detection learns from before it judges any."""
     results: Path | None = Path("benchmarks/results/demo.json")
     out: Callable[[str], object] = print
 
 
+def min_history(backfill_s: float, warm_windows: int = WARM_AFTER_LIVE_WINDOWS) -> int:
+    """Windows a series needs before detection judges it: the backfill's, then ``warm_windows`` live ones.
+
+    History and the switch to live data teach the models, only live windows after it are judged (judged history,
+    or the seam between history and live data, would open incidents that the fault's anomalies then join)."""
+    return max(30, int(backfill_s / WINDOW_S) + warm_windows)
+
+
+RCA_PRE_ONSET_S = 300
+"""The RCA's baseline ends this long before an incident's onset (a cause moves before the alerts say so)."""
+BASELINE_WINDOWS = 5
+"""Windows of a roll-up the RCA's baseline needs, before that pre-onset period, to say what normal is."""
+STREAM_ROLLUPS = (60, 300)
+
+
+def rollups(backfill_s: float) -> list[int]:
+    """The stream's roll-ups whose baseline the history fills: with a short backfill the RCA would compare a
+    5-minute roll-up's one or two history windows (a near-constant baseline) with the fault and rank by noise."""
+    return [r for r in STREAM_ROLLUPS if (backfill_s - RCA_PRE_ONSET_S) / r >= BASELINE_WINDOWS]
+
+
 def platform_env(
-    settings: PlatformSettings, data_dir: Path, runbooks: Path, notify: Path, control_url: str, ui_url: str
+    settings: PlatformSettings,
+    data_dir: Path,
+    runbooks: Path,
+    notify: Path,
+    control_url: str,
+    ui_url: str,
+    backfill_s: float | None = None,
+    warm_windows: int = WARM_AFTER_LIVE_WINDOWS,
 ) -> dict[str, str]:
     """The environment of the demo's ``aiops up``: this one's, plus the demo's runbooks, channels and detection."""
     env = {**os.environ, **DETECTION_ENV}
-    # A series turns warm a few live windows after the backfill ends: history and the switch to live data teach
-    # the models, only live windows after it are judged (judged history, or the seam between history and live
-    # data, would open incidents that the fault's anomalies then join).
-    env["AIOPS_DETECT_MIN_HISTORY"] = str(max(30, int(settings.demo_backfill_s / WINDOW_S) + WARM_AFTER_LIVE_WINDOWS))
+    history = settings.demo_backfill_s if backfill_s is None else backfill_s
+    env["AIOPS_DETECT_MIN_HISTORY"] = str(min_history(history, warm_windows))
+    env["AIOPS_STREAM_ROLLUPS"] = json.dumps(rollups(history))
     env.update(
         AIOPS_DATA_DIR=str(data_dir),
         AIOPS_ACTION_RUNBOOKS_DIR=str(runbooks),
@@ -129,14 +162,20 @@ def fresh_data_dir(folder: Path) -> Path:
     return folder
 
 
-def write_runbooks(folder: Path, control_url: str) -> Path:
-    """The packaged runbooks, their control URL moved to ``control_url`` when the API serves elsewhere."""
+def write_runbooks(folder: Path, control_url: str, verify_for_s: float | None = None) -> Path:
+    """The packaged runbooks, their control URL moved to ``control_url`` when the API serves elsewhere, and their
+    check's ``for_s`` set to ``verify_for_s`` when given."""
     folder.mkdir(parents=True, exist_ok=True)
     for old in folder.glob("*.yaml"):
         old.unlink()
     for item in resources.files("aiops_cli.demo").joinpath("runbooks").iterdir():
         if item.name.endswith(".yaml"):
-            (folder / item.name).write_text(item.read_text().replace(_RUNBOOK_URL, control_url.rstrip("/")))
+            text = item.read_text().replace(_RUNBOOK_URL, control_url.rstrip("/"))
+            if verify_for_s is not None:
+                runbook = yaml.safe_load(text)
+                runbook["verify"]["for_s"] = verify_for_s
+                text = yaml.safe_dump(runbook, sort_keys=False)
+            (folder / item.name).write_text(text)
     return folder
 
 
@@ -163,12 +202,18 @@ class DemoSession:
     key: str = ""
     ingest_url: str = ""
     gateway_url: str = ""
+    warm: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set once every shop service's series has the windows detection needs before it judges one."""
     _proc: subprocess.Popen[bytes] | None = None
     _approved: set[str] = field(default_factory=set)
     _written: set[str] = field(default_factory=set)
 
     def say(self, line: str) -> None:
         self.options.out(line)
+
+    @property
+    def backfill_s(self) -> float:
+        return self.settings.demo_backfill_s if self.options.backfill_s is None else self.options.backfill_s
 
     # ---------------------------------------------------------------- start
 
@@ -185,7 +230,9 @@ class DemoSession:
             self.options.results = data_dir / "demo.json"
         secret = secrets.token_urlsafe(24)
         receiver = Receiver(secret, show=self._notified)
-        control = ControlApi(self.state, on_fault=self._on_fault, on_change=self._on_change)
+        control = ControlApi(
+            self.state, on_fault=self._on_fault, on_change=self._on_change, warm=lambda: self.warm.is_set()
+        )
         tasks: list[asyncio.Task[None]] = []
         shop: Any = None
         try:
@@ -203,10 +250,12 @@ class DemoSession:
             env = platform_env(
                 self.settings,
                 data_dir,
-                write_runbooks(data_dir / "demo-runbooks", control_url),
+                write_runbooks(data_dir / "demo-runbooks", control_url, self.options.verify_for_s),
                 write_notify_file(data_dir / "demo-notify.yaml", receiver_url, secret),
                 control_url,
                 ui_url,
+                self.backfill_s,
+                self.options.warm_windows,
             )
             self.say(f"starting the platform (aiops up, state in {data_dir}, log {data_dir / 'demo-up.log'})")
             await self._start_platform(env, data_dir)
@@ -216,12 +265,13 @@ class DemoSession:
             self.say("shop topology loaded: frontend -> checkout -> payment -> database, checkout -> inventory")
             self.key = await self._cli(env, "keys", "create", f"demo-admin-{int(time.time())}", "--role", "admin")
             self.key = self.key.strip().splitlines()[-1]
-            await self._backfill()
+            history_start = await self._backfill()
             from aiops_cli.demo.shop import Shop
 
             shop = Shop(self.ingest_url, self.state, seed=self.settings.demo_seed + 1)
             tasks.append(asyncio.create_task(self._live(shop)))
             tasks.append(asyncio.create_task(self._follow(data_dir)))
+            tasks.append(asyncio.create_task(self._until_warm(history_start)))
             self._banner(control_url)
             if self.options.fault is None:
                 await asyncio.Event().wait()  # until Ctrl-C
@@ -282,23 +332,55 @@ class DemoSession:
             raise DemoError(f"aiops {' '.join(args[:2])} failed: {done.stderr.strip() or done.stdout.strip()}")
         return done.stdout
 
-    async def _backfill(self) -> None:
+    async def _backfill(self) -> float:
+        """Post the history, then the seconds its posting took, so live data starts where history ends (a gap
+        would be a window of missing traffic); when it starts."""
         from aiops_cli.demo.history import backfill
 
         end = time.time()
-        start = end - self.settings.demo_backfill_s
-        self.say(f"backfilling {self.settings.demo_backfill_s / 60:.0f} minutes of shop history ...")
+        start = end - self.backfill_s
+        self.say(f"backfilling {self.backfill_s / 60:.1f} minutes of shop history ...")
         began = time.monotonic()
         spans = await asyncio.to_thread(backfill, self.ingest_url, ShopState(), start, end, self.settings.demo_seed)
+        now = time.time()
+        spans += await asyncio.to_thread(backfill, self.ingest_url, ShopState(), end, now, self.settings.demo_seed + 2)
         self.say(f"history posted: {spans} spans and the shop's gauges in {time.monotonic() - began:.1f} s")
+        return start
+
+    async def _until_warm(self, history_start: float) -> None:
+        """Set :attr:`warm` once every shop service's latency series holds the windows detection needs before it
+        judges one (read back from the TSDB through the gateway: a window the platform has not stored yet, or
+        dropped, does not count)."""
+        needs = min_history(self.backfill_s, self.options.warm_windows)
+        query = f"{self.gateway_url}/api/v1/metrics/query"
+        async with httpx.AsyncClient(timeout=10, headers={"Authorization": f"Bearer {self.key}"}) as client:
+            while True:
+                counts: dict[str, int] = {}
+                for service in SERVICES:
+                    params = {
+                        "name": "red.latency_s:value_10s",
+                        "match": f"service={service}",
+                        "start": str(int(history_start) - WINDOW_S),
+                    }
+                    try:
+                        answer = await client.get(query, params=params)
+                        found = answer.json().get("series", []) if answer.status_code == 200 else []
+                    except (httpx.HTTPError, ValueError):
+                        found = []
+                    counts[service] = max((len(s.get("points", [])) for s in found), default=0)
+                if min(counts.values()) >= needs:
+                    self.warm.set()
+                    self.say(f"detection is warm ({needs} windows of every service): inject a fault")
+                    return
+                await asyncio.sleep(2.0)
 
     def _banner(self, control_url: str) -> None:
         self.say("")
         self.say(f"operator UI: {self.gateway_url}/   (paste this admin key to sign in)")
         self.say(f"admin key:   {self.key}")
         self.say(f"shop control API: {control_url}/status")
-        warm = WARM_AFTER_LIVE_WINDOWS * WINDOW_S + 10
-        self.say(f"detection is warm about {warm} s from now; then inject a fault:")
+        warm = self.options.warm_windows * WINDOW_S + 10
+        self.say(f"detection is warm about {warm} s from now (this terminal says when); then inject a fault:")
         self.say("  aiops demo fault payment latency|errors|cpu|bad-deploy [--for 5m]")
         self.say("")
 
@@ -394,6 +476,10 @@ class DemoSession:
     async def _scripted(self, service: str, kind: str) -> int:
         self.say(f"live traffic for {self.options.warmup_s:.0f} s before the fault ...")
         await asyncio.sleep(self.options.warmup_s)
+        try:
+            await asyncio.wait_for(self.warm.wait(), self.options.timeout_s)
+        except TimeoutError:
+            raise DemoError(f"detection was not warm {self.options.timeout_s:.0f} s after the warm-up") from None
         # Onset just after a window starts: the first window the fault touches is wholly faulty. A fault late in a
         # window makes that window's ranking from a fraction of it, and the runbook is proposed on the first one.
         # A bad deploy's failures begin a rollout after its deployment event.

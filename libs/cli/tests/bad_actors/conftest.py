@@ -1,9 +1,12 @@
-"""One ``aiops up`` for every bad-actor test, API keys of each role, the injection corpus and a watch on argv."""
+"""One ``aiops demo`` (the platform, the simulated shop, its control API and the notification receiver) for every
+test of this folder, API keys of each role, the injection corpus and a watch on argv."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import re
+import signal
 import subprocess
 import sys
 import threading
@@ -14,8 +17,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from aiops_cli.testing import PlatformProcess, WorkerExitedError
-from aiops_common.testing.eventually import EventuallyTimeoutError, scaled
+from aiops_common.broker import free_port
+from aiops_common.testing.eventually import EventuallyTimeoutError, eventually, scaled
 from google.rpc.status_pb2 import Status
 
 ROLES = ("viewer", "operator", "approver", "admin")
@@ -49,32 +52,97 @@ INJECTIONS: dict[str, str] = {
 CANARY_FILES = [Path(f"{CANARY}-{s}") for s in ("subst", "tick", "semi", "pipe", "traversal")]
 
 
+#: What the demo is started with here: 10 minutes of history (the RCA's baseline is what came more than 5 minutes
+#: before onset), detection judging from the second live window and a runbook's check that holds for 10 s, where the
+#: defaults (30 minutes, 4 windows, 30 s) add about a minute to the run; docs/demo.md says what each changes.
+DEMO_ARGS = ("--backfill", "10m", "--warm-windows", "2", "--verify-for", "10s")
+
+
 @dataclass
 class Platform:
-    """``aiops up`` on free loopback ports, its data folder and an API key per role."""
+    """``aiops demo`` on free loopback ports: its platform's ingestion and gateway, the shop's control API, its
+    data folder, what it printed (the receiver's notifications among it) and an API key per role."""
 
-    process: PlatformProcess
+    proc: subprocess.Popen[bytes]
+    env: dict[str, str]
+    data_dir: Path
+    output: Path
+    http_url: str
+    gateway_url: str
+    control_url: str
     keys: dict[str, str] = field(default_factory=dict)
 
-    @property
-    def env(self) -> dict[str, str]:
-        return self.process.env
+    @classmethod
+    def start(cls, folder: Path) -> Platform:
+        ports = {name: free_port() for name in ("http", "grpc", "gateway", "control")}
+        env = {
+            **os.environ,
+            "AIOPS_DATA_DIR": str(folder / "data"),
+            "AIOPS_INGEST_HTTP_PORT": str(ports["http"]),
+            "AIOPS_INGEST_GRPC_PORT": str(ports["grpc"]),
+            "AIOPS_GATEWAY_PORT": str(ports["gateway"]),
+            "AIOPS_DEMO_CONTROL_PORT": str(ports["control"]),
+            "AIOPS_LOG_LEVEL": "WARNING",
+            "AIOPS_GATEWAY_RATE_LIMIT": "100000/minute",
+            "AIOPS_GATEWAY_ANONYMOUS_RATE_LIMIT": "100000/minute",
+            "AIOPS_CORRELATE_TICK_S": "1",
+        }
+        env.pop("AIOPS_BROKER_URL", None)
+        output = folder / "demo.out"
+        with output.open("wb") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "aiops_cli", "demo", *DEMO_ARGS], env=env, stdout=out, stderr=out
+            )
+        return cls(
+            proc,
+            env,
+            folder / "data",
+            output,
+            f"http://127.0.0.1:{ports['http']}",
+            f"http://127.0.0.1:{ports['gateway']}",
+            f"http://127.0.0.1:{ports['control']}",
+        )
 
-    @property
-    def data_dir(self) -> Path:
-        return self.process.data_dir
+    def printed(self) -> str:
+        return self.output.read_text(errors="replace")
 
-    @property
-    def http_url(self) -> str:
-        return self.process.http_url
+    async def until_ready(self) -> None:
+        """The demo printed its banner (platform up, topology loaded, history posted, the shop live) and the
+        gateway answers."""
 
-    @property
-    def gateway_url(self) -> str:
-        return self.process.gateway_url
+        async def ready() -> bool:
+            if self.proc.poll() is not None:  # not an AssertionError: the wait ends at once
+                raise DemoExitedError(f"aiops demo exited with {self.proc.returncode}: {self.printed()[-3000:]}")
+            if not re.search(r"^admin key: ", self.printed(), re.MULTILINE):
+                return False
+            try:
+                async with httpx.AsyncClient(timeout=5.0) as client:
+                    return (await client.get(self.gateway_url + "/ready")).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        try:
+            await eventually(ready, timeout=scaled(240.0), what="aiops demo's banner and the gateway's /ready")
+        except EventuallyTimeoutError as exc:
+            raise EventuallyTimeoutError(f"{exc}\n{self.printed()[-3000:]}") from None
+
+    def stop(self) -> None:
+        """SIGTERM, as Ctrl-C: the demo stops the shop and its platform (servers, agents, the embedded broker)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(90)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
 
     def client(self, role: str | None, base_url: str | None = None) -> httpx.Client:
         headers = {} if role is None else {"Authorization": f"Bearer {self.keys[role]}"}
         return httpx.Client(base_url=base_url or self.gateway_url, headers=headers, timeout=scaled(30.0))
+
+
+class DemoExitedError(RuntimeError):
+    """``aiops demo`` exited while a test waited on it; not an ``AssertionError``, so ``eventually()`` stops."""
 
 
 def aiops(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -118,6 +186,28 @@ class ProcessWatch:
             self._stop.wait(0.05)
 
 
+#: The folder's modules in the order they run on the one demo: the audit and the authorisation matrix while detection
+#: warms up (neither touches the shop: the topology put back is the shop's, every subject named is made up), then the
+#: loop, then the injection corpus, whose incidents and proposals would otherwise share the platform with the fault's
+#: (the RCA batches every incident's revisions together: one of theirs can start the batch the fault's first revision
+#: then lands late in, and the fault's first ranking comes from its first window only).
+MODULE_ORDER = ("test_audit_tamper", "test_platform_authorization", "test_whole_loop", "test_injection")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    mine = [i for i, item in enumerate(items) if item.path.parent == here]
+    if not mine:
+        return
+
+    def rank(item: pytest.Item) -> int:
+        return MODULE_ORDER.index(item.path.stem) if item.path.stem in MODULE_ORDER else len(MODULE_ORDER)
+
+    ordered = sorted((items[i] for i in mine), key=rank)
+    for i, item in zip(mine, ordered, strict=True):
+        items[i] = item
+
+
 @pytest.fixture(scope="package")
 def process_watch() -> Iterator[ProcessWatch]:
     watch = ProcessWatch()
@@ -128,29 +218,34 @@ def process_watch() -> Iterator[ProcessWatch]:
 
 @pytest.fixture(scope="package")
 def platform(tmp_path_factory: pytest.TempPathFactory, process_watch: ProcessWatch) -> Iterator[Platform]:
-    """The whole platform, shared by the folder's tests: starting it costs most of their time."""
-    tmp = tmp_path_factory.mktemp("bad-actors")
-    process = PlatformProcess.start(
-        tmp / "data",
-        tmp / "up.log",
-        "--no-host-metrics",
-        AIOPS_GATEWAY_RATE_LIMIT="100000/minute",
-        AIOPS_GATEWAY_ANONYMOUS_RATE_LIMIT="100000/minute",
-        AIOPS_CORRELATE_TICK_S="1",
-    )
-    running = Platform(process)
+    """The whole demo, shared by the folder's tests: starting it (and the shop turning warm) costs most of their
+    time (``MODULE_ORDER`` says in which order they use it)."""
+    running = Platform.start(tmp_path_factory.mktemp("bad-actors"))
     try:
         try:
-            asyncio.run(process.until_ready(gateway=True))
-        except (EventuallyTimeoutError, WorkerExitedError) as exc:
+            asyncio.run(running.until_ready())
+        except (EventuallyTimeoutError, DemoExitedError) as exc:
             pytest.fail(str(exc))
-        for role in ROLES:
-            made = aiops("keys", "create", f"bad-actors-{role}", "--role", role, env=process.env)
-            assert made.returncode == 0, made.stderr
-            running.keys[role] = made.stdout.strip()
+        # One CLI start each, all at once (each costs about a second of imports).
+        making = {
+            role: subprocess.Popen(
+                [sys.executable, "-m", "aiops_cli", "keys", "create", f"bad-actors-{role}", "--role", role],
+                env=running.env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for role in ROLES
+        }
+        for role, proc in making.items():
+            out, err = proc.communicate(timeout=scaled(60))
+            assert proc.returncode == 0, err
+            running.keys[role] = out.strip()
         yield running
     finally:
-        process.stop()
+        running.stop()
+    # Everything stopped with it: no platform is left running from the demo's folder.
+    assert not (running.data_dir / "state.json").exists(), running.printed()[-3000:]
 
 
 def assert_refused_clearly(response: httpx.Response, what: str) -> None:

@@ -1,5 +1,5 @@
-"""A tampered audit log of a running platform: an entry edited, deleted or moved directly in the SQLite document store
-is found by ``aiops audit verify`` (non-zero exit, the place named); once undone, the chain verifies again."""
+"""A tampered audit log of the running demo platform: an entry edited, deleted or moved directly in the SQLite document
+store is found by ``aiops audit verify`` (non-zero exit, the place named); once undone, the chain verifies again."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from contextlib import closing, contextmanager
 from pathlib import Path
 
 import pytest
+from aiops_cli.demo.session import TOPOLOGY
 
 from .conftest import Platform, aiops
 
@@ -40,10 +41,11 @@ def verify(platform: Platform) -> tuple[int, str]:
 
 @pytest.fixture(scope="module")
 def chain(platform: Platform) -> Platform:
-    """At least three entries: admin calls through the gateway, each audited."""
+    """At least three entries: admin calls through the gateway, each audited (the shop's own topology, put back as
+    the demo loaded it, so the demo's loop is not disturbed)."""
     with platform.client("admin") as admin:
-        for n in range(3):
-            answer = admin.put("/api/v1/config/topology", json={"services": [{"name": f"audited-{n}"}]})
+        for _ in range(3):
+            answer = admin.put("/api/v1/config/topology", json=TOPOLOGY)
             assert answer.status_code < 300, answer.text
     code, out = verify(platform)
     assert code == 0 and "chain intact" in out, out

@@ -1,7 +1,10 @@
-"""The injection corpus through every input of a running platform: alert labels (Alertmanager webhook), metric labels
-(JSON metrics API and OTLP), log bodies, topology names, runbook parameters. Each value is refused with a 4xx that says
-why, or kept as the very text sent; none reaches a shell or names a file; the UI shows the kept ones as text in Chromium
-and runs none of their script."""
+"""The injection corpus through every input of the running demo platform: alert labels (Alertmanager webhook), metric
+labels (JSON metrics API, Prometheus remote write, OTLP), log bodies (JSON logs API and OTLP logs), topology names (the
+topology file and deployment events), runbook parameters and the name of the key that asks for a runbook. Each value
+is refused with a 4xx that says why, or kept as the very text sent; none reaches a shell or names a file; the UI shows
+the kept ones as text in Chromium (incident list, incident page, service map, a service's incidents, approvals) and
+runs none of their script. Every topology sent keeps the shop's, so the loop that runs after these tests is not
+disturbed."""
 
 from __future__ import annotations
 
@@ -11,14 +14,20 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
+import cramjam
 import httpx
 import pytest
+from aiops_cli.demo.session import TOPOLOGY
+from aiops_common.prompb.remote_pb2 import WriteRequest
+from aiops_common.prompb.types_pb2 import Label, Sample, TimeSeries
 from aiops_common.testing.eventually import eventually, scaled
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
-from .conftest import INJECTIONS, Platform, ProcessWatch, assert_refused_clearly, nothing_reached_a_shell
+from .conftest import INJECTIONS, Platform, ProcessWatch, aiops, assert_refused_clearly, nothing_reached_a_shell
 
 pytestmark = pytest.mark.functional
 
@@ -36,12 +45,21 @@ class Sent:
     alerts: dict[str, httpx.Response] = field(default_factory=dict)
     metric_values: dict[str, httpx.Response] = field(default_factory=dict)
     metric_names: dict[str, httpx.Response] = field(default_factory=dict)
+    remote_write: dict[str, httpx.Response] = field(default_factory=dict)
     otlp: dict[str, httpx.Response] = field(default_factory=dict)
     logs: dict[str, httpx.Response] = field(default_factory=dict)
+    otlp_logs: dict[str, httpx.Response] = field(default_factory=dict)
+    deployments: dict[str, httpx.Response] = field(default_factory=dict)
 
     def accepted(self, kind: str) -> dict[str, str]:
         answers: dict[str, httpx.Response] = getattr(self, kind)
         return {k: INJECTIONS[k] for k, r in answers.items() if 200 <= r.status_code < 300}
+
+
+KINDS = tuple(Sent.__dataclass_fields__)
+
+PROTOBUF = {"Content-Type": "application/x-protobuf"}
+REMOTE_WRITE = {**PROTOBUF, "Content-Encoding": "snappy", "X-Prometheus-Remote-Write-Version": "0.1.0"}
 
 
 def _otlp(value: str) -> bytes:
@@ -53,8 +71,41 @@ def _otlp(value: str) -> bytes:
     point = metric.gauge.data_points.add()
     point.time_unix_nano = int(datetime.now(UTC).timestamp() * 1e9)
     point.as_double = 1.0
-    point.attributes.append(KeyValue(key="probe", value=AnyValue(string_value=value)))
+    point.attributes.append(KeyValue(key="probe_otlp", value=AnyValue(string_value=value)))
     return req.SerializeToString()
+
+
+def _otlp_logs(value: str) -> bytes:
+    req = ExportLogsServiceRequest()
+    rl = req.resource_logs.add()
+    rl.resource.attributes.append(KeyValue(key="service.name", value=AnyValue(string_value=value)))
+    record = rl.scope_logs.add().log_records.add()
+    record.time_unix_nano = int(datetime.now(UTC).timestamp() * 1e9)
+    record.severity_text = "ERROR"
+    record.severity_number = 17
+    record.body.string_value = value
+    record.attributes.append(KeyValue(key="probe", value=AnyValue(string_value=value)))
+    return req.SerializeToString()
+
+
+def _remote_write(value: str, now_ms: int) -> bytes:
+    series = TimeSeries(
+        labels=[
+            Label(name="__name__", value="injected_rw"),
+            Label(name="job", value="inj"),
+            Label(name="probe_rw", value=value),
+        ],
+        samples=[Sample(value=1.0, timestamp=now_ms)],
+    )
+    return bytes(cramjam.snappy.compress_raw(WriteRequest(timeseries=[series]).SerializeToString()))
+
+
+def _with_the_shop(topology: dict[str, Any]) -> dict[str, Any]:
+    """A topology payload with the shop's services and call edges kept (a PUT replaces the whole file)."""
+    return {
+        "services": [*TOPOLOGY["services"], *topology["services"]],
+        "dependencies": [*TOPOLOGY["dependencies"], *topology["dependencies"]],
+    }
 
 
 def _webhook(n: int, value: str) -> dict[str, Any]:
@@ -85,7 +136,7 @@ def sent(platform: Platform) -> Sent:
                 "services": [{"name": value, "team": value}, {"name": f"inj-{n}", "team": value}],
                 "dependencies": [{"from": f"inj-{n}", "to": value}],
             }
-            out.topology[key] = admin.put("/api/v1/config/topology", json=topology)
+            out.topology[key] = admin.put("/api/v1/config/topology", json=_with_the_shop(topology))
             out.alerts[key] = ingest.post("/api/v1/alerts/ingest", json=_webhook(n, value))
             sample = {"name": "injected_metric", "value": 1.0, "timestamp": now_ms}
             out.metric_values[key] = ingest.post(
@@ -94,13 +145,25 @@ def sent(platform: Platform) -> Sent:
             out.metric_names[key] = ingest.post(
                 "/api/v1/metrics/write", json={"samples": [{**sample, "labels": {value: "x"}}]}
             )
-            out.otlp[key] = ingest.post(
-                "/v1/metrics", content=_otlp(value), headers={"Content-Type": "application/x-protobuf"}
+            out.remote_write[key] = ingest.post(
+                "/api/v1/write", content=_remote_write(value, now_ms), headers=REMOTE_WRITE
             )
+            out.otlp[key] = ingest.post("/v1/metrics", content=_otlp(value), headers=PROTOBUF)
             out.logs[key] = ingest.post(
                 "/api/v1/logs/write",
                 json={"logs": [{"service": value, "message": value, "level": "error", "labels": {"probe": value}}]},
             )
+            out.otlp_logs[key] = ingest.post("/v1/logs", content=_otlp_logs(value), headers=PROTOBUF)
+            deployment = {
+                "service": value,
+                "version": value,
+                "previous_version": value,
+                "author": value,
+                "description": value,
+                "timestamp": now_ms,
+            }
+            out.deployments[key] = ingest.post("/api/v1/events/deployment", json=deployment)
+    # The shop's topology as the demo loaded it: the last PUT above leaves the injected services beside it.
     return out
 
 
@@ -122,7 +185,7 @@ def _holds(document: Any, value: str) -> bool:
 
 
 def test_every_input_refuses_clearly_or_accepts(sent: Sent, process_watch: ProcessWatch) -> None:
-    for kind in ("topology", "alerts", "metric_values", "metric_names", "otlp", "logs"):
+    for kind in KINDS:
         answers: dict[str, httpx.Response] = getattr(sent, kind)
         for key, response in answers.items():
             if not 200 <= response.status_code < 300:
@@ -130,9 +193,16 @@ def test_every_input_refuses_clearly_or_accepts(sent: Sent, process_watch: Proce
     # A label name must be a Prometheus name: every payload is refused as one, with the reason.
     assert sent.accepted("metric_names") == {}
     # Label values and log text are free text: markup and template syntax go in (to be shown as text).
-    for kind in ("alerts", "metric_values", "otlp", "logs"):
+    for kind in ("alerts", "metric_values", "remote_write", "otlp", "logs", "otlp_logs", "deployments"):
         assert {"jinja", "script", "img-onerror"} <= set(sent.accepted(kind)), (kind, sent.accepted(kind))
     nothing_reached_a_shell(process_watch)
+
+
+def test_the_shop_s_topology_is_kept(platform: Platform, sent: Sent) -> None:
+    with platform.client("viewer") as viewer:
+        topology = viewer.get("/api/v1/topology").json()
+    names = set(_strings(topology))
+    assert {s["name"] for s in TOPOLOGY["services"]} <= names, topology
 
 
 def test_topology_names_are_kept_as_text(platform: Platform, sent: Sent) -> None:
@@ -163,24 +233,59 @@ def test_alert_labels_are_kept_as_text_in_incidents(platform: Platform, sent: Se
     assert not any(_holds(i, "49") and not _holds(i, "{{7*7}}") for i in incidents if _holds(i, "InjectedAlert4"))
 
 
-def test_metric_labels_are_kept_as_text(platform: Platform, sent: Sent) -> None:
-    wanted = sent.accepted("metric_values")
+@pytest.mark.parametrize(
+    ("kind", "label"), [("metric_values", "probe"), ("remote_write", "probe_rw"), ("otlp", "probe_otlp")]
+)
+def test_metric_labels_are_kept_as_text(platform: Platform, sent: Sent, kind: str, label: str) -> None:
+    wanted = sent.accepted(kind)
 
     def all_stored() -> bool:
         with platform.client("viewer") as viewer:
-            values = viewer.get("/api/v1/metrics/labels/probe").json()
+            values = viewer.get(f"/api/v1/metrics/labels/{label}").json()
         missing = [k for k, v in wanted.items() if not _holds(values, v)]
-        assert not missing, f"accepted label values not (yet) among the stored values: {missing}"
+        assert not missing, f"accepted {label} values not (yet) among the stored values: {missing}"
         return True
 
-    asyncio.run(eventually(all_stored, timeout=scaled(90.0), what="the metric label values stored", interval=1))
+    asyncio.run(eventually(all_stored, timeout=scaled(90.0), what=f"the {label} values stored", interval=1))
+
+
+def test_log_bodies_and_deployments_are_kept_as_text_in_incidents(platform: Platform, sent: Sent) -> None:
+    """An injected alert's incident shows the log lines and the deployments of its service: the very text sent."""
+    wanted = {k: v for k, v in sent.accepted("alerts").items() if k in MARKUP}
+    wanted = {k: v for k, v in wanted.items() if k in sent.accepted("otlp_logs") and k in sent.accepted("deployments")}
+    assert wanted, "no markup payload went in as an alert, an OTLP log and a deployment"
+
+    def shown() -> bool:
+        incidents = _incidents(platform)
+        for key, value in wanted.items():
+            mine = [i for i in incidents if value in i["incident"]["services"]]
+            assert mine, f"no incident of the service {key} yet"
+            logs = [line for i in mine for line in i.get("logs", [])]
+            changes = [c for i in mine for c in i.get("changes", [])]
+            assert any(_holds(line, value) for line in logs), f"{key}: no log line with the body sent: {logs[:3]}"
+            assert any(_holds(c, value) for c in changes), f"{key}: no deployment of the version sent: {changes[:3]}"
+        return True
+
+    asyncio.run(eventually(shown, timeout=scaled(90.0), what="logs and deployments in the incidents", interval=1))
+
+
+def _injected_incident(platform: Platform, sent: Sent) -> dict[str, Any]:
+    """An incident of an injected alert (the shop's own incidents are the loop's)."""
+    values = set(sent.accepted("alerts").values())
+
+    def found() -> dict[str, Any]:
+        mine = [i for i in _incidents(platform) if values & set(i["incident"]["services"])]
+        assert mine, "no incident of an injected alert yet"
+        return mine[0]
+
+    found_one: dict[str, Any] = asyncio.run(
+        eventually(found, timeout=scaled(90.0), what="an incident of an injected alert", interval=1)
+    )
+    return found_one
 
 
 def test_runbook_parameters_are_refused_or_inert(platform: Platform, sent: Sent, process_watch: ProcessWatch) -> None:
-    incidents = asyncio.run(
-        eventually(lambda: _incidents(platform), timeout=scaled(90.0), what="an incident to run a runbook for")
-    )
-    incident_id = incidents[0]["incident"]["id"]
+    incident_id = _injected_incident(platform, sent)["incident"]["id"]
     with platform.client("viewer") as viewer:
         runbooks = viewer.get("/api/v1/runbooks", params={"limit": 100}).json()["runbooks"]
     with_params = [r for r in runbooks if r.get("parameters")]
@@ -216,7 +321,61 @@ def test_runbook_parameters_are_refused_or_inert(platform: Platform, sent: Sent,
     nothing_reached_a_shell(process_watch)
 
 
-async def _ui_check(platform: Platform, shown: dict[str, str], on_map: dict[str, str], incident_ids: list[str]) -> None:
+@dataclass
+class Proposal:
+    """A runbook asked for by a key whose name is markup, with a markup note: it waits in the approvals."""
+
+    requester: str
+    note: str
+    execution: dict[str, Any]
+
+
+@pytest.fixture(scope="module")
+def proposal(platform: Platform, sent: Sent) -> Iterator[Proposal]:
+    requester, note = INJECTIONS["img-onerror"], INJECTIONS["attribute-break"]
+    made = aiops("keys", "create", requester, "--role", "operator", env=platform.env)
+    assert made.returncode == 0, made.stderr
+    incident_id = _injected_incident(platform, sent)["incident"]["id"]
+    # Valid parameters (the shop's inventory, its usual replicas): the hostile text is who asks and why.
+    parameters = {"service": "inventory", "replicas": 2, "previous_replicas": 2}
+    with platform.client(None) as client:
+        client.headers["Authorization"] = f"Bearer {made.stdout.strip()}"
+        asked = client.post(
+            "/api/v1/runbooks/demo-scale-out-slow/execute",
+            json={"incident_id": incident_id, "parameters": parameters, "note": note},
+        )
+    assert asked.status_code == 202, asked.text
+
+    def waiting() -> dict[str, Any]:
+        with platform.client("viewer") as viewer:
+            items = viewer.get("/api/v1/approvals", params={"incident_id": incident_id, "limit": 100}).json()
+        mine = [e for e in items["executions"] if e.get("requested_by") == requester]
+        assert mine, f"the request is not waiting for approval yet: {items}"
+        return dict(mine[0])
+
+    execution = asyncio.run(eventually(waiting, timeout=scaled(60.0), what="the proposal waiting", interval=1))
+    try:
+        yield Proposal(requester, note, execution)
+    finally:
+        # Withdrawn: nothing of it runs, and no execution of the shop's waits while the loop runs.
+        with platform.client("approver") as approver:
+            done = approver.post(f"/api/v1/approvals/{execution['id']}/reject", json={"comment": "test proposal"})
+        assert done.status_code == 202, done.text
+
+
+def test_hostile_requester_and_note_are_kept_as_text(proposal: Proposal) -> None:
+    assert proposal.execution["requested_by"] == proposal.requester
+    assert proposal.execution["note"] == proposal.note
+    assert proposal.execution["status"] == "pending_approval"
+
+
+async def _ui_check(
+    platform: Platform,
+    shown: dict[str, str],
+    on_map: dict[str, str],
+    incident_ids: list[str],
+    proposal: Proposal,
+) -> None:
     from playwright.async_api import async_playwright
 
     dialogs: list[str] = []
@@ -253,6 +412,10 @@ async def _ui_check(platform: Platform, shown: dict[str, str], on_map: dict[str,
                 await page.wait_for_function(SHOWS_ANY, arg=list(shown.values()))
                 detail = await assert_page_clean(f"incident {incident_id}")
                 assert any(v in detail for v in shown.values()), f"incident {incident_id} shows no injected text"
+            # The incident the hostile key asked a runbook for: its requester and note on the page, as text.
+            await page.goto(f"{platform.gateway_url}/#/incidents/{proposal.execution['incident_id']}")
+            await page.wait_for_function(SHOWS_ANY, arg=[proposal.requester])
+            await assert_page_clean("the proposal's incident")
             await page.goto(platform.gateway_url + "/")
             await page.click("#nav a[data-route='map']")
             await page.wait_for_selector("#service-map")
@@ -262,12 +425,23 @@ async def _ui_check(platform: Platform, shown: dict[str, str], on_map: dict[str,
                     "(nodes, v) => nodes.filter(n => n.dataset.service === v).length", value
                 )
                 assert count >= 1, f"the service map has no node named {value!r} as text"
+            # A service's view: the map links a node in an open incident to that service's open incidents.
+            for value in on_map.values():
+                await page.goto(f"{platform.gateway_url}/#/incidents?status=open&service={quote(value, safe='')}")
+                await page.wait_for_selector("#incident-rows tr")
+                await page.wait_for_function(SHOWS_ANY, arg=[value])
+                await assert_page_clean(f"the incidents of the service {value!r}")
+            await page.goto(platform.gateway_url + "/")
+            await page.click("#nav a[data-route='approvals']")
+            await page.wait_for_selector(f"#approval-rows tr[data-execution='{proposal.execution['id']}']")
+            await page.wait_for_function(SHOWS_ANY, arg=[proposal.requester])
+            await assert_page_clean("the approvals")
         finally:
             await browser.close()
 
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="no Chromium at /usr/bin/chromium")
-def test_the_ui_shows_injected_names_as_text_and_runs_none(platform: Platform, sent: Sent) -> None:
+def test_the_ui_shows_injected_names_as_text_and_runs_none(platform: Platform, sent: Sent, proposal: Proposal) -> None:
     pytest.importorskip("playwright.async_api")
     shown = {k: v for k, v in sent.accepted("alerts").items() if k in MARKUP}
     assert shown, "no markup payload was accepted: nothing to look at"
@@ -275,4 +449,4 @@ def test_the_ui_shows_injected_names_as_text_and_runs_none(platform: Platform, s
     ids = [i["incident"]["id"] for i in incidents if any(_holds(i, v) for v in shown.values())][:3]
     assert ids, "no incident holds an injected name (test_alert_labels_... waits for them)"
     on_map = {k: v for k, v in sent.accepted("topology").items() if k in MARKUP}
-    asyncio.run(_ui_check(platform, shown, on_map, ids))
+    asyncio.run(_ui_check(platform, shown, on_map, ids, proposal))

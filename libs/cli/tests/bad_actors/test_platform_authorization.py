@@ -1,6 +1,8 @@
-"""The gateway's authorisation matrix against the whole platform: every mutating route ``aiops up``'s gateway
-declares in its OpenAPI document refuses calls without credentials (401) and with a role below its least (403), and
-admits its own role (so the refusals are the role check's, not a broken route's)."""
+"""The gateway's authorisation matrix against the whole demo platform: every mutating route the gateway of a running
+``aiops demo`` declares in its OpenAPI document (its demo panel's routes forwarding to the shop's control API among
+them) refuses calls without credentials (401) and with a role below its least (403), and admits its own role (so the
+refusals are the role check's, not a broken route's). A route the gateway test's table of least roles does not name
+fails the test: a new route cannot escape the matrix."""
 
 from __future__ import annotations
 
