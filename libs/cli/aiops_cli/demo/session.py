@@ -261,10 +261,13 @@ class DemoSession:
             await self._start_platform(env, data_dir)
             topology = data_dir / "demo-topology.json"
             topology.write_text(json.dumps(TOPOLOGY, indent=2))
-            await self._cli(env, "topology", "load", str(topology))
+            # Two CLI starts at once: each spends most of its second on imports.
+            _, made = await asyncio.gather(
+                self._cli(env, "topology", "load", str(topology)),
+                self._cli(env, "keys", "create", f"demo-admin-{int(time.time())}", "--role", "admin"),
+            )
             self.say("shop topology loaded: frontend -> checkout -> payment -> database, checkout -> inventory")
-            self.key = await self._cli(env, "keys", "create", f"demo-admin-{int(time.time())}", "--role", "admin")
-            self.key = self.key.strip().splitlines()[-1]
+            self.key = made.strip().splitlines()[-1]
             history_start = await self._backfill()
             from aiops_cli.demo.shop import Shop
 
