@@ -59,6 +59,8 @@ class Sent:
 KINDS = tuple(Sent.__dataclass_fields__)
 
 PROTOBUF = {"Content-Type": "application/x-protobuf"}
+#: Before an OTLP log's body, to tell it from the same text sent to the JSON logs API.
+OTLP_BODY = "otlp: "
 REMOTE_WRITE = {**PROTOBUF, "Content-Encoding": "snappy", "X-Prometheus-Remote-Write-Version": "0.1.0"}
 
 
@@ -83,7 +85,7 @@ def _otlp_logs(value: str) -> bytes:
     record.time_unix_nano = int(datetime.now(UTC).timestamp() * 1e9)
     record.severity_text = "ERROR"
     record.severity_number = 17
-    record.body.string_value = value
+    record.body.string_value = OTLP_BODY + value
     record.attributes.append(KeyValue(key="probe", value=AnyValue(string_value=value)))
     return req.SerializeToString()
 
@@ -262,7 +264,8 @@ def test_log_bodies_and_deployments_are_kept_as_text_in_incidents(platform: Plat
             assert mine, f"no incident of the service {key} yet"
             logs = [line for i in mine for line in i.get("logs", [])]
             changes = [c for i in mine for c in i.get("changes", [])]
-            assert any(_holds(line, value) for line in logs), f"{key}: no log line with the body sent: {logs[:3]}"
+            for body in (value, OTLP_BODY + value):  # the JSON API's, the OTLP log's: each the very text sent
+                assert any(body in _strings(line) for line in logs), f"{key}: no log line {body!r} yet: {logs[:3]}"
             assert any(_holds(c, value) for c in changes), f"{key}: no deployment of the version sent: {changes[:3]}"
         return True
 

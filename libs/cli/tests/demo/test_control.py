@@ -93,3 +93,16 @@ async def test_scale_rollback_and_restart_change_the_shop(
     assert (await client.post("/actions/scale", json={"service": "payment", "replicas": 7})).json()["replicas"] == 7
     assert (await client.post("/actions/rollback", json={})).status_code == 400
     assert (await client.post("/actions/rollback", json={"service": "shipping"})).status_code == 404
+
+
+async def test_the_status_says_when_detection_is_warm() -> None:
+    warm = False
+    api = ControlApi(ShopState(), clock=lambda: NOW, warm=lambda: warm)
+    url = await api.start("127.0.0.1", 0)
+    try:
+        async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+            assert (await client.get("/status")).json()["warm"] is False
+            warm = True
+            assert (await client.get("/status")).json()["warm"] is True
+    finally:
+        await api.stop()

@@ -1,7 +1,10 @@
-"""The scripted demo end to end: platform, shop, fault, incident with the right cause first, approval, recovery.
+"""The scripted demo end to end with its defaults: platform, shop, fault, incident with the right cause first,
+approval, recovery, and the timings it writes.
 
-About 2.5 minutes on an idle 2-core machine (platform start, backfill, 60 s of live traffic, the loop, a 30 s
-verification), more under load: marked ``slow``, out of the default run (``pytest -m slow``).
+About 2.5 minutes on an idle 2-core machine (platform start, 30 minutes of history, 60 s of live traffic, the loop, a
+30 s verification), more under load: marked ``slow``, out of the default run (``pytest -m slow``). The default run
+has the loop end to end on a quicker demo (``--backfill 10m --warm-windows 2 --verify-for 0s``), shared with the
+bad-actor tests: ``libs/cli/tests/bad_actors/test_whole_loop.py``.
 """
 
 from __future__ import annotations

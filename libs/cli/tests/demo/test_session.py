@@ -6,7 +6,17 @@ from pathlib import Path
 
 import pytest
 import yaml
-from aiops_cli.demo.session import TOPOLOGY, DemoError, fresh_data_dir, write_notify_file, write_runbooks
+from aiops_cli.demo.session import (
+    TOPOLOGY,
+    DemoError,
+    fresh_data_dir,
+    min_history,
+    platform_env,
+    rollups,
+    write_notify_file,
+    write_runbooks,
+)
+from aiops_cli.settings import PlatformSettings
 
 pytestmark = pytest.mark.unit
 
@@ -56,3 +66,25 @@ def test_the_topology_is_the_shop_s_call_graph() -> None:
         ("payment", "database"),
     }
     assert all(s["team"] and s["tier"] for s in TOPOLOGY["services"])
+
+
+def test_a_runbook_check_holds_as_long_as_asked(tmp_path: Path) -> None:
+    kept = write_runbooks(tmp_path / "kept", "http://127.0.0.1:1")
+    assert all(yaml.safe_load(p.read_text())["verify"]["for_s"] == 30 for p in kept.glob("*.yaml"))
+    quick = write_runbooks(tmp_path / "quick", "http://127.0.0.1:1", verify_for_s=0.0)
+    for path in quick.glob("*.yaml"):
+        runbook = yaml.safe_load(path.read_text())
+        assert runbook["verify"]["for_s"] == 0.0 and runbook["verify"]["within_s"] == 180
+        assert runbook["steps"][0]["arguments"]["url"] == "http://127.0.0.1:1/actions/" + path.stem.split("-")[0]
+
+
+def test_detection_and_the_roll_ups_follow_the_history(tmp_path: Path) -> None:
+    # Detection judges from the given live window after the history's.
+    assert min_history(1800) == 184 and min_history(600, 2) == 62
+    # A roll-up is computed only when the RCA's baseline (before its 5 minutes ahead of onset) holds five of its
+    # windows: the default half hour keeps both, ten minutes only the minute's.
+    assert rollups(1800) == [60, 300] and rollups(600) == [60] and rollups(360) == []
+    env = platform_env(PlatformSettings(), tmp_path, tmp_path, tmp_path / "n.yaml", "http://c", "http://u", 600, 2)
+    assert env["AIOPS_DETECT_MIN_HISTORY"] == "62" and env["AIOPS_STREAM_ROLLUPS"] == "[60]"
+    default = platform_env(PlatformSettings(), tmp_path, tmp_path, tmp_path / "n.yaml", "http://c", "http://u")
+    assert default["AIOPS_DETECT_MIN_HISTORY"] == "184" and default["AIOPS_STREAM_ROLLUPS"] == "[60, 300]"
