@@ -26,6 +26,7 @@ from aiops_common.testing.eventually import eventually, scaled
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.logs.v1.logs_pb2 import SeverityNumber
 
 from .conftest import INJECTIONS, Platform, ProcessWatch, aiops, assert_refused_clearly, nothing_reached_a_shell
 
@@ -84,7 +85,7 @@ def _otlp_logs(value: str) -> bytes:
     record = rl.scope_logs.add().log_records.add()
     record.time_unix_nano = int(datetime.now(UTC).timestamp() * 1e9)
     record.severity_text = "ERROR"
-    record.severity_number = 17
+    record.severity_number = SeverityNumber.SEVERITY_NUMBER_ERROR
     record.body.string_value = OTLP_BODY + value
     record.attributes.append(KeyValue(key="probe", value=AnyValue(string_value=value)))
     return req.SerializeToString()
@@ -444,7 +445,9 @@ async def _ui_check(
 
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="no Chromium at /usr/bin/chromium")
-def test_the_ui_shows_injected_names_as_text_and_runs_none(platform: Platform, sent: Sent, proposal: Proposal) -> None:
+def test_the_ui_shows_injected_names_as_text_and_runs_none(
+    platform: Platform, sent: Sent, proposal: Proposal, process_watch: ProcessWatch
+) -> None:
     pytest.importorskip("playwright.async_api")
     shown = {k: v for k, v in sent.accepted("alerts").items() if k in MARKUP}
     assert shown, "no markup payload was accepted: nothing to look at"
@@ -453,3 +456,5 @@ def test_the_ui_shows_injected_names_as_text_and_runs_none(platform: Platform, s
     assert ids, "no incident holds an injected name (test_alert_labels_... waits for them)"
     on_map = {k: v for k, v in sent.accepted("topology").items() if k in MARKUP}
     asyncio.run(_ui_check(platform, shown, on_map, ids, proposal))
+    # Everything sent has been through the platform by now (incidents, logs, proposals): still no shell, no file.
+    nothing_reached_a_shell(process_watch)
