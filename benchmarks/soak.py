@@ -276,11 +276,19 @@ def sample_once(platform: Platform, root: psutil.Process, t0: float) -> dict[str
     drops: dict[str, float] = {}
     refusals: dict[str, float] = {}
     agent_rss: dict[str, float] = {}
-    for name, labels, value in worker + ingest:
+    records_in: dict[str, float] = {}
+    for name, labels, value in worker:
         if name == "aiops_consumer_lag":
             topic = labels.get("topic", "?").removeprefix(platform.prefix)
             lag[topic] = lag.get(topic, 0.0) + value
-        elif name == "aiops_agent_dropped_records_total":
+        elif name == "aiops_agent_records_in_total" and value:
+            # Which of a topic's consumers is behind: every agent on it sees the same messages.
+            records_in[labels.get("agent", "?")] = value
+    # Counters are taken as the larger of the two answers: in ``aiops up`` both endpoints serve the one registry of the
+    # process (the lag above, summed over partitions, is therefore read from the worker's alone: summed over both it
+    # counted every partition twice).
+    for name, labels, value in worker + ingest:
+        if name == "aiops_agent_dropped_records_total":
             key = f"{labels.get('agent', '?')}/{labels.get('reason', '')}"
             drops[key] = max(drops.get(key, 0.0), value)
         elif name == "aiops_stream_dropped_samples_total":
@@ -300,6 +308,7 @@ def sample_once(platform: Platform, root: psutil.Process, t0: float) -> dict[str
         "alive": alive,
         "rss_mb": {k: round(v, 1) for k, v in rss_by_process(root).items()} if alive else {},
         "lag": lag,
+        "records_in": records_in,
         "drops": drops,
         "refusals": refusals,
         "errors": errors,
