@@ -20,7 +20,17 @@ from aiops_common.topics import Topics
 from aiops_rca.testing import CHAINS, chain_calls, chain_services, load_topology
 from aiops_rca.testing import Pipeline as RcaPipeline
 
-__all__ = ["CHAINS", "ONSET", "Ingestion", "MakePipeline", "Pipeline", "StartIngestion", "dropped", "metric_services"]
+__all__ = [
+    "CHAINS",
+    "ONSET",
+    "Ingestion",
+    "MakePipeline",
+    "Pipeline",
+    "StartIngestion",
+    "dropped",
+    "metric_services",
+    "stop_all",
+]
 
 ONSET = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
 _DROPPED = re.compile(r'^aiops_agent_dropped_records_total\{agent="([^"]+)",reason="([^"]+)"\} (\S+)$', re.M)
@@ -113,9 +123,16 @@ def make_pipeline(broker_url: str, tmp_path: Path) -> Iterator[MakePipeline]:
         return pipeline
 
     yield make
-    for pipeline in made:
-        for worker in pipeline.started:
-            worker.stop()
+    stop_all([worker for pipeline in made for worker in pipeline.started])
+
+
+def stop_all(workers: list[WorkerProcess]) -> None:
+    """Stop workers together: each is told at once (SIGTERM), then waited for (SIGKILL past its grace)."""
+    for worker in workers:
+        if worker.proc.poll() is None:
+            worker.proc.terminate()
+    for worker in workers:
+        worker.stop()
 
 
 def dropped(worker: WorkerProcess) -> dict[tuple[str, str], float]:

@@ -24,10 +24,12 @@ from aiops_common.topics import Topics
 from aiops_detection.testing import feature_messages
 from prometheus_client.parser import text_string_to_metric_families
 
+from .conftest import stop_all
+
 pytestmark = pytest.mark.functional
 
 SETTINGS = {"detect_min_history": 100, "detect_refractory_points": 20, "detect_checkpoint_interval_s": 0}
-SERIES = [SeriesMeta("cpu", {"host": f"h{i}", "service": "api"}) for i in range(4)]
+SERIES = [SeriesMeta("cpu", {"host": f"h{i}", "service": "api"}) for i in range(2)]
 N = 400
 FIRST = 60
 """Windows before the batch the worker is killed in: three small batches per partition, all in the cold start."""
@@ -185,6 +187,4 @@ def test_sigkill_inside_a_features_batch_loses_and_adds_nothing(broker_url: str,
         asyncio.run(killed.live.eventually(archived_alike, scaled(60), "both archives holding the same anomalies"))
         killed.live.check_alive()
     finally:
-        for run in (calm, killed):
-            if run.worker is not None:
-                run.worker.stop()
+        stop_all([run.worker for run in (calm, killed) if run.worker is not None])

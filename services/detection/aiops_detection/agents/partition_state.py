@@ -12,7 +12,12 @@ to write on every message, small enough to write a few times a minute. The drive
    with ``features``, so whichever worker is assigned a partition recovers its state;
 3. on the first message of a partition after a (re)start, restores the states the
    marker names; the missing input, after the marker's offset and wherever Faust
-   skips offsets, is re-read by :class:`~aiops_common.partition_replay.ReplayingStage`.
+   skips offsets, is re-read by :class:`~aiops_common.partition_replay.ReplayingStage`;
+4. every ``CATCH_UP_S`` reads the tail of an assigned partition that nothing was delivered
+   from for that long while its end is past what the state took in. Faust can drop records
+   it fetched while a rebalance's recovery ended; the re-read of step 3 finds such a gap
+   when a later record is delivered, but at the end of the input (a quiet stream, a worker
+   restarted after the last batch) none comes, and the batch would wait for the next one.
 
 A series state remembers the start of the latest window it took in and skips any
 window again (a re-read, a producer's retry): nothing is learned twice. What a re-read
@@ -34,12 +39,16 @@ import structlog
 from aiops_common.agent_loop import AGENT_DROPPED, AgentMeter
 from aiops_common.partition_replay import ReplayingStage, pack, unpack
 from aiops_common.schemas import FeatureBatch, SchemaError
+from faust.types import TP
 
-__all__ = ["FeatureStage", "SeriesPartition", "SeriesStates", "dump_state", "load_entry", "load_state"]
+__all__ = ["CATCH_UP_S", "FeatureStage", "SeriesPartition", "SeriesStates", "dump_state", "load_entry", "load_state"]
 
 log = structlog.get_logger(__name__)
 
 R = TypeVar("R")
+
+CATCH_UP_S = 5.0
+"""How long an assigned partition may go without a delivery before its tail is checked and read (step 4)."""
 
 
 class WindowedState(Protocol):
@@ -196,6 +205,55 @@ class FeatureStage(ReplayingStage[SeriesPartition[R]]):
         self.undecodable = 0
         self.failed = 0
         self.meter = AgentMeter(name)
+        # Deliveries and the tail reads of the catch-up timer take a partition's records in one at a time.
+        self._lock = asyncio.Lock()
+        self._started = time.monotonic()
+        self._delivered_at: dict[int, float] = {}
+        app.timer(CATCH_UP_S, name=f"{name}-catch_up")(self.catch_up)
+
+    async def handle(self, partition: int, offset: int, value: bytes | None) -> None:
+        async with self._lock:
+            self._delivered_at[partition] = time.monotonic()
+            await super().handle(partition, offset, value)
+
+    async def catch_up(self) -> None:
+        """Timer: read the tail of every assigned partition that went ``CATCH_UP_S`` without a delivery while its
+        end is past the state's next offset (a record Faust fetched and dropped, with none after it)."""
+        if getattr(self.app, "rebalancing", False) or getattr(self.app, "in_recovery", False):
+            return  # the table may not hold the checkpoints yet; the next tick looks again
+        try:
+            await self._read_tails()
+        except Exception as exc:  # the broker away, a re-read timing out: deliveries go on, the next tick tries again
+            log.warning("input tails not read", stage=self.name, error=f"{type(exc).__name__}: {exc}")
+
+    async def _read_tails(self) -> None:
+        topic = self.source.get_topic_name()
+        now = time.monotonic()
+        quiet: list[TP] = [
+            tp
+            for tp in self.app.consumer.assignment()
+            if tp.topic == topic and now - self._delivered_at.get(tp.partition, self._started) >= CATCH_UP_S
+        ]
+        if not quiet:
+            return
+        ends = await self.app.consumer.highwaters(*quiet)
+        for tp in quiet:
+            end = ends.get(tp)
+            async with self._lock:
+                state = self.states.get(tp.partition)
+                if state is None:
+                    if self.table.get(f"p/{tp.partition}".encode()) is None:
+                        continue  # no checkpoint: only a delivered record says where its input starts
+                    state = await self.open_partition(tp.partition, None)
+                needed = self.next_offset[tp.partition]
+                if end is None or end <= needed:
+                    continue
+                log.warning(
+                    "input not delivered; reading it", stage=self.name, partition=tp.partition, start=needed, end=end
+                )
+                await self.replay(tp.partition, state, needed, None)
+                await self.after_delivery(tp.partition, state)
+                self._delivered_at[tp.partition] = time.monotonic()
 
     def create(self, partition: int) -> SeriesPartition[R]:
         return self.factory(partition)
@@ -256,9 +314,21 @@ class FeatureStage(ReplayingStage[SeriesPartition[R]]):
         for sid, blob in states.items():
             key = f"s/{sid}".encode()
             if blob is not None:
-                self.table[key] = blob
-            elif key in self.table:
-                del self.table[key]  # a forgotten series: a tombstone in the changelog
+                self._write(partition, key, blob)
+            elif key in self.table.data:
+                self._write(partition, key, None)  # a forgotten series: a tombstone in the changelog
         marker = {"offset": self.next_offset[partition] - 1, "series": part.series_ids()}
-        self.table[f"p/{partition}".encode()] = pack(marker)
+        self._write(partition, f"p/{partition}".encode(), pack(marker))
         self._checkpointed_at[partition] = time.monotonic()
+
+    def _write(self, partition: int, key: bytes, value: bytes | None) -> None:
+        """One table entry (None: deleted) and its changelog record, on the input's partition.
+
+        Not ``table[key] = value``: Faust takes the changelog partition from the stream event being handled,
+        and the catch-up timer checkpoints outside any (the table is co-partitioned with the input).
+        """
+        if value is None:
+            del self.table.data[key]
+        else:
+            self.table.data[key] = value
+        self.table.send_changelog(partition, key, value)
