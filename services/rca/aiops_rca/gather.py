@@ -125,18 +125,21 @@ async def gather_case(
     # The subgraph first: which series, changes and priors to read depend on it; those are read together.
     services: list[str] = incident_services
     edges: list[tuple[str, str]] = []
-    if sources.topology is None:
+    topology = sources.topology
+    if topology is None:
         missing.append(_unavailable("topology", sources))
     else:
         try:
-            services, edges = await asyncio.wait_for(
-                _subgraph(sources.topology, incident_services, settings.rca_hops), timeout
-            )
+            services, edges = await asyncio.wait_for(_subgraph(topology, incident_services, settings.rca_hops), timeout)
         except Exception as exc:  # any backend's error: the case goes on with the incident's own services
             missing.append(_failed("topology", exc))
+            if isinstance(exc, TimeoutError):
+                # A store that did not answer is not waited on again for the same case: its changes are not read.
+                missing.append("changes: not read (the topology store did not answer)")
+                topology = None
 
     series_task = _series(sources.tsdb, services, window, settings, timeout)
-    changes_task = _changes(sources.topology, services, onset, window, settings, timeout)
+    changes_task = _changes(topology, services, onset, window, settings, timeout)
     priors_task = _priors(sources, services, timeout)
     (series, series_missing), (stored_changes, changes_missing), (priors, priors_missing) = await asyncio.gather(
         series_task, changes_task, priors_task

@@ -32,8 +32,8 @@ pytestmark = pytest.mark.integration
 NOW = datetime.now(UTC).replace(microsecond=0)
 ONSET = NOW - timedelta(minutes=5)
 FAULTY = {"payment", "checkout", "frontend"}
-BOLT_TIMEOUT_S = 5
-"""Each store call's bound in the workers (``?timeout_s=``): room for one retried connection."""
+BOLT_TIMEOUT_S = 3
+"""Each store call's bound in the workers (``?timeout_s=``, 10 s by default): what a stopped store costs a call."""
 DEPLOY = ChangeEvent(
     id="deploy-payment-2.0.1",
     service="payment",

@@ -3,6 +3,7 @@ a source that is down or absent is named in ``missing`` and the case is built fr
 
 from __future__ import annotations
 
+import asyncio
 import doctest
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -224,3 +225,29 @@ async def test_without_topology_the_incidents_services_remain(stores: Stores) ->
     none = await gather_case(incident(), Sources(None, None, None, None), SETTINGS, now_ms=NOW_MS)
     assert [m.split(":")[0] for m in none.missing] == ["topology", "tsdb", "feedback", "traces"]
     assert none.services == ["payment", "checkout"] and len(none.signals) == 2
+
+
+async def test_a_topology_store_that_does_not_answer_is_waited_on_once(stores: Stores) -> None:
+    held: list[asyncio.StreamWriter] = []
+
+    async def swallow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)  # a stopped graph database: the connection is accepted, nothing is answered
+        while await reader.read(65536):
+            pass
+
+    server = await asyncio.start_server(swallow, "127.0.0.1", 0)
+    hung = open_topology_store(f"bolt://127.0.0.1:{server.sockets[0].getsockname()[1]}")
+    settings = SETTINGS.model_copy(update={"rca_source_timeout_s": 0.5})
+    try:
+        case = await gather_case(
+            incident(), Sources(stores.tsdb, hung, stores.feedback, traces()), settings, now_ms=NOW_MS
+        )
+    finally:
+        await hung.close()
+        for writer in held:
+            writer.close()
+        server.close()
+    assert "topology: no answer in time" in case.missing
+    assert "changes: not read (the topology store did not answer)" in case.missing
+    assert case.services == ["payment", "checkout"] and {k.service for k in case.series} == {"payment", "checkout"}
+    assert [c.id for c in case.changes] == ["d-pay"]  # the incident's own
