@@ -32,6 +32,7 @@ EXPECTED_RUNBOOK = {
 """The runbook that fixes each fault kind: another one's verification can pass while the fault goes on (scaling
 out a failing service leaves its errors; its latency check passes anyway)."""
 
+_SUPERSEDED = "superseded"
 _RAN = {"running", "verifying", "succeeded", "rolled_back", "rollback_failed", "failed", "interrupted"}
 _DONE = {"succeeded", "rolled_back", "rollback_failed", "failed", "interrupted", "rejected", "expired"}
 
@@ -98,9 +99,12 @@ class LoopTimings:
                 if self.top_cause == self.service:
                     mark("right_cause_first", f"{self.service} ranked first")
         elif topic == "actions" and self.incident_id and record.get("incident_id") == self.incident_id:
-            if self.execution_id and record.get("id") != self.execution_id:
-                return reached
             status = str(record.get("status", ""))
+            # Another execution for the incident: the one that superseded ours (a newer ranking named another cause
+            # while ours waited for approval) is followed from then on; any other is not the loop's.
+            other = bool(self.execution_id) and record.get("id") != self.execution_id
+            if other and (status == _SUPERSEDED or self.status not in {"pending_approval", _SUPERSEDED}):
+                return reached
             self.execution_id = str(record.get("id"))
             self.runbook = str(record.get("runbook_id", ""))
             self.acted_on = str(record.get("cause_service", ""))

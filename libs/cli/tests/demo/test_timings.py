@@ -98,3 +98,22 @@ def test_the_table_and_the_results_file(tmp_path: Path) -> None:
     assert first["machine"] == "2 cores" and first["service"] == "payment" and first["kind"] == "latency"
     assert first["seconds"] == {"first_anomaly": 12.34} and first["closed"] is False
     assert first["onset"].startswith("2026-05-28T")
+
+
+def test_a_proposal_superseded_by_a_newer_ranking_hands_the_loop_to_its_successor() -> None:
+    run = LoopTimings("payment", "latency", ONSET, "f1")
+    run.observe("incidents", {"id": "inc-1", "services": ["payment", "database"]}, ONSET + 16)
+    run.observe("rca.results", {"incident_id": "inc-1", "causes": [{"service": "database", "kind": "x"}]}, ONSET + 17)
+    first = {"id": "exe-1", "incident_id": "inc-1", "runbook_id": "demo-scale-out-slow", "cause_service": "database"}
+    run.observe("actions", {**first, "status": "pending_approval"}, ONSET + 18)
+    run.observe(
+        "rca.results", {"incident_id": "inc-1", "causes": [{"service": "payment", "kind": "latency"}]}, ONSET + 33
+    )
+    second = {**first, "id": "exe-2", "cause_service": "payment"}
+    run.observe("actions", {**second, "status": "pending_approval"}, ONSET + 33)
+    # The old one's last word, after its successor's first: not followed back.
+    run.observe("actions", {**first, "status": "superseded"}, ONSET + 33.5)
+    assert (run.execution_id, run.acted_on, run.status) == ("exe-2", "payment", "pending_approval")
+    run.observe("actions", {**second, "status": "running"}, ONSET + 34)
+    run.observe("actions", {**second, "status": "succeeded"}, ONSET + 60)
+    assert run.closed and run.seconds["approval_request"] == 18 and run.seconds["outcome"] == 60
