@@ -194,9 +194,8 @@ class ProcessWatch:
 #: The order the folder's tests use the one demo in: the audit and the authorisation matrix while detection warms up
 #: (neither touches the shop: the topology put back is the shop's, every subject named is made up), then the fault up
 #: to its approval, then the injection corpus while the approved runbook runs and verifies, then the loop's end. The
-#: corpus's incidents and proposals must not share the platform with the fault before its first ranking: the RCA
-#: batches every incident's revisions together, one of theirs can start the batch that the fault's first revision then
-#: lands late in, and that ranking (the one the runbook is proposed on) comes from the fault's first window only.
+#: corpus comes after the approval so that the fault's incident, its ranking and its proposal come from the shop's
+#: signals alone (the corpus opens incidents, asks for a runbook and rewrites the topology file).
 ORDER = (
     "test_audit_tamper",
     "test_platform_authorization",
