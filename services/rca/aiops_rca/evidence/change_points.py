@@ -4,7 +4,10 @@ Robust scores are BARO's: a series' baseline is summarised by its median and spr
 MAD, falling back to the IQR and then the standard deviation when most baseline values are
 equal), and each later point by ``z = (x - median) / spread``. A series whose baseline never
 varied at all (an availability of exactly 100 %) gets a spread from its level, so that any
-real departure counts.
+real departure counts. Any other baseline's spread is at least ``SPREAD_FLOOR_REL`` (0.5 %) of its
+level plus ``SPREAD_FLOOR_ABS``: a baseline of a few near-equal values (a roll-up read on a finer grid,
+a short history) would otherwise have a spread of float noise, and a 2 % move would score a robust z
+in the tens of thousands.
 
 The change point is a single mean shift with a Gaussian likelihood, unknown means on each
 side (flat prior) and the noise level estimated robustly: the log evidence of a change at
@@ -24,6 +27,9 @@ import numpy.typing as npt
 from aiops_rca.case import SeriesKey
 
 __all__ = [
+    "MIN_BASELINE",
+    "SPREAD_FLOOR_ABS",
+    "SPREAD_FLOOR_REL",
     "Baseline",
     "ChangePoint",
     "ScoredSeries",
@@ -38,7 +44,13 @@ __all__ = [
 
 _MAD_TO_SIGMA = 1.4826
 _IQR_TO_SIGMA = 1 / 1.349
-_MIN_BASELINE = 5
+MIN_BASELINE = 5
+"""Fewest finite values a baseline is taken from."""
+SPREAD_FLOOR_REL = 0.005
+"""The least spread of a baseline that varied, as a fraction of its median's size: a move of 2 % of the
+level scores at most 4, below the default threshold of 5, however flat the baseline was."""
+SPREAD_FLOOR_ABS = 1e-9
+"""Added to the floor, so a baseline around zero has a scale too."""
 _LLR_MIN = -4.0
 _LLR_CONSTANT = 2.0
 
@@ -114,7 +126,7 @@ def anomaly_llr(z: float, threshold: float, constant: bool = False, cap: float =
 def baseline_of(values: FloatArray) -> Baseline | None:
     """Median and spread of the finite baseline values; None with fewer than five."""
     x = values[np.isfinite(values)]
-    if x.size < _MIN_BASELINE:
+    if x.size < MIN_BASELINE:
         return None
     median = float(np.median(x))
     spread = float(np.median(np.abs(x - median))) * _MAD_TO_SIGMA
@@ -124,9 +136,10 @@ def baseline_of(values: FloatArray) -> Baseline | None:
     if spread <= 0.0:
         spread = float(np.std(x))
     constant = spread <= 0.0
-    # Never varied: a departure of a thousandth of its level (or of 1e-3 at level 0) is one unit. Otherwise a
-    # spread far below the level's precision would turn float noise into huge scores.
-    spread = max(abs(median) * 1e-3, 1e-3) if constant else max(spread, abs(median) * 1e-6, 1e-12)
+    # Never varied: a departure of a thousandth of its level (or of 1e-3 at level 0) is one unit. Otherwise the
+    # floor: a spread far below the level (near-equal values) would turn a small move into a huge score.
+    floor = abs(median) * SPREAD_FLOOR_REL + SPREAD_FLOOR_ABS
+    spread = max(abs(median) * 1e-3, 1e-3) if constant else max(spread, floor)
     return Baseline(median, spread, int(x.size), constant)
 
 

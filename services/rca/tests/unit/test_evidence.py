@@ -8,7 +8,15 @@ import numpy as np
 import pytest
 from aiops_common.schemas import CauseKind
 from aiops_rca.case import CaseChange, TraceOrigin
-from aiops_rca.evidence.change_points import anomaly_llr, baseline_of, change_point, score_window, sustained
+from aiops_rca.evidence.change_points import (
+    SPREAD_FLOOR_ABS,
+    SPREAD_FLOOR_REL,
+    anomaly_llr,
+    baseline_of,
+    change_point,
+    score_window,
+    sustained,
+)
 from aiops_rca.evidence.deployments import changes_before
 from aiops_rca.evidence.kinds import kind_of
 from aiops_rca.evidence.regression import residuals
@@ -29,6 +37,21 @@ def test_baseline_is_robust_to_outliers_and_handles_flat_series() -> None:
     flat = baseline_of(np.full(50, 100.0))
     assert flat is not None and flat.constant and flat.spread == pytest.approx(0.1)
     assert baseline_of(np.array([1.0, np.nan, 2.0])) is None
+
+
+def test_a_two_percent_move_against_a_stepped_roll_ups_baseline_does_not_score_huge() -> None:
+    # A 300 s roll-up read on the 10 s grid: three windows' values, each repeated on every step, two of them
+    # equal and one differing in the seventh digit. The MAD is 0 and the IQR float noise; without a floor
+    # a 2 % drop scored a robust z of about -20,000.
+    stepped = np.r_[np.full(30, 0.2), np.full(30, 0.2000003), np.full(20, 0.2)]
+    b = baseline_of(stepped)
+    assert b is not None and not b.constant
+    assert b.spread == pytest.approx(0.2 * SPREAD_FLOOR_REL + SPREAD_FLOOR_ABS)
+    score = score_window(np.full(6, 0.2 * 0.98), b, 5.0)
+    assert score is not None and -5.0 < score.score < -3.0 and score.onset is None
+    # The floor is no ceiling: a latency that doubled still counts, far beyond the threshold.
+    doubled = score_window(np.full(6, 0.4), b, 5.0)
+    assert doubled is not None and doubled.score > 100 and doubled.onset == 0
 
 
 def test_a_lasting_departure_scores_higher_than_a_blip() -> None:

@@ -30,6 +30,7 @@ from aiops_common.topology import Change, Dependency, Service, TopologyStore, mi
 from aiops_common.tsdb import TimeSeriesStore, open_tsdb
 from aiops_rca import gather
 from aiops_rca.case import SeriesKey
+from aiops_rca.evidence.change_points import baseline_of
 from aiops_rca.feedback_priors import CausePriors
 from aiops_rca.gather import Sources, gather_case
 from aiops_rca.settings import RcaSettings
@@ -251,3 +252,30 @@ async def test_a_topology_store_that_does_not_answer_is_waited_on_once(stores: S
     assert "changes: not read (the topology store did not answer)" in case.missing
     assert case.services == ["payment", "checkout"] and {k.service for k in case.series} == {"payment", "checkout"}
     assert [c.id for c in case.changes] == ["d-pay"]  # the incident's own
+
+
+async def test_a_roll_up_is_read_at_its_own_sample_times_not_repeated_on_every_step(tmp_path: Path) -> None:
+    # A 300 s roll-up with three windows before onset and a 2 % drop after. The stepped query repeats each
+    # value on the 30 steps of its window; the case keeps it once, at its window's time.
+    tsdb = open_tsdb(f"sqlite:///{tmp_path / 'tsdb.sqlite'}")
+    builder = MetricBatchBuilder()
+    own = [ONSET_MS - 900_000, ONSET_MS - 600_000, ONSET_MS - 300_000, ONSET_MS, ONSET_MS + 300_000]
+    for ts, value in zip(own, [0.2, 0.2000003, 0.2, 0.196, 0.196], strict=True):
+        builder.add("red.latency_s:value_300s", {"service": "payment"}, ts, value)
+    for ts in range(ONSET_MS - 900_000, ONSET_MS + 600_001, 10_000):
+        builder.add("red.latency_s:value_10s", {"service": "payment"}, ts, 0.2)
+    await tsdb.write(builder.build())
+    try:
+        settings = RcaSettings(rca_lookback_s=900, rca_after_s=600, rca_step_s=10)
+        # Now just before the next window's time (a step on it would show the last value again, the next sample
+        # not being there yet).
+        case = await gather_case(incident(), Sources(tsdb, None, None, None), settings, now_ms=ONSET_MS + 599_000)
+    finally:
+        await tsdb.close()
+    rollup = case.series[SeriesKey("payment", "red.latency_s:value_300s")]
+    assert case.ts_ms[np.isfinite(rollup)].tolist() == own
+    assert rollup[np.isfinite(rollup)].tolist() == [0.2, 0.2000003, 0.2, 0.196, 0.196]
+    # A 10 s series on the 10 s grid is every step, as before.
+    assert np.isfinite(case.series[SeriesKey("payment", "red.latency_s:value_10s")]).all()
+    # Its baseline is its three windows, not 90 repeated steps: too few to score.
+    assert baseline_of(rollup[case.ts_ms < ONSET_MS]) is None
