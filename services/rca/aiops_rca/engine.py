@@ -21,6 +21,7 @@ from aiops_common.schemas import CauseKind, Evidence, EvidenceKind, MetricFindin
 from aiops_rca.case import Case, SeriesKey
 from aiops_rca.evidence import granger
 from aiops_rca.evidence.change_points import (
+    MIN_BASELINE,
     ScoredSeries,
     anomaly_llr,
     baseline_of,
@@ -75,7 +76,8 @@ class RcaConfig:
     deployment_rule_s: float = 900.0
     """The deployment rule fires for a change at most this long before its service moved."""
     pre_onset_s: float = 300.0
-    """The window analysed starts this long before the given onset: a cause moves before the alerts say so."""
+    """The window analysed starts this long before the given onset: a cause moves before the alerts say so.
+    With less history than that before onset, the baseline is the first few points there are (``_split``)."""
     min_change_bayes_factor: float = 10.0
     """Log Bayes factor of a change point from which a series counts when the onset is found from the series."""
     traffic_weight: float = 0.3
@@ -217,6 +219,11 @@ def _split(
         start = onset_ms
     else:
         start = onset_ms - int(config.pre_onset_s * 1000)
+        before_onset = int(np.count_nonzero(ts < onset_ms))
+        if np.count_nonzero(ts < start) < MIN_BASELINE and before_onset > 0:
+            # Less history than pre_onset_s: the first few points are the baseline rather than none at all (every
+            # series unscored, every cause of kind "unknown"); the window still starts before onset when it can.
+            start = int(ts[min(MIN_BASELINE, before_onset, ts.size - 1)])
     base = ts < start
     return base, ts >= start, onset_ms
 
@@ -255,6 +262,10 @@ def _score(
         if values.shape != ts.shape:
             continue
         baseline = baseline_of(values[base])
+        if baseline is None and case.onset_ms is not None and case.baseline_end_ms is None:
+            # A series that began after the baseline (a new pod, a short history): its first few points before onset.
+            early = np.flatnonzero(np.isfinite(values) & (ts < case.onset_ms))[:MIN_BASELINE]
+            baseline = baseline_of(values[early])
         if baseline is None:
             continue
         in_window = values[window]

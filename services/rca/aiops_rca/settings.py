@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from aiops_common.settings import CommonSettings
+from pydantic import Field
 
 if TYPE_CHECKING:  # the engine needs the rca extra (statsmodels); settings are read without it (aiops config)
     from aiops_rca.engine import RcaConfig
@@ -23,8 +24,14 @@ class RcaSettings(CommonSettings):
     """The case's time grid: one point per this many seconds (the stream's window length)."""
     rca_max_series_per_service: int = 64
     """Most series read per service (RED and log series first, then the others by name)."""
-    rca_debounce_s: float = 2.0
-    """Revisions of one incident arriving within this many seconds are analysed once, the newest."""
+    rca_debounce_s: float = Field(default=2.0, ge=0)
+    """An incident's newest revision is analysed once no newer one has come for this long; a new incident's first
+    analysis comes at least this long after it opened (its evidence windows have landed)."""
+    rca_debounce_max_s: float = Field(default=30.0, gt=0)
+    """The longest a revision waits while newer ones keep coming (never less than ``rca_debounce_s``)."""
+    rca_pre_onset_s: float = Field(default=300.0, gt=0)
+    """The analysed window starts this long before the incident's onset (a cause moves before the alerts say so);
+    the baseline is what comes before it, or the first few points there are when the history is shorter."""
     rca_anomaly_z: float = 5.0
     """Robust z a series must reach after onset to count as moved."""
     rca_max_lag: int = 6
@@ -52,4 +59,5 @@ class RcaSettings(CommonSettings):
             granger_alpha=self.rca_granger_alpha,
             change_window_s=self.rca_change_window_s,
             top=self.rca_top,
+            pre_onset_s=self.rca_pre_onset_s,
         )

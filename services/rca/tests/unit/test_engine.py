@@ -7,6 +7,8 @@ import pytest
 from aiops_common.schemas import CauseKind, EvidenceKind, RcaStatus
 from aiops_rca.case import Case, CaseChange, CaseSignal, SeriesKey, TraceOrigin
 from aiops_rca.engine import RcaConfig, analyze
+from aiops_rca.settings import RcaSettings
+from pydantic import ValidationError
 
 pytestmark = pytest.mark.unit
 
@@ -238,3 +240,31 @@ def test_with_no_series_the_alerts_and_the_topology_still_rank() -> None:
     analysis = analyze(case)
     assert analysis.status is RcaStatus.DEGRADED
     assert analysis.causes[0].service == "payment"  # the deepest alerted service explains the other alerts
+
+
+def test_with_less_history_than_pre_onset_the_first_points_are_the_baseline() -> None:
+    # Two minutes of history before the onset the alert gives: less than the 300 s the window starts before it.
+    keep = slice(NORMAL - 6, NORMAL + AFTER)
+    series = {k: v[keep] for k, v in _platform("payment").items()}
+    case = _case(series)
+    case.ts_ms = _grid()[keep]
+    analysis = analyze(case)
+    assert analysis.status is RcaStatus.OK
+    top = analysis.causes[0]
+    assert top.service == "payment" and top.kind is CauseKind.LATENCY
+    # A series that began later than the rest (a new pod) is scored from its own first points before onset.
+    late = dict(_platform("payment"))
+    late[SeriesKey("payment", LATENCY)] = np.r_[
+        np.full(NORMAL - 8, np.nan), late[SeriesKey("payment", LATENCY)][NORMAL - 8 :]
+    ]
+    analysis = analyze(_case(late))
+    assert analysis.causes[0].service == "payment" and analysis.causes[0].kind is CauseKind.LATENCY
+
+
+def test_pre_onset_is_a_setting_validated_positive(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIOPS_RCA_PRE_ONSET_S", "120")
+    assert RcaSettings().config().pre_onset_s == 120.0
+    for bad in ("0", "-5"):
+        monkeypatch.setenv("AIOPS_RCA_PRE_ONSET_S", bad)
+        with pytest.raises(ValidationError):
+            RcaSettings()
