@@ -2,14 +2,17 @@
 
 An incident is analysed when it is new, and again when it gains members (more members, or a service
 it did not have, than at its last analysis); a resolved incident, or one merged into another, is not.
-Revisions come in storms while the correlator grows an incident, so they are taken in batches of up
-to ``rca_debounce_s`` and only the newest revision of each incident in a batch is analysed. The
-batch's offsets move on only once its results are acknowledged by the broker (at-least-once).
+Revisions come in storms while the correlator grows an incident, and its first revision comes before
+the fault's windows are in the TSDB, so each incident's newest revision is held (``debounce.py``)
+until it has been quiet for ``rca_debounce_s``, or at the latest ``rca_debounce_max_s`` after the
+first revision held; a new incident's first analysis is thus at least ``rca_debounce_s`` after it
+opened. A record's offset moves on only once the revision it stands for has been analysed and its
+result acknowledged by the broker (at-least-once): what is held when the process dies is read again.
 
-Restart-safe: a result's id is its incident revision's, and before it takes its first batch (and
-after every rebalance) the agent reads what ``rca.results`` already holds, so a revision analysed
-before a restart is not analysed (nor published) again. What it cannot know after a restart is how
-many members an incident had at its last analysis, so a newer revision of it is analysed once.
+Restart-safe: a result's id is its incident revision's, and before it analyses (and after every
+rebalance) the agent reads what ``rca.results`` already holds, so a revision analysed before a
+restart is not analysed (nor published) again. What it cannot know after a restart is how many
+members an incident had at its last analysis, so a newer revision of it is analysed once.
 
 Never stops: a source that is down makes the case (and the result) degraded, the engine failing on
 a case gives a degraded result naming the error, and a document store that is down is retried with
@@ -21,9 +24,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import faust
 import numpy as np
@@ -42,8 +45,9 @@ from aiops_common.schemas import (
 )
 from aiops_common.topics import Topics, declare
 from aiops_common.topology import from_millis
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
+from aiops_rca.agents.debounce import Debouncer
 from aiops_rca.case import Case
 from aiops_rca.engine import Analysis, analyze
 from aiops_rca.feedback_priors import CausePriors
@@ -66,6 +70,9 @@ SKIPPED = Counter(
     "Incident revisions not analysed, by reason (analysed already, no new members, resolved, merged, superseded)",
     ["reason"],
 )
+HELD = Gauge(
+    "aiops_rca_held_incidents", "Incidents whose newest revision waits for its debounce (not acknowledged yet)"
+)
 
 BATCH = 500
 TOP_ON_INCIDENT = 3
@@ -73,6 +80,8 @@ TOP_ON_INCIDENT = 3
 RETRY_DELAYS_S: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0)
 """Waits between tries of a result's document writes: about half a minute of a store being down is ridden out."""
 LOAD_TIMEOUT_S = 120.0
+TICK_S = 0.25
+"""How often held revisions are looked at (at most; a quarter of the debounce when that is shorter)."""
 
 
 def result_of(
@@ -170,6 +179,9 @@ class RootCause:
         """Incident id -> (members, services) at its last analysis by this process."""
         self.stale = True
         """``analysed`` must be read from ``rca.results`` before the next batch (start, rebalance)."""
+        self.pending: Debouncer[Any] = Debouncer(settings.rca_debounce_s, settings.rca_debounce_max_s)
+        """Each incident's newest revision not analysed yet, with the records to acknowledge once it is."""
+        self.lock = asyncio.Lock()
 
     # -- what is analysed -----------------------------------------------------------------------------
 
@@ -229,8 +241,12 @@ class RootCause:
                 newest[incident.id] = incident
             else:
                 SKIPPED.labels("superseded").inc()
+        return self.keep(list(newest.values()))
+
+    def keep(self, newest: list[IncidentRecord]) -> list[IncidentRecord]:
+        """Those of the incidents' newest revisions to analyse."""
         chosen = []
-        for incident in newest.values():
+        for incident in newest:
             reason = self.wanted(incident)
             if reason:
                 SKIPPED.labels(reason).inc()
@@ -313,10 +329,52 @@ class RootCause:
         return len(pairs) - len(pending)
 
     async def handle(self, values: list[bytes]) -> list[RcaResult]:
-        """One batch of ``incidents``: analyse what is wanted, publish, remember, store. The results published."""
+        """One batch of ``incidents`` at once (no debounce): analyse what is wanted, publish, remember, store."""
         if self.stale:
             await self.load()
-        chosen = self.choose(values)
+        return await self.handle_newest(self.choose(values))
+
+    def hold(self, records: Sequence[tuple[bytes, Any]], now_s: float) -> list[Any]:
+        """Hold each record's incident revision until its debounce is over; the tokens of records that cannot be
+        decoded (to acknowledge at once: nothing will be analysed of them)."""
+        undecodable = []
+        for value, token in records:
+            try:
+                incident = IncidentRecord.decode(value)
+            except SchemaError as exc:
+                self.meter.dropped("undecodable", str(exc))
+                undecodable.append(token)
+                continue
+            self.pending.add(incident, token, now_s)
+        HELD.set(len(self.pending))
+        return undecodable
+
+    async def flush(self, ack: Callable[[Any], Awaitable[object]], now_s: float | None = None) -> list[RcaResult]:
+        """Analyse the held revisions whose debounce is over, then acknowledge their records (``ack``); a failure
+        (the broker refusing a publish, ``rca.results`` unreadable) is retried here until it goes through."""
+        async with self.lock:
+            due = self.pending.due(time.monotonic() if now_s is None else now_s)
+            HELD.set(len(self.pending))
+            if not due:
+                return []
+            SKIPPED.labels("superseded").inc(sum(h.superseded for h in due))
+            for attempt in itertools.count():
+                try:
+                    if self.stale:
+                        await self.load()
+                    results = await self.handle_newest(self.keep([h.incident for h in due]))
+                    break
+                except Exception as exc:
+                    wait_s = RETRY_DELAYS_S[min(attempt, len(RETRY_DELAYS_S) - 1)]
+                    log.error("rca analysis failed; retrying", error=repr(exc), attempt=attempt + 1, retry_in_s=wait_s)
+                    await asyncio.sleep(wait_s)
+            for held in due:
+                for token in held.tokens:
+                    await ack(token)
+            return results
+
+    async def handle_newest(self, chosen: list[IncidentRecord]) -> list[RcaResult]:
+        """Analyse these incident revisions, publish, remember, store. The results published."""
         results = []
         for incident in chosen:
             with self.meter.timed():
@@ -358,22 +416,45 @@ def install(
         # Another worker may have published results while this one did not hold the partition.
         agent.stale = True
 
+    async def on_revoked(*args: Any, **kwargs: Any) -> None:
+        # Held records of a partition taken away are not acknowledged: whoever holds it now reads them again
+        # from the committed offset (this worker too, should it get the partition back).
+        revoked = next((a for a in (*args, *kwargs.values()) if isinstance(a, set | frozenset)), None)
+        if revoked is None:
+            dropped = len(agent.pending)
+            agent.pending.held.clear()
+        else:
+            dropped = agent.pending.drop_where(lambda event: event.message.tp in revoked)
+        if dropped:
+            log.info("held incident revisions of revoked partitions dropped", incidents=dropped)
+
     app.on_partitions_assigned.connect(on_assigned)
+    app.on_partitions_revoked.connect(on_revoked)
+    tick_s = max(0.01, min(TICK_S, settings.rca_debounce_s / 4))
 
     @app.agent(source, name="root_cause")
     async def run(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
-        async for values in stream.take(BATCH, within=settings.rca_debounce_s):
-            agent.meter.took(len(values))
-            # Faust acks a batch's offsets however its iteration ends, so a batch whose results were not
-            # acknowledged (the broker down, rca.results unreadable) is tried again here, never skipped.
-            for attempt in itertools.count():
+        async def flush_when_due() -> None:
+            # Held revisions fall due while nothing arrives, so they are looked at on a clock of their own.
+            while True:
+                await asyncio.sleep(tick_s)
                 try:
-                    await agent.handle(values)
-                    break
-                except Exception as exc:
-                    wait_s = RETRY_DELAYS_S[min(attempt, len(RETRY_DELAYS_S) - 1)]
-                    log.error("rca batch failed; retrying", error=repr(exc), attempt=attempt + 1, retry_in_s=wait_s)
-                    await asyncio.sleep(wait_s)
-            yield None
+                    await agent.flush(stream.ack)
+                except Exception as exc:  # an acknowledgement that failed: the records are read again after a restart
+                    log.error("rca flush failed", error=repr(exc))
+
+        ticker = asyncio.create_task(flush_when_due())
+        try:
+            # Records are acknowledged by hand, once the revision they stand for was analysed: their offsets
+            # are committed only up to the first record not acknowledged yet.
+            # noack_take is the concrete stream's (it yields events, to acknowledge), not in StreamT.
+            async for events in cast("faust.Stream[bytes]", stream).noack_take(BATCH, within=tick_s):
+                agent.meter.took(len(events))
+                taken = cast("Sequence[faust.EventT[bytes]]", events)  # typed as values; they are the events
+                for token in agent.hold([(e.value, e) for e in taken], time.monotonic()):
+                    await stream.ack(token)
+                yield None
+        finally:
+            ticker.cancel()
 
     return agent
