@@ -56,10 +56,12 @@ DETECTION_ENV = {
     # Only clear departures alert: a window just past the recent extremes (score about 0.5) is the shop's noise,
     # and a noisy callee alerting beside the fault would look like the cause to the RCA.
     "AIOPS_DETECT_ALERT_SCORE": "0.8",
-    # The RCA takes an incident's revisions in batches of this long: its first ranking then sees the fault's
-    # second window too. From the first window alone (a few seconds of the fault) it often ranked the faulted
-    # service's callee or caller first, and the runbook is proposed on the first ranking.
-    "AIOPS_RCA_DEBOUNCE_S": "15",
+    # The RCA analyses an incident once it has been quiet this long, and its first ranking comes at least this long
+    # after it opened: it then sees the fault's second window too. From the first window alone (a few seconds of
+    # the fault) it often ranked the faulted service's callee or caller first. The incident gains members every
+    # window while the fault spreads, so it is rarely quiet: the longest wait bounds the first ranking.
+    "AIOPS_RCA_DEBOUNCE_S": "12",
+    "AIOPS_RCA_DEBOUNCE_MAX_S": "20",
     "AIOPS_HOST_METRICS": "false",
 }
 
