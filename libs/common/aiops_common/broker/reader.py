@@ -56,9 +56,10 @@ async def read_to_end(
 ) -> None:
     """Hand every value of the topic, from its first offset, to ``take``; returns once the topic's end is read.
 
-    The end is where the broker's end offset was at the call and a fetch then brings nothing more: a broker
-    may report a partition's end as one past the first record of its last batch (the embedded one does),
-    so the end offset alone is not trusted to cover the newest records.
+    The end is each partition's end offset as of the call, read through the fetch that reaches it: a broker may
+    report the end as one past the first record of its last batch (the embedded one does), and a fetch carries
+    whole batches, so the rest of that batch comes with it. Records produced meanwhile are not waited for: a topic
+    that keeps receiving has no moment when a fetch brings nothing.
     """
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap_servers(broker_url), enable_auto_commit=False, auto_offset_reset="earliest"
@@ -79,7 +80,7 @@ async def read_to_end(
                 for record in records:
                     if record.value is not None:
                         take(record.value)
-            if not batch and all([await consumer.position(tp) >= ends[tp] for tp in tps]):
+            if all([await consumer.position(tp) >= ends[tp] for tp in tps]):
                 return
     finally:
         await consumer.stop()

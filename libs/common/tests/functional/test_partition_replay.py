@@ -141,10 +141,16 @@ async def test_to_the_end_of_a_partition_that_keeps_receiving_stops_at_the_end_a
         tp = TopicPartition(spec.full_name(topic_prefix), 1)
         # A timeout far above what the read takes: the read must end by itself, not by timing out.
         reached = await read_range(bootstrap_servers(broker_url), tp, 0, None, take, timeout_s=scaled(20))
-        assert not feeder.done(), "the input kept receiving through the read"
+        # The whole topic the same way (what the RCA reads its history with).
+        before_topic = published
+        values: list[bytes] = []
+        await read_to_end(broker_url, spec, topic_prefix, values.append, timeout_s=scaled(20))
+        assert not feeder.done(), "the input kept receiving through the reads"
     finally:
         stop_feeding.set()
         await feeder
         await publisher.stop()
     assert reached >= before, "everything sent before the read began was read"
     assert taken == list(range(reached)), "in offset order, once, up to the offset returned"
+    assert len(values) >= before_topic
+    assert values == [f"v{i}".encode() for i in range(len(values))]
