@@ -227,8 +227,9 @@ class DemoSession:
             asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main.cancel)
         data_dir = fresh_data_dir(demo_data_dir(self.settings).resolve())
         results = self.options.results
-        if results is not None and not results.parent.is_dir():
-            # Outside the repository (no benchmarks/results here): the timings stay with the demo's state.
+        if results is None or not results.parent.is_dir():
+            # Interactive, or outside the repository (no benchmarks/results here): the timings stay with the
+            # demo's state.
             self.options.results = data_dir / "demo.json"
         secret = secrets.token_urlsafe(24)
         receiver = Receiver(secret, show=self._notified)
