@@ -35,6 +35,7 @@ from aiops_detection.detectors.calibration import (
     record_ratio,
 )
 from aiops_detection.detectors.detector import Detector, FloatArray, as_panel
+from aiops_detection.detectors.ring import Ring
 from aiops_detection.detectors.seasonality import detect_periods
 
 __all__ = ["AgileExplanation", "SeasonalForecastDetector"]
@@ -88,7 +89,7 @@ class SeasonalForecastDetector(Detector[float]):
         self.max_alpha = max_alpha
         self.min_history = min_history
         self._seen = 0
-        self._values: deque[float] = deque(maxlen=history)
+        self._values = Ring(history)
         self._fitted = False
         self.period: int | None = None
         """The seasonal period in use; None when no seasonality was found."""
@@ -105,7 +106,7 @@ class SeasonalForecastDetector(Detector[float]):
     # -- model -----------------------------------------------------------------------------------------
 
     def _refit(self) -> None:
-        values = np.fromiter(self._values, dtype=np.float64, count=len(self._values))
+        values = self._values.array()
         found = detect_periods(values, self.periods)
         period = found[0] if found else None
         span = min(values.size, 4 * period) if period else min(values.size, 1000)

@@ -33,7 +33,6 @@ from __future__ import annotations
 import copy
 import math
 import sys
-from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -45,6 +44,7 @@ from aiops_detection.detectors import (
     detector,
     error_rate,
     latency,
+    ring,
     robust_band,
     seasonal_forecast,
     seasonality,
@@ -57,6 +57,7 @@ from aiops_detection.detectors.cascade import Cascade, Severity
 from aiops_detection.detectors.error_rate import ErrorRateSpike, RequestCounts
 from aiops_detection.detectors.fingerprint import code_fingerprint
 from aiops_detection.detectors.latency import LatencyDegradation
+from aiops_detection.detectors.ring import Ring
 from aiops_detection.detectors.robust_band import RobustBandDetector
 from aiops_detection.detectors.seasonal_forecast import SeasonalForecastDetector
 from aiops_detection.detectors.seasonality import candidate_periods, reporting_step_ms
@@ -94,6 +95,7 @@ STATE_FINGERPRINT = code_fingerprint(
     detector,
     error_rate,
     latency,
+    ring,
     robust_band,
     seasonal_forecast,
     seasonality,
@@ -246,8 +248,10 @@ class SeriesState:
     severities: tuple[float, float, float]
     silence: SilenceDetector
     recent_scores: RunningMax
-    recent: deque[tuple[int, float]]
-    """``(end_ms, value)`` of the latest windows with data, to bring a newly trained model up to date."""
+    recent_ends: Ring
+    """``end_ms`` (int64) of the latest windows with data, to bring a newly trained model up to date."""
+    recent_values: Ring
+    """Their values (float64), slot for slot: two arrays, 16 bytes a window (``ring``)."""
     cascade: Cascade | None = None
     step_ms: int | None = None
     """How often the series reports (a multiple of ``length_ms``); None until settled."""
@@ -379,7 +383,8 @@ class SeriesState:
                 evidence["latency_ratio"] = ratio
             out.append(_Candidate("latency", score, row.latency))
         if has_value:
-            self.recent.append((row.end_ms, value))
+            self.recent_ends.append(row.end_ms)
+            self.recent_values.append(value)
             self.seen += 1
             if self.step_ms is None and self.seen >= min(STEP_WINDOWS, max(2, self.min_history)):
                 self._settle_step()
@@ -387,14 +392,14 @@ class SeriesState:
 
     def _settle_step(self) -> None:
         """Count tiers 2 and 3's seasons in the series' own reports, replaying what they learned so far."""
-        self.step_ms = reporting_step_ms([end for end, _ in self.recent], self.length_ms)
+        self.step_ms = reporting_step_ms(self.recent_ends.array(), self.length_ms)
         cascade = self.cascade
         if cascade is None or self.step_ms == self.length_ms:
             return
         periods = candidate_periods(self.step_ms / 1000.0)
         cascade.agile = type(cascade.agile)(**{**cascade.agile.get_params(), "periods": periods})
         cascade.robust = type(cascade.robust)(**{**cascade.robust.get_params(), "periods": periods})
-        for _, value in self.recent:
+        for value in self.recent_values.tolist():
             cascade.learn_deeper_one(value)
 
     def adopt(self, trained: TrainedSeries, version: int) -> bool | None:
@@ -409,16 +414,18 @@ class SeriesState:
         last_end = self.last_start_ms + self.length_ms
         if last_end < trained.end_ms:
             return None
-        newer = [(t, v) for t, v in self.recent if t > trained.end_ms]
-        if last_end > trained.end_ms and (not newer or newer[0][0] > trained.end_ms + self.length_ms):
+        ends = self.recent_ends.array()
+        newer = ends > trained.end_ms
+        newer_values = self.recent_values.array()[newer].tolist()
+        if last_end > trained.end_ms and (not newer_values or int(ends[newer][0]) > trained.end_ms + self.length_ms):
             return False  # a hole between the training history and what this worker still remembers
         cascade = copy.deepcopy(trained.cascade)
-        for _, v in newer:
+        for v in newer_values:
             cascade.learn_one(v)
         self.cascade = cascade
         self.step_ms = trained.step_ms
         self.model_version = version
-        self.seen = max(self.seen, trained.points + len(newer))
+        self.seen = max(self.seen, trained.points + len(newer_values))
         return True
 
 
@@ -438,6 +445,7 @@ def new_series_state(
     ``tuning``: the operator's configuration for it; None: the service's settings.
     """
     limits = settings.detect_static_thresholds.get(name)
+    catchup = max(STEP_WINDOWS, settings.detect_model_catchup_points)
     state = SeriesState(
         key=key,
         length_ms=length_ms,
@@ -446,7 +454,8 @@ def new_series_state(
         severities=settings.detect_severities,
         silence=SilenceDetector(tolerance=settings.detect_silence_tolerance),
         recent_scores=RunningMax(settings.detect_refractory_points),
-        recent=deque(maxlen=max(STEP_WINDOWS, settings.detect_model_catchup_points)),
+        recent_ends=Ring(catchup, np.int64),
+        recent_values=Ring(catchup),
         static=StaticThreshold(*limits) if limits is not None else None,
         name=name,
         service=service,

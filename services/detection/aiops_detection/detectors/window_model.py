@@ -16,10 +16,8 @@ two refits in one batch.
 from __future__ import annotations
 
 import copy
-import itertools
 import math
 import warnings
-from collections import deque
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -40,6 +38,7 @@ from aiops_detection.detectors.calibration import (
     record_ratio,
 )
 from aiops_detection.detectors.detector import Detector, FloatArray, as_panel
+from aiops_detection.detectors.ring import Ring
 from aiops_detection.detectors.seasonality import detect_periods
 
 __all__ = ["WindowModelDetector", "resolve_device"]
@@ -146,7 +145,7 @@ class WindowModelDetector(Detector[float]):
         self._device = resolve_device(device)
         # Period detection and the decomposition need several cycles, the autoencoder only ``history``.
         # (and must keep the points whose errors are still pending, at most one refit interval).
-        self._values: deque[float] = deque(maxlen=max([history, refit_every + window, *(4 * p for p in periods)]))
+        self._values = Ring(max([history, refit_every + window, *(4 * p for p in periods)]))
         self._seen = 0
         self._fits = 0
         self._fit: _Fit | None = None
@@ -173,7 +172,7 @@ class WindowModelDetector(Detector[float]):
         return [component[-period:] for component, period in zip(seasonal, found, strict=True)]
 
     def _refit(self) -> None:
-        values = np.fromiter(self._values, dtype=np.float64, count=len(self._values))
+        values = self._values.array()
         found = detect_periods(values, self.periods)
         # The decomposition needs a few cycles of the periods found, the autoencoder only ``history`` points.
         values = values[-max([self.history, *(3 * p for p in found)]) :]
@@ -226,9 +225,7 @@ class WindowModelDetector(Detector[float]):
     def _error_one(self, x: float) -> float:
         assert self._fit is not None
         # Only the last ``window - 1`` points: copying the whole history per point is the hot path.
-        tail = list(itertools.islice(reversed(self._values), self.window - 1))
-        tail.reverse()
-        values = np.array([*tail, x], dtype=np.float64)
+        values = np.append(self._values.tail(self.window - 1), x)
         return float(self._errors(self._fit, values, np.arange(self._seen - values.size + 1, self._seen + 1))[0])
 
     # -- detector API ----------------------------------------------------------------------------------
@@ -244,7 +241,7 @@ class WindowModelDetector(Detector[float]):
             return
         assert self._fit is not None
         start = self._seen - self._pending - self.window + 1
-        values = np.fromiter(self._values, dtype=np.float64, count=len(self._values))[start - self._seen :]
+        values = self._values.tail(self._seen - start)
         for error in self._errors(self._fit, values, np.arange(start, self._seen)).tolist():
             self._band.learn(error)
             self._record.learn(error)
