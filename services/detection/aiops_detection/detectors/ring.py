@@ -6,10 +6,10 @@ of windows and weeks of model history grew by 150-230 bytes every window for a d
 (docs/soak.md). A :class:`Ring` keeps the same last ``maxlen`` values in one float64
 or int64 array: 8 bytes a value, and no new objects once it is full.
 
-Capacity is not allocated whole up front. At one window a minute the tiers keep up to
-40,320 values (four weekly cycles) and the catch-up history 1,440 windows: about 130 KB
-a series, 2.6 GB at 20,000 series, most of it never written by series that live for
-minutes (a pod's short-lived series). The first allocation is ``FIRST_CAPACITY`` values
+Capacity is not allocated whole up front. At one window a minute tier 3 keeps up to
+40,320 values (four weekly cycles), tier 2 8,064 and the catch-up history 1,440 windows:
+about 410 KB a series, 8 GB at 20,000 series, most of it never written by series that
+live for minutes (a pod's short-lived series). The first allocation is ``FIRST_CAPACITY`` values
 (512 bytes) and the array doubles when full, up to ``maxlen``: at most 2 x 8 bytes a
 value while it grows (8 on average over a doubling), flat once ``maxlen`` is reached,
 and about 11 copies over a ring's whole life. A pickle holds only the values, oldest
