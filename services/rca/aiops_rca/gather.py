@@ -8,7 +8,6 @@ always comes out. Reads run concurrently and only over the case's window.
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ import numpy.typing as npt
 import structlog
 from aiops_common.feedback import FeedbackStore
 from aiops_common.schemas import IncidentRecord
+from aiops_common.schemas.features import window_length_ms_of
 from aiops_common.topology import TopologyStore, from_millis, millis
 from aiops_common.tsdb import Series, TimeSeriesStore
 
@@ -33,7 +33,6 @@ __all__ = [
     "Window",
     "gather_case",
     "own_steps",
-    "period_ms_of",
     "series_keys",
     "window_of",
 ]
@@ -45,9 +44,6 @@ T = TypeVar("T")
 SERIES_PRIORITY: tuple[str, ...] = ("red.", "log.errors", "log.new_templates", "log.", "anomaly.", "alert.")
 """Series kept first when a service has more than ``rca_max_series_per_service``: RED metrics from spans,
 then error logs and new templates, then the rest of the logs; everything else after, by name."""
-
-_ROLLUP = re.compile(r":[A-Za-z0-9]+_(\d+)s$")
-"""The stream's window series: ``name:stat_<length>s`` (``red.latency_s:p95_300s``), one sample per window."""
 
 
 @dataclass(slots=True)
@@ -233,7 +229,7 @@ async def _series(
             idx = (s.ts_ms - window.start_ms) // window.step_ms
             ok = (idx >= 0) & (idx < grid.size)
             values[idx[ok]] = s.values[ok]
-            period = period_ms_of(s.name)
+            period = window_length_ms_of(s.name)
             if period is not None and period > window.step_ms:
                 # A stepped query repeats a roll-up's value on every step of its window: kept once, at its own time.
                 values[~own_steps(grid, window.step_ms, period)] = np.nan
@@ -246,16 +242,6 @@ async def _series(
     if not out:
         return out, f"tsdb: no series of {len(services)} services from {from_millis(window.start_ms).isoformat()}"
     return out, ""
-
-
-def period_ms_of(name: str) -> int | None:
-    """The window length of one of the stream's window series from its name (``:stat_<length>s``); None if not one.
-
-    >>> period_ms_of("red.latency_s:p95_300s"), period_ms_of("red.latency_s:value_10s"), period_ms_of("cpu_seconds")
-    (300000, 10000, None)
-    """
-    match = _ROLLUP.search(name)
-    return int(match.group(1)) * 1000 if match else None
 
 
 def own_steps(grid: npt.NDArray[np.int64], step_ms: int, period_ms: int) -> npt.NDArray[np.bool_]:

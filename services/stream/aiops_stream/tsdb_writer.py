@@ -8,6 +8,7 @@ from collections.abc import Callable
 import faust
 from aiops_common.agent_loop import install_agent
 from aiops_common.schemas import FeatureBatch, MetricBatch, MetricBatchBuilder, MetricKind
+from aiops_common.schemas.features import window_series_name
 from aiops_common.topics import Topics, declare
 from aiops_common.tsdb import TimeSeriesStore, open_tsdb
 
@@ -34,7 +35,7 @@ def aggregate_series(batch: FeatureBatch, stats: tuple[str, ...]) -> MetricBatch
             if math.isnan(value):
                 continue
             meta = batch.series[sids[i]]
-            builder.add(f"{meta.name}:{stat}_{lengths[i] // 1000}s", meta.labels, ends[i], value, MetricKind.GAUGE)
+            builder.add(window_series_name(meta.name, stat, lengths[i]), meta.labels, ends[i], value, MetricKind.GAUGE)
     return builder.build()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,7 +14,30 @@ import numpy.typing as npt
 from aiops_common.schemas._codec import SchemaError, decode_envelope, encode_envelope_with_rows
 from aiops_common.schemas.metrics import MetricKind, SeriesMeta
 
-__all__ = ["FEATURE_COLUMNS", "FeatureBatch", "FeatureRow"]
+__all__ = ["FEATURE_COLUMNS", "FeatureBatch", "FeatureRow", "window_length_ms_of", "window_series_name"]
+
+
+def window_series_name(name: str, stat: str, length_ms: int) -> str:
+    """The TSDB series the stream writes a feature series' ``stat`` of each window under: ``name:stat_<seconds>s``.
+
+    >>> window_series_name("red.latency_s", "p95", 300_000)
+    'red.latency_s:p95_300s'
+    """
+    return f"{name}:{stat}_{length_ms // 1000}s"
+
+
+_WINDOW_SERIES = re.compile(r":[A-Za-z0-9]+_(\d+)s$")
+
+
+def window_length_ms_of(name: str) -> int | None:
+    """The window length of a series named by :func:`window_series_name` (one sample per window); None if not one.
+
+    >>> window_length_ms_of("red.latency_s:p95_300s"), window_length_ms_of("cpu_seconds")
+    (300000, None)
+    """
+    match = _WINDOW_SERIES.search(name)
+    return int(match.group(1)) * 1000 if match else None
+
 
 SCHEMA = "features.batch"
 VERSION = 1

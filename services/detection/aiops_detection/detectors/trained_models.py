@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 from aiops_common.schemas import AnomalyRecord, series_key
+from aiops_common.schemas.features import window_series_name
 from aiops_common.tsdb import Series, TimeSeriesStore
 
 from aiops_detection.detectors.seasonality import reporting_step_ms
@@ -30,7 +31,6 @@ from aiops_detection.settings import DetectionSettings
 __all__ = [
     "MODEL_FORMAT",
     "TrainingResult",
-    "aggregate_name",
     "decode_models",
     "encode_models",
     "load_history",
@@ -44,11 +44,6 @@ MODEL_FORMAT = 1
 
 def model_name(length_ms: int) -> str:
     return f"cascade-{length_ms // 1000}s"
-
-
-def aggregate_name(name: str, length_ms: int) -> str:
-    """The TSDB series the stream's writer records a feature series' ``value`` under."""
-    return f"{name}:value_{length_ms // 1000}s"
 
 
 def encode_models(series: Mapping[str, TrainedSeries]) -> bytes:
@@ -91,9 +86,9 @@ async def load_history(
 ) -> list[Series]:
     """The aggregates of the named feature series (all of this window length when none is named)."""
     if names:
-        wanted = [aggregate_name(n, length_ms) for n in names]
+        wanted = [window_series_name(n, "value", length_ms) for n in names]
     else:
-        suffix = aggregate_name("", length_ms)
+        suffix = window_series_name("", "value", length_ms)
         wanted = [n for n in await tsdb.label_values("__name__") if n.endswith(suffix) and n != suffix]
     found: list[Series] = []
     for name in wanted:
@@ -117,7 +112,7 @@ def train_series(
     progress: Callable[[int], object] | None = None,
 ) -> tuple[str, TrainedSeries | None, int]:
     """Train one series' cascade on its history: ``(series key, trained or None, points held)``."""
-    suffix = aggregate_name("", length_ms)
+    suffix = window_series_name("", "value", length_ms)
     name = tsdb_series.name.removesuffix(suffix)
     key = series_key(name, tsdb_series.labels)
     values = np.asarray(tsdb_series.values, dtype=np.float64)
