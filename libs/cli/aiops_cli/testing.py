@@ -183,10 +183,4 @@ class PlatformProcess:
 
     def stop(self) -> None:
         """SIGTERM: servers, agents and the embedded broker stop (a SIGKILL would orphan the broker)."""
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, 30)

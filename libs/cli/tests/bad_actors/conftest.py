@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import signal
 import subprocess
 import sys
 import threading
@@ -20,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 from aiops_common.broker import free_port
+from aiops_common.process import stop_process
 from aiops_common.testing.eventually import EventuallyTimeoutError, eventually, scaled
 from google.rpc.status_pb2 import Status
 
@@ -133,13 +133,7 @@ class Platform:
 
     def stop(self) -> None:
         """SIGTERM, as Ctrl-C: the demo stops the shop and its platform (servers, agents, the embedded broker)."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(90)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, 90)
 
     def client(self, role: str | None, base_url: str | None = None) -> httpx.Client:
         headers = {} if role is None else {"Authorization": f"Bearer {self.keys[role]}"}
