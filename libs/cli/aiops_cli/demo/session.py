@@ -104,7 +104,8 @@ def min_history(backfill_s: float, warm_windows: int = WARM_AFTER_LIVE_WINDOWS) 
 
 
 RCA_PRE_ONSET_S = 300
-"""The RCA's baseline ends this long before an incident's onset (a cause moves before the alerts say so)."""
+"""The RCA's baseline ends this long before an incident's onset (set for the demo's platform, so the roll-ups chosen
+below and the RCA agree on it)."""
 BASELINE_WINDOWS = 5
 """Windows of a roll-up the RCA's baseline needs, before that pre-onset period, to say what normal is."""
 STREAM_ROLLUPS = (60, 300)
@@ -131,6 +132,7 @@ def platform_env(
     history = settings.demo_backfill_s if backfill_s is None else backfill_s
     env["AIOPS_DETECT_MIN_HISTORY"] = str(min_history(history, warm_windows))
     env["AIOPS_STREAM_ROLLUPS"] = json.dumps(rollups(history))
+    env["AIOPS_RCA_PRE_ONSET_S"] = str(RCA_PRE_ONSET_S)
     env.update(
         AIOPS_DATA_DIR=str(data_dir),
         AIOPS_ACTION_RUNBOOKS_DIR=str(runbooks),
