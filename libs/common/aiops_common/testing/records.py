@@ -1,4 +1,5 @@
-"""Records tests publish as another layer would: an anomaly of one service's series window, a predicted crossing."""
+"""Records tests publish as another layer would: an anomaly of one service's series window, a predicted crossing,
+an incident revision."""
 
 from __future__ import annotations
 
@@ -9,13 +10,18 @@ from aiops_common.schemas import (
     AnomalyRecord,
     AnomalySeverity,
     CrossingDirection,
+    IncidentMember,
+    IncidentRecord,
+    IncidentSeverity,
+    JoinReason,
+    MemberKind,
     PredictionRecord,
     anomaly_id,
     prediction_id,
     series_key,
 )
 
-__all__ = ["crossing_prediction", "service_anomaly"]
+__all__ = ["crossing_prediction", "incident_revision", "service_anomaly"]
 
 
 def service_anomaly(
@@ -57,4 +63,31 @@ def crossing_prediction(series: str, labels: Mapping[str, str], made_at: datetim
         horizon_s=21_600.0,
         confidence=0.95,
         made_at=made_at,
+    )
+
+
+def incident_revision(incident_id: str, revision: int, services: list[str], onset: datetime) -> IncidentRecord:
+    """Revision ``revision`` of a major incident whose members are a latency anomaly of each of ``services``, all
+    started at ``onset``; updated ``revision`` seconds after it."""
+    members = [
+        IncidentMember(
+            fingerprint=f"f-{service}",
+            kind=MemberKind.ANOMALY,
+            name="red.latency_s:value_10s",
+            service=service,
+            started_at=onset,
+            reason=JoinReason(rule="seed"),
+            joined_at=onset,
+        )
+        for service in services
+    ]
+    return IncidentRecord(
+        id=incident_id,
+        revision=revision,
+        title="slow",
+        severity=IncidentSeverity.MAJOR,
+        services=services,
+        started_at=onset,
+        updated_at=onset + timedelta(seconds=revision),
+        members=members,
     )

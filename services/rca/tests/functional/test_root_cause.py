@@ -20,17 +20,13 @@ from aiops_common.schemas import (
     EvidenceKind,
     FeedbackLabel,
     FeedbackRecord,
-    IncidentMember,
     IncidentRecord,
-    IncidentSeverity,
-    JoinReason,
-    MemberKind,
     RcaResult,
     RcaStatus,
     rca_result_id,
 )
 from aiops_common.testing.eventually import scaled
-from aiops_common.testing.records import service_anomaly
+from aiops_common.testing.records import incident_revision, service_anomaly
 from aiops_common.topics import Topics
 from aiops_rca.testing import (
     CHAINS,
@@ -224,7 +220,10 @@ def test_an_incident_held_for_its_debounce_when_the_worker_is_killed_is_analysed
     # A debounce far longer than the test: the incident's revisions are taken and held, never analysed by this
     # worker. Incidents go straight onto their topic (no correlation worker to start: this test stays cheap).
     rca = platform.start_rca(rca_debounce_s=300, rca_debounce_max_s=300)
-    revisions = [held_incident(1, ["payment"]), held_incident(2, ["payment", "checkout"])]
+    revisions = [
+        incident_revision("inc-held", r, services, ONSET)
+        for r, services in ((1, ["payment"]), (2, ["payment", "checkout"]))
+    ]
 
     async def held() -> float | None:
         async with httpx.AsyncClient(timeout=5.0) as client:
@@ -256,28 +255,3 @@ def test_an_incident_held_for_its_debounce_when_the_worker_is_killed_is_analysed
     results = asyncio.run(second())
     # Both revisions came within the debounce: the newest is analysed, once.
     assert [(r.incident_id, r.incident_revision) for r in results] == [("inc-held", 2)]
-
-
-def held_incident(revision: int, services: list[str]) -> IncidentRecord:
-    members = [
-        IncidentMember(
-            fingerprint=f"f-{service}",
-            kind=MemberKind.ANOMALY,
-            name="red.latency_s:value_10s",
-            service=service,
-            started_at=ONSET,
-            reason=JoinReason(rule="seed"),
-            joined_at=ONSET,
-        )
-        for service in services
-    ]
-    return IncidentRecord(
-        id="inc-held",
-        revision=revision,
-        title="slow",
-        severity=IncidentSeverity.MAJOR,
-        services=services,
-        started_at=ONSET,
-        updated_at=ONSET + timedelta(seconds=revision),
-        members=members,
-    )
