@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import sqlite3
 import threading
@@ -12,11 +13,17 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from aiops_common.schemas.metrics import MetricBatch, series_key
+from aiops_common.schemas.metrics import MetricBatch, SeriesMeta
 from aiops_common.tsdb._protocol import LOOKBACK_MS, Series
 from aiops_common.tsdb.samples import stale_mask
 
-__all__ = ["SqliteStore", "path_from_url"]
+__all__ = ["SAMPLE_CHUNK_ROWS", "SERIES_CHUNK_ROWS", "SqliteStore", "path_from_url"]
+
+SAMPLE_CHUNK_ROWS = 4096
+"""Most samples bound into one upsert (12,288 variables; SQLite allows 32,766)."""
+SERIES_CHUNK_ROWS = 4096
+"""Most series looked up or added by one statement (16,384 variables for the widest, ``series``)."""
+_UPSERT = "INSERT OR REPLACE INTO samples (series_id, ts, value) VALUES "
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS series (
@@ -76,48 +83,76 @@ class SqliteStore:
             await asyncio.to_thread(self.write_sync, batch)
 
     def write_sync(self, batch: MetricBatch) -> None:
+        """Store ``batch`` in one transaction, binding its rows into as few statements as possible.
+
+        Python's sqlite3 lets go of the interpreter lock around every statement it steps and
+        has to win it back after, which takes up to the switch interval (5 ms) when other
+        threads are busy (the event loop of ``aiops up``). ``executemany`` steps once per row;
+        here rows go into multi-row ``VALUES`` statements of :data:`SAMPLE_CHUNK_ROWS` (a batch
+        of known series up to that size is one statement, atomic on its own without
+        ``BEGIN``/``COMMIT``), and new series are looked up and added a chunk at a time.
+        """
         with self._lock:
-            self._db.execute("BEGIN")
+            cache = self._ids
+            ids = np.fromiter((cache.get(m.key, -1) for m in batch.series), dtype=np.int64, count=len(batch.series))
+            new = bool(ids.size) and bool((ids < 0).any())
             try:
-                ids = np.fromiter(
-                    (self._series_id(m.name, m.labels) for m in batch.series), dtype=np.int64, count=len(batch.series)
-                )
-                values = batch.value
-                stale = stale_mask(values)
-                keep = stale | ~np.isnan(values)
-                sid = ids[batch.sid[keep]].tolist()
-                ts = batch.ts_ms[keep].tolist()
-                vals: list[float | None] = values[keep].tolist()
-                for i in np.flatnonzero(stale[keep]).tolist():
-                    vals[i] = None
-                self._db.executemany(
-                    "INSERT OR REPLACE INTO samples (series_id, ts, value) VALUES (?, ?, ?)",
-                    zip(sid, ts, vals, strict=True),
-                )
+                if new:
+                    self._db.execute("BEGIN IMMEDIATE")  # the write lock from the start: new ids follow max(id)
+                    self._add_series([batch.series[i] for i in np.flatnonzero(ids < 0).tolist()])
+                    ids = np.fromiter((cache[m.key] for m in batch.series), dtype=np.int64, count=len(batch.series))
+                params = _sample_params(ids, batch)
+                rows = len(params) // 3
+                if not new and rows <= SAMPLE_CHUNK_ROWS:
+                    if rows:
+                        self._db.execute(*_padded(params, 0, rows))
+                    return
+                if not new:
+                    self._db.execute("BEGIN IMMEDIATE")
+                for first in range(0, rows, SAMPLE_CHUNK_ROWS):
+                    self._db.execute(*_padded(params, first, min(rows, first + SAMPLE_CHUNK_ROWS)))
                 self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
                 self._ids.clear()  # ids handed out in the rolled-back transaction are gone
                 raise
 
-    def _series_id(self, name: str, labels: Mapping[str, str]) -> int:
-        key = series_key(name, labels)
-        sid = self._ids.get(key)
-        if sid is not None:
-            return sid
-        row = self._db.execute("SELECT id FROM series WHERE key = ?", (key,)).fetchone()
-        if row is None:
-            cur = self._db.execute(
-                "INSERT INTO series (key, name, labels) VALUES (?, ?, ?)",
-                (key, name, json.dumps(dict(sorted(labels.items())))),
-            )
-            sid = int(cur.lastrowid or 0)
-            pairs = [("__name__", name, sid), *((k, v, sid) for k, v in labels.items())]
-            self._db.executemany("INSERT OR IGNORE INTO series_labels (name, value, series_id) VALUES (?, ?, ?)", pairs)
-        else:
-            sid = int(row[0])
-        self._ids[key] = sid
-        return sid
+    def _add_series(self, series: list[SeriesMeta]) -> None:
+        """Give every series of ``series`` (all unknown to the cache) its id, adding those the file lacks."""
+        wanted: dict[str, SeriesMeta] = {}
+        for meta in series:
+            wanted.setdefault(meta.key, meta)
+        keys = list(wanted)
+        for first in range(0, len(keys), SERIES_CHUNK_ROWS):
+            part = keys[first : first + SERIES_CHUNK_ROWS]
+            # One row (a JSON array) whatever the count: every row fetched would be another round trip.
+            (found,) = self._db.execute(
+                f"SELECT json_group_array(json_array(key, id)) FROM series WHERE key IN ({','.join('?' * len(part))})",
+                part,
+            ).fetchone()
+            self._ids.update((str(key), int(sid)) for key, sid in json.loads(found))
+        missing = [key for key in keys if key not in self._ids]
+        if not missing:
+            return
+        (top,) = self._db.execute("SELECT coalesce(max(id), 0) FROM series").fetchone()
+        series_rows: list[object] = []
+        label_rows: list[object] = []
+        for sid, key in enumerate(missing, start=int(top) + 1):
+            meta = wanted[key]
+            series_rows += (sid, key, meta.name, json.dumps(dict(sorted(meta.labels.items()))))
+            label_rows += ("__name__", meta.name, sid)
+            for item in meta.labels.items():
+                label_rows += (*item, sid)
+            self._ids[key] = sid
+        for sql, columns, flat in (
+            ("INSERT INTO series (id, key, name, labels) VALUES ", 4, series_rows),
+            ("INSERT OR IGNORE INTO series_labels (name, value, series_id) VALUES ", 3, label_rows),
+        ):
+            step = SERIES_CHUNK_ROWS * columns
+            for first in range(0, len(flat), step):
+                rows = flat[first : first + step]
+                self._db.execute(sql + _value_rows(columns, len(rows) // columns), rows)
 
     # -- reading ----------------------------------------------------------------------------------------
 
@@ -187,6 +222,41 @@ class SqliteStore:
     async def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def _sample_params(ids: npt.NDArray[np.int64], batch: MetricBatch) -> list[object]:
+    """``series_id, ts, value`` of every sample to store, flat; a stale marker's value is None, NaN is left out."""
+    values = batch.value
+    stale = stale_mask(values)
+    keep = stale | ~np.isnan(values)
+    rows = int(np.count_nonzero(keep))
+    params: list[object] = [None] * (3 * rows)
+    params[0::3] = ids[batch.sid[keep]].tolist()
+    params[1::3] = batch.ts_ms[keep].tolist()
+    params[2::3] = values[keep].tolist()
+    for i in np.flatnonzero(stale[keep]).tolist():
+        params[3 * i + 2] = None
+    return params
+
+
+def _padded(params: list[object], first: int, end: int) -> tuple[str, list[object]]:
+    """The upsert of rows ``first`` to ``end`` of ``params``, padded to a power of two rows.
+
+    Statements of few sizes are prepared once and then found in sqlite3's statement
+    cache. The padding repeats the last row, which the rows after it replace with
+    itself: the stored result is the same, the last of duplicates still wins.
+    """
+    rows = end - first
+    size = 1 << (rows - 1).bit_length()
+    part = params[3 * first : 3 * end]
+    if size > rows:
+        part.extend(part[-3:] * (size - rows))
+    return _UPSERT + _value_rows(3, size), part
+
+
+@functools.cache
+def _value_rows(columns: int, rows: int) -> str:
+    return ",".join(["(" + ",".join("?" * columns) + ")"] * rows)
 
 
 def _at_steps(
