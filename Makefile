@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DATASETS ?= ../shared/datasets
 
-.PHONY: install run test lint typecheck unit protos bench bench-ingest bench-stream bench-nab bench-detect bench-latency bench-correlate bench-rca bench-gateway bench-soak clean
+.PHONY: install run test lint typecheck unit protos bench bench-ingest bench-stream bench-nab bench-detect bench-latency bench-correlate bench-rca bench-gateway bench-tsdb-write bench-soak clean
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -38,13 +38,17 @@ protos: $(STAMP)
 	$(BIN)/python -m grpc_tools.protoc -I libs/common --python_out=libs/common --pyi_out=libs/common \
 		$(PROMPB)/types.proto $(PROMPB)/remote.proto $(PROMPB)/io/prometheus/write/v2/types.proto
 
-bench: bench-ingest bench-stream bench-nab bench-detect bench-latency bench-correlate bench-rca bench-gateway
+bench: bench-ingest bench-stream bench-nab bench-detect bench-latency bench-correlate bench-rca bench-gateway bench-tsdb-write
 
 bench-ingest: $(STAMP)
 	$(BIN)/python -m benchmarks.ingest
 
 bench-stream: $(STAMP)
 	$(BIN)/python -m benchmarks.stream
+
+# SQLite TSDB writes: executemany (before) against multi-row statements, alone and beside a busy thread (< 1 min).
+bench-tsdb-write: $(STAMP)
+	$(BIN)/python -m benchmarks.tsdb_write
 
 bench-latency: $(STAMP)
 	$(BIN)/python -m benchmarks.latency
