@@ -173,9 +173,9 @@ def install_batch_agent(
 ) -> None:
     """Add the Faust agent ``name`` that runs :func:`decode_batches_or_skip` over ``topic``.
 
-    A batch is up to ``max_messages`` messages, or what arrived within ``within_s`` of the
-    first; its messages are acknowledged by hand after ``handle`` (Faust commits an offset
-    once every agent on the topic acknowledged it and all before it).
+    A batch is ``max_messages`` messages, or fewer: what arrived in a ``within_s`` wait
+    (Faust's ``noack_take``). Its messages are acknowledged by hand after ``handle`` (Faust
+    commits an offset once every agent on the topic acknowledged it and all before it).
     """
 
     @app.agent(topic, name=name)

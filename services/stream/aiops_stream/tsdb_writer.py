@@ -25,7 +25,7 @@ log = structlog.get_logger(__name__)
 BATCH_MESSAGES = 16
 """Most messages written to the TSDB in one write (and acknowledged together after it)."""
 BATCH_WITHIN_S = 0.2
-"""How long a write waits for more messages after the first; also the most a sample waits to be written."""
+"""A write takes what arrived in this long when fewer than BATCH_MESSAGES did: the most a message waits."""
 RETRY_FIRST_S = 0.5
 RETRY_MAX_S = 10.0
 UNAVAILABLE = (OSError, TimeoutError, sqlite3.OperationalError)
