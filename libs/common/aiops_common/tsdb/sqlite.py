@@ -7,7 +7,7 @@ import functools
 import json
 import sqlite3
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -17,13 +17,14 @@ from aiops_common.schemas.metrics import MetricBatch, SeriesMeta
 from aiops_common.tsdb._protocol import LOOKBACK_MS, Series
 from aiops_common.tsdb.samples import stale_mask
 
-__all__ = ["SAMPLE_CHUNK_ROWS", "SERIES_CHUNK_ROWS", "SqliteStore", "path_from_url"]
+__all__ = ["CHUNK_ROWS", "SqliteStore", "path_from_url"]
 
-SAMPLE_CHUNK_ROWS = 4096
-"""Most samples bound into one upsert (12,288 variables; SQLite allows 32,766)."""
-SERIES_CHUNK_ROWS = 4096
-"""Most series looked up or added by one statement (16,384 variables for the widest, ``series``)."""
-_UPSERT = "INSERT OR REPLACE INTO samples (series_id, ts, value) VALUES "
+CHUNK_ROWS = 4096
+"""Most rows bound into one statement (16,384 variables for the widest, a series; SQLite allows 32,766)."""
+_UPSERT = "INSERT OR REPLACE INTO samples (series_id, ts, value) VALUES {}"
+_LOOKUP = "SELECT json_group_array(json_array(key, id)) FROM series WHERE key IN (VALUES {})"
+_ADD_SERIES = "INSERT INTO series (id, key, name, labels) VALUES {}"
+_ADD_LABELS = "INSERT OR IGNORE INTO series_labels (name, value, series_id) VALUES {}"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS series (
@@ -88,7 +89,7 @@ class SqliteStore:
         Python's sqlite3 lets go of the interpreter lock around every statement it steps and
         has to win it back after, which takes up to the switch interval (5 ms) when other
         threads are busy (the event loop of ``aiops up``). ``executemany`` steps once per row;
-        here rows go into multi-row ``VALUES`` statements of :data:`SAMPLE_CHUNK_ROWS` (a batch
+        here rows go into multi-row ``VALUES`` statements of up to :data:`CHUNK_ROWS` (a batch
         of known series up to that size is one statement, atomic on its own without
         ``BEGIN``/``COMMIT``), and new series are looked up and added a chunk at a time.
         """
@@ -101,16 +102,16 @@ class SqliteStore:
                     self._db.execute("BEGIN IMMEDIATE")  # the write lock from the start: new ids follow max(id)
                     self._add_series([batch.series[i] for i in np.flatnonzero(ids < 0).tolist()])
                     ids = np.fromiter((cache[m.key] for m in batch.series), dtype=np.int64, count=len(batch.series))
-                params = _sample_params(ids, batch)
-                rows = len(params) // 3
-                if not new and rows <= SAMPLE_CHUNK_ROWS:
-                    if rows:
-                        self._db.execute(*_padded(params, 0, rows))
+                # A repeated sample replaces itself with itself: padding changes nothing stored.
+                upserts = list(_statements(_UPSERT, _sample_params(ids, batch), 3, pad=True))
+                if not new and len(upserts) <= 1:
+                    for statement in upserts:
+                        self._db.execute(*statement)
                     return
                 if not new:
                     self._db.execute("BEGIN IMMEDIATE")
-                for first in range(0, rows, SAMPLE_CHUNK_ROWS):
-                    self._db.execute(*_padded(params, first, min(rows, first + SAMPLE_CHUNK_ROWS)))
+                for statement in upserts:
+                    self._db.execute(*statement)
                 self._db.execute("COMMIT")
             except BaseException:
                 if self._db.in_transaction:
@@ -123,16 +124,12 @@ class SqliteStore:
         wanted: dict[str, SeriesMeta] = {}
         for meta in series:
             wanted.setdefault(meta.key, meta)
-        keys = list(wanted)
-        for first in range(0, len(keys), SERIES_CHUNK_ROWS):
-            part = keys[first : first + SERIES_CHUNK_ROWS]
-            # One row (a JSON array) whatever the count: every row fetched would be another round trip.
-            (found,) = self._db.execute(
-                f"SELECT json_group_array(json_array(key, id)) FROM series WHERE key IN ({','.join('?' * len(part))})",
-                part,
-            ).fetchone()
+        keys: list[object] = list(wanted)
+        # One row (a JSON array) per lookup whatever the count: every row fetched would be another round trip.
+        for statement in _statements(_LOOKUP, keys, 1, pad=True):
+            (found,) = self._db.execute(*statement).fetchone()
             self._ids.update((str(key), int(sid)) for key, sid in json.loads(found))
-        missing = [key for key in keys if key not in self._ids]
+        missing = [key for key in wanted if key not in self._ids]
         if not missing:
             return
         (top,) = self._db.execute("SELECT coalesce(max(id), 0) FROM series").fetchone()
@@ -145,14 +142,10 @@ class SqliteStore:
             for item in meta.labels.items():
                 label_rows += (*item, sid)
             self._ids[key] = sid
-        for sql, columns, flat in (
-            ("INSERT INTO series (id, key, name, labels) VALUES ", 4, series_rows),
-            ("INSERT OR IGNORE INTO series_labels (name, value, series_id) VALUES ", 3, label_rows),
-        ):
-            step = SERIES_CHUNK_ROWS * columns
-            for first in range(0, len(flat), step):
-                rows = flat[first : first + step]
-                self._db.execute(sql + _value_rows(columns, len(rows) // columns), rows)
+        for statement in _statements(_ADD_SERIES, series_rows, 4, pad=False):  # a series twice would not be unique
+            self._db.execute(*statement)
+        for statement in _statements(_ADD_LABELS, label_rows, 3, pad=True):
+            self._db.execute(*statement)
 
     # -- reading ----------------------------------------------------------------------------------------
 
@@ -239,24 +232,31 @@ def _sample_params(ids: npt.NDArray[np.int64], batch: MetricBatch) -> list[objec
     return params
 
 
-def _padded(params: list[object], first: int, end: int) -> tuple[str, list[object]]:
-    """The upsert of rows ``first`` to ``end`` of ``params``, padded to a power of two rows.
+def _statements(template: str, flat: list[object], columns: int, pad: bool) -> Iterator[tuple[str, list[object]]]:
+    """``template`` with the rows of ``flat`` (``columns`` values each) as its ``VALUES``, in order, and their values.
 
-    Statements of few sizes are prepared once and then found in sqlite3's statement
-    cache. The padding repeats the last row, which the rows after it replace with
-    itself: the stored result is the same, the last of duplicates still wins.
+    Every statement has a power of two rows, at most :data:`CHUNK_ROWS`, so there are few
+    statement texts and sqlite3 finds them prepared in its statement cache. With ``pad``,
+    the rows after the last full chunk go in one statement, padded by repeating the last
+    row (for statements that a repeated row changes nothing in); without, in one
+    statement per power of two of their count.
     """
-    rows = end - first
-    size = 1 << (rows - 1).bit_length()
-    part = params[3 * first : 3 * end]
-    if size > rows:
-        part.extend(part[-3:] * (size - rows))
-    return _UPSERT + _value_rows(3, size), part
+    rows = len(flat) // columns
+    first = 0
+    while first < rows:
+        left = min(rows - first, CHUNK_ROWS)
+        size = 1 << (left - 1).bit_length() if pad else 1 << (left.bit_length() - 1)
+        end = first + min(size, left)
+        part = flat[columns * first : columns * end]
+        if size > end - first:
+            part.extend(part[-columns:] * (size - (end - first)))
+        yield _sql(template, columns, size), part
+        first = end
 
 
-@functools.cache
-def _value_rows(columns: int, rows: int) -> str:
-    return ",".join(["(" + ",".join("?" * columns) + ")"] * rows)
+@functools.lru_cache(maxsize=64)  # 4 templates x 13 sizes
+def _sql(template: str, columns: int, rows: int) -> str:
+    return template.format(",".join(["(" + ",".join("?" * columns) + ")"] * rows))
 
 
 def _at_steps(

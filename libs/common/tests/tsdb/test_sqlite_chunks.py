@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from aiops_common.schemas import MetricBatch, MetricBatchBuilder, SeriesMeta
 from aiops_common.tsdb.samples import STALE_NAN_BITS
-from aiops_common.tsdb.sqlite import SAMPLE_CHUNK_ROWS, SqliteStore
+from aiops_common.tsdb.sqlite import CHUNK_ROWS, SqliteStore
 
 pytestmark = pytest.mark.functional
 
@@ -62,9 +62,7 @@ def stored(path: Path) -> Stored:
     return {(str(key), int(ts)): value for key, ts, value in rows}
 
 
-@pytest.mark.parametrize(
-    "n", [0, 1, SAMPLE_CHUNK_ROWS - 1, SAMPLE_CHUNK_ROWS, SAMPLE_CHUNK_ROWS + 1, 2 * SAMPLE_CHUNK_ROWS + 3]
-)
+@pytest.mark.parametrize("n", [0, 1, CHUNK_ROWS - 1, CHUNK_ROWS, CHUNK_ROWS + 1, 2 * CHUNK_ROWS + 3])
 def test_every_sample_is_stored_at_each_chunk_edge(store: SqliteStore, n: int) -> None:
     first = distinct_rows(n)
     store.write_sync(batch_of(first))  # new series: one transaction that adds them
@@ -75,7 +73,7 @@ def test_every_sample_is_stored_at_each_chunk_edge(store: SqliteStore, n: int) -
     assert stored(store.path) == expected(first) | expected(again)
 
 
-@pytest.mark.parametrize("n", [5, SAMPLE_CHUNK_ROWS + 7])
+@pytest.mark.parametrize("n", [5, CHUNK_ROWS + 7])
 def test_stale_markers_are_kept_as_null_and_nan_is_left_out(store: SqliteStore, n: int) -> None:
     rows = distinct_rows(n)
     rows[0] = (rows[0][0], rows[0][1], STALE)
@@ -92,14 +90,12 @@ def test_stale_markers_are_kept_as_null_and_nan_is_left_out(store: SqliteStore, 
     assert {k: v for k, v in got.items() if k[1] % 1_000 == 500} == expected(rows)
 
 
-@pytest.mark.parametrize(
-    "n", [3, 4, SAMPLE_CHUNK_ROWS - 2, SAMPLE_CHUNK_ROWS + 2]
-)  # 4: the padding follows a duplicate
+@pytest.mark.parametrize("n", [3, 4, CHUNK_ROWS - 2, CHUNK_ROWS + 2])  # 4: the padding follows a duplicate
 def test_the_last_of_duplicates_within_a_batch_wins(store: SqliteStore, n: int) -> None:
     rows = distinct_rows(n)
     (i, ts, _), (j, ts_j, _), (k, ts_k, _) = rows[:3]
     # Duplicates of the first row at the end of the first chunk, across the chunk boundary and last of all.
-    for at, value in ((min(n, SAMPLE_CHUNK_ROWS) - 1, 11.0), (n - 1, 22.0)):
+    for at, value in ((min(n, CHUNK_ROWS) - 1, 11.0), (n - 1, 22.0)):
         rows.insert(at, (i, ts, value))
     rows += [(i, ts, 33.0), (j, ts_j, STALE), (k, ts_k, 44.0), (k, ts_k, math.nan)]  # NaN does not undo the 44
     for known in (False, True):
@@ -131,7 +127,7 @@ async def test_series_get_one_id_each_also_across_connections(store: SqliteStore
 
 @pytest.mark.parametrize(
     ("n", "series"),
-    [(40, 4), (40, 20), (SAMPLE_CHUNK_ROWS + 8, 4), (SAMPLE_CHUNK_ROWS + 8, 20)],
+    [(40, 4), (40, 20), (CHUNK_ROWS + 8, 4), (CHUNK_ROWS + 8, 20)],
     ids=["known-one-statement", "new-one-chunk", "known-chunks", "new-chunks"],
 )
 def test_a_failed_write_leaves_nothing_and_forgets_the_ids_it_handed_out(
@@ -162,14 +158,27 @@ def test_a_failed_write_leaves_nothing_and_forgets_the_ids_it_handed_out(
 
 
 def test_a_write_of_known_series_takes_one_statement_per_chunk(store: SqliteStore) -> None:
-    n = 2 * SAMPLE_CHUNK_ROWS + 1
+    n = 2 * CHUNK_ROWS + 1
     store.write_sync(batch_of(distinct_rows(n)))
     statements: list[str] = []
     store._db.set_trace_callback(lambda sql: statements.append(sql.split(" (", 1)[0][:40]))
     try:
-        store.write_sync(batch_of(distinct_rows(SAMPLE_CHUNK_ROWS)))
+        store.write_sync(batch_of(distinct_rows(CHUNK_ROWS)))
         store.write_sync(batch_of(distinct_rows(n)))
     finally:
         store._db.set_trace_callback(None)
     upsert = "INSERT OR REPLACE INTO samples"
     assert statements == [upsert, "BEGIN IMMEDIATE", upsert, upsert, upsert, "COMMIT"]
+
+
+async def test_more_new_series_than_a_chunk_get_their_ids_and_labels(store: SqliteStore) -> None:
+    many = [SeriesMeta("many", {"n": str(n)}) for n in range(CHUNK_ROWS + 905)]
+    batch = MetricBatch(many, np.arange(len(many), dtype=np.uint32), np.full(len(many), BASE), np.ones(len(many)))
+    store.write_sync(batch)
+    with sqlite3.connect(store.path) as db:
+        ids = dict(db.execute("SELECT key, id FROM series").fetchall())
+        labels = db.execute("SELECT count(*) FROM series_labels").fetchone()[0]
+        samples = db.execute("SELECT count(*) FROM samples").fetchone()[0]
+    assert [ids[m.key] for m in many] == list(range(1, len(many) + 1))
+    assert labels == 2 * len(many) and samples == len(many)
+    assert len(await store.label_values("n", {"__name__": "many"})) == len(many)
