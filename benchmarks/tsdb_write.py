@@ -158,52 +158,105 @@ def _spin(stop: threading.Event) -> None:
             pass
 
 
-def measure(method: str, size: int, busy: bool, series: list[SeriesMeta] | None, seconds: float, folder: Path) -> float:
-    """Samples/s of ``method`` writing messages of ``size`` samples for about ``seconds`` to a fresh TSDB.
+class Contender:
+    """One way of writing (``method``) messages of ``size`` samples to its own fresh TSDB.
 
     Samples of ``series``, all known to the store; without, every sample is of a new series.
     """
-    path = folder / f"{method.replace(' ', '-')}-{size}-{'busy' if busy else 'alone'}-{series is None}.sqlite"
-    store = SqliteStore(f"sqlite:///{path}")
-    if series is not None:
-        # Every series known and one scrape stored before the clock starts, as in a running platform.
-        n = len(series)
-        store.write_sync(MetricBatch(series, np.arange(n, dtype=np.uint32), np.full(n, T0), np.ones(n)))
-    old = ExecutemanyWriter(path) if method == "executemany" else None
-    write: Callable[[MetricBatch], None] = old.write_sync if old is not None else store.write_sync
-    per_write = BATCH_MESSAGES if method.startswith("chunked x") else 1
-    messages: Iterator[MetricBatch] = NewSeries(size) if series is None else Messages(series, size)
-    stop = threading.Event()
-    spinner = threading.Thread(target=_spin, args=(stop,), daemon=True)
-    if busy:
-        spinner.start()
-    written, spent = 0, 0.0
-    try:
-        while spent < seconds:
-            batches = [next(messages) for _ in range(per_write)]
-            started = time.perf_counter()
-            write(merge_batches(batches))
-            spent += time.perf_counter() - started
-            written += size * per_write
-    finally:
-        stop.set()
+
+    def __init__(self, method: str, size: int, series: list[SeriesMeta] | None, path: Path) -> None:
+        self.size = size
+        self.store = SqliteStore(f"sqlite:///{path}")
+        if series is not None:
+            # Every series known and one scrape stored before the clock starts, as in a running platform.
+            n = len(series)
+            self.store.write_sync(MetricBatch(series, np.arange(n, dtype=np.uint32), np.full(n, T0), np.ones(n)))
+        self.old = ExecutemanyWriter(path) if method == "executemany" else None
+        self.write: Callable[[MetricBatch], None] = self.old.write_sync if self.old else self.store.write_sync
+        self.per_write = BATCH_MESSAGES if method.startswith("chunked x") else 1
+        self.messages: Iterator[MetricBatch] = NewSeries(size) if series is None else Messages(series, size)
+
+    def rate(self, seconds: float, busy: bool) -> float:
+        """Samples/s over at least one write and about ``seconds``, beside a busy thread or not."""
+        stop = threading.Event()
+        spinner = threading.Thread(target=_spin, args=(stop,), daemon=True)
         if busy:
-            spinner.join()
-        if old is not None:
-            old.close()
-        asyncio.run(store.close())
-    return written / spent
+            spinner.start()
+        written, spent = 0, 0.0
+        try:
+            while spent < seconds:
+                batches = [next(self.messages) for _ in range(self.per_write)]
+                started = time.perf_counter()
+                self.write(merge_batches(batches))
+                spent += time.perf_counter() - started
+                written += self.size * self.per_write
+        finally:
+            stop.set()
+            if busy:
+                spinner.join()
+        return written / spent
+
+    def statements_per_message(self) -> float:
+        """Statements SQLite runs per message (each one the interpreter lock let go and won back), one write's worth."""
+        db = self.old.db if self.old is not None else self.store._db  # the store keeps its connection to itself
+        ran: list[str] = []
+        db.set_trace_callback(ran.append)
+        try:
+            self.write(merge_batches([next(self.messages) for _ in range(self.per_write)]))
+        finally:
+            db.set_trace_callback(None)
+        return len(ran) / self.per_write
+
+    def close(self) -> None:
+        if self.old is not None:
+            self.old.close()
+        asyncio.run(self.store.close())
+
+
+def measure(
+    size: int, busy: bool, series: list[SeriesMeta] | None, args: argparse.Namespace, folder: Path
+) -> list[dict[str, Any]]:
+    """Every method on messages of ``size`` samples, in ``args.rounds`` rounds that take turns (the load on the
+    machine drifts, and how the interpreter lock is handed over varies from run to run): the median and range."""
+    contenders = {
+        m: Contender(m, size, series, folder / f"{m.replace(' ', '-')}-{size}-{busy}-{series is None}.sqlite")
+        for m in METHODS
+    }
+    rates: dict[str, list[float]] = {m: [] for m in METHODS}
+    statements = {m: c.statements_per_message() for m, c in contenders.items()}
+    try:
+        for _ in range(args.rounds):
+            for method, contender in contenders.items():
+                rates[method].append(contender.rate(args.seconds / args.rounds, busy))
+    finally:
+        for contender in contenders.values():
+            contender.close()
+    out = []
+    for method, got in rates.items():
+        median = float(np.median(got))
+        out.append(
+            {
+                "method": method,
+                "samples_per_message": size,
+                "busy": busy,
+                "new_series": series is None,
+                "samples_per_s": median,
+                "samples_per_s_min": min(got),
+                "samples_per_s_max": max(got),
+                "ms_per_message": size / median * 1e3,
+                "statements_per_message": statements[method],
+            }
+        )
+    return out
+
+
+def _run(runs: list[dict[str, Any]], method: str, size: int, busy: bool, new: bool) -> dict[str, Any]:
+    key = (method, size, busy, new)
+    return next(r for r in runs if (r["method"], r["samples_per_message"], r["busy"], r["new_series"]) == key)
 
 
 def _rate(runs: list[dict[str, Any]], method: str, size: int, busy: bool, new: bool) -> float:
-    key = (method, size, busy, new)
-    return float(
-        next(
-            r["samples_per_s"]
-            for r in runs
-            if (r["method"], r["samples_per_message"], r["busy"], r["new_series"]) == key
-        )
-    )
+    return float(_run(runs, method, size, busy, new)["samples_per_s"])
 
 
 def plot(result: dict[str, Any], path: Path) -> None:
@@ -220,11 +273,16 @@ def plot(result: dict[str, Any], path: Path) -> None:
     colors = ("#888888", "#7fb2d9", "#2b7bba")
     for ax, groups in zip(axes, (known, new), strict=True):
         for m, (method, color) in enumerate(zip(METHODS, colors, strict=True)):
-            values = [_rate(runs, method, *g) / 1e3 for g in groups]
+            got = [_run(runs, method, *g) for g in groups]
+            values = [r["samples_per_s"] / 1e3 for r in got]
+            spread = [
+                [v - r["samples_per_s_min"] / 1e3 for v, r in zip(values, got, strict=True)],
+                [r["samples_per_s_max"] / 1e3 - v for v, r in zip(values, got, strict=True)],
+            ]
             xs = [g + (m - 1) * width for g in range(len(groups))]
-            ax.bar(xs, values, width, label=method, color=color)
-            for x, v in zip(xs, values, strict=True):
-                ax.annotate(f"{v:,.0f}", (x, v), ha="center", va="bottom", fontsize=7)
+            ax.bar(xs, values, width, yerr=spread, capsize=2, label=method, color=color)
+            for x, v, r in zip(xs, values, got, strict=True):  # the median, above the range's top
+                ax.annotate(f"{v:,.0f}", (x, r["samples_per_s_max"] / 1e3), ha="center", va="bottom", fontsize=7)
         ax.set_xticks(range(len(groups)))
         ax.set_xticklabels([f"{s} samples/msg\n{'busy thread' if b else 'alone'}" for s, b, _ in groups])
     axes[0].axhline(result["needed_samples_per_s"] / 1e3, color="red", linestyle="--", label="rate the soak needs")
@@ -233,7 +291,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
     axes[0].legend()
     axes[1].set_ylabel("thousand new series / s")
     axes[1].set_title("Samples of new series (one each)")
-    fig.suptitle("SQLite TSDB writes: executemany (before) against multi-row statements")
+    fig.suptitle("SQLite TSDB writes: executemany (before) against multi-row statements (median, range of rounds)")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
 
@@ -249,18 +307,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     runs: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
         for size, busy, new in plan:
-            for method in METHODS:
-                rate = measure(method, size, busy, None if new else series, args.seconds, Path(tmp))
-                runs.append(
-                    {
-                        "method": method,
-                        "samples_per_message": size,
-                        "busy": busy,
-                        "new_series": new,
-                        "samples_per_s": rate,
-                        "ms_per_message": size / rate * 1e3,
-                    }
-                )
+            runs += measure(size, busy, None if new else series, args, Path(tmp))
     result = {
         "runs": runs,
         "series": args.series,
@@ -268,6 +315,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "new_series_message_size": args.new_series_size,
         "messages_per_write_merged": BATCH_MESSAGES,
         "seconds_per_run": args.seconds,
+        "rounds_per_run": args.rounds,
         "needed_samples_per_s": 33_333,
         "switch_interval_s": sys.getswitchinterval(),
         "sqlite_version": sqlite3.sqlite_version,
@@ -286,18 +334,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--series", type=int, default=20_000)
     parser.add_argument("--sizes", type=int, nargs="+", default=[250, 2_000], help="samples per message")
-    parser.add_argument("--seconds", type=float, default=1.5, help="write time measured per run")
+    parser.add_argument("--seconds", type=float, default=1.5, help="write time measured per method and case")
+    parser.add_argument("--rounds", type=int, default=3, help="turns the methods take, the median reported")
     parser.add_argument("--new-series-size", type=int, default=250, help="samples (new series) per message")
     args = parser.parse_args()
     result = run(args)
-    columns = ("series", "samples/msg", "beside", "method", "samples/s", "ms/msg", "vs before")
-    print("{:<6}  {:>11}  {:<11}  {:<12}  {:>10}  {:>8}  {:>9}".format(*columns))
+    columns = ("series", "samples/msg", "beside", "method", "stmts/msg", "samples/s", "range", "ms/msg", "vs before")
+    print("{:<6}  {:>11}  {:<11}  {:<12}  {:>9}  {:>10}  {:>17}  {:>8}  {:>9}".format(*columns))
     for r in result["runs"]:
         size, busy, new = r["samples_per_message"], r["busy"], r["new_series"]
         before = _rate(result["runs"], "executemany", size, busy, new)
         print(
             f"{'new' if new else 'known':<6}  {size:>11}  {'busy thread' if busy else 'nothing':<11}  {r['method']:<12}"
-            f"  {r['samples_per_s']:>10,.0f}  {r['ms_per_message']:>8.2f}  {r['samples_per_s'] / before:>8.1f}x"
+            f"  {r['statements_per_message']:>9.2f}"
+            f"  {r['samples_per_s']:>10,.0f}  {r['samples_per_s_min']:>8,.0f}-{r['samples_per_s_max']:<8,.0f}"
+            f"  {r['ms_per_message']:>8.2f}  {r['samples_per_s'] / before:>8.1f}x"
         )
     print(f"wrote {RESULTS / 'tsdb_write.json'} and {RESULTS / 'tsdb_write.png'} in {result['run_s']:.0f} s")
 
