@@ -14,6 +14,7 @@ from aiokafka.errors import KafkaError
 from aiops_common.broker import EmbeddedBroker, ensure_topics
 from aiops_common.extras import requires_extra
 from aiops_common.faust_app import create_app
+from aiops_common.heap import HeapTrimmer, configure_heap
 from aiops_common.observability import configure_logging
 from aiops_common.run_state import RunState
 from aiops_common.service import Endpoint, ServiceStartError, discover_services
@@ -37,6 +38,7 @@ def _local_ingestion(settings: CommonSettings, ingestion_url: str | None) -> Com
 def run_services(names: Sequence[str], settings: PlatformSettings, embedded: bool, app_name: str) -> None:
     """Run ``names`` until SIGINT/SIGTERM; start (and stop) the embedded broker when ``embedded``."""
     configure_logging(settings.log_level, settings.log_format)
+    configure_heap(settings.heap_mmap_threshold_bytes, settings.heap_arena_max)  # before any thread starts
     specs = [discover_services()[name] for name in names]
     for spec in specs:
         spec.resolve()  # a missing extra is one line before anything starts
@@ -72,6 +74,7 @@ def run_services(names: Sequence[str], settings: PlatformSettings, embedded: boo
         # Probes first: /health answers while agents still recover their tables.
         probes = WorkerHttp(app, settings, broker_url, consumes=consumes)
         services.insert(0, probes)
+        services.append(HeapTrimmer(settings.heap_trim_interval_s))
         http_url, grpc_address = urls.get(Endpoint.TELEMETRY_HTTP), urls.get(Endpoint.TELEMETRY_GRPC)
         if settings.host_metrics and http_url is not None:
             services.append(_host_telemetry(f"{http_url}/v1/metrics", settings))

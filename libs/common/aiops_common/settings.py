@@ -80,6 +80,15 @@ class CommonSettings(BaseSettings):
     """Address the worker's probe server (``/health``, ``/ready``, ``/metrics``) listens on; ``0.0.0.0`` in a pod."""
     worker_http_port: int = 0
     """Port of the worker's probe server; 0 picks a free one, recorded in the run state for ``aiops status``."""
+    heap_trim_interval_s: float = 10.0
+    """How often a worker hands its C heap's free pages back to the system (glibc ``malloc_trim``, in a thread,
+    about a millisecond); 0 turns it off. Without it the freed space between live blocks stays in the process."""
+    heap_mmap_threshold_bytes: int = 131_072
+    """Blocks this large or larger (window and batch buffers) get pages of their own, returned when freed; 0 leaves
+    glibc's default, which raises the threshold as large blocks are freed, so they come from the heap and fragment it."""
+    heap_arena_max: int = 2
+    """Most malloc arenas the process's threads share (glibc's default is 8 per core, each keeping its own free
+    space); 0 leaves the default."""
 
     def require_broker_url(self) -> str:
         if not self.broker_url:

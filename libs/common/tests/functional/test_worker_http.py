@@ -60,7 +60,14 @@ def value(samples: Samples, name: str, **labels: str) -> float | None:
 def stream_worker(broker_url: str, topic_prefix: str, tmp_path: Path) -> Iterator[tuple[WorkerProcess, str]]:
     """``aiops worker stream`` with its probe server on a known free port (windows only, no TSDB)."""
     port = free_port()
-    env = worker_env(broker_url, topic_prefix, tmp_path / "data", worker_http_port=port, stream_tsdb_enabled="false")
+    env = worker_env(
+        broker_url,
+        topic_prefix,
+        tmp_path / "data",
+        worker_http_port=port,
+        stream_tsdb_enabled="false",
+        heap_trim_interval_s="0.5",
+    )
     worker = WorkerProcess.start("stream", env, tmp_path / "stream.log")
     worker.probe_url = f"http://127.0.0.1:{port}"
     yield worker, worker.probe_url
@@ -108,3 +115,18 @@ async def test_probes_lag_records_and_undecodable_drops(
         return value(await scrape(url), "aiops_consumer_lag", topic=raw, partition="0") == 0
 
     await poll(no_lag, "no lag on metrics.raw partition 0 once its messages are committed", worker, 120)
+
+    # The C heap's figures, and its free pages handed back on the worker's timer.
+    async def trimmed() -> Samples | None:
+        samples = await scrape(url)
+        trims = value(samples, "aiops_process_heap_trims_total")
+        return samples if trims is not None and trims >= 2 else None
+
+    samples = await poll(trimmed, "two heap trims counted", worker, 60)
+    in_use, free = (
+        value(samples, "aiops_process_heap_bytes", state="in_use"),
+        value(samples, "aiops_process_heap_bytes", state="free"),
+    )
+    assert in_use is not None and in_use > 10e6  # a worker with numpy, Faust and aiokafka loaded
+    assert free is not None and 0 <= free < in_use
+    assert (value(samples, "aiops_process_heap_trim_seconds_total") or 0) > 0
