@@ -11,6 +11,7 @@ import faust
 import msgpack
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from faust.exceptions import ConsumerNotStarted
 from faust.tables.base import Collection
 from faust.types import TP
 
@@ -116,7 +117,10 @@ class ReplayingStage(ABC, Generic[P]):
        offsets: records fetched while a rebalance's recovery ends sit in the stream
        buffer that resuming the flow clears, after the read position has moved past
        them (faust-streaming #216/#221/#253);
-    4. hands every message to the state in offset order (:meth:`take`), once.
+    4. hands every message to the state in offset order (:meth:`take`), once;
+    5. reads, when the subclass asks, what the partition holds past that offset
+       although Faust delivered nothing more (:meth:`read_undelivered_tail`): skipped
+       records that were the partition's last ones have no later record to reveal them.
 
     Where the state writes its checkpoints, what it publishes, and what makes publishing
     and checkpointing at-least-once are the subclass's.
@@ -234,6 +238,46 @@ class ReplayingStage(ABC, Generic[P]):
             break
         self.next_offset[partition] = max(self.next_offset[partition], reached)
         log.info("replayed input", stage=self.name, partition=partition, start=start, stop=reached)
+
+    async def read_undelivered_tail(self, partition: int, state: P) -> bool:
+        """Read what the partition holds past :attr:`next_offset` into the state; True when it read something.
+
+        For a partition nothing was delivered from for a while: the records Faust skips at the
+        end of a rebalance (see the class) are found by :meth:`handle` when a later record is
+        delivered, but when they are the partition's last ones none comes, and they wait for
+        the next input. When to look is the subclass's (the read opens a consumer); the
+        caller holds whatever keeps deliveries out meanwhile. The consumer's highwater, when
+        it knows it, says whether there is anything to read: it comes with every fetch and
+        counts whole batches, where the broker's end offset may stop inside the last batch
+        (the embedded broker's does), and a tail that begins inside it would look read.
+        Unknown (no fetch of the partition yet, no consumer running): the partition is read
+        to its end as of the call.
+        """
+        start = self.next_offset[partition]
+        end = self._consumer_highwater(partition)
+        if end is not None and end <= start:
+            return False
+        await self.replay(partition, state, start, None)
+        stop = self.next_offset[partition]
+        if stop == start:
+            return False
+        log.warning(
+            "read records Faust had not delivered", stage=self.name, partition=partition, start=start, stop=stop
+        )
+        return True
+
+    def _consumer_highwater(self, partition: int) -> int | None:
+        """The offset after the partition's last record as this worker's consumer last fetched it; None: not known."""
+        consumer = self.app.consumer
+        tp = TP(self.source.get_topic_name(), partition)
+        try:
+            if tp not in consumer.assignment():
+                return None  # being revoked: its fetches are no longer this consumer's
+            end: int | None = consumer.highwater(tp)
+        except (ConsumerNotStarted, AssertionError, AttributeError):
+            # Not started, or a rebalance (on the consumer's own thread) took the partition between the two calls.
+            return None
+        return end
 
     async def _apply(self, partition: int, state: P, value: bytes | None, offset: int) -> None:
         await self.take(partition, state, value, offset)
