@@ -350,24 +350,15 @@ class CheckpointedStage(ReplayingStage[PartitionProcessor]):
         Faust can skip records fetched while a rebalance's recovery ends (see ``ReplayingStage``). A gap is
         found when a later record is delivered, but when the skipped records are the last ones sent, none
         comes: the partition looks quiet, and an idle flush would close the windows they belong in, so that
-        they would be late once read. Checked once per quiet spell (it opens a consumer).
+        they would be late once read. Checked once per quiet spell (a read opens a consumer).
         """
         spell = self._last_input.get(partition)
         if spell is None or self._tail_checked.get(partition) == spell:
             return False
         self._tail_checked[partition] = spell
-        before = self.next_offset[partition]
-        await self.replay(partition, processor, before, None)
-        if self.next_offset[partition] == before:
+        if not await self.read_undelivered_tail(partition, processor):
             return False
         self._last_input[partition] = time.monotonic()
-        log.warning(
-            "read records Faust had not delivered",
-            stage=self.name,
-            partition=partition,
-            start=before,
-            stop=self.next_offset[partition],
-        )
         return True
 
     async def _open_idle_partitions(self) -> None:

@@ -14,7 +14,8 @@ to write on every message, small enough to write a few times a minute. The drive
    marker names; the missing input, after the marker's offset and wherever Faust
    skips offsets, is re-read by :class:`~aiops_common.partition_replay.ReplayingStage`;
 4. every ``CATCH_UP_S`` reads the tail of an assigned partition that nothing was delivered
-   from for that long while its end is past what the state took in. Faust can drop records
+   from for that long while its end is past what the state took in
+   (:meth:`~aiops_common.partition_replay.ReplayingStage.read_undelivered_tail`). Faust can drop records
    it fetched while a rebalance's recovery ended; the re-read of step 3 finds such a gap
    when a later record is delivered, but at the end of the input (a quiet stream, a worker
    restarted after the last batch) none comes, and the batch would wait for the next one.
@@ -39,7 +40,6 @@ import structlog
 from aiops_common.agent_loop import AGENT_DROPPED, AgentMeter
 from aiops_common.partition_replay import ReplayingStage, pack, unpack
 from aiops_common.schemas import FeatureBatch, SchemaError
-from faust.types import TP
 
 __all__ = ["CATCH_UP_S", "FeatureStage", "SeriesPartition", "SeriesStates", "dump_state", "load_entry", "load_state"]
 
@@ -229,31 +229,21 @@ class FeatureStage(ReplayingStage[SeriesPartition[R]]):
     async def _read_tails(self) -> None:
         topic = self.source.get_topic_name()
         now = time.monotonic()
-        quiet: list[TP] = [
-            tp
+        quiet = [
+            tp.partition
             for tp in self.app.consumer.assignment()
             if tp.topic == topic and now - self._delivered_at.get(tp.partition, self._started) >= CATCH_UP_S
         ]
-        if not quiet:
-            return
-        ends = await self.app.consumer.highwaters(*quiet)
-        for tp in quiet:
-            end = ends.get(tp)
+        for partition in quiet:
             async with self._lock:
-                state = self.states.get(tp.partition)
+                state = self.states.get(partition)
                 if state is None:
-                    if self.table.get(f"p/{tp.partition}".encode()) is None:
+                    if self.table.get(f"p/{partition}".encode()) is None:
                         continue  # no checkpoint: only a delivered record says where its input starts
-                    state = await self.open_partition(tp.partition, None)
-                needed = self.next_offset[tp.partition]
-                if end is None or end <= needed:
-                    continue
-                log.warning(
-                    "input not delivered; reading it", stage=self.name, partition=tp.partition, start=needed, end=end
-                )
-                await self.replay(tp.partition, state, needed, None)
-                await self.after_delivery(tp.partition, state)
-                self._delivered_at[tp.partition] = time.monotonic()
+                    state = await self.open_partition(partition, None)
+                if await self.read_undelivered_tail(partition, state):
+                    await self.after_delivery(partition, state)
+                    self._delivered_at[partition] = time.monotonic()
 
     def create(self, partition: int) -> SeriesPartition[R]:
         return self.factory(partition)
