@@ -1,11 +1,14 @@
-"""The one loop an agent runs over its input topic: decode or skip, count, time, in ``/metrics``."""
+"""The one loop an agent runs over its input topic: decode or skip, count, time, write with retries, in ``/metrics``."""
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Protocol, TypeVar, cast
+from dataclasses import dataclass
+from typing import Literal, Protocol, TypeVar, cast
 
 import faust
 import structlog
@@ -19,12 +22,17 @@ __all__ = [
     "AGENT_DROPPED",
     "AGENT_RECORDS_IN",
     "AGENT_RECORDS_OUT",
+    "RETRY_DELAYS_S",
+    "RETRY_THEN_DROP",
     "AgentMeter",
     "Delivered",
+    "WriteRetry",
     "decode_batches_or_skip",
     "decode_or_skip",
     "install_agent",
     "install_batch_agent",
+    "install_store_agent",
+    "write_with_retry",
 ]
 
 log = structlog.get_logger(__name__)
@@ -185,3 +193,103 @@ def install_batch_agent(
         events = cast("AsyncIterable[Sequence[faust.EventT[bytes]]]", taken)  # typed as values; they are events
         async for _ in decode_batches_or_skip(events, name, decode, handle, stream.ack):
             yield None
+
+
+RETRY_DELAYS_S: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0)
+"""Waits between the tries of one batch's write: about half a minute of a store being down (a restart, a
+failover) is ridden out; past that the batch is counted as dropped and the agent goes on, so one dead
+store does not hold the topic's other messages, nor crash the agent, forever."""
+
+
+@dataclass(frozen=True)
+class WriteRetry:
+    """How a batch's store write that failed is tried again.
+
+    An ``unavailable`` error (the store is down, locked or refused) is tried again after each
+    of ``delays`` in turn. Past the last one the batch is given up and its messages counted in
+    ``aiops_agent_dropped_records_total{reason="store_unavailable"}``; ``until_stored``, it is
+    tried again every last delay for as long as it takes instead. An ``unstorable`` error is
+    the data, not the store: the batch is dropped at once (``reason="unstorable"``). Any other
+    error goes on to the caller. Each failure is logged as ``message`` at ``level``, at most
+    once per 10 s per agent, with how many failures were held back.
+    """
+
+    delays: tuple[float, ...] = RETRY_DELAYS_S
+    until_stored: bool = False
+    unavailable: tuple[type[Exception], ...] = (Exception,)
+    unstorable: tuple[type[Exception], ...] = (ValueError,)
+    message: str = "store write failed, retrying"
+    level: Literal["warning", "error"] = "warning"
+
+    def __post_init__(self) -> None:
+        if self.until_stored and not self.delays:
+            raise ValueError("a write retried until stored needs a delay to wait between tries")
+
+
+RETRY_THEN_DROP = WriteRetry()
+"""Any error but a ``ValueError`` is the store's: retried for :data:`RETRY_DELAYS_S`, then counted as dropped."""
+
+
+async def write_with_retry(
+    meter: AgentMeter, write: Callable[[], Awaitable[None]], n: int, retry: WriteRetry = RETRY_THEN_DROP
+) -> bool:
+    """Run ``write`` until it succeeds, as ``retry`` says; False once the batch of ``n`` messages was dropped.
+
+    Writes must be upserts: a retried batch rewrites what its first try may already have written.
+    """
+    attempt = 0
+    while True:
+        try:
+            await write()
+            return True
+        except retry.unstorable as exc:
+            meter.dropped("unstorable", str(exc), n=n)
+            return False
+        except retry.unavailable as exc:  # what the store's driver raised only shows in the log
+            error = f"{type(exc).__name__}: {exc}"
+            if attempt == len(retry.delays) and not retry.until_stored:
+                meter.dropped("store_unavailable", error, n=n)
+                return False
+            wait_s = retry.delays[min(attempt, len(retry.delays) - 1)]
+            held = _log_limit(f"{meter.agent}:retry")
+            if held is not None:
+                say = log.error if retry.level == "error" else log.warning
+                say(
+                    retry.message,
+                    agent=meter.agent,
+                    messages=n,
+                    attempt=attempt + 1,
+                    retry_in_s=wait_s,
+                    error=error,
+                    failures_since_last_log=held,
+                )
+        await asyncio.sleep(wait_s)
+        attempt += 1
+
+
+def install_store_agent(
+    app: faust.App,
+    topic: faust.TopicT,
+    name: str,
+    decode: Callable[[bytes], T],
+    write: Callable[[list[T]], Awaitable[None]],
+    max_messages: int,
+    within_s: float,
+    retry: WriteRetry = RETRY_THEN_DROP,
+) -> None:
+    """Add the Faust agent ``name`` that writes the decoded messages of ``topic`` to a store, a batch at a time.
+
+    :func:`install_batch_agent` with one ``write`` of a batch's records, retried as ``retry``
+    says (:func:`write_with_retry`). The batch's messages are acknowledged only once the write
+    is done or given up with its messages counted as dropped: a worker killed mid-batch (or
+    stopped while a write is being retried) reads the batch again, so ``write`` must be an
+    upsert. (Faust's plain ``take`` acknowledges a batch when the loop asks for the next one
+    or is closed: after a write that raised or was cancelled too.)
+    """
+    meter = AgentMeter(name)
+
+    async def handle(records: list[T]) -> int:
+        await write_with_retry(meter, functools.partial(write, records), len(records), retry)
+        return 0  # a store agent publishes nothing
+
+    install_batch_agent(app, topic, name, decode, handle, max_messages, within_s)

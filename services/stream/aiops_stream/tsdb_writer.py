@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import math
 import sqlite3
 from collections.abc import Callable, Sequence
 
 import faust
 import numpy as np
-import structlog
-from aiops_common.agent_loop import install_batch_agent
+from aiops_common.agent_loop import WriteRetry, install_store_agent
 from aiops_common.schemas import FeatureBatch, MetricBatch, MetricBatchBuilder, MetricKind, SeriesMeta
 from aiops_common.schemas.features import window_series_name
 from aiops_common.topics import Topics, declare
@@ -18,18 +16,24 @@ from aiops_common.tsdb import TimeSeriesStore, open_tsdb
 
 from aiops_stream.settings import StreamSettings
 
-__all__ = ["BATCH_MESSAGES", "BATCH_WITHIN_S", "aggregate_series", "install", "merge_batches"]
-
-log = structlog.get_logger(__name__)
+__all__ = ["BATCH_MESSAGES", "BATCH_WITHIN_S", "RETRY_UNTIL_STORED", "aggregate_series", "install", "merge_batches"]
 
 BATCH_MESSAGES = 16
 """Most messages written to the TSDB in one write (and acknowledged together after it)."""
 BATCH_WITHIN_S = 0.2
 """A write takes what arrived in this long when fewer than BATCH_MESSAGES did: the most a message waits."""
-RETRY_FIRST_S = 0.5
-RETRY_MAX_S = 10.0
 UNAVAILABLE = (OSError, TimeoutError, sqlite3.OperationalError)
 """A store that is down, locked or out of space: the write is tried again, nothing is skipped."""
+RETRY_UNTIL_STORED = WriteRetry(
+    delays=(0.5, 1.0, 2.0, 4.0, 8.0, 10.0),
+    until_stored=True,
+    unavailable=UNAVAILABLE,
+    unstorable=(),
+    message="tsdb write failed, trying again",
+    level="error",
+)
+"""Waits doubling from 0.5 s to 10 s, then every 10 s for as long as the store is unavailable: skipping a
+batch would leave a gap the group cannot commit past. Any other error goes on to Faust, acknowledging nothing."""
 
 
 def aggregate_series(batch: FeatureBatch, stats: tuple[str, ...]) -> MetricBatch:
@@ -119,32 +123,9 @@ def _writer(
     writing them twice stores the same samples.
     """
 
-    async def write_samples(batches: list[MetricBatch]) -> int:
+    async def write_samples(batches: list[MetricBatch]) -> None:
         samples = merge_batches(batches)
         if len(samples):
-            await _write_until_stored(tsdb(), samples, name)
-        return 0  # publishes nothing
+            await tsdb().write(samples)
 
-    install_batch_agent(app, topic, name, samples_of, write_samples, BATCH_MESSAGES, BATCH_WITHIN_S)
-
-
-async def _write_until_stored(store: TimeSeriesStore, samples: MetricBatch, agent: str) -> None:
-    """Write, trying again while the store is unavailable: skipping would leave a gap the group cannot commit past."""
-    delay = RETRY_FIRST_S
-    attempt = 1
-    while True:
-        try:
-            await store.write(samples)
-            return
-        except UNAVAILABLE as exc:
-            log.error(
-                "tsdb write failed, trying again",
-                agent=agent,
-                samples=len(samples),
-                attempt=attempt,
-                retry_in_s=delay,
-                error=repr(exc),
-            )
-        await asyncio.sleep(delay)
-        delay = min(2 * delay, RETRY_MAX_S)
-        attempt += 1
+    install_store_agent(app, topic, name, samples_of, write_samples, BATCH_MESSAGES, BATCH_WITHIN_S, RETRY_UNTIL_STORED)

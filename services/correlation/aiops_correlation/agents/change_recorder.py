@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import faust
+from aiops_common.agent_loop import install_store_agent
 from aiops_common.schemas import ChangeEvent
 from aiops_common.topics import Topics, declare
 from aiops_common.topology import AttributeValue, Change, TopologyStore
 
-from aiops_correlation.agents._store_batches import install_store_agent
 from aiops_correlation.settings import CorrelationSettings
 
 __all__ = ["as_change", "install"]

@@ -6,11 +6,11 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
 import faust
+from aiops_common.agent_loop import install_store_agent
 from aiops_common.schemas import TopologyEdge
 from aiops_common.topics import Topics, declare
 from aiops_common.topology import Dependency, TopologyStore
 
-from aiops_correlation.agents._store_batches import install_store_agent
 from aiops_correlation.settings import CorrelationSettings
 
 __all__ = ["TRACES_SOURCE", "coalesce", "install"]

@@ -12,6 +12,7 @@ from typing import Any
 
 import faust
 import structlog
+from aiops_common.agent_loop import install_store_agent
 from aiops_common.documents import DocumentStore
 from aiops_common.schemas import LogBatch, LogRecord
 from aiops_common.schemas.logs import SEVERITY_NAMES
@@ -19,7 +20,6 @@ from aiops_common.service import ServiceStartError
 from aiops_common.topics import Topics, declare
 from prometheus_client import Counter
 
-from aiops_correlation.agents._store_batches import install_store_agent
 from aiops_correlation.settings import CorrelationSettings
 
 __all__ = ["COLLECTION", "LOG_INDEX_SKIPPED", "document", "document_id", "install", "severity_rank"]

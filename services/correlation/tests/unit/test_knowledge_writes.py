@@ -1,21 +1,19 @@
-"""The knowledge agents' pure parts: retrying a store write, coalescing edges, changes and log documents."""
+"""The knowledge agents' pure parts: coalescing edges, changes and log documents; a closed store given up on."""
 
 from __future__ import annotations
 
 import asyncio
 import doctest
-import time
 from pathlib import Path
 from types import ModuleType
 
 import pytest
-from aiops_common.agent_loop import AgentMeter
+from aiops_common.agent_loop import AgentMeter, WriteRetry, write_with_retry
 from aiops_common.documents import open_document_store
 from aiops_common.faust_app import create_app
 from aiops_common.schemas import LogRecord
 from aiops_common.service import ServiceStartError
-from aiops_correlation.agents import _store_batches, change_recorder, dependency_recorder, log_indexer
-from aiops_correlation.agents._store_batches import write_with_retry
+from aiops_correlation.agents import change_recorder, dependency_recorder, log_indexer
 from aiops_correlation.agents.log_indexer import document_id
 from aiops_correlation.settings import CorrelationSettings
 from prometheus_client import REGISTRY
@@ -28,44 +26,11 @@ def dropped(agent: str, reason: str) -> float:
     return REGISTRY.get_sample_value("aiops_agent_dropped_records_total", labels) or 0.0
 
 
-class FlakyStore:
-    """A store that is down for its first ``failures`` writes, then takes them."""
-
-    def __init__(self, failures: int) -> None:
-        self.failures = failures
-        self.tries = 0
-        self.written = 0
-
-    async def write(self) -> None:
-        self.tries += 1
-        if self.tries <= self.failures:
-            raise ConnectionRefusedError(111, "Connection refused")
-        self.written += 1
-
-
 @pytest.mark.unit
-@pytest.mark.parametrize("module", [_store_batches, change_recorder, dependency_recorder, log_indexer])
+@pytest.mark.parametrize("module", [change_recorder, dependency_recorder, log_indexer])
 def test_docstring_examples(module: ModuleType) -> None:
     result = doctest.testmod(module)
     assert result.failed == 0
-
-
-@pytest.mark.unit
-async def test_a_store_back_within_the_retries_loses_nothing() -> None:
-    store = FlakyStore(failures=len(DELAYS))
-    started = time.monotonic()
-    assert await write_with_retry(AgentMeter("retry_back"), store.write, 7, DELAYS)
-    assert (store.tries, store.written) == (len(DELAYS) + 1, 1)
-    assert time.monotonic() - started >= sum(DELAYS)  # it waited between the tries
-    assert dropped("retry_back", "store_unavailable") == 0
-
-
-@pytest.mark.unit
-async def test_a_store_down_past_the_retries_is_counted_as_dropped() -> None:
-    store = FlakyStore(failures=len(DELAYS) + 1)
-    assert not await write_with_retry(AgentMeter("retry_gone"), store.write, 7, DELAYS)
-    assert (store.tries, store.written) == (len(DELAYS) + 1, 0)
-    assert dropped("retry_gone", "store_unavailable") == 7
 
 
 @pytest.mark.functional
@@ -76,22 +41,8 @@ async def test_a_closed_sqlite_store_is_given_up_on(tmp_path: Path) -> None:
     async def write() -> None:
         await store.upsert("logs", "log-1", {"at": "2026-03-01T12:00:00+00:00", "message": "x"})
 
-    assert not await write_with_retry(AgentMeter("retry_closed"), write, 3, DELAYS)
+    assert not await write_with_retry(AgentMeter("retry_closed"), write, 3, WriteRetry(DELAYS))
     assert dropped("retry_closed", "store_unavailable") == 3
-
-
-@pytest.mark.unit
-async def test_data_the_store_refuses_is_dropped_without_retrying() -> None:
-    tries = 0
-
-    async def write() -> None:
-        nonlocal tries
-        tries += 1
-        raise ValueError("a logs document needs 'at'")
-
-    assert not await write_with_retry(AgentMeter("retry_bad"), write, 2, DELAYS)
-    assert tries == 1
-    assert dropped("retry_bad", "unstorable") == 2
 
 
 @pytest.mark.unit

@@ -1,10 +1,18 @@
-"""Messages merged into one TSDB write: every sample, in order, each shared series listed once."""
+"""Messages merged into one TSDB write: every sample, in order, each shared series listed once; a store that is
+unavailable tried again until the write is stored."""
 
 from __future__ import annotations
 
+import dataclasses
+import sqlite3
+import uuid
+
 import pytest
+import structlog
+from aiops_common.agent_loop import AgentMeter, write_with_retry
 from aiops_common.schemas import MetricBatch, MetricBatchBuilder, SeriesMeta
-from aiops_stream.tsdb_writer import merge_batches
+from aiops_stream.tsdb_writer import RETRY_UNTIL_STORED, merge_batches
+from prometheus_client import REGISTRY
 
 pytestmark = pytest.mark.unit
 
@@ -43,3 +51,41 @@ def test_equal_series_that_are_other_objects_stay_apart() -> None:
 def test_one_batch_is_passed_through() -> None:
     only = batch((UP, 1_000, 1.0))
     assert merge_batches([only]) is only
+
+
+def test_the_tsdb_is_tried_again_doubling_from_half_a_second_to_ten() -> None:
+    assert RETRY_UNTIL_STORED.until_stored and RETRY_UNTIL_STORED.unstorable == ()
+    assert RETRY_UNTIL_STORED.delays == (0.5, 1.0, 2.0, 4.0, 8.0, 10.0)
+
+
+@pytest.mark.parametrize(
+    "error", [sqlite3.OperationalError("database is locked"), TimeoutError("no answer"), OSError(28, "No space")]
+)
+async def test_an_unavailable_tsdb_is_tried_again_until_the_write_is_stored(error: Exception) -> None:
+    agent = f"test_{uuid.uuid4().hex[:8]}"  # the registry and log limiter are per process: an agent of its own
+    retry = dataclasses.replace(RETRY_UNTIL_STORED, delays=(0.001, 0.002))
+    tries = 0
+
+    async def write() -> None:
+        nonlocal tries
+        tries += 1
+        if tries <= 5:
+            raise error
+
+    with structlog.testing.capture_logs() as logs:
+        assert await write_with_retry(AgentMeter(agent), write, 16, retry)
+    assert tries == 6
+    dropped = REGISTRY.get_sample_value(
+        "aiops_agent_dropped_records_total", {"agent": agent, "reason": "store_unavailable"}
+    )
+    assert dropped is None  # never counted: nothing was given up
+    failed = [line for line in logs if line["event"] == "tsdb write failed, trying again"]
+    assert [(line["log_level"], line["agent"], line["attempt"]) for line in failed] == [("error", agent, 1)]
+
+
+async def test_bad_data_is_not_skipped_but_goes_on() -> None:
+    async def write() -> None:
+        raise ValueError("not a sample")
+
+    with pytest.raises(ValueError, match="not a sample"):
+        await write_with_retry(AgentMeter(f"test_{uuid.uuid4().hex[:8]}"), write, 1, RETRY_UNTIL_STORED)
