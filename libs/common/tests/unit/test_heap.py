@@ -36,16 +36,20 @@ def test_a_trim_hands_back_the_free_space_between_live_blocks() -> None:
 
 @needs_glibc
 def test_a_fixed_mmap_threshold_gives_large_blocks_pages_of_their_own() -> None:
-    # glibc's own start value, fixed: without it a large block freed raises the threshold for the next ones.
+    # glibc's own start value, fixed. Left moving, freeing a large block raises the threshold to that block's size,
+    # and the next large block that no free space fits grows the heap instead of getting pages of its own.
     assert configure_heap(131_072, 0)
-    big = bytearray(200_000)
-    del big  # freed: a dynamic threshold would now rise to 200 kB
+    start = heap_figures()
+    assert start is not None
+    larger = bytearray(start.free + 8_000_000)  # more than the heap holds free: pages of its own
+    del larger  # a moving threshold would now be this block's size
     before = heap_figures()
     assert before is not None
-    block = bytearray(150_000)
+    size = before.free + 1_000_000  # smaller than the block just freed, larger than any free space in the heap
+    block = bytearray(size)
     after = heap_figures()
-    assert after is not None and after.mapped - before.mapped >= 150_000
-    assert len(block) == 150_000
+    assert after is not None and after.mapped - before.mapped >= size
+    assert len(block) == size
 
 
 def test_settings_out_of_range_are_refused_before_reaching_glibc() -> None:
