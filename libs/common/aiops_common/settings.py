@@ -84,8 +84,9 @@ class CommonSettings(BaseSettings):
     """How often a worker hands its C heap's free pages back to the system (glibc ``malloc_trim``, in a thread,
     about a millisecond); 0 turns it off. Without it the freed space between live blocks stays in the process."""
     heap_mmap_threshold_bytes: int = 131_072
-    """Blocks this large or larger (window and batch buffers) get pages of their own, returned when freed; 0 leaves
-    glibc's default, which raises the threshold as large blocks are freed, so they come from the heap and fragment it."""
+    """Blocks this large or larger (window and batch buffers) that no free heap space fits get pages of their own,
+    returned when freed; 0 leaves glibc's default, which raises the threshold as large blocks are freed, so they
+    grow the heap and fragment it."""
     heap_arena_max: int = 2
     """Most malloc arenas the process's threads share (glibc's default is 8 per core, each keeping its own free
     space); 0 leaves the default."""
