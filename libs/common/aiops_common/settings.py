@@ -82,7 +82,7 @@ class CommonSettings(BaseSettings):
     """Port of the worker's probe server; 0 picks a free one, recorded in the run state for ``aiops status``."""
     heap_trim_interval_s: float = 10.0
     """How often a worker hands its C heap's free pages back to the system (glibc ``malloc_trim``, in a thread,
-    about a millisecond); 0 turns it off. Without it the freed space between live blocks stays in the process."""
+    about 10 ms); 0 turns it off. Without it the freed space between live blocks stays in the process."""
     heap_mmap_threshold_bytes: int = 131_072
     """Blocks this large or larger (window and batch buffers) that no free heap space fits get pages of their own,
     returned when freed; 0 leaves glibc's default, which raises the threshold as large blocks are freed, so they
