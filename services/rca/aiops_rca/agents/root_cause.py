@@ -25,6 +25,7 @@ import asyncio
 import itertools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -82,6 +83,17 @@ RETRY_DELAYS_S: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0)
 LOAD_TIMEOUT_S = 120.0
 TICK_S = 0.25
 """How often held revisions are looked at (at most; a quarter of the debounce when that is shorter)."""
+WRITE_BEHIND = 64
+"""Analysed batches that may wait for the document store; past it the analysis waits too (the bound)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Write:
+    """An analysed batch to store, and the records to acknowledge once it is."""
+
+    pairs: list[tuple[RcaResult, IncidentRecord]]
+    tokens: list[Any]
+    ack: Callable[[Any], Awaitable[object]]
 
 
 def result_of(
@@ -182,6 +194,9 @@ class RootCause:
         self.pending: Debouncer[Any] = Debouncer(settings.rca_debounce_s, settings.rca_debounce_max_s)
         """Each incident's newest revision not analysed yet, with the records to acknowledge once it is."""
         self.lock = asyncio.Lock()
+        self.writes: asyncio.Queue[_Write] | None = None
+        """Set by the agent: analysed batches waiting to be stored and acknowledged (:meth:`write_behind`). None:
+        :meth:`flush` stores and acknowledges before it returns."""
 
     # -- what is analysed -----------------------------------------------------------------------------
 
@@ -362,19 +377,45 @@ class RootCause:
                 try:
                     if self.stale:
                         await self.load()
-                    results = await self.handle_newest(self.keep([h.incident for h in due]))
+                    chosen = self.keep([h.incident for h in due])
+                    results = await self.handle_newest(chosen, store=False)
                     break
                 except Exception as exc:
                     wait_s = RETRY_DELAYS_S[min(attempt, len(RETRY_DELAYS_S) - 1)]
                     log.error("rca analysis failed; retrying", error=repr(exc), attempt=attempt + 1, retry_in_s=wait_s)
                     await asyncio.sleep(wait_s)
-            for held in due:
-                for token in held.tokens:
-                    await ack(token)
-            return results
+        write = _Write(list(zip(results, chosen, strict=True)), [t for held in due for t in held.tokens], ack)
+        if self.writes is None:
+            await self.store_and_acknowledge(write)
+        else:
+            await self.writes.put(write)  # waits while WRITE_BEHIND batches are already waiting: the bound
+        return results
 
-    async def handle_newest(self, chosen: list[IncidentRecord]) -> list[RcaResult]:
-        """Analyse these incident revisions, publish, remember, store. The results published."""
+    async def store_and_acknowledge(self, write: _Write) -> None:
+        await self.store(write.pairs)
+        for token in write.tokens:
+            await write.ack(token)
+
+    async def write_behind(self) -> None:
+        """Store analysed batches and acknowledge their records, in order, apart from the analysis.
+
+        The results are on ``rca.results`` already; a document store that is locked or down holds these writes
+        (each with its retry budget, at most ``WRITE_BEHIND`` batches waiting), not the analysis of the revisions
+        that come meanwhile. Records are acknowledged only once their batch was stored or counted as dropped.
+        """
+        assert self.writes is not None
+        while True:
+            write = await self.writes.get()
+            try:
+                await self.store_and_acknowledge(write)
+            except Exception as exc:  # an acknowledgement that failed: the records are read again after a restart
+                log.error("rca store or acknowledgement failed", error=repr(exc))
+            finally:
+                self.writes.task_done()
+
+    async def handle_newest(self, chosen: list[IncidentRecord], store: bool = True) -> list[RcaResult]:
+        """Analyse these incident revisions, publish, remember, store (unless ``store`` is False: the caller
+        stores them). The results published."""
         results = []
         for incident in chosen:
             with self.meter.timed():
@@ -397,7 +438,8 @@ class RootCause:
                 missing=result.missing,
                 elapsed_ms=round(result.elapsed_ms, 1),
             )
-        await self.store(list(zip(results, chosen, strict=True)))
+        if store:
+            await self.store(list(zip(results, chosen, strict=True)))
         return results
 
 
@@ -443,6 +485,8 @@ def install(
                 except Exception as exc:  # an acknowledgement that failed: the records are read again after a restart
                     log.error("rca flush failed", error=repr(exc))
 
+        agent.writes = asyncio.Queue(maxsize=WRITE_BEHIND)
+        writer = asyncio.create_task(agent.write_behind())
         ticker = asyncio.create_task(flush_when_due())
         try:
             # Records are acknowledged by hand, once the revision they stand for was analysed: their offsets
@@ -456,5 +500,7 @@ def install(
                 yield None
         finally:
             ticker.cancel()
+            writer.cancel()  # what waits was not acknowledged: read again after a restart
+            agent.writes = None
 
     return agent

@@ -3,6 +3,8 @@ writes to the document store (onto the incident without overwriting a newer anal
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -154,3 +156,37 @@ async def test_a_document_store_that_is_down_is_retried_then_counted() -> None:
         assert dropped("store_unavailable") == before + 2
     finally:
         await down.close()
+
+
+async def test_a_locked_document_store_holds_the_writes_not_the_analysis(
+    documents: DocumentStore, tmp_path: Path
+) -> None:
+    rc = agent(documents)
+    rc.stale = False  # nothing on rca.results to read: no broker here
+    await documents.upsert("incidents", "other", incident(1, ["db"]).document())  # the file and its tables exist
+    acked: list[str] = []
+
+    async def ack(token: object) -> None:
+        acked.append(str(token))
+
+    rc.writes = asyncio.Queue(maxsize=4)
+    writer = asyncio.create_task(rc.write_behind())
+    holder = sqlite3.connect(tmp_path / "documents.sqlite", isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")  # another writer holds the store's lock
+    try:
+        rc.hold([(incident(1, ["payment"]).encode(), "r1")], now_s=0.0)
+        first = await asyncio.wait_for(rc.flush(ack, now_s=1000.0), 10)
+        # The first batch's writes wait on the lock; the next revision is analysed all the same.
+        rc.hold([(incident(2, ["payment", "checkout"]).encode(), "r2")], now_s=1000.0)
+        second = await asyncio.wait_for(rc.flush(ack, now_s=2000.0), 10)
+        assert [r.incident_revision for r in first + second] == [1, 2] and rc.analysed == {"inc-1": 2}
+        assert acked == []  # nothing acknowledged before it is stored: a restart reads both again
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    await asyncio.wait_for(rc.writes.join(), 30)
+    assert acked == ["r1", "r2"]
+    stored = await documents.get("incidents", "inc-1")
+    assert stored is not None and stored.body["rca"]["revision"] == 2
+    assert await documents.get("rca_results", rca_result_id("inc-1", 1)) is not None
+    writer.cancel()
