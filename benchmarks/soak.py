@@ -393,41 +393,39 @@ def stuck_topics(samples: list[dict[str, Any]], min_s: float = STUCK_S) -> dict[
     return out
 
 
-def period_means(points: list[tuple[float, float]], start_s: float, period_s: float) -> list[tuple[float, float]]:
-    """(mid-time, mean value) of each whole ``period_s`` from ``start_s`` that ``points`` cover to its end."""
-    if not points or period_s <= 0:
-        return []
-    out: list[tuple[float, float]] = []
-    begin = start_s
-    while begin + period_s <= points[-1][0] + 1e-9:
-        inside = [v for t, v in points if begin <= t < begin + period_s]
-        if inside:
-            out.append((begin + period_s / 2, sum(inside) / len(inside)))
-        begin += period_s
-    return out
-
-
-def period_floors(points: list[tuple[float, float]], start_s: float, period_s: float) -> list[tuple[float, float]]:
-    """(time, lowest value) of each whole ``period_s`` from ``start_s``: what survives each window's close."""
-    out: list[tuple[float, float]] = []
+def whole_periods(
+    points: list[tuple[float, float]], start_s: float, period_s: float
+) -> list[tuple[float, list[tuple[float, float]]]]:
+    """(start, its points) of each whole ``period_s`` from ``start_s`` that ``points`` cover to its end."""
+    out: list[tuple[float, list[tuple[float, float]]]] = []
     begin = start_s
     while period_s > 0 and points and begin + period_s <= points[-1][0] + 1e-9:
-        inside = [(v, t) for t, v in points if begin <= t < begin + period_s]
+        inside = [(t, v) for t, v in points if begin <= t < begin + period_s]
         if inside:
-            low, at = min(inside)
-            out.append((at, low))
+            out.append((begin, inside))
         begin += period_s
     return out
 
 
-def growth_mb_per_min(points: list[tuple[float, float]], start_s: float, period_s: float) -> tuple[float | None, str]:
+def period_means(periods: list[tuple[float, list[tuple[float, float]]]], period_s: float) -> list[tuple[float, float]]:
+    """(mid-time, mean value) of each period."""
+    return [(begin + period_s / 2, sum(v for _, v in inside) / len(inside)) for begin, inside in periods]
+
+
+def period_floors(periods: list[tuple[float, list[tuple[float, float]]]]) -> list[tuple[float, float]]:
+    """(time, lowest value) of each period: what survives each window's close."""
+    return [min(inside, key=lambda point: (point[1], point[0])) for _, inside in periods]
+
+
+def growth_mb_per_min(
+    points: list[tuple[float, float]], start_s: float, period_s: float, means: list[tuple[float, float]]
+) -> tuple[float | None, str]:
     """How fast memory grows after ``start_s``, and by which rule.
 
     With two or more whole periods: the slope through the means of the periods (a buffer that fills and empties once
     a period moves no mean; a leak moves every one). With fewer: the least-squares slope of every point after
     ``start_s``, which such a buffer tilts either way, by up to its size over the run's length.
     """
-    means = period_means(points, start_s, period_s)
     if len(means) >= 2:
         return slope_mb_per_min(means) if len(means) >= 3 else 60.0 * (means[1][1] - means[0][1]) / period_s, (
             f"means of {len(means)} whole {period_s:.0f} s periods"
@@ -442,7 +440,10 @@ def verdict(samples: list[dict[str, Any]], max_slope: float, warmup_s: float, pe
     processes = sorted({p for s in samples for p in s["rss_mb"]})
     platform = [p for p in processes if not p.startswith("broker")]
     series = {p: [(s["t_s"], s["rss_mb"][p]) for s in samples if p in s["rss_mb"]] for p in processes}
-    growth = {p: growth_mb_per_min(series[p], warmup_s, period_s) for p in processes}
+    periods = {p: whole_periods(series[p], warmup_s, period_s) for p in processes}
+    means = {p: period_means(periods[p], period_s) for p in processes}
+    floors = {p: period_floors(periods[p]) for p in processes}
+    growth = {p: growth_mb_per_min(series[p], warmup_s, period_s, means[p]) for p in processes}
     slopes = {p: slope_mb_per_min([pt for pt in series[p] if pt[0] >= warmup_s]) for p in processes}
     rss_flat = bool(tail) and all((v := growth[p][0]) is None or v < max_slope for p in platform)
     broker = [p for p in processes if p.startswith("broker")]
@@ -471,17 +472,11 @@ def verdict(samples: list[dict[str, Any]], max_slope: float, warmup_s: float, pe
         "period_s": period_s,
         "rss_growth_mb_per_min_after_warmup": {p: None if v is None else round(v, 3) for p, (v, _) in growth.items()},
         "rss_growth_rule": {p: rule for p, (_, rule) in growth.items()},
-        "rss_period_means_mb": {
-            p: [[round(t), round(v, 1)] for t, v in period_means(series[p], warmup_s, period_s)] for p in processes
-        },
-        "rss_period_floors_mb": {
-            p: [[round(t), round(v, 1)] for t, v in period_floors(series[p], warmup_s, period_s)] for p in processes
-        },
+        "rss_period_means_mb": {p: [[round(t), round(v, 1)] for t, v in means[p]] for p in processes},
+        "rss_period_floors_mb": {p: [[round(t), round(v, 1)] for t, v in floors[p]] for p in processes},
         "rss_floor_growth_mb_per_min_after_warmup": {
-            p: None
-            if len(f := period_floors(series[p], warmup_s, period_s)) < 2
-            else round(60.0 * (f[-1][1] - f[0][1]) / (period_s * (len(f) - 1)), 3)
-            for p in processes
+            p: None if len(f) < 2 else round(60.0 * (f[-1][1] - f[0][1]) / (period_s * (len(f) - 1)), 3)
+            for p, f in floors.items()
         },
         "rss_least_squares_slope_mb_per_min_after_warmup": {
             p: None if v is None else round(v, 3) for p, v in slopes.items()
