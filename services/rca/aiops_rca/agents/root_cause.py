@@ -347,7 +347,10 @@ class RootCause:
         """One batch of ``incidents`` at once (no debounce): analyse what is wanted, publish, remember, store."""
         if self.stale:
             await self.load()
-        return await self.handle_newest(self.choose(values))
+        chosen = self.choose(values)
+        results = await self.handle_newest(chosen)
+        await self.store(list(zip(results, chosen, strict=True)))
+        return results
 
     def hold(self, records: Sequence[tuple[bytes, Any]], now_s: float) -> list[Any]:
         """Hold each record's incident revision until its debounce is over; the tokens of records that cannot be
@@ -378,7 +381,7 @@ class RootCause:
                     if self.stale:
                         await self.load()
                     chosen = self.keep([h.incident for h in due])
-                    results = await self.handle_newest(chosen, store=False)
+                    results = await self.handle_newest(chosen)
                     break
                 except Exception as exc:
                     wait_s = RETRY_DELAYS_S[min(attempt, len(RETRY_DELAYS_S) - 1)]
@@ -413,9 +416,8 @@ class RootCause:
             finally:
                 self.writes.task_done()
 
-    async def handle_newest(self, chosen: list[IncidentRecord], store: bool = True) -> list[RcaResult]:
-        """Analyse these incident revisions, publish, remember, store (unless ``store`` is False: the caller
-        stores them). The results published."""
+    async def handle_newest(self, chosen: list[IncidentRecord]) -> list[RcaResult]:
+        """Analyse these incident revisions, publish, remember (the caller stores them). The results published."""
         results = []
         for incident in chosen:
             with self.meter.timed():
@@ -438,8 +440,6 @@ class RootCause:
                 missing=result.missing,
                 elapsed_ms=round(result.elapsed_ms, 1),
             )
-        if store:
-            await self.store(list(zip(results, chosen, strict=True)))
         return results
 
 
