@@ -68,6 +68,17 @@ def test_silence_is_scored_in_typical_gaps() -> None:
     assert detector.score_one(last + 500.0) == 1.0
 
 
+def test_silence_keeps_the_last_window_of_gaps_in_one_array_allocated_when_created() -> None:
+    detector = SilenceDetector(window=50, min_arrivals=10)
+    data = detector._gaps._data
+    assert data.size == 50  # the whole window at once: a series' silence state does not grow as it lives
+    for t in [*np.arange(0.0, 610.0, 10.0), *np.arange(620.0, 1620.0, 20.0)]:  # 60 gaps of 10 s, then 50 of 20
+        detector.learn_one(float(t))
+    assert detector._gaps._data is data
+    assert detector._gaps.tolist() == [20.0] * 50  # the older 10 s gaps left the window
+    assert detector.typical_gap == 20.0
+
+
 def test_new_series_is_never_silent_and_known_interval_skips_learning() -> None:
     detector = SilenceDetector(min_arrivals=10)
     detector.learn_one(0.0)

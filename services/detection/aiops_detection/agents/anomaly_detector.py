@@ -96,9 +96,10 @@ class AnomalyPartition(SeriesStates[SeriesState]):
     """The detector state of every series of one ``features`` partition.
 
     The cascades' tier-1 states live in panels (one per tier-1 hyperparameter set), not in
-    the cascades: a state's ``cascade.basic`` is brought up to date from its panel row when
-    the state is checkpointed (:meth:`changed`), and put back into the panel whenever the
-    state arrives (a new series, a restored checkpoint, a trained model swapped in).
+    the cascades: a state's ``cascade.basic`` is put into the panel whenever the state
+    arrives (a new series, a restored checkpoint, a trained model swapped in), and is then
+    the panel's shared template; it is brought up to date from the panel row for the
+    length of a checkpoint's dump (:meth:`dump`).
     """
 
     state_type = SeriesState
@@ -217,17 +218,28 @@ class AnomalyPartition(SeriesStates[SeriesState]):
             panel = self._panels[repr(cascade.basic)] = RobustBandPanel(cascade.basic)
         held = self._tier1.get(ident)
         if held is not None and held[0] is panel:
-            panel.put(held[1], cascade.basic)
+            if cascade.basic is not panel.template:  # the template: the row already is this state's tier 1
+                panel.put(held[1], cascade.basic)
         else:
+            if held is not None:
+                held[0].release(held[1])
             self._tier1[ident] = panel, panel.add(cascade.basic)
+        # The panel row is tier 1 from now on. The state keeps the panel's template, one object for every
+        # series of the panel, which only says which panel: a detector of its own would be 4 KB a series
+        # when fresh and double that once its window of changes filled, never read until the next dump.
+        cascade.basic = panel.template
 
-    def changed(self) -> dict[str, bytes | None]:
-        for ident in self._changed:
-            held = self._tier1.get(ident)
-            cascade = self.states[ident].cascade
-            if held is not None and cascade is not None:
-                cascade.basic = held[0].take(held[1])
-        return super().changed()
+    def dump(self, ident: str, heard_ms: float | None) -> bytes:
+        """The entry with tier 1 as its panel row has it, brought into the cascade for the dump only."""
+        held = self._tier1.get(ident)
+        cascade = self.states[ident].cascade
+        if held is None or cascade is None:
+            return super().dump(ident, heard_ms)
+        cascade.basic = held[0].take(held[1])
+        try:
+            return super().dump(ident, heard_ms)
+        finally:
+            cascade.basic = held[0].template
 
     def restore(self, states: Mapping[str, bytes]) -> None:
         self._take_config()  # restored states enter tuned to the newest version, whatever they were saved with

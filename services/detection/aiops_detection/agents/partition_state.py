@@ -122,10 +122,15 @@ class SeriesStates(Generic[S]):
         out: dict[str, bytes | None] = {ident: None for ident in self._forgotten if ident not in self.states}
         for ident in self._changed:
             heard = self._hear(ident)
-            out[ident] = dump_state(self.states[ident], self.fingerprint, None if heard is None else heard[1])
+            out[ident] = self.dump(ident, None if heard is None else heard[1])
         self._changed.clear()
         self._forgotten.clear()
         return out
+
+    def dump(self, ident: str, heard_ms: float | None) -> bytes:
+        """Series ``ident``'s checkpoint entry (``dump_state``); a subclass that keeps part of a state elsewhere
+        puts it back for the dump."""
+        return dump_state(self.states[ident], self.fingerprint, heard_ms)
 
     def _hear(self, ident: str) -> tuple[int, float] | None:
         """Stamp ``ident`` with the partition's event time if it has had a window since it was last stamped.

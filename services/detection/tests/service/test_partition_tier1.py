@@ -23,7 +23,7 @@ from aiops_detection.detectors.series_detectors import (
 from aiops_detection.detectors.trained_models import train_all
 from aiops_detection.service_settings import DetectionServiceSettings
 
-from .conftest import T0, WINDOW_MS, incident_history, new_partition, periodic_history
+from .conftest import T0, WINDOW_MS, incident_history, new_partition, periodic_history, window_batch
 
 pytestmark = pytest.mark.unit
 
@@ -171,3 +171,50 @@ def test_findings_and_states_equal_the_series_by_series_path(
         if reference.cascade is not None:
             # Tier 1 came back from the panel as the detector the series-by-series path built, to the byte.
             assert pickle.dumps(state.cascade.basic) == pickle.dumps(reference.cascade.basic), ident
+
+
+def test_a_held_state_keeps_the_panels_template_and_its_checkpoint_the_row(
+    service_settings: Callable[..., DetectionServiceSettings],
+) -> None:
+    """Tier 1 lives once, in the panel: the state holds the shared template, the dump carries the row."""
+    settings = service_settings()
+    series = [SeriesMeta("cpu", {"host": f"h{i}"}) for i in range(5)]
+    values = np.stack([incident_history(300, seed=s + 1) for s in range(len(series))])
+
+    def run(part: AnomalyPartition, first: int, last: int) -> list[tuple[str, int]]:
+        found = []
+        for w in range(first, last):
+            columns = [{"value": [v], "count": [6.0]} for v in values[:, w]]
+            found += [(d.series.key, d.finding.start_ms) for d in part.process(window_batch(series, w, columns))]
+        return found
+
+    part = new_partition(settings)
+    run(part, 0, 150)
+    templates = {id(state.cascade.basic) for state in part.states.values() if state.cascade is not None}
+    panel = next(iter(part._panels.values()))
+    assert templates == {id(panel.template)} and panel.template._seen == 0  # one object, never learned
+
+    table = part.changed()
+    assert len(table) == len(series)
+    for ident, blob in table.items():
+        held = part._tier1[ident]
+        state = load_state(blob, STATE_FINGERPRINT)
+        assert state.cascade.basic._seen == 150
+        assert pickle.dumps(state.cascade.basic) == pickle.dumps(held[0].take(held[1]))
+        assert part.states[ident].cascade.basic is panel.template  # the dump's copy is not kept
+
+    restarted = new_partition(settings)
+    restarted.restore(table)
+    # An entry that does not load leaves the state held as it was; the row is not rewound or reset.
+    part.restore({next(iter(table)): b"not a checkpoint"})
+    assert run(part, 150, 300) == run(restarted, 150, 300) != []
+    states, restarted_states = part.changed(), restarted.changed()
+    assert set(states) == set(restarted_states) == set(table)
+    for ident, blob in states.items():
+        state, reference = load_state(blob, STATE_FINGERPRINT), load_state(restarted_states[ident], STATE_FINGERPRINT)
+        assert (
+            (state.seen, state.last_start_ms)
+            == (reference.seen, reference.last_start_ms)
+            == (300, T0 + 299 * WINDOW_MS)
+        )
+        assert pickle.dumps(state.cascade.basic) == pickle.dumps(reference.cascade.basic), ident
