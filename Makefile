@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DATASETS ?= ../shared/datasets
 
-.PHONY: install run test lint typecheck unit protos bench bench-ingest bench-stream bench-nab bench-detect bench-latency bench-correlate bench-rca bench-gateway bench-tsdb-write bench-soak clean
+.PHONY: install run test lint typecheck unit protos bench bench-ingest bench-stream bench-nab bench-detect bench-latency bench-correlate bench-rca bench-gateway bench-tsdb-write bench-tsdb-growth bench-soak clean
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -49,6 +49,10 @@ bench-stream: $(STAMP)
 # SQLite TSDB writes: executemany (before) against multi-row statements, alone and beside a busy thread (< 1 min).
 bench-tsdb-write: $(STAMP)
 	$(BIN)/python -m benchmarks.tsdb_write
+
+# Raw-sample inserts into the SQLite TSDB as its table grows to 12 million rows (about 6 minutes).
+bench-tsdb-growth: $(STAMP)
+	$(BIN)/python -m benchmarks.tsdb_growth
 
 bench-latency: $(STAMP)
 	$(BIN)/python -m benchmarks.latency
