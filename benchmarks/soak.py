@@ -103,7 +103,7 @@ _LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
 
 def default_rate() -> tuple[int, str]:
     """The rate this soak showed ``aiops up`` keeping up with on this machine (``SUSTAINABLE_RATE``)."""
-    return SUSTAINABLE_RATE, "SUSTAINABLE_RATE: the highest rate a soak of aiops up kept up with here"
+    return SUSTAINABLE_RATE, "SUSTAINABLE_RATE: a rate aiops up keeps up with here, with a margin for its raw writer"
 
 
 def parse_metrics(text: str) -> Iterator[tuple[str, dict[str, str], float]]:
@@ -431,9 +431,10 @@ def growth_mb_per_min(
     ``start_s``, which such a buffer tilts either way, by up to its size over the run's length.
     """
     if len(means) >= 2:
-        return slope_mb_per_min(means) if len(means) >= 3 else 60.0 * (means[1][1] - means[0][1]) / period_s, (
-            f"means of {len(means)} whole {period_s:.0f} s periods"
-        )
+        rule = f"means of {len(means)} whole {period_s:.0f} s periods"
+        if len(means) == 2:  # the line through two means (slope_mb_per_min wants three points)
+            return 60.0 * (means[1][1] - means[0][1]) / period_s, rule
+        return slope_mb_per_min(means), rule
     return slope_mb_per_min([(t, v) for t, v in points if t >= start_s]), "least squares (under two whole periods)"
 
 

@@ -37,7 +37,8 @@ MESSAGE_SAMPLES = 250
 
 
 def grow(series: int, rows: int, step_rows: int, path: Path) -> list[dict[str, float]]:
-    """Write one sample a second per series until ``rows`` rows; the rate of every ``step_rows``."""
+    """Write one sample a second per series until ``rows`` rows; the rate of every ``step_rows``, with the table's
+    size at its end."""
     metas = [SeriesMeta("soak_requests", {"job": "soak", "instance": f"i{i}"}) for i in range(series)]
     store = SqliteStore(f"sqlite:///{path}")
     per_write = BATCH_MESSAGES * MESSAGE_SAMPLES
@@ -62,7 +63,6 @@ def grow(series: int, rows: int, step_rows: int, path: Path) -> list[dict[str, f
                 print(f"{(written + series) / 1e6:6.1f} M rows: {step_written / spent:10,.0f} rows/s", flush=True)
                 step_written, spent = 0, 0.0
         second += 1
-    steps.append({"table_bytes": float(path.stat().st_size)})
     return steps
 
 
@@ -72,7 +72,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    steps = [s for s in result["steps"] if "rows_per_s" in s]
+    steps = result["steps"]
     fig, ax = plt.subplots(figsize=(8, 4.5))
     ax.plot([s["table_rows"] / 1e6 for s in steps], [s["rows_per_s"] / 1e3 for s in steps], marker="o")
     ax.axhline(result["soak_rate"] / 1e3, color="red", linestyle="--", label="soak rate (samples/s)")
@@ -96,22 +96,24 @@ def main() -> None:
     args = parser.parse_args()
     started = time.monotonic()
     with tempfile.TemporaryDirectory() as tmp:
-        steps = grow(args.series, args.rows, args.step_rows, Path(tmp) / "tsdb.sqlite")
+        path = Path(tmp) / "tsdb.sqlite"
+        steps = grow(args.series, args.rows, args.step_rows, path)
+        table_bytes = path.stat().st_size
     result = {
         "series": args.series,
         "samples_per_write": BATCH_MESSAGES * MESSAGE_SAMPLES,
         "steps": steps,
+        "table_bytes": table_bytes,
         "soak_rate": SUSTAINABLE_RATE,
         "sqlite_version": sqlite3.sqlite_version,
         "cpu_count": os.cpu_count(),
         "load_average_1m_at_end": os.getloadavg()[0],
         "run_s": time.monotonic() - started,
     }
-    rates = [s for s in steps if "rows_per_s" in s]
     print(f"\n{'table rows (M)':>15} {'rows/s':>12}")
-    for s in rates:
+    for s in steps:
         print(f"{s['table_rows'] / 1e6:15.1f} {s['rows_per_s']:12,.0f}")
-    print(f"table file: {steps[-1]['table_bytes'] / 2**20:,.0f} MiB; soak rate {SUSTAINABLE_RATE:,} samples/s")
+    print(f"table file: {table_bytes / 2**20:,.0f} MiB; soak rate {SUSTAINABLE_RATE:,} samples/s")
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "tsdb_growth.json").write_text(json.dumps(result, indent=2) + "\n")
     plot(result, RESULTS / "tsdb_growth.png")

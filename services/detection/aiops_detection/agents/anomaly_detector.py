@@ -225,8 +225,8 @@ class AnomalyPartition(SeriesStates[SeriesState]):
                 held[0].release(held[1])
             self._tier1[ident] = panel, panel.add(cascade.basic)
         # The panel row is tier 1 from now on. The state keeps the panel's template, one object for every
-        # series of the panel, which only says which panel: a detector of its own would be 4 KB a series
-        # when fresh and double that once its window of changes filled, never read until the next dump.
+        # series of the panel, which only says which panel: a detector of its own is 4 KB a series when
+        # fresh and grows as its window of changes fills, and nothing reads it until the next dump.
         cascade.basic = panel.template
 
     def dump(self, ident: str, heard_ms: float | None) -> bytes:
