@@ -10,13 +10,14 @@ from aiops_common.broker.addresses import bootstrap_servers
 from aiops_common.faust_transport import Transport
 from aiops_common.settings import CommonSettings
 
-__all__ = ["create_app"]
+__all__ = ["checkpoint_store", "create_app"]
 
 
 class _App(faust.App):
     """A Faust app on :class:`~aiops_common.faust_transport.Transport`, with the settings' fetch wait."""
 
     fetch_max_wait_ms = 1500
+    checkpoint_store_url = "disk://"
 
     def _new_transport(self) -> Transport:
         transport = Transport(self.conf.broker_consumer, self)
@@ -27,8 +28,10 @@ class _App(faust.App):
 def create_app(service: str, settings: CommonSettings, broker_url: str | None = None) -> faust.App:
     """A Faust app for ``service`` on the configured (or given) broker.
 
-    Table state lives in memory and is rebuilt from its changelog topic on start,
-    which is what lets a worker killed with SIGKILL come back with its windows.
+    Table state is rebuilt from its changelog topic on start, which is what lets a
+    worker killed with SIGKILL come back with its windows: the app's tables live in
+    memory, the replaying stages' checkpoint tables in the store
+    ``settings.checkpoint_store_url`` names (:func:`checkpoint_store`).
     The app id carries the topic prefix, so consumer groups and changelog topics
     of separate installations (or tests) sharing a broker never collide.
     """
@@ -58,4 +61,18 @@ def create_app(service: str, settings: CommonSettings, broker_url: str | None = 
         autodiscover=False,
     )
     app.fetch_max_wait_ms = settings.consumer_fetch_wait_ms
+    app.checkpoint_store_url = settings.checkpoint_store_url
     return app
+
+
+def checkpoint_store(app: faust.App) -> str:
+    """The table store URL for ``app``'s checkpoint tables: the setting on an app made here, else the app's own.
+
+    ``disk://`` names the app's table folder: Faust takes a URL without a path for no URL at all (it falls back to
+    the app's store), so the folder goes into the path.
+    """
+    if not isinstance(app, _App):
+        return str(app.conf.store)
+    if app.checkpoint_store_url == "disk://":
+        return f"disk://{Path(app.conf.tabledir).resolve()}"
+    return app.checkpoint_store_url

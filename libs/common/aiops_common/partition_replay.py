@@ -15,6 +15,8 @@ from faust.exceptions import ConsumerNotStarted
 from faust.tables.base import Collection
 from faust.types import TP
 
+from aiops_common.faust_app import checkpoint_store
+
 __all__ = ["MAX_FETCH_BYTES", "ReplayingStage", "pack", "read_range", "unpack"]
 
 log = structlog.get_logger(__name__)
@@ -144,6 +146,7 @@ class ReplayingStage(ABC, Generic[P]):
             value_type=bytes,
             partitions=partitions,
             help=f"{name}: {self.table_help}",
+            store=checkpoint_store(app),  # disk:// by default: the entries stay off the heap
         )
         # Entries are bytes already; set before the changelog topic is made, so it carries them as they are.
         collection = cast(Collection, self.table)

@@ -74,6 +74,11 @@ class CommonSettings(BaseSettings):
     consumer asks; the embedded broker answers when the wait ends, so on it every hop between
     agents took up to that long.
     """
+    checkpoint_store_url: Literal["disk://", "memory://"] = "disk://"
+    """Where a worker keeps the newest entries of its replaying stages' checkpoint tables (windows, detection
+    states, incidents): ``disk://``, a SQLite file of its own in the data folder, unlinked while open
+    (``aiops_common/table_store.py``), or ``memory://``, Faust's store in the heap. Either way nothing outlives the
+    process: the table is rebuilt from its changelog topic on start."""
     publish_timeout_s: float = 10.0
     """How long a publish may wait for the broker's acknowledgement before the request fails."""
     worker_http_host: str = "127.0.0.1"
