@@ -26,7 +26,6 @@ from typing import Any
 
 from faust.stores import memory
 from faust.types import AppT, CollectionT
-from yarl import URL
 
 __all__ = ["CACHE_KIB", "DiskMap", "DiskStore"]
 
@@ -113,6 +112,6 @@ class DiskMap(MutableMapping[bytes, bytes | None]):
 class DiskStore(memory.Store[bytes, bytes]):
     """Faust's memory store with its entries in a :class:`DiskMap`: ``disk:///folder``, or the app's table folder."""
 
-    def __init__(self, url: str | URL, app: AppT, table: CollectionT, **kwargs: Any) -> None:
+    def __init__(self, url: Any, app: AppT, table: CollectionT, **kwargs: Any) -> None:  # a str or Faust's URL
         super().__init__(url, app, table, **kwargs)  # Faust's memory store starts with a dict: replaced here
         self.data = DiskMap(Path(self.url.path or self.app.conf.tabledir), prefix=self.table_name)
