@@ -13,12 +13,14 @@ from typing import Any
 
 import faust
 import pytest
-from aiops_common.faust_app import checkpoint_store, create_app
+from aiops_common.faust_app import create_app
 from aiops_common.settings import CommonSettings
 from aiops_common.table_store import DiskMap, DiskStore
 from faust import stores
 from faust.types import TP
 from pydantic import ValidationError
+
+from ..conftest import RecordingStage
 
 pytestmark = pytest.mark.unit
 
@@ -89,18 +91,16 @@ def test_a_store_applies_a_changelog_batch_with_deletions_and_keeps_only_the_act
 
 def test_the_checkpoint_tables_go_to_the_disk_store_by_default_and_to_memory_when_set(tmp_path: Path) -> None:
     app = create_app("store-default", CommonSettings(data_dir=tmp_path), "kafka://127.0.0.1:9")
-    url = checkpoint_store(app)
-    assert url == f"disk://{Path(app.conf.tabledir).resolve()}"
-    table = app.Table("checkpoints", key_type=bytes, value_type=bytes, partitions=1, store=url)
-    assert isinstance(table.data, DiskStore) and Path(table.data.url.path) == Path(app.conf.tabledir).resolve()
+    stage = RecordingStage(app, "store-default-in", {})  # a replaying stage makes its table itself
+    assert isinstance(stage.table.data, DiskStore)
+    assert Path(stage.table.data.url.path) == Path(app.conf.tabledir).resolve()
     assert stores.by_url("disk://") is DiskStore  # the entry point Faust finds it by
 
     in_memory = create_app(
         "store-memory", CommonSettings(data_dir=tmp_path, checkpoint_store_url="memory://"), "kafka://127.0.0.1:9"
     )
-    assert checkpoint_store(in_memory) == "memory://"
-    table = in_memory.Table("checkpoints", key_type=bytes, value_type=bytes, partitions=1, store="memory://")
-    assert type(table.data) is stores.by_url("memory://")
+    stage = RecordingStage(in_memory, "store-memory-in", {})
+    assert type(stage.table.data) is stores.by_url("memory://")
 
 
 def test_an_unknown_checkpoint_store_is_refused_with_the_choices(tmp_path: Path) -> None:
