@@ -11,7 +11,7 @@ from datetime import timedelta
 import pytest
 from aiops_cli.testing import WorkerProcess
 from aiops_common.schemas import AnomalyRecord, IncidentRecord, RcaResult, rca_result_id
-from aiops_common.testing.eventually import scaled
+from aiops_common.testing.eventually import EventuallyTimeoutError, scaled
 from aiops_common.testing.records import service_anomaly
 
 from .conftest import CHAINS, ONSET, MakePipeline, Pipeline
@@ -27,8 +27,10 @@ WAVES: list[list[AnomalyRecord]] = [
 Outcome = tuple[dict[str, IncidentRecord], list[RcaResult]]
 
 
-async def settled(pipeline: Pipeline, worker: WorkerProcess) -> Outcome:
-    """Every chain's incident with all three members, and a result for every incident's newest revision."""
+async def settled(pipeline: Pipeline, rca: WorkerProcess, correlation: WorkerProcess) -> Outcome:
+    """Every chain's incident with all three members, and a result for every incident's newest revision.
+
+    On time-out, both workers' logs: a member missing is correlation's to explain, a result missing RCA's."""
 
     async def check() -> Outcome:
         incidents = {i.id: i for i in (await pipeline.incidents()).values() if i.merged_into is None}
@@ -39,7 +41,10 @@ async def settled(pipeline: Pipeline, worker: WorkerProcess) -> Outcome:
         assert all((i.id, i.revision) in done for i in incidents.values()), (shapes, sorted(done))
         return incidents, results
 
-    return await worker.eventually(check, scaled(150), "every incident grown and its newest revision analysed")
+    try:
+        return await rca.eventually(check, scaled(150), "every incident grown and its newest revision analysed")
+    except EventuallyTimeoutError as exc:
+        raise EventuallyTimeoutError(f"{exc}\n-- correlation's log:\n{correlation.log()[-6000:]}") from None
 
 
 async def stored(pipeline: Pipeline, worker: WorkerProcess, outcome: Outcome) -> None:
@@ -76,7 +81,7 @@ def test_sigkill_mid_stream_gives_the_same_incidents_and_analyses(make_pipeline:
         await calm_workers[0].eventually(opened, scaled(90), "the first wave's incidents")
         for wave in WAVES[1:]:
             await calm.publish_anomalies(wave)
-        outcome = await settled(calm, calm_workers[1])
+        outcome = await settled(calm, calm_workers[1], calm_workers[0])
         await stored(calm, calm_workers[1], outcome)
         return outcome
 
@@ -103,7 +108,7 @@ def test_sigkill_mid_stream_gives_the_same_incidents_and_analyses(make_pipeline:
         await correlation.until_ready()
         await rca.until_ready()
         await killed.publish_anomalies(WAVES[2])
-        outcome = await settled(killed, rca)
+        outcome = await settled(killed, rca, correlation)
         await stored(killed, rca, outcome)
         return outcome, rca
 
