@@ -79,15 +79,22 @@ async def _fetch_all(consumer: AIOKafkaConsumer, tps: list[TopicPartition]) -> d
     return got
 
 
-async def test_aiokafka_alone_leaves_an_uncommitted_partition_where_the_fetcher_got_to(
+async def _fetched(
     broker_url: str, topic_prefix: str, group_consumer: GroupConsumer
-) -> None:
-    """The defect: what Faust's rebalance ran before, on the same broker and client."""
+) -> tuple[list[TopicPartition], AIOKafkaConsumer, dict[TopicPartition, list[bytes]]]:
+    """The test topic's two partitions, a group consumer that fetched both to their ends, and what it fetched."""
     topic = await _publish(broker_url, SPEC, topic_prefix)
     tps = [TopicPartition(topic, 0), TopicPartition(topic, 1)]
     consumer = group_consumer(tps)
     await consumer.start()
-    await _fetch_all(consumer, tps)
+    return tps, consumer, await _fetch_all(consumer, tps)
+
+
+async def test_aiokafka_alone_leaves_an_uncommitted_partition_where_the_fetcher_got_to(
+    broker_url: str, topic_prefix: str, group_consumer: GroupConsumer
+) -> None:
+    """The defect: what Faust's rebalance ran before, on the same broker and client."""
+    tps, consumer, _ = await _fetched(broker_url, topic_prefix, group_consumer)
     await consumer.commit({tps[1]: OffsetAndMetadata(3, "")})
 
     assert await consumer.seek_to_committed() == {tps[0]: None, tps[1]: 3}
@@ -98,11 +105,7 @@ async def test_aiokafka_alone_leaves_an_uncommitted_partition_where_the_fetcher_
 async def test_an_uncommitted_partition_goes_back_to_its_start_and_a_committed_one_to_its_offset(
     broker_url: str, topic_prefix: str, group_consumer: GroupConsumer
 ) -> None:
-    topic = await _publish(broker_url, SPEC, topic_prefix)
-    tps = [TopicPartition(topic, 0), TopicPartition(topic, 1)]
-    consumer = group_consumer(tps)
-    await consumer.start()
-    first = await _fetch_all(consumer, tps)
+    tps, consumer, first = await _fetched(broker_url, topic_prefix, group_consumer)
     assert first[tps[0]] == [f"p0-{i}".encode() for i in range(RECORDS)]
     await consumer.commit({tps[1]: OffsetAndMetadata(3, "")})
 
@@ -121,11 +124,8 @@ async def test_an_uncommitted_partition_goes_back_to_its_start_and_a_committed_o
 async def test_the_latest_policy_goes_to_the_end_and_kept_topics_stay_where_they_are(
     broker_url: str, topic_prefix: str, group_consumer: GroupConsumer
 ) -> None:
-    topic = await _publish(broker_url, SPEC, topic_prefix)
-    tps = [TopicPartition(topic, 0), TopicPartition(topic, 1)]
-    consumer = group_consumer(tps)
-    await consumer.start()
-    await _fetch_all(consumer, tps)
+    tps, consumer, _ = await _fetched(broker_url, topic_prefix, group_consumer)
+    topic = tps[0].topic
 
     consumer.seek(tps[0], 2)
     consumer.seek(tps[1], 1)
