@@ -5,16 +5,15 @@ restarted worker must read them again in the order it first did. The inputs have
 partitions (anomalies four), so they are forwarded, unchanged, onto one single-partition topic
 that the incident builder reads, as batches (``CorrelationBatch``: what one take from a topic
 gave, in order). Forwarding is at-least-once: a batch's offsets are committed
-only after the broker acknowledged every copy, and the builder's result does not change when a
-record comes twice (members and changes are keyed by their ids).
+only after the broker acknowledged its copy (a failed send is tried again until it is), and the
+builder's result does not change when a record comes twice (members and changes are keyed by
+their ids).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import faust
-from aiops_common.agent_loop import AgentMeter
+from aiops_common.agent_loop import AgentMeter, WriteRetry, install_batch_agent, write_with_retry
 from aiops_common.schemas import CorrelationBatch
 from aiops_common.topics import CORRELATION_EVENTS_KEY, Topics, TopicSpec, declare
 
@@ -48,16 +47,22 @@ def install(app: faust.App, settings: CorrelationSettings) -> faust.TopicT:
 
 def _forward(app: faust.App, source: faust.TopicT, events: faust.TopicT, name: str) -> None:
     meter = AgentMeter(name)
+    # Until the broker has it: a batch not forwarded is never given up (its offsets wait), and the log says why.
+    retry = WriteRetry(until_stored=True, message="forward to correlation.events failed, retrying", level="error")
 
-    @app.agent(source, name=name)
-    async def forward(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
-        # A batch at a time: sent at once (not at the next commit, as a message attached to its source
-        # offset would be), and the batch's offsets move on once the broker has every copy.
-        async for batch in stream.take(_BATCH, within=_WITHIN_S):
-            meter.took(len(batch))
-            with meter.timed():
-                # One message per batch: the broker and the builder cost about the same per message.
-                sent = await events.send(key=KEY, value=CorrelationBatch(list(batch)).encode(), force=True)
-                await sent
-            meter.sent()
-            yield None
+    async def handle(values: list[bytes]) -> int:
+        # One message per batch (what one take gave, in order): the broker and the builder cost about the same
+        # per message. Sent at once, not at the next commit as a message attached to its source offset would be.
+        async def send() -> None:
+            await (await events.send(key=KEY, value=CorrelationBatch(values).encode(), force=True))
+
+        await write_with_retry(meter, send, len(values), retry)
+        return 1
+
+    # The batch's messages are acknowledged by hand once handle returned: Faust's plain take acknowledges them
+    # when the loop is closed too, after a send that raised or a stop mid-retry.
+    install_batch_agent(app, source, name, _as_is, handle, _BATCH, _WITHIN_S)
+
+
+def _as_is(value: bytes) -> bytes:
+    return value
