@@ -10,13 +10,11 @@ of delay costs no one latency.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 import faust
-import structlog
-from aiops_common.agent_loop import AgentMeter
+from aiops_common.agent_loop import WriteRetry, install_store_agent
 from aiops_common.documents import DocumentStore, VersionConflictError
 from aiops_common.schemas import IncidentRecord, SchemaError, decode_envelope
 from aiops_common.topics import Topics, declare
@@ -25,7 +23,6 @@ from aiops_correlation.settings import CorrelationSettings
 
 __all__ = ["install", "newest", "read_body"]
 
-log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
 
@@ -85,30 +82,11 @@ async def archive_bodies(store: DocumentStore, bodies: list[dict[str, Any]]) -> 
 
 def install(app: faust.App, settings: CorrelationSettings, store: DocumentStore) -> None:
     source = declare(app, Topics.INCIDENTS, settings.topic_prefix)
-    meter = AgentMeter("incident_archive")
 
-    @app.agent(source, name="incident_archive")
-    async def archive(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
-        async for batch in stream.take(_BATCH, within=_WITHIN_S):
-            meter.took(len(batch))
-            with meter.timed():
-                bodies = []
-                for value in batch:
-                    try:
-                        bodies.append(read_body(value))
-                    except SchemaError as exc:
-                        meter.dropped("undecodable", str(exc))
-                for wait_s in (*_RETRIES_S, None):
-                    try:
-                        await archive_bodies(store, bodies)
-                        break
-                    except ValueError as exc:  # the store refused the bodies: retrying cannot help
-                        meter.dropped("unstorable", repr(exc), n=len(bodies))
-                        break
-                    except Exception as exc:  # the store is down: the batch's offsets wait for it
-                        if wait_s is None:
-                            meter.dropped("store_unavailable", repr(exc), n=len(bodies))
-                            break
-                        log.warning("document store unavailable; retrying", error=repr(exc), in_s=wait_s)
-                        await asyncio.sleep(wait_s)
-            yield None
+    async def write(bodies: list[dict[str, Any]]) -> None:
+        await archive_bodies(store, bodies)
+
+    # A batch's offsets wait for its write (or for its messages counted as dropped): a worker stopped while the
+    # store is down reads the batch again, where Faust's plain take acknowledged it on the way out.
+    retry = WriteRetry(delays=_RETRIES_S, message="document store unavailable; retrying")
+    install_store_agent(app, source, "incident_archive", read_body, write, _BATCH, _WITHIN_S, retry)
