@@ -136,8 +136,17 @@ class IncidentBuilder(ReplayingStage[Correlator]):
         entry = self.table.get(_STATE)
         # No checkpoint: the whole retained input, so nothing the group committed before a crash is missed.
         start = 0 if entry is None else int(unpack(entry)["offset"]) + 1
+        # What the next checkpoint may claim is what this state has taken: nothing past the one it was restored from.
+        self._checkpoint_offset = start - 1
+        self._since_checkpoint = 0
         log.info("correlator opened", partition=partition, replay_from=start, first_delivered=delivered)
         return start
+
+    def forget(self, partition: int) -> None:
+        """The partition moved (or a rebalance took it back to reopen): the offset taken so far went with its state."""
+        super().forget(partition)
+        self._checkpoint_offset = -1
+        self._since_checkpoint = 0
 
     async def handle(self, partition: int, offset: int, value: bytes | None) -> None:
         async with self._lock:
