@@ -23,7 +23,6 @@ from aiops_correlation.settings import CorrelationSettings
 
 __all__ = ["install", "newest", "read_body"]
 
-
 T = TypeVar("T")
 
 _BATCH = 5000

@@ -142,12 +142,6 @@ class IncidentBuilder(ReplayingStage[Correlator]):
         log.info("correlator opened", partition=partition, replay_from=start, first_delivered=delivered)
         return start
 
-    def forget(self, partition: int) -> None:
-        """The partition moved (or a rebalance took it back to reopen): the offset taken so far went with its state."""
-        super().forget(partition)
-        self._checkpoint_offset = -1
-        self._since_checkpoint = 0
-
     async def handle(self, partition: int, offset: int, value: bytes | None) -> None:
         async with self._lock:
             await super().handle(partition, offset, value)
