@@ -39,6 +39,9 @@ class StreamSettings(CommonSettings):
     """Feature columns written to the TSDB as series named ``<name>:<stat>_<window>s``."""
     stream_tsdb_enabled: bool = True
     """Run the TSDB writer agents in this worker."""
+    stream_idle_flush_s: Annotated[float, Field(gt=0)] | None = None
+    """Wall-clock quiet time after which a partition's open windows are closed without input (an idle flush);
+    unset: one base window plus the allowed lateness."""
 
     @model_validator(mode="after")
     def _check_windows(self) -> Self:
@@ -58,7 +61,9 @@ class StreamSettings(CommonSettings):
     def idle_flush_after_s(self) -> float:
         """Wall-clock quiet time after which a partition's event time moves on without input.
 
-        One base window plus the allowed lateness: by then a live source would have
-        closed the window holding its latest sample.
+        ``stream_idle_flush_s``, or one base window plus the allowed lateness: by then a
+        live source would have closed the window holding its latest sample.
         """
+        if self.stream_idle_flush_s is not None:
+            return self.stream_idle_flush_s
         return self.stream_window_s + self.stream_allowed_lateness_s

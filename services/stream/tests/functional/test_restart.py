@@ -34,6 +34,9 @@ SETTINGS = {
     "stream_allowed_lateness_s": 2,
     "stream_forget_after_s": 60,  # short, so the replay point moves on and the replay is a real catch-up
     "stream_tsdb_enabled": False,
+    # No idle flush: the uninterrupted run has none, and a restarted worker still catching up on a busy machine
+    # left a partition that had all its input quiet past 12 s, and closed its last windows (test_idle_flush.py's).
+    "stream_idle_flush_s": 600,
 }
 
 
